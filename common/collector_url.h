@@ -1,0 +1,23 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bpfix {
+
+// Where IPFIX goes: `tcp://HOST:PORT`, `udp://HOST:PORT` (HOST may be a
+// name, an IPv4 address or a bracketed IPv6 address) or `file:PATH`.
+struct CollectorUrl {
+    enum class Kind { tcp, udp, file };
+    Kind kind = Kind::udp;
+    std::string host;
+    uint16_t port = 0;
+    std::string path;
+
+    std::string str() const;
+};
+
+// Throws bpfix::Error saying what is wrong and what a valid URL looks like.
+CollectorUrl parse_collector_url(const std::string& text);
+
+}  // namespace bpfix

@@ -1,0 +1,48 @@
+#include "flow_templates.h"
+
+namespace bpfix {
+
+#define SPEC(name, len, flags) {const_cast<char*>(name), len, flags}
+
+fbInfoElementSpec_t kFlowRecordSpec[] = {
+    SPEC("flowStartMilliseconds", 8, 0),
+    SPEC("flowEndMilliseconds", 8, 0),
+    SPEC("octetDeltaCount", 8, 0),
+    SPEC("packetDeltaCount", 8, 0),
+    SPEC("sourceIPv6Address", 16, kSpecV6),
+    SPEC("destinationIPv6Address", 16, kSpecV6),
+    SPEC("sourceIPv4Address", 4, kSpecV4),
+    SPEC("destinationIPv4Address", 4, kSpecV4),
+    SPEC("ingressInterface", 4, 0),
+    SPEC("egressInterface", 4, 0),
+    SPEC("sourceTransportPort", 2, 0),
+    SPEC("destinationTransportPort", 2, 0),
+    SPEC("tcpControlBits", 2, 0),
+    SPEC("icmpTypeCodeIPv4", 2, kSpecV4),
+    SPEC("icmpTypeCodeIPv6", 2, kSpecV6),
+    SPEC("vlanId", 2, 0),
+    SPEC("dot1qCustomerVlanId", 2, 0),
+    SPEC("protocolIdentifier", 1, 0),
+    SPEC("ipClassOfService", 1, 0),
+    SPEC("flowDirection", 1, 0),
+    SPEC("flowEndReason", 1, 0),
+    SPEC("paddingOctets", 6, kSpecInternal),
+    FB_IESPEC_NULL,
+};
+
+fbInfoElementSpec_t kStatsRecordSpec[] = {
+    SPEC("observationDomainId", 4, 0),
+    SPEC("paddingOctets", 4, kSpecInternal),
+    SPEC("exportedMessageTotalCount", 8, 0),
+    SPEC("exportedFlowRecordTotalCount", 8, 0),
+    SPEC("exportedOctetTotalCount", 8, 0),
+    SPEC("ignoredPacketTotalCount", 8, 0),
+    SPEC("ignoredOctetTotalCount", 8, 0),
+    SPEC("notSentFlowTotalCount", 8, 0),
+    SPEC("systemInitTimeMilliseconds", 8, 0),
+    FB_IESPEC_NULL,
+};
+
+#undef SPEC
+
+}  // namespace bpfix

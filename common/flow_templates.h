@@ -1,0 +1,85 @@
+// Every record bpfix exports is declared here, and only here: the in-memory
+// record layouts (libfixbuf internal templates) and the templates sent on the
+// wire (external templates), chosen from one element list by flags.
+#pragma once
+
+#include <fixbuf/public.h>
+
+#include <cstdint>
+
+namespace bpfix {
+
+inline constexpr uint16_t kTemplateFlowV4 = 256;
+inline constexpr uint16_t kTemplateFlowV6 = 257;
+inline constexpr uint16_t kTemplateStats = 258;
+inline constexpr uint16_t kTemplateTypeInfo = 259;  // RFC 5610 type records
+// Internal-only template ids (never on the wire).
+inline constexpr uint16_t kInternalFlow = 0x8000;
+inline constexpr uint16_t kInternalStats = 0x8001;
+inline constexpr uint16_t kInternalTypeInfo = 0x8002;
+
+// Spec flags: an element is in a template when (spec.flags & tmpl_flags) ==
+// spec.flags. Internal templates use every flag.
+inline constexpr uint32_t kSpecV4 = 0x1;
+inline constexpr uint32_t kSpecV6 = 0x2;
+inline constexpr uint32_t kSpecInternal = 0x80;  // padding: memory layout only
+inline constexpr uint32_t kSpecAll = 0xffffffff;
+
+// flowEndReason (IANA 136).
+enum class FlowEndReason : uint8_t {
+    idle_timeout = 1,
+    active_timeout = 2,
+    end_detected = 3,
+    forced_end = 4,
+    lack_of_resources = 5,
+};
+
+// One flow record, both families. Field order and sizes follow
+// kFlowRecordSpec exactly; there is no implicit padding.
+struct FlowRecord {
+    uint64_t flowStartMilliseconds;
+    uint64_t flowEndMilliseconds;
+    uint64_t octetDeltaCount;
+    uint64_t packetDeltaCount;
+    uint8_t sourceIPv6Address[16];
+    uint8_t destinationIPv6Address[16];
+    uint32_t sourceIPv4Address;  // host byte order, as libfixbuf expects
+    uint32_t destinationIPv4Address;
+    uint32_t ingressInterface;
+    uint32_t egressInterface;
+    uint16_t sourceTransportPort;
+    uint16_t destinationTransportPort;
+    uint16_t tcpControlBits;
+    uint16_t icmpTypeCodeIPv4;
+    uint16_t icmpTypeCodeIPv6;
+    uint16_t vlanId;
+    uint16_t dot1qCustomerVlanId;
+    uint8_t protocolIdentifier;
+    uint8_t ipClassOfService;
+    uint8_t flowDirection;
+    uint8_t flowEndReason;
+    uint8_t ipVersion;  // selects the template; not exported
+    uint8_t padding[5];
+};
+static_assert(sizeof(FlowRecord) == 104, "FlowRecord must match kFlowRecordSpec");
+
+// Exporter statistics (RFC 7011 §4 style), options template scoped by
+// observationDomainId.
+struct StatsRecord {
+    uint32_t observationDomainId;  // scope
+    uint8_t padding[4];
+    uint64_t exportedMessageTotalCount;
+    uint64_t exportedFlowRecordTotalCount;
+    uint64_t exportedOctetTotalCount;
+    uint64_t ignoredPacketTotalCount;
+    uint64_t ignoredOctetTotalCount;
+    uint64_t notSentFlowTotalCount;
+    uint64_t systemInitTimeMilliseconds;
+};
+static_assert(sizeof(StatsRecord) == 64, "StatsRecord must match kStatsRecordSpec");
+
+extern fbInfoElementSpec_t kFlowRecordSpec[];
+extern fbInfoElementSpec_t kStatsRecordSpec[];
+inline constexpr uint32_t kStatsScopeCount = 1;
+
+}  // namespace bpfix

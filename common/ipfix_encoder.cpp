@@ -1,0 +1,197 @@
+#include "ipfix_encoder.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "error.h"
+
+namespace bpfix {
+namespace {
+
+std::string take_error(GError*& err) {
+    std::string msg = err ? err->message : "unknown libfixbuf error";
+    g_clear_error(&err);
+    return msg;
+}
+
+bool is_end_of_message(const GError* err) {
+    return err && err->domain == FB_ERROR_DOMAIN && err->code == FB_ERROR_EOM;
+}
+
+}  // namespace
+
+IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, uint16_t max_message_size,
+                           Sink sink)
+    : model_(model), domain_(observation_domain), sink_(std::move(sink)), buffer_(max_message_size) {
+    if (max_message_size < 512) {
+        throw Error(fmt::format("IPFIX message size {} is too small (minimum 512 bytes)", max_message_size));
+    }
+    session_ = fbSessionAlloc(model_.get());
+    // The domain must be set before external templates are added: templates
+    // and sequence numbers are per domain.
+    fbSessionSetDomain(session_, domain_);
+    exporter_ = fbExporterAllocBuffer(buffer_.data(), max_message_size);
+    fbuf_ = fBufAllocForExport(session_, exporter_);
+
+    add_template(kInternalFlow, true, kFlowRecordSpec, kSpecAll, 0);
+    add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4, 0);
+    add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6, 0);
+    add_template(kInternalStats, true, kStatsRecordSpec, kSpecAll, kStatsScopeCount);
+    add_template(kTemplateStats, false, kStatsRecordSpec, 0, kStatsScopeCount);
+    if (!model_.enterprise_elements().empty()) {
+        GError* err = nullptr;
+        for (bool internal : {true, false}) {
+            fbTemplate_t* t = fbInfoElementAllocTypeTemplate(model_.get(), &err);
+            if (!t) {
+                throw Error("cannot build the RFC 5610 type template: " + take_error(err));
+            }
+            if (!fbSessionAddTemplate(session_, internal, internal ? kInternalTypeInfo : kTemplateTypeInfo, t,
+                                      &err)) {
+                throw Error("cannot add the RFC 5610 type template: " + take_error(err));
+            }
+        }
+    }
+    export_templates();
+}
+
+IpfixEncoder::~IpfixEncoder() {
+    if (fbuf_) {
+        fBufFree(fbuf_);
+    }
+}
+
+void IpfixEncoder::add_template(uint16_t id, bool internal, fbInfoElementSpec_t* spec, uint32_t flags,
+                                uint32_t scope) {
+    GError* err = nullptr;
+    fbTemplate_t* t = fbTemplateAlloc(model_.get());
+    if (!fbTemplateAppendSpecArray(t, spec, flags, &err)) {
+        fbTemplateFreeUnused(t);
+        throw Error(fmt::format("template {:#x}: {}", id, take_error(err)));
+    }
+    if (scope) {
+        fbTemplateSetOptionsScope(t, scope);
+    }
+    if (!fbSessionAddTemplate(session_, internal, id, t, &err)) {
+        throw Error(fmt::format("template {:#x}: {}", id, take_error(err)));
+    }
+}
+
+void IpfixEncoder::select(uint16_t internal_id, uint16_t external_id) {
+    GError* err = nullptr;
+    if (internal_id != cur_internal_) {
+        if (!fBufSetInternalTemplate(fbuf_, internal_id, &err)) {
+            throw Error(fmt::format("internal template {:#x}: {}", internal_id, take_error(err)));
+        }
+        cur_internal_ = internal_id;
+    }
+    if (external_id != cur_external_) {
+        if (!fBufSetExportTemplate(fbuf_, external_id, &err)) {
+            throw Error(fmt::format("export template {}: {}", external_id, take_error(err)));
+        }
+        cur_external_ = external_id;
+    }
+}
+
+void IpfixEncoder::append(const void* rec, size_t len, uint16_t internal_id, uint16_t external_id) {
+    select(internal_id, external_id);
+    GError* err = nullptr;
+    if (fBufAppend(fbuf_, const_cast<uint8_t*>(static_cast<const uint8_t*>(rec)), len, &err)) {
+        ++pending_records_;
+        return;
+    }
+    if (!is_end_of_message(err)) {
+        throw Error("cannot encode record: " + take_error(err));
+    }
+    g_clear_error(&err);
+    emit();
+    // A new message starts a new set: the export template must be set again.
+    cur_external_ = 0;
+    select(internal_id, external_id);
+    if (!fBufAppend(fbuf_, const_cast<uint8_t*>(static_cast<const uint8_t*>(rec)), len, &err)) {
+        throw Error(fmt::format("record of template {} does not fit an empty {}-byte message: {}", external_id,
+                                buffer_.size(), take_error(err)));
+    }
+    ++pending_records_;
+}
+
+void IpfixEncoder::add_flow(const FlowRecord& rec) {
+    append(&rec, sizeof rec, kInternalFlow, rec.ipVersion == 6 ? kTemplateFlowV6 : kTemplateFlowV4);
+    ++flow_records_;
+    ++data_records_;
+}
+
+void IpfixEncoder::add_stats(const StatsRecord& rec) {
+    append(&rec, sizeof rec, kInternalStats, kTemplateStats);
+    ++data_records_;
+}
+
+void IpfixEncoder::emit() {
+    if (pending_records_ == 0 && !pending_templates_) {
+        return;
+    }
+    GError* err = nullptr;
+    if (!fBufEmit(fbuf_, &err)) {
+        throw Error("cannot finish IPFIX message: " + take_error(err));
+    }
+    size_t len = fbExporterGetMsgLen(exporter_);
+    IpfixMessage msg;
+    msg.bytes.assign(buffer_.begin(), buffer_.begin() + static_cast<ptrdiff_t>(len));
+    msg.data_records = pending_records_;
+    msg.templates = pending_templates_;
+    pending_records_ = 0;
+    pending_templates_ = false;
+    ++messages_;
+    octets_ += len;
+    if (collecting_templates_) {
+        template_messages_.push_back(msg);
+    }
+    sink_(std::move(msg));
+}
+
+void IpfixEncoder::flush() { emit(); }
+
+void IpfixEncoder::export_templates() {
+    emit();
+    template_messages_.clear();
+    collecting_templates_ = true;
+    GError* err = nullptr;
+    // Templates go out in automatic mode into an empty buffer (libfixbuf
+    // insists on a fresh message after a template export in manual mode);
+    // the data that follows is appended in manual mode so that we see and
+    // deliver every message ourselves.
+    fBufSetAutomaticMode(fbuf_, TRUE);
+    if (!fbSessionExportTemplates(session_, &err)) {
+        throw Error("cannot export templates: " + take_error(err));
+    }
+    fBufSetAutomaticMode(fbuf_, FALSE);
+    pending_templates_ = true;
+    emit();
+    cur_internal_ = cur_external_ = 0;
+    for (const fbInfoElement_t* ie : model_.enterprise_elements()) {
+        select(kInternalTypeInfo, kTemplateTypeInfo);
+        if (fbInfoElementWriteOptionsRecord(fbuf_, ie, kInternalTypeInfo, kTemplateTypeInfo, &err)) {
+            ++pending_records_;
+            ++data_records_;
+            continue;
+        }
+        if (!is_end_of_message(err)) {
+            throw Error(fmt::format("cannot write the RFC 5610 record for {}: {}", ie->ref.name, take_error(err)));
+        }
+        g_clear_error(&err);
+        emit();
+        cur_internal_ = cur_external_ = 0;
+        select(kInternalTypeInfo, kTemplateTypeInfo);
+        if (!fbInfoElementWriteOptionsRecord(fbuf_, ie, kInternalTypeInfo, kTemplateTypeInfo, &err)) {
+            throw Error(fmt::format("cannot write the RFC 5610 record for {}: {}", ie->ref.name, take_error(err)));
+        }
+        ++pending_records_;
+        ++data_records_;
+    }
+    emit();
+    collecting_templates_ = false;
+    cur_internal_ = cur_external_ = 0;
+}
+
+}  // namespace bpfix

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <fixbuf/public.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "flow_templates.h"
+#include "info_model.h"
+
+namespace bpfix {
+
+// One complete IPFIX message, ready for a transport.
+struct IpfixMessage {
+    std::vector<uint8_t> bytes;
+    uint32_t data_records = 0;  // data records inside (for sequence numbers)
+    bool templates = false;     // carries template sets
+};
+
+// Encodes bpfix records into RFC 7011 messages with libfixbuf. It owns no
+// socket: each finished message goes to the sink, and the transports (owned
+// by us, not libfixbuf) send it. Message size is set per transport, so UDP
+// messages fit the path MTU. One encoder = one observation domain, one
+// thread.
+class IpfixEncoder {
+public:
+    using Sink = std::function<void(IpfixMessage&&)>;
+
+    IpfixEncoder(const InfoModel& model, uint32_t observation_domain, uint16_t max_message_size, Sink sink);
+    ~IpfixEncoder();
+    IpfixEncoder(const IpfixEncoder&) = delete;
+    IpfixEncoder& operator=(const IpfixEncoder&) = delete;
+
+    void add_flow(const FlowRecord& rec);
+    void add_stats(const StatsRecord& rec);
+    // Ends the pending message, then sends every template and the RFC 5610
+    // type records for the enterprise elements in their own message(s).
+    void export_templates();
+    // Emits the pending message, if it holds anything.
+    void flush();
+
+    // The last templates message(s), for a transport that must re-announce
+    // templates on a new connection before sending queued data.
+    const std::vector<IpfixMessage>& template_messages() const { return template_messages_; }
+
+    uint64_t messages() const { return messages_; }
+    uint64_t octets() const { return octets_; }
+    uint64_t flow_records() const { return flow_records_; }
+    uint64_t data_records() const { return data_records_; }
+    uint32_t observation_domain() const { return domain_; }
+
+private:
+    void add_template(uint16_t id, bool internal, fbInfoElementSpec_t* spec, uint32_t flags, uint32_t scope);
+    void select(uint16_t internal_id, uint16_t external_id);
+    void append(const void* rec, size_t len, uint16_t internal_id, uint16_t external_id);
+    void emit();
+
+    const InfoModel& model_;
+    uint32_t domain_;
+    Sink sink_;
+    std::vector<uint8_t> buffer_;
+    fbExporter_t* exporter_ = nullptr;  // owned by fbuf_
+    fBuf_t* fbuf_ = nullptr;            // owns the session and exporter
+    fbSession_t* session_ = nullptr;
+    uint16_t cur_internal_ = 0;
+    uint16_t cur_external_ = 0;
+    uint32_t pending_records_ = 0;
+    bool pending_templates_ = false;
+    bool collecting_templates_ = false;
+    std::vector<IpfixMessage> template_messages_;
+    uint64_t messages_ = 0;
+    uint64_t octets_ = 0;
+    uint64_t flow_records_ = 0;
+    uint64_t data_records_ = 0;
+};
+
+}  // namespace bpfix

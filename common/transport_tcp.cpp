@@ -1,0 +1,201 @@
+// TCP export: messages on one stream, reconnect with exponential backoff,
+// a bounded queue while the collector is away (oldest dropped and counted
+// when it overflows). Each new connection starts with the templates, and
+// sequence numbers are rewritten per connection so every session is
+// consistent from its first message.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+#include <deque>
+
+#include "error.h"
+#include "transport.h"
+
+namespace bpfix {
+namespace {
+
+class TcpTransport : public Transport {
+public:
+    TcpTransport(const CollectorUrl& url, const TransportOptions& opts, asio::io_context& io,
+                 TemplateSource templates)
+        : io_(io), url_(url), opts_(opts), templates_(std::move(templates)), socket_(io), timer_(io),
+          backoff_(opts.reconnect_min) {
+        name_ = url.str();
+        connect();
+    }
+
+    ~TcpTransport() override {
+        asio::error_code ec;
+        socket_.close(ec);
+        timer_.cancel();
+    }
+
+    void send(IpfixMessage&& msg) override {
+        if (msg.templates) {
+            return;  // templates go first on every connection, from templates_()
+        }
+        queued_bytes_ += msg.bytes.size();
+        queue_.push_back(std::move(msg));
+        while (queued_bytes_ > opts_.queue_bytes && queue_.size() > (writing_ ? 1u : 0u)) {
+            // Keep the message being written; drop the oldest after it.
+            auto victim = queue_.begin() + (writing_ ? 1 : 0);
+            queued_bytes_ -= victim->bytes.size();
+            records_not_sent_ += victim->data_records;
+            ++dropped_messages_;
+            queue_.erase(victim);
+        }
+        if (dropped_messages_ && !warned_drop_) {
+            spdlog::error("collector {}: send queue full ({} bytes) while the collector is unreachable; dropping "
+                          "the oldest messages (counted as not sent)",
+                          name_, opts_.queue_bytes);
+            warned_drop_ = true;
+        }
+        write_next();
+    }
+
+    bool ready() const override {
+        if (state_ == State::connecting) return false;
+        if (state_ == State::connected) return queued_bytes_ < opts_.queue_bytes / 2;
+        return true;  // collector away: keep going, the queue bounds memory
+    }
+
+    bool finish(asio::io_context& io, std::chrono::milliseconds timeout) override {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while ((!queue_.empty() || writing_) && std::chrono::steady_clock::now() < deadline) {
+            io.run_one_for(std::chrono::milliseconds(100));
+        }
+        for (const auto& m : queue_) {
+            records_not_sent_ += m.data_records;
+        }
+        if (!queue_.empty()) {
+            spdlog::error("collector {}: {} messages could not be delivered before exit", name_, queue_.size());
+        }
+        queue_.clear();
+        queued_bytes_ = 0;
+        closing_ = true;
+        asio::error_code ec;
+        if (socket_.is_open()) {
+            socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            socket_.close(ec);
+        }
+        timer_.cancel();
+        return records_not_sent_ == 0;
+    }
+
+    uint16_t max_message_size() const override { return 65000; }
+
+private:
+    enum class State { connecting, connected, backoff };
+
+    void connect() {
+        state_ = State::connecting;
+        asio::ip::tcp::resolver resolver(io_);
+        asio::error_code ec;
+        auto results = resolver.resolve(url_.host, std::to_string(url_.port), ec);
+        if (ec) {
+            retry(fmt::format("cannot resolve '{}': {}", url_.host, ec.message()));
+            return;
+        }
+        asio::async_connect(socket_, results,
+                            [this](const asio::error_code& error, const asio::ip::tcp::endpoint&) {
+                                if (closing_) return;
+                                if (error) {
+                                    retry(error.message());
+                                    return;
+                                }
+                                on_connected();
+                            });
+    }
+
+    void retry(const std::string& why) {
+        asio::error_code ec;
+        socket_.close(ec);
+        state_ = State::backoff;
+        spdlog::warn("collector {}: {}; retrying in {:.1f} s", name_, why, backoff_.count() / 1000.0);
+        timer_.expires_after(backoff_);
+        backoff_ = std::min(backoff_ * 2, opts_.reconnect_max);
+        timer_.async_wait([this](const asio::error_code& error) {
+            if (!error && !closing_) connect();
+        });
+    }
+
+    void on_connected() {
+        asio::error_code ec;
+        socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+        spdlog::info("collector {}: connected", name_);
+        state_ = State::connected;
+        backoff_ = opts_.reconnect_min;
+        seq_ = 0;
+        // Templates first on this connection, then whatever is queued.
+        const auto& tmpl = templates_();
+        for (auto it = tmpl.rbegin(); it != tmpl.rend(); ++it) {
+            IpfixMessage copy = *it;
+            copy.templates = true;
+            queued_bytes_ += copy.bytes.size();
+            queue_.push_front(std::move(copy));
+        }
+        write_next();
+    }
+
+    void write_next() {
+        if (state_ != State::connected || writing_ || queue_.empty()) return;
+        IpfixMessage& msg = queue_.front();
+        set_sequence_number(msg.bytes, seq_);
+        writing_ = true;
+        asio::async_write(socket_, asio::buffer(msg.bytes), [this](const asio::error_code& error, size_t) {
+            writing_ = false;
+            if (closing_) return;
+            if (error) {
+                // The message in flight is sent again, whole, on the next
+                // connection: the collector discards the partial one with
+                // the old session.
+                state_ = State::backoff;
+                drop_templates_from_queue();
+                retry("connection lost: " + error.message());
+                return;
+            }
+            IpfixMessage& done = queue_.front();
+            seq_ += done.data_records;
+            queued_bytes_ -= done.bytes.size();
+            if (!done.templates) ++messages_sent_;
+            queue_.pop_front();
+            write_next();
+        });
+    }
+
+    void drop_templates_from_queue() {
+        while (!queue_.empty() && queue_.front().templates) {
+            queued_bytes_ -= queue_.front().bytes.size();
+            queue_.pop_front();
+        }
+    }
+
+    asio::io_context& io_;
+    CollectorUrl url_;
+    TransportOptions opts_;
+    TemplateSource templates_;
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;
+    std::chrono::milliseconds backoff_;
+    State state_ = State::connecting;
+    std::deque<IpfixMessage> queue_;
+    size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    bool closing_ = false;
+    bool warned_drop_ = false;
+    uint64_t dropped_messages_ = 0;
+    uint32_t seq_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_tcp_transport(const CollectorUrl& url, const TransportOptions& opts,
+                                              asio::io_context& io, Transport::TemplateSource templates) {
+    return std::make_unique<TcpTransport>(url, opts, io, std::move(templates));
+}
+
+}  // namespace bpfix

@@ -1,0 +1,164 @@
+#include "exporter_config.h"
+
+#include <fmt/format.h>
+
+#include <set>
+#include <toml.hpp>
+
+#include "collector_url.h"
+#include "error.h"
+
+namespace bpfix {
+
+namespace {
+
+uint64_t to_ns(double s) { return static_cast<uint64_t>(s * 1e9 + 0.5); }
+
+class TomlReader {
+public:
+    explicit TomlReader(std::string path) : path_(std::move(path)) {}
+
+    [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+        throw Error(fmt::format("config {}: {}: {}", path_, key, what));
+    }
+
+    void check_keys(const toml::value& table, const std::string& where, const std::set<std::string>& known) const {
+        for (const auto& [k, v] : table.as_table()) {
+            if (!known.count(k)) {
+                std::string list;
+                for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+                fail(where.empty() ? k : where + "." + k, "unknown key (known here: " + list + ")");
+            }
+        }
+    }
+
+    double number(const toml::value& t, const std::string& sect, const std::string& key, double def) const {
+        if (!t.contains(key)) return def;
+        const auto& v = t.at(key);
+        if (v.is_floating()) return v.as_floating();
+        if (v.is_integer()) return static_cast<double>(v.as_integer());
+        fail(sect + "." + key, "must be a number");
+    }
+
+    int64_t integer(const toml::value& t, const std::string& sect, const std::string& key, int64_t def, int64_t lo,
+                    int64_t hi) const {
+        if (!t.contains(key)) return def;
+        const auto& v = t.at(key);
+        if (!v.is_integer()) fail(sect + "." + key, "must be an integer");
+        int64_t n = v.as_integer();
+        if (n < lo || n > hi) fail(sect + "." + key, fmt::format("{} is out of range {}..{}", n, lo, hi));
+        return n;
+    }
+
+    std::string string(const toml::value& t, const std::string& sect, const std::string& key,
+                       const std::string& def) const {
+        if (!t.contains(key)) return def;
+        const auto& v = t.at(key);
+        if (!v.is_string()) fail(sect + "." + key, "must be a string");
+        return v.as_string();
+    }
+
+private:
+    std::string path_;
+};
+
+}  // namespace
+
+FlowTableConfig ExporterConfig::flow_table() const {
+    FlowTableConfig f;
+    f.idle_timeout_ns = to_ns(idle_timeout_s);
+    f.active_timeout_ns = to_ns(active_timeout_s);
+    f.tcp_end_linger_ns = to_ns(tcp_end_linger_s);
+    f.max_flows = max_flows;
+    return f;
+}
+
+void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
+    toml::value root;
+    try {
+        root = toml::parse(path);
+    } catch (const std::runtime_error& e) {
+        // toml11 reports the line, column and what it expected.
+        throw Error(fmt::format("config {}: {}", path, e.what()));
+    }
+    TomlReader r(path);
+    r.check_keys(root, "", {"export", "transport", "flows", "pcap", "log"});
+    auto section = [&](const char* name) -> toml::value {
+        if (!root.contains(name)) return toml::value(toml::table{});
+        const auto& v = root.at(name);
+        if (!v.is_table()) r.fail(name, "must be a table ([" + std::string(name) + "])");
+        return v;
+    };
+
+    auto ex = section("export");
+    r.check_keys(ex, "export", {"collector", "observation_domain", "pen", "template_refresh", "stats_interval"});
+    cfg.collector = r.string(ex, "export", "collector", cfg.collector);
+    cfg.observation_domain =
+        static_cast<uint32_t>(r.integer(ex, "export", "observation_domain", cfg.observation_domain, 0, UINT32_MAX));
+    cfg.pen = static_cast<uint32_t>(r.integer(ex, "export", "pen", cfg.pen, 1, UINT32_MAX));
+    cfg.template_refresh_s = r.number(ex, "export", "template_refresh", cfg.template_refresh_s);
+    cfg.stats_interval_s = r.number(ex, "export", "stats_interval", cfg.stats_interval_s);
+
+    auto tr = section("transport");
+    r.check_keys(tr, "transport", {"mtu", "queue_bytes", "reconnect_min", "reconnect_max", "drain_timeout"});
+    cfg.transport.mtu = static_cast<uint32_t>(r.integer(tr, "transport", "mtu", cfg.transport.mtu, 576, 65535));
+    cfg.transport.queue_bytes = static_cast<size_t>(
+        r.integer(tr, "transport", "queue_bytes", static_cast<int64_t>(cfg.transport.queue_bytes), 65536,
+                  int64_t{1} << 40));
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+    cfg.transport.reconnect_min =
+        ms(r.number(tr, "transport", "reconnect_min", cfg.transport.reconnect_min.count() / 1000.0));
+    cfg.transport.reconnect_max =
+        ms(r.number(tr, "transport", "reconnect_max", cfg.transport.reconnect_max.count() / 1000.0));
+    cfg.drain_timeout_s = r.number(tr, "transport", "drain_timeout", cfg.drain_timeout_s);
+
+    auto fl = section("flows");
+    r.check_keys(fl, "flows", {"idle_timeout", "active_timeout", "tcp_end_linger", "max_flows"});
+    cfg.idle_timeout_s = r.number(fl, "flows", "idle_timeout", cfg.idle_timeout_s);
+    cfg.active_timeout_s = r.number(fl, "flows", "active_timeout", cfg.active_timeout_s);
+    cfg.tcp_end_linger_s = r.number(fl, "flows", "tcp_end_linger", cfg.tcp_end_linger_s);
+    cfg.max_flows = static_cast<size_t>(
+        r.integer(fl, "flows", "max_flows", static_cast<int64_t>(cfg.max_flows), 1, 100'000'000));
+
+    auto pc = section("pcap");
+    r.check_keys(pc, "pcap", {"file", "interface_index", "direction"});
+    cfg.pcap_file = r.string(pc, "pcap", "file", cfg.pcap_file);
+    cfg.pcap_interface_index = static_cast<uint32_t>(
+        r.integer(pc, "pcap", "interface_index", cfg.pcap_interface_index, 0, UINT32_MAX));
+    std::string dir = r.string(pc, "pcap", "direction", cfg.pcap_direction ? "egress" : "ingress");
+    if (dir == "ingress") cfg.pcap_direction = 0;
+    else if (dir == "egress") cfg.pcap_direction = 1;
+    else r.fail("pcap.direction", "'" + dir + "' is neither \"ingress\" nor \"egress\"");
+
+    auto lg = section("log");
+    r.check_keys(lg, "log", {"level"});
+    cfg.log_level = r.string(lg, "log", "level", cfg.log_level);
+}
+
+void validate_exporter_config(const ExporterConfig& cfg) {
+    auto positive = [](double v, const char* key) {
+        if (!(v > 0) || v > 86400 * 365) {
+            throw Error(fmt::format("{}: {} must be a number of seconds > 0", key, v));
+        }
+    };
+    positive(cfg.idle_timeout_s, "flows.idle_timeout (--idle-timeout)");
+    positive(cfg.active_timeout_s, "flows.active_timeout (--active-timeout)");
+    if (cfg.tcp_end_linger_s < 0) {
+        throw Error(fmt::format("flows.tcp_end_linger (--tcp-end-linger): {} must be >= 0 seconds",
+                                cfg.tcp_end_linger_s));
+    }
+    positive(cfg.template_refresh_s, "export.template_refresh");
+    positive(cfg.stats_interval_s, "export.stats_interval");
+    if (cfg.drain_timeout_s < 0) {
+        throw Error("transport.drain_timeout must be >= 0 seconds");
+    }
+    if (cfg.transport.reconnect_min.count() <= 0 || cfg.transport.reconnect_max < cfg.transport.reconnect_min) {
+        throw Error("transport.reconnect_min must be > 0 and <= transport.reconnect_max");
+    }
+    if (cfg.pen == 0) {
+        throw Error("export.pen: 0 is not a private enterprise number");
+    }
+    parse_collector_url(cfg.collector);  // throws with the reason
+}
+
+}  // namespace bpfix

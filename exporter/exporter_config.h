@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "flow_table.h"
+#include "info_model.h"
+#include "transport.h"
+
+namespace bpfix {
+
+// Every setting of bpfix-exporter. Defaults here; etc/bpfix/exporter.toml
+// documents each key; command-line flags override the file.
+struct ExporterConfig {
+    std::string collector = "udp://127.0.0.1:4739";
+    uint32_t observation_domain = 1;
+    uint32_t pen = kDefaultPen;
+    double template_refresh_s = 30.0;
+    double stats_interval_s = 60.0;
+
+    TransportOptions transport;
+    double drain_timeout_s = 10.0;
+
+    double idle_timeout_s = 15.0;
+    double active_timeout_s = 60.0;
+    double tcp_end_linger_s = 2.0;
+    size_t max_flows = 1'000'000;
+
+    std::string pcap_file;
+    uint32_t pcap_interface_index = 0;
+    uint8_t pcap_direction = 0;  // flowDirection: 0 ingress, 1 egress
+
+    std::string log_level = "info";
+
+    FlowTableConfig flow_table() const;
+};
+
+// Reads a TOML file over `cfg`. Throws bpfix::Error naming the file, the
+// key and the problem (unknown keys are errors, not ignored).
+void load_exporter_config(const std::string& path, ExporterConfig& cfg);
+
+// Checks ranges and cross-field rules; throws bpfix::Error naming the key.
+void validate_exporter_config(const ExporterConfig& cfg);
+
+}  // namespace bpfix

@@ -1,0 +1,194 @@
+#include "flow_table.h"
+
+#include <cstring>
+
+namespace bpfix {
+
+namespace {
+constexpr uint16_t kTcpFin = 0x01;
+constexpr uint16_t kTcpSyn = 0x02;
+constexpr uint16_t kTcpRst = 0x04;
+constexpr uint16_t kTcpAck = 0x10;
+constexpr uint8_t kProtoTcp = 6;
+}  // namespace
+
+size_t FlowKeyHash::operator()(const bpfix_flow_key& k) const noexcept {
+    // FNV-1a over the key bytes, 8 at a time (the key has no padding holes
+    // with garbage: it is always value-initialised).
+    const auto* p = reinterpret_cast<const uint8_t*>(&k);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i + 8 <= sizeof k; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        h = (h ^ v) * 1099511628211ULL;
+        h ^= h >> 29;
+    }
+    uint32_t tail;
+    memcpy(&tail, p + sizeof k - 4, 4);
+    h = (h ^ tail) * 1099511628211ULL;
+    return static_cast<size_t>(h ^ (h >> 32));
+}
+
+bool FlowKeyEqual::operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+FlowRecord make_flow_record(const bpfix_flow_key& key) {
+    FlowRecord r{};
+    r.ipVersion = key.ip_version;
+    if (key.ip_version == BPFIX_IPV4) {
+        r.sourceIPv4Address = static_cast<uint32_t>(key.src_addr[0]) << 24 |
+                              static_cast<uint32_t>(key.src_addr[1]) << 16 |
+                              static_cast<uint32_t>(key.src_addr[2]) << 8 | key.src_addr[3];
+        r.destinationIPv4Address = static_cast<uint32_t>(key.dst_addr[0]) << 24 |
+                                   static_cast<uint32_t>(key.dst_addr[1]) << 16 |
+                                   static_cast<uint32_t>(key.dst_addr[2]) << 8 | key.dst_addr[3];
+        r.icmpTypeCodeIPv4 = key.icmp_type_code;
+    } else {
+        memcpy(r.sourceIPv6Address, key.src_addr, 16);
+        memcpy(r.destinationIPv6Address, key.dst_addr, 16);
+        r.icmpTypeCodeIPv6 = key.icmp_type_code;
+    }
+    r.sourceTransportPort = key.src_port;
+    r.destinationTransportPort = key.dst_port;
+    r.protocolIdentifier = key.protocol;
+    r.vlanId = key.vlan_id;
+    r.dot1qCustomerVlanId = key.inner_vlan_id;
+    r.flowDirection = key.direction;
+    if (key.direction == BPFIX_DIR_EGRESS) {
+        r.egressInterface = key.ifindex;
+    } else {
+        r.ingressInterface = key.ifindex;
+    }
+    return r;
+}
+
+FlowTable::FlowTable(const FlowTableConfig& cfg, Sink sink) : cfg_(cfg), sink_(std::move(sink)) {
+    if (cfg_.max_flows == 0) cfg_.max_flows = 1;
+    index_.reserve(std::min<size_t>(cfg_.max_flows, 1 << 16));
+}
+
+void FlowTable::push_back(List& list, Link Entry::*link, uint32_t idx) {
+    Link& l = entries_[idx].*link;
+    l.prev = list.tail;
+    l.next = kNil;
+    if (list.tail != kNil) {
+        (entries_[list.tail].*link).next = idx;
+    } else {
+        list.head = idx;
+    }
+    list.tail = idx;
+}
+
+void FlowTable::unlink(List& list, Link Entry::*link, uint32_t idx) {
+    Link& l = entries_[idx].*link;
+    if (l.prev != kNil) (entries_[l.prev].*link).next = l.next;
+    else list.head = l.next;
+    if (l.next != kNil) (entries_[l.next].*link).prev = l.prev;
+    else list.tail = l.prev;
+    l.prev = l.next = kNil;
+}
+
+void FlowTable::end(uint32_t idx, FlowEndReason reason) {
+    Entry& e = entries_[idx];
+    FlowRecord r = make_flow_record(e.key);
+    r.flowStartMilliseconds = e.start_ns / 1'000'000;
+    r.flowEndMilliseconds = e.last_ns / 1'000'000;
+    r.packetDeltaCount = e.packets;
+    r.octetDeltaCount = e.octets;
+    r.tcpControlBits = e.flags;
+    r.ipClassOfService = e.tos;
+    // A flow that saw FIN has its end detected, whatever timer fires first.
+    r.flowEndReason = static_cast<uint8_t>(e.fin && reason != FlowEndReason::lack_of_resources
+                                               ? FlowEndReason::end_detected
+                                               : reason);
+    unlink(lru_, &Entry::lru, idx);
+    unlink(age_, &Entry::age, idx);
+    if (e.fin) unlink(linger_, &Entry::linger, idx);
+    index_.erase(e.key);
+    free_.push_back(idx);
+    ++records_;
+    sink_(r);
+}
+
+void FlowTable::advance(uint64_t now) {
+    while (lru_.head != kNil && now - entries_[lru_.head].last_ns >= cfg_.idle_timeout_ns &&
+           now >= entries_[lru_.head].last_ns) {
+        end(lru_.head, FlowEndReason::idle_timeout);
+    }
+    while (age_.head != kNil && now >= entries_[age_.head].start_ns &&
+           now - entries_[age_.head].start_ns >= cfg_.active_timeout_ns) {
+        end(age_.head, FlowEndReason::active_timeout);
+    }
+    while (linger_.head != kNil && now >= entries_[linger_.head].fin_ns &&
+           now - entries_[linger_.head].fin_ns >= cfg_.tcp_end_linger_ns) {
+        end(linger_.head, FlowEndReason::end_detected);
+    }
+}
+
+void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
+    auto it = index_.find(key);
+    uint32_t idx;
+    if (it != index_.end()) {
+        idx = it->second;
+        Entry& e = entries_[idx];
+        // A new connection on the same 5-tuple after FIN: a new record.
+        if (e.fin && key.protocol == kProtoTcp && (tcp_flags & kTcpSyn) && !(tcp_flags & kTcpAck)) {
+            end(idx, FlowEndReason::end_detected);
+            it = index_.end();
+        }
+    }
+    if (it == index_.end()) {
+        if (index_.size() >= cfg_.max_flows) {
+            ++evicted_;
+            end(lru_.head, FlowEndReason::lack_of_resources);
+        }
+        if (!free_.empty()) {
+            idx = free_.back();
+            free_.pop_back();
+        } else {
+            idx = static_cast<uint32_t>(entries_.size());
+            entries_.emplace_back();
+        }
+        Entry& e = entries_[idx];
+        e.key = key;
+        e.start_ns = e.last_ns = ts;
+        e.fin_ns = 0;
+        e.packets = e.octets = 0;
+        e.flags = 0;
+        e.tos = tos;
+        e.fin = false;
+        e.lru = e.age = e.linger = Link{};
+        index_.emplace(key, idx);
+        push_back(lru_, &Entry::lru, idx);
+        push_back(age_, &Entry::age, idx);
+    } else {
+        unlink(lru_, &Entry::lru, idx);
+        push_back(lru_, &Entry::lru, idx);
+    }
+    Entry& e = entries_[idx];
+    e.packets += 1;
+    e.octets += octets;
+    e.flags |= tcp_flags;
+    if (ts > e.last_ns) e.last_ns = ts;
+    if (ts < e.start_ns) e.start_ns = ts;
+    if (key.protocol == kProtoTcp) {
+        if (tcp_flags & kTcpRst) {
+            end(idx, FlowEndReason::end_detected);
+            return;
+        }
+        if ((tcp_flags & kTcpFin) && !e.fin) {
+            e.fin = true;
+            e.fin_ns = ts;
+            push_back(linger_, &Entry::linger, idx);
+        }
+    }
+}
+
+void FlowTable::flush() {
+    while (age_.head != kNil) {
+        end(age_.head, FlowEndReason::forced_end);
+    }
+}
+
+}  // namespace bpfix

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+#include "bpfix_abi.h"
+#include "flow_templates.h"
+
+namespace bpfix {
+
+struct FlowKeyHash {
+    size_t operator()(const bpfix_flow_key& k) const noexcept;
+};
+struct FlowKeyEqual {
+    bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept;
+};
+
+struct FlowTableConfig {
+    uint64_t idle_timeout_ns = 15'000'000'000ULL;
+    uint64_t active_timeout_ns = 60'000'000'000ULL;
+    uint64_t tcp_end_linger_ns = 2'000'000'000ULL;
+    size_t max_flows = 1'000'000;
+};
+
+// The flow cache: aggregates packets into uniflow records and ends them per
+// docs/flow-semantics.md (idle, active, TCP FIN/RST, forced end, lack of
+// resources). Time is whatever the caller says it is (packet time in pcap
+// mode); expiry is O(1) per flow through three lists kept in time order.
+class FlowTable {
+public:
+    using Sink = std::function<void(const FlowRecord&)>;
+
+    FlowTable(const FlowTableConfig& cfg, Sink sink);
+
+    // Ends every flow that is due at time `now_ns`.
+    void advance(uint64_t now_ns);
+    // Counts one packet in its flow (call advance(ts) first).
+    void add(const bpfix_flow_key& key, uint64_t ts_ns, uint64_t octets, uint16_t tcp_flags, uint8_t tos);
+    // Ends every flow (end of input): forced end, or end detected after FIN.
+    void flush();
+
+    size_t active_flows() const { return index_.size(); }
+    uint64_t records_exported() const { return records_; }
+    uint64_t evicted() const { return evicted_; }
+
+private:
+    static constexpr uint32_t kNil = UINT32_MAX;
+    struct Link {
+        uint32_t prev = kNil, next = kNil;
+    };
+    struct Entry {
+        bpfix_flow_key key;
+        uint64_t start_ns, last_ns, fin_ns;
+        uint64_t packets, octets;
+        uint16_t flags;
+        uint8_t tos;
+        bool fin;
+        Link lru, age, linger;
+    };
+    struct List {
+        uint32_t head = kNil, tail = kNil;
+    };
+
+    void end(uint32_t idx, FlowEndReason reason);
+    void push_back(List& list, Link Entry::*link, uint32_t idx);
+    void unlink(List& list, Link Entry::*link, uint32_t idx);
+
+    FlowTableConfig cfg_;
+    Sink sink_;
+    std::vector<Entry> entries_;
+    std::vector<uint32_t> free_;
+    std::unordered_map<bpfix_flow_key, uint32_t, FlowKeyHash, FlowKeyEqual> index_;
+    List lru_, age_, linger_;
+    uint64_t records_ = 0;
+    uint64_t evicted_ = 0;
+};
+
+// Builds the exported record for a flow key (addresses, ports, ICMP,
+// VLANs, observation point); counters and times are the caller's.
+FlowRecord make_flow_record(const bpfix_flow_key& key);
+
+}  // namespace bpfix

@@ -1,0 +1,68 @@
+// bpfix-exporter: a thin main over the exporter library.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "error.h"
+#include "exporter_config.h"
+#include "log.h"
+#include "pcap_export.h"
+
+#ifndef BPFIX_VERSION
+#define BPFIX_VERSION "unknown"
+#endif
+
+int main(int argc, char** argv) {
+    using namespace bpfix;
+    CLI::App app{"bpfix-exporter: meters flows and exports them as IPFIX (RFC 7011)"};
+    app.set_version_flag("--version", std::string("bpfix-exporter ") + BPFIX_VERSION);
+
+    std::string config_path;
+    bool check_only = false;
+    std::string pcap, collector, log_level;
+    double idle = 0, active = 0, linger = -1;
+    int64_t domain = -1;
+    app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/exporter.toml)");
+    app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
+    app.add_option("-r,--pcap", pcap, "meter this pcap/pcapng file instead of live interfaces");
+    app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
+    app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
+    app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
+    app.add_option("--active-timeout", active, "longest a record may span, in seconds");
+    app.add_option("--tcp-end-linger", linger, "seconds a TCP flow stays open after FIN");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+
+    ExporterConfig cfg;
+    try {
+        if (!config_path.empty()) load_exporter_config(config_path, cfg);
+        if (!pcap.empty()) cfg.pcap_file = pcap;
+        if (!collector.empty()) cfg.collector = collector;
+        if (domain >= 0) cfg.observation_domain = static_cast<uint32_t>(domain);
+        if (idle != 0) cfg.idle_timeout_s = idle;
+        if (active != 0) cfg.active_timeout_s = active;
+        if (linger >= 0) cfg.tcp_end_linger_s = linger;
+        if (!log_level.empty()) cfg.log_level = log_level;
+        init_logging("bpfix-exporter", cfg.log_level);
+        validate_exporter_config(cfg);
+        if (check_only) {
+            fmt::print("configuration OK\n");
+            return 0;
+        }
+        if (cfg.pcap_file.empty()) {
+            throw Error("nothing to meter: give --pcap FILE (or [pcap] file in the config); live interface "
+                        "metering is not available in this version");
+        }
+        return run_pcap_export(cfg);
+    } catch (const Error& e) {
+        fmt::print(stderr, "bpfix-exporter: error: {}\n", e.what());
+        return 2;
+    }
+}

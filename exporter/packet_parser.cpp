@@ -1,0 +1,219 @@
+#include "packet_parser.h"
+
+#include <cstring>
+
+namespace bpfix {
+namespace {
+
+constexpr uint16_t kEthIPv4 = 0x0800;
+constexpr uint16_t kEthIPv6 = 0x86dd;
+constexpr uint16_t kEth8021Q = 0x8100;
+constexpr uint16_t kEth8021AD = 0x88a8;
+constexpr uint16_t kEthQinQLegacy = 0x9100;
+constexpr int kMaxVlanTags = 4;
+constexpr int kMaxIpv6ExtHeaders = 16;
+
+constexpr uint8_t kProtoIcmp = 1;
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+constexpr uint8_t kProtoDccp = 33;
+constexpr uint8_t kProtoIcmpV6 = 58;
+constexpr uint8_t kProtoSctp = 132;
+constexpr uint8_t kProtoUdpLite = 136;
+
+inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t be32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
+           static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+bool has_ports(uint8_t proto) {
+    return proto == kProtoTcp || proto == kProtoUdp || proto == kProtoSctp || proto == kProtoUdpLite ||
+           proto == kProtoDccp;
+}
+
+// Transport header at p (len bytes available). Fills ports / ICMP / flags.
+bool parse_transport(const uint8_t* p, size_t len, uint8_t proto, ParsedPacket& out) {
+    if (has_ports(proto)) {
+        if (len < 4) return false;
+        out.key.src_port = be16(p);
+        out.key.dst_port = be16(p + 2);
+        if (proto == kProtoTcp) {
+            if (len < 14) return false;
+            out.tcp_flags = static_cast<uint16_t>((p[12] & 0x01) << 8 | p[13]);
+        }
+        return true;
+    }
+    if (proto == kProtoIcmp || proto == kProtoIcmpV6) {
+        if (len < 2) return false;
+        out.key.icmp_type_code = static_cast<uint16_t>(p[0] << 8 | p[1]);
+        return true;
+    }
+    return true;
+}
+
+ParseStatus parse_ipv4(const uint8_t* p, size_t len, ParsedPacket& out) {
+    if (len < 20) return ParseStatus::malformed;
+    if ((p[0] >> 4) != 4) return ParseStatus::malformed;
+    size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
+    uint16_t total = be16(p + 2);
+    if (ihl < 20 || total < ihl || len < ihl) return ParseStatus::malformed;
+    out.key.ip_version = BPFIX_IPV4;
+    out.key.protocol = p[9];
+    out.tos = p[1];
+    memcpy(out.key.src_addr, p + 12, 4);
+    memcpy(out.key.dst_addr, p + 16, 4);
+    out.ip_octets = total;
+    uint16_t frag = be16(p + 6);
+    uint16_t offset = frag & 0x1fff;
+    bool more = frag & 0x2000;
+    if (offset != 0 || more) {
+        out.fragment = true;
+        out.first_fragment = offset == 0;
+        out.frag_id = be16(p + 4);
+        if (!out.first_fragment) {
+            return ParseStatus::ok;  // no transport header in this one
+        }
+    }
+    // Only what the capture holds and the IP length covers is transport data.
+    size_t avail = (total < len ? total : len) - ihl;
+    return parse_transport(p + ihl, avail, out.key.protocol, out) ? ParseStatus::ok : ParseStatus::malformed;
+}
+
+ParseStatus parse_ipv6(const uint8_t* p, size_t len, size_t l3_wirelen, ParsedPacket& out) {
+    if (len < 40) return ParseStatus::malformed;
+    if ((p[0] >> 4) != 6) return ParseStatus::malformed;
+    out.key.ip_version = BPFIX_IPV6;
+    out.tos = static_cast<uint8_t>((be16(p) >> 4) & 0xff);
+    memcpy(out.key.src_addr, p + 8, 16);
+    memcpy(out.key.dst_addr, p + 24, 16);
+    uint16_t plen = be16(p + 4);
+    out.ip_octets = plen ? static_cast<uint64_t>(plen) + 40 : l3_wirelen;
+    uint8_t next = p[6];
+    size_t off = 40;
+    size_t end = plen ? (40 + static_cast<size_t>(plen) < len ? 40 + static_cast<size_t>(plen) : len) : len;
+    for (int i = 0;; ++i) {
+        switch (next) {
+            case 0:    // hop-by-hop
+            case 43:   // routing
+            case 60:   // destination options
+            case 135:  // mobility
+            case 139:  // HIP
+            case 140:  // shim6
+            case 253:
+            case 254: {
+                if (i >= kMaxIpv6ExtHeaders || off + 8 > end) return ParseStatus::malformed;
+                size_t hlen = (static_cast<size_t>(p[off + 1]) + 1) * 8;
+                next = p[off];
+                off += hlen;
+                if (off > end) return ParseStatus::malformed;
+                continue;
+            }
+            case 51: {  // AH: length in 4-octet units, minus 2
+                if (i >= kMaxIpv6ExtHeaders || off + 8 > end) return ParseStatus::malformed;
+                size_t hlen = (static_cast<size_t>(p[off + 1]) + 2) * 4;
+                next = p[off];
+                off += hlen;
+                if (off > end) return ParseStatus::malformed;
+                continue;
+            }
+            case 44: {  // fragment
+                if (i >= kMaxIpv6ExtHeaders || off + 8 > end) return ParseStatus::malformed;
+                uint16_t fo = be16(p + off + 2);
+                out.fragment = true;
+                out.first_fragment = (fo >> 3) == 0;
+                out.frag_id = be32(p + off + 4);
+                next = p[off];
+                off += 8;
+                if (!out.first_fragment) {
+                    out.key.protocol = next;
+                    return ParseStatus::ok;
+                }
+                continue;
+            }
+            default:
+                break;
+        }
+        break;
+    }
+    out.key.protocol = next;
+    if (next == 59) return ParseStatus::ok;  // no next header
+    return parse_transport(p + off, end - off, next, out) ? ParseStatus::ok : ParseStatus::malformed;
+}
+
+ParseStatus parse_l3(uint16_t ethertype, const uint8_t* p, size_t len, size_t l3_wirelen, ParsedPacket& out) {
+    switch (ethertype) {
+        case kEthIPv4: return parse_ipv4(p, len, out);
+        case kEthIPv6: return parse_ipv6(p, len, l3_wirelen, out);
+        default: return ParseStatus::non_ip;
+    }
+}
+
+ParseStatus parse_raw_ip(const uint8_t* p, size_t len, size_t wirelen, ParsedPacket& out) {
+    if (len < 1) return ParseStatus::malformed;
+    switch (p[0] >> 4) {
+        case 4: return parse_ipv4(p, len, out);
+        case 6: return parse_ipv6(p, len, wirelen, out);
+        default: return ParseStatus::malformed;
+    }
+}
+
+}  // namespace
+
+bool link_type_supported(int dlt) {
+    switch (static_cast<LinkType>(dlt)) {
+        case LinkType::ethernet:
+        case LinkType::raw:
+        case LinkType::raw_ip:
+        case LinkType::linux_sll:
+        case LinkType::linux_sll2:
+        case LinkType::ipv4:
+        case LinkType::ipv6:
+            return true;
+    }
+    return false;
+}
+
+ParseStatus parse_packet(const uint8_t* data, size_t caplen, size_t wirelen, int dlt, ParsedPacket& out) {
+    out = ParsedPacket{};
+    if (wirelen < caplen) wirelen = caplen;
+    switch (static_cast<LinkType>(dlt)) {
+        case LinkType::raw:
+        case LinkType::raw_ip:
+            return parse_raw_ip(data, caplen, wirelen, out);
+        case LinkType::ipv4:
+            return parse_ipv4(data, caplen, out);
+        case LinkType::ipv6:
+            return parse_ipv6(data, caplen, wirelen, out);
+        case LinkType::linux_sll: {
+            if (caplen < 16) return ParseStatus::malformed;
+            uint16_t proto = be16(data + 14);
+            return parse_l3(proto, data + 16, caplen - 16, wirelen - 16, out);
+        }
+        case LinkType::linux_sll2: {
+            if (caplen < 20) return ParseStatus::malformed;
+            uint16_t proto = be16(data);
+            return parse_l3(proto, data + 20, caplen - 20, wirelen - 20, out);
+        }
+        case LinkType::ethernet: {
+            if (caplen < 14) return ParseStatus::malformed;
+            size_t off = 12;
+            uint16_t type = be16(data + off);
+            int tags = 0;
+            while (type == kEth8021Q || type == kEth8021AD || type == kEthQinQLegacy) {
+                if (tags >= kMaxVlanTags || off + 6 > caplen) return ParseStatus::malformed;
+                uint16_t vid = be16(data + off + 2) & 0x0fff;
+                if (tags == 0) out.key.vlan_id = vid;
+                else if (tags == 1) out.key.inner_vlan_id = vid;
+                ++tags;
+                off += 4;
+                type = be16(data + off);
+            }
+            off += 2;
+            return parse_l3(type, data + off, caplen - off, wirelen - off, out);
+        }
+    }
+    return ParseStatus::malformed;
+}
+
+}  // namespace bpfix

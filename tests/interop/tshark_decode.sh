@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Interop: Wireshark's IPFIX dissector must decode bpfix's export, over UDP or
+# TCP, without any complaint, and the decoded records must add up to the pcap.
+#
+# Usage: tshark_decode.sh BUILD_DIR udp|tcp
+#
+# Generates the interop pcap (make_pcap.py), captures loopback with dumpcap,
+# exports with BUILD_DIR/bin/bpfix-exporter to udp://127.0.0.1:47710 or
+# tcp://127.0.0.1:47711 (a small Python listener reads the TCP stream), then
+# decodes the capture with `tshark -d udp|tcp.port==PORT,cflow` and checks it
+# with tshark_check.py. Ports: 47710 (UDP), 47711 (TCP), probes 47712/47713.
+# INTEROP_EXPORTER=softflowd runs the harness against softflowd (lib.sh).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+(($# == 2)) || { echo "usage: $0 BUILD_DIR udp|tcp" >&2; exit 2; }
+build=$(cd "$1" && pwd)
+mode=$2
+case $mode in
+  udp) port=47710 probe=47712 ;;
+  tcp) port=47711 probe=47713 ;;
+  *) echo "usage: $0 BUILD_DIR udp|tcp" >&2; exit 2 ;;
+esac
+need dumpcap tshark ss timeout
+interop_init
+make_tmpdir work
+
+"$PY" "$INTEROP_DIR/make_pcap.py" "$work/in.pcap" 2>/dev/null
+"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" >"$work/totals.json"
+
+if [[ $mode == udp ]]; then
+  udp_bound "$port" && die "UDP port $port is already in use"
+else
+  tcp_listening "$port" && die "TCP port $port is already in use"
+fi
+
+capture_start "$work/cap.pcapng" "$mode port $port" "$probe"
+
+if [[ $mode == tcp ]]; then
+  "$PY" "$INTEROP_DIR/tcp_sink.py" 127.0.0.1 "$port" "$work/sink.ready" --timeout 40 \
+    >"$work/sink.json" 2>"$work/sink.err" &
+  sink=$!
+  track_pid "$sink"
+  wait_until 10 test -e "$work/sink.ready" || die "TCP listener did not start: $(cat "$work/sink.err")"
+else
+  # Something must own the UDP port, or the kernel answers with ICMP port
+  # unreachable and the exporter may see ECONNREFUSED on its next send.
+  "$PY" -c 'import socket,sys,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1<<22)
+open(sys.argv[2],"w").close()
+while True: s.recv(65536)' "$port" "$work/sink.ready" 2>"$work/sink.err" &
+  track_pid $!
+  wait_until 10 test -e "$work/sink.ready" || die "UDP receiver did not start: $(cat "$work/sink.err")"
+fi
+
+run_exporter "$build" "$work/in.pcap" "$mode://127.0.0.1:$port" "$work/exporter.log"
+
+if [[ $mode == tcp ]]; then
+  rc=0
+  wait "$sink" || rc=$?
+  ((rc == 0)) || die "TCP listener: $(cat "$work/sink.json" "$work/sink.err")"
+  echo "tcp listener: $(cat "$work/sink.json")"
+fi
+capture_stop
+
+check_exporter_summary "$work/exporter.log" "$work/totals.json"
+
+args=(--decode "$mode.port==$port" --totals "$work/totals.json")
+if [[ ${INTEROP_EXPORTER:-bpfix} == softflowd ]]; then
+  # softflowd's sequence numbers count bidirectional flows, not records.
+  args+=(--allow-expert cflow.unexpected_sequence_number)
+else
+  args+=(--flow-templates 256,257 --stats-template 258)
+fi
+"$PY" "$INTEROP_DIR/tshark_check.py" "$work/cap.pcapng" "${args[@]}" ||
+  { [[ -n ${INTEROP_KEEP:-} ]] || echo "(rerun with INTEROP_KEEP=1 to keep $work)" >&2; exit 1; }
+echo "PASS: tshark decodes the $mode export"
