@@ -32,8 +32,6 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
     // The domain must be set before external templates are added: templates
     // and sequence numbers are per domain.
     fbSessionSetDomain(session_, domain_);
-    exporter_ = fbExporterAllocBuffer(buffer_.data(), max_message_size);
-    fbuf_ = fBufAllocForExport(session_, exporter_);
 
     add_template(kInternalFlow, true, kFlowRecordSpec, kSpecAll, 0);
     add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4, 0);
@@ -53,12 +51,19 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
             }
         }
     }
+    // The buffer comes after the templates: libfixbuf writes a template into
+    // an attached buffer as soon as it is added, and export_templates()
+    // writes them all again.
+    exporter_ = fbExporterAllocBuffer(buffer_.data(), max_message_size);
+    fbuf_ = fBufAllocForExport(session_, exporter_);
     export_templates();
 }
 
 IpfixEncoder::~IpfixEncoder() {
     if (fbuf_) {
-        fBufFree(fbuf_);
+        fBufFree(fbuf_);  // frees the session and exporter too
+    } else if (session_) {
+        fbSessionFree(session_);
     }
 }
 

@@ -77,7 +77,7 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     toml::value root;
     try {
         root = toml::parse(path);
-    } catch (const std::runtime_error& e) {
+    } catch (const std::exception& e) {
         // toml11 reports the line, column and what it expected.
         throw Error(fmt::format("config {}: {}", path, e.what()));
     }

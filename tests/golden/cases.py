@@ -474,6 +474,56 @@ def case_syn_after_fin():
                 args=["--tcp-end-linger", "5"])
 
 
+def case_fin_flow_timers():
+    """Idle/active timeouts that fire while a flow that saw FIN lingers.
+    docs/flow-semantics.md lists idle -> 1 and active -> 2 as due-checks and
+    only carves FIN flows out of the end-of-input rule (4 -> 3), so a FIN
+    flow cut by the active or idle timeout before its linger passed ends
+    with 2 or 1."""
+    c1, s1, c2, s2 = "10.1.26.1", "10.1.26.2", "10.1.26.3", "10.1.26.4"
+    u, w = "10.1.26.5", "10.1.26.6"
+    b = FB()
+    b.add(0.0, eth(v4(c1, s1) / tcp(1000, 80, S)))
+    b.add(1.0, eth(v4(c1, s1) / tcp(1000, 80, A)))
+    b.add(2.0, eth(v4(c1, s1) / tcp(1000, 80, A)))
+    b.add(3.0, eth(v4(c1, s1) / tcp(1000, 80, A)))
+    b.add(4.0, eth(v4(c1, s1) / tcp(1000, 80, F | A)))   # FIN: linger 10 s
+    b.add(4.5, eth(v4(c1, s1) / tcp(1000, 80, A)))
+    b.add(5.2, eth(v4(u, w) / udp(1, 1, 10)))            # 38; F1: 5.2 - 0.0 >= 5 -> active
+    b.add(6.0, eth(v4(c2, s2) / tcp(1001, 80, S)))
+    b.add(6.5, eth(v4(c2, s2) / tcp(1001, 80, F | A)))   # FIN: linger 10 s
+    b.add(9.8, eth(v4(u, w) / udp(2, 2, 10)))            # 38; F2: 9.8 - 6.5 >= 3 -> idle
+    exp = [
+        Rec(c1, s1, 6, 6, 240, 0.0, 4.5, 2, 1000, 80, S | A | F),
+        Rec(c2, s2, 6, 2, 80, 6.0, 6.5, 1, 1001, 80, S | A | F),
+        Rec(u, w, 17, 1, 38, 5.2, 5.2, 1, 1, 1),             # idle at 9.8 (4.6 >= 3)
+        Rec(u, w, 17, 1, 38, 9.8, 9.8, 4, 2, 2),
+    ]
+    return Case("fin_flow_timers", "active (2) and idle (1) timeouts firing while "
+                "a FIN flow lingers", b.frames, exp,
+                args=["--idle-timeout", "3", "--active-timeout", "5",
+                      "--tcp-end-linger", "10"])
+
+
+def case_lack_of_resources():
+    a, d = "10.1.25.1", "10.1.25.2"
+    b = FB()
+    b.add(0.0, eth(v4(a, d) / udp(1, 1, 10)))            # A, 38
+    b.add(0.1, eth(v4(a, d) / tcp(10, 20, F | A)))       # T, 40, saw FIN
+    b.add(0.2, eth(v4(a, d) / udp(1, 1, 10)))            # A again: T is now the LRU
+    b.add(0.3, eth(v4(a, d) / udp(3, 3, 10)))            # C: table full -> T ends (5)
+    b.add(0.4, eth(v4(a, d) / udp(2, 2, 10)))            # B: table full -> A ends (5)
+    exp = [
+        Rec(a, d, 6, 1, 40, 0.1, 0.1, 5, 10, 20, F | A),
+        Rec(a, d, 17, 2, 76, 0.0, 0.2, 5, 1, 1),
+        Rec(a, d, 17, 1, 38, 0.3, 0.3, 4, 3, 3),
+        Rec(a, d, 17, 1, 38, 0.4, 0.4, 4, 2, 2),
+    ]
+    return Case("lack_of_resources", "[flows] max_flows = 2: the least recently "
+                "seen flow ends with 5 (even one that saw FIN)", b.frames, exp,
+                config="[flows]\nmax_flows = 2\n")
+
+
 def case_non_ip():
     a, d = "10.1.17.1", "10.1.17.2"
     b = FB()
@@ -632,7 +682,7 @@ CASE_BUILDERS = [
     case_vlan_separates_flows, case_ipv4_options, case_ipv6_ext_headers,
     case_ipv4_fragments, case_ipv4_fragment_memory, case_ipv6_fragments,
     case_idle_timeout, case_active_timeout, case_end_of_input,
-    case_syn_after_fin, case_non_ip, case_linux_sll, case_linux_sll2,
+    case_syn_after_fin, case_fin_flow_timers, case_lack_of_resources, case_non_ip, case_linux_sll, case_linux_sll2,
     case_raw_ip, case_snaplen, case_ipv6_jumbogram, case_other_transports,
     case_pcap_nanosecond, case_pcap_big_endian,
 ]

@@ -101,6 +101,8 @@ class Case:
     trailer: bytes = b""
     # frames in the summary, if it differs from len(frames)
     frames_total: Optional[int] = None
+    # TOML text passed with --config (written next to the pcap)
+    config: Optional[str] = None
 
 
 # --------------------------------------------------------------------------
@@ -404,7 +406,13 @@ def run_case(build_dir, case, tmpdir, extra_checks=True):
     pcap = write_case_pcap(case, os.path.join(tmpdir, case.name + ".pcap"))
     out = os.path.join(tmpdir, case.name + ".ipfix")
     problems = []
-    cmd, rc, _stdout, stderr = run_exporter(build_dir, pcap, out, case.args)
+    args = list(case.args)
+    if case.config is not None:
+        conf = os.path.join(tmpdir, case.name + ".toml")
+        with open(conf, "w") as fh:
+            fh.write(case.config)
+        args += ["--config", conf]
+    cmd, rc, _stdout, stderr = run_exporter(build_dir, pcap, out, args)
     if rc != 0:
         tail = "\n".join(stderr.rstrip("\n").split("\n")[-15:])
         return (["exporter %s\n  command: %s\n  stderr tail:\n%s"

@@ -150,7 +150,8 @@ def parse(linktype, data, origlen):
 
 
 class Model:
-    def __init__(self, idle=15.0, active=60.0, linger=2.0):
+    def __init__(self, idle=15.0, active=60.0, linger=2.0, max_flows=None):
+        self.max_flows = max_flows
         self.idle = round(idle * 1e9)
         self.active = round(active * 1e9)
         self.linger = round(linger * 1e9)
@@ -207,6 +208,9 @@ class Model:
             self._end(key, 3)
             f = None
         if f is None:
+            if self.max_flows is not None and len(self.flows) >= self.max_flows:
+                lru = min(self.flows, key=lambda k: self.flows[k]["last"])
+                self._end(lru, 5)
             f = self.flows[key] = dict(first=ts, last=ts, pkts=0, octets=0, flags=0,
                                        tos=p["tos"], fin=None)
         f["last"] = ts
@@ -235,7 +239,13 @@ def args_to_params(args):
 
 
 def run_model(case):
-    m = Model(**args_to_params(case.args))
+    import re
+    params = args_to_params(case.args)
+    if case.config:
+        mf = re.search(r"^\s*max_flows\s*=\s*(\d+)", case.config, re.M)
+        if mf:
+            params["max_flows"] = int(mf.group(1))
+    m = Model(**params)
     for f in case.frames:
         m.packet(case.linktype, f.ts_ns, f.data, f.origlen)
     return m.finish()

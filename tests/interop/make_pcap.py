@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Writes a deterministic interop pcap: ~55 uniflows of TCP, UDP and ICMP over
-IPv4 and IPv6, a few hundred packets, plus two ARP frames (not IP, not flows).
+"""Writes a deterministic interop pcap: 60 uniflows of TCP, UDP and ICMP over
+IPv4 and IPv6 (a few on 802.1Q and QinQ VLANs), 221 IP packets, plus two ARP
+frames (not IP, not flows).
 
 Usage: make_pcap.py OUT.pcap [--start EPOCH_SECONDS]
 
@@ -16,7 +17,7 @@ import random
 import sys
 from decimal import Decimal
 
-from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, wrpcap  # noqa: E402
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1AD, Dot1Q, Ether, IPv6, Raw, wrpcap
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
 
 DEFAULT_START = 1704164645  # 2024-01-02T03:04:05Z
@@ -33,9 +34,15 @@ class Builder:
         self.rng = rng
         self.frames = []
 
-    def add(self, t_offset, l3, from_client=True):
+    def add(self, t_offset, l3, from_client=True, vlans=()):
+        """vlans: () untagged, (vid,) 802.1Q, (outer, inner) 802.1ad QinQ."""
         src, dst = (MAC_CLIENT, MAC_SERVER) if from_client else (MAC_SERVER, MAC_CLIENT)
-        frame = Ether(src=src, dst=dst) / l3
+        frame = Ether(src=src, dst=dst)
+        if len(vlans) == 2:
+            frame = frame / Dot1AD(vlan=vlans[0]) / Dot1Q(vlan=vlans[1])
+        elif vlans:
+            frame = frame / Dot1Q(vlan=vlans[0])
+        frame = frame / l3
         # Whole microseconds so the pcap stores exactly this time.
         usec = round(t_offset * 1e6)
         frame.time = Decimal(self.start) + Decimal(usec) / 1000000
@@ -79,14 +86,15 @@ def tcp_connection(b, t, v6, cli, srv, cport, sport, nreq, nresp):
     b.add(t, c() / TCP(sport=cport, dport=sport, flags="A", seq=seq_c, ack=seq_s))
 
 
-def udp_exchange(b, t, v6, cli, srv, cport, sport, rounds, one_way=False):
+def udp_exchange(b, t, v6, cli, srv, cport, sport, rounds, one_way=False, vlans=()):
     """rounds request/response datagrams: two uniflows (one if one_way)."""
     for i in range(rounds):
         q = b.rng.randrange(20, 120)
-        b.add(t + i * 0.05, ip_layer(v6, cli, srv) / UDP(sport=cport, dport=sport) / b.payload(q))
+        b.add(t + i * 0.05, ip_layer(v6, cli, srv) / UDP(sport=cport, dport=sport) / b.payload(q), vlans=vlans)
         if not one_way:
             r = b.rng.randrange(40, 900)
-            b.add(t + i * 0.05 + 0.002, ip_layer(v6, srv, cli) / UDP(sport=sport, dport=cport) / b.payload(r), False)
+            b.add(t + i * 0.05 + 0.002, ip_layer(v6, srv, cli) / UDP(sport=sport, dport=cport) / b.payload(r), False,
+                  vlans=vlans)
 
 
 def ping(b, t, v6, cli, srv, ident, count, tos=0):
@@ -128,6 +136,10 @@ def build(start):
              tos=0x28 if i == 1 else 0)
     for i in range(2):
         ping(b, 0.45 + i * 0.9, True, f"2001:db8:a::{60 + i}", f"2001:db8:c::{1 + i}", 200 + i, 2)
+    # VLANs are part of the key: the same UDP exchange untagged, on 802.1Q VLAN
+    # 100 and on QinQ 200/300 is three pairs of uniflows (6).
+    for vlans in ((), (100,), (200, 300)):
+        udp_exchange(b, 2.9 + 0.01 * len(vlans), False, "10.0.3.1", "192.0.2.123", 40123, 123, 2, vlans=vlans)
     # ICMP destination unreachable (port) carrying the offending datagram: 1 uniflow.
     quoted = IP(src="10.0.1.20", dst="192.0.2.54") / UDP(sport=33333, dport=53) / b.payload(30)
     b.add(3.2, IP(src="192.0.2.54", dst="10.0.1.20") / ICMP(type=3, code=3) / quoted, False)

@@ -2,6 +2,7 @@
 """Checks what nfcapd stored against the totals of the exported pcap.
 
 Usage: nfdump_check.py FLOW_DIR TOTALS_JSON [--nfcapd-log LOG] [--allow-sequence-errors]
+                       [--records EXPECTED_JSONL]
 
 Reads FLOW_DIR with `nfdump -R` three ways, because nfdump has two notions of
 "flows": records stored, and the flows those records stand for (a record's
@@ -12,7 +13,9 @@ aggregated-flows counter, 1 unless the exporter sent deltaFlowCount):
     "Summary: total flows: F, total bytes: B, total packets: P" line;
   - nfcapd's own line at exit (with --nfcapd-log): "Flows: F, Packets: P,
     Bytes: B, Sequence Errors: S, Bad Packets: X"; S and X must be 0.
-All must equal the pcap's uniflows, IP packets and IP octets.
+All must equal the pcap's uniflows, IP packets and IP octets. With --records
+(pcap_totals.py --records), every stored record must also match its uniflow:
+packets, bytes, first/last (ms), TOS, TCP flags, VLAN.
 """
 import argparse
 import datetime
@@ -38,12 +41,53 @@ def ms(s):
     return int(dt.timestamp()) * 1000 + int((frac or "0")[:3].ljust(3, "0"))
 
 
+def tcp_flags(s):
+    """nfdump's 'CEUAPRSF' string ('...AP.SF') -> the flags byte."""
+    return sum(1 << (7 - i) for i, c in enumerate(s or "") if c != ".") if len(s or "") == 8 else 0
+
+
+def compare_records(flows, expected_path):
+    """Per-record differences between nfdump's records and the expected ones."""
+    expected = {}
+    for line in open(expected_path):
+        e = json.loads(line)
+        expected[(e["ip_version"], e["src"], e["dst"], e["proto"], e["sport"], e["dport"],
+                  e["icmp_type_code"])] = e
+    problems, seen = [], set()
+    for r in flows:
+        ver = 6 if "src6_addr" in r else 4
+        proto = int(r["proto"])
+        if proto in (1, 58):
+            sport, dport, icmp = 0, 0, int(r.get("icmp_type", 0)) << 8 | int(r.get("icmp_code", 0))
+        else:
+            sport, dport, icmp = int(r.get("src_port", 0)), int(r.get("dst_port", 0)), 0
+        key = (ver, r[f"src{ver}_addr"], r[f"dst{ver}_addr"], proto, sport, dport, icmp)
+        e = expected.get(key)
+        if e is None or key in seen:
+            problems.append(f"record for no (or an already seen) uniflow of the pcap: {key}")
+            continue
+        seen.add(key)
+        got = {"packets": int(r["in_packets"]), "octets": int(r["in_bytes"]),
+               "start_ms": ms(r["first"]), "end_ms": ms(r["last"]), "tos": int(r.get("src_tos", 0)),
+               "tcp_flags": tcp_flags(r.get("tcp_flags")) if proto == 6 else 0,
+               "vlan": int(r.get("src_vlan", 0))}
+        want = dict(e, tcp_flags=e["tcp_flags"] & 0xFF)
+        for f, v in got.items():
+            if v != want[f]:
+                problems.append(f"{key}: {f} expected {want[f]}, got {v}")
+    missing = [k for k in expected if k not in seen]
+    if missing:
+        problems.append(f"{len(missing)} uniflows have no record, e.g. {missing[0]}")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("flow_dir")
     ap.add_argument("totals")
     ap.add_argument("--nfcapd-log")
     ap.add_argument("--allow-sequence-errors", action="store_true")
+    ap.add_argument("--records", help="expected records (pcap_totals.py --records): compare each one")
     args = ap.parse_args()
     want = json.load(open(args.totals))
     problems = []
@@ -75,6 +119,9 @@ def main():
     if flows:
         cmp("earliest first seen (ms)", min(ms(r["first"]) for r in flows), want["first_ms"])
         cmp("latest last seen (ms)", max(ms(r["last"]) for r in flows), want["last_ms"])
+
+    if args.records:
+        problems += compare_records(flows, args.records)
 
     summary_out = nfdump("-R", args.flow_dir, "-o", "null", "-N")
     m = re.search(r"Summary: total flows: (\d+), total bytes: (\d+), total packets: (\d+)", summary_out)

@@ -20,7 +20,7 @@ interop_init
 make_tmpdir work
 
 "$PY" "$INTEROP_DIR/make_pcap.py" "$work/in.pcap" 2>/dev/null
-"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" >"$work/totals.json"
+"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" --records "$work/records.jsonl" >"$work/totals.json"
 
 nfcapd_start "$work/flows" "$port" || die "cannot start nfcapd"
 track_pid "$NFCAPD_PID"
@@ -31,7 +31,11 @@ check_exporter_summary "$work/exporter.log" "$work/totals.json"
 
 args=(--nfcapd-log "$work/flows.log")
 # softflowd's sequence numbers count bidirectional flows, not records.
-[[ ${INTEROP_EXPORTER:-bpfix} == softflowd ]] && args+=(--allow-sequence-errors)
+if [[ ${INTEROP_EXPORTER:-bpfix} == softflowd ]]; then
+  args+=(--allow-sequence-errors)
+else
+  args+=(--records "$work/records.jsonl")
+fi
 "$PY" "$INTEROP_DIR/nfdump_check.py" "$work/flows" "$work/totals.json" "${args[@]}" ||
   { [[ -n ${INTEROP_KEEP:-} ]] || echo "(rerun with INTEROP_KEEP=1 to keep $work)" >&2; exit 1; }
 echo "PASS: nfcapd/nfdump received the UDP export"

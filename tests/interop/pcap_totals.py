@@ -19,10 +19,14 @@ after a FIN, IP fragments, malformed packets, or more keys than max_flows.
 
 Classic pcap only (not pcapng).
 
-Usage: pcap_totals.py FILE.pcap [--field NAME]  (--field prints one number)
+Usage: pcap_totals.py FILE.pcap [--field NAME] [--records FILE]
+  --field prints one number; --records writes the expected record of every
+  uniflow (key, packets, octets, tcp_flags, tos, start_ms, end_ms,
+  end_reason) as JSON lines.
 """
 import argparse
 import json
+import socket
 import struct
 import sys
 
@@ -151,7 +155,7 @@ def totals(path):
         if parsed is None:
             res["non_ip"] += 1
             continue
-        ver, octets, key, flags, _tos = parsed
+        ver, octets, key, flags, tos = parsed
         key = (vlan, cvlan) + key
         res["ip_packets"] += 1
         if res["first_ms"] is None:
@@ -163,7 +167,8 @@ def totals(path):
         f = flows.get(key)
         where = f"frame {res['frames']} ({ts:.6f})"
         if f is None:
-            f = flows[key] = {"first": ts, "last": ts, "fin": None, "rst": False}
+            f = flows[key] = {"first": ts, "last": ts, "fin": None, "rst": False, "tos": tos,
+                              "first_ms": ts_ns // 10**6, "packets": 0, "octets": 0, "flags": 0}
             res["flows"] += 1
             res[f"flows_v{ver}"] += 1
         elif ts - f["last"] >= IDLE_TIMEOUT:
@@ -177,6 +182,10 @@ def totals(path):
         elif f["fin"] is not None and flags & 0x12 == 0x02:
             raise Refuse(f"{where}: SYN after FIN would start a new record")
         f["last"] = ts
+        f["last_ms"] = ts_ns // 10**6
+        f["packets"] += 1
+        f["octets"] += octets
+        f["flags"] |= flags
         if key[5] == 6:
             if flags & 0x01 and f["fin"] is None:
                 f["fin"] = ts
@@ -184,19 +193,42 @@ def totals(path):
                 f["rst"] = True
     if len(flows) > MAX_FLOWS:
         raise Refuse("more keys than max_flows")
+    res["records"] = [record(k, f) for k, f in flows.items()]
     return res
+
+
+def record(key, f):
+    """The record bpfix should export for one uniflow key (no split)."""
+    vlan, cvlan, ver, src, dst, proto, sport, dport, icmp = key
+    fam = socket.AF_INET6 if ver == 6 else socket.AF_INET
+    return {
+        "vlan": vlan, "cvlan": cvlan, "ip_version": ver,
+        "src": socket.inet_ntop(fam, src), "dst": socket.inet_ntop(fam, dst),
+        "proto": proto, "sport": sport, "dport": dport, "icmp_type_code": icmp,
+        "packets": f["packets"], "octets": f["octets"], "tcp_flags": f["flags"], "tos": f["tos"],
+        "start_ms": f["first_ms"], "end_ms": f["last_ms"],
+        # end of input: forced end (4), except flows that saw FIN (3); RST ends at once (3)
+        "end_reason": 3 if proto == 6 and (f["fin"] is not None or f["rst"]) else 4,
+    }
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pcap")
     ap.add_argument("--field", help="print only this number")
+    ap.add_argument("--records", metavar="FILE",
+                    help="also write the expected records, one JSON object a line")
     args = ap.parse_args()
     try:
         res = totals(args.pcap)
     except Refuse as e:
         print(f"pcap_totals: {args.pcap}: cannot predict records: {e}", file=sys.stderr)
         sys.exit(2)
+    records = res.pop("records")
+    if args.records:
+        with open(args.records, "w") as out:
+            for r in records:
+                out.write(json.dumps(r) + "\n")
     if args.field:
         print(res[args.field])
     else:

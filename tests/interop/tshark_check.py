@@ -73,6 +73,74 @@ def flow_time(rec, key):
     return parse_abstime(v) if v else None
 
 
+def num(rec, field, base=10):
+    v = rec.get(field)
+    return int(v, base) if v is not None else 0
+
+
+def decoded_record(r):
+    """A tshark-decoded flow record in pcap_totals.py --records form."""
+    ver = 6 if "cflow.srcaddrv6" in r else 4
+    if ver == 6:
+        icmp = num(r, "cflow.icmp_ipv6_type") << 8 | num(r, "cflow.icmp_ipv6_code")
+    else:
+        icmp = num(r, "cflow.icmp_type_code_ipv4", 16)
+    tree = r.get("cflow.timedelta_tree", {})
+    return {
+        "vlan": num(r, "cflow.vlanid"), "cvlan": num(r, "cflow.dot1q_customer_vlan_id"),
+        "ip_version": ver,
+        "src": r.get("cflow.srcaddrv6" if ver == 6 else "cflow.srcaddr"),
+        "dst": r.get("cflow.dstaddrv6" if ver == 6 else "cflow.dstaddr"),
+        "proto": num(r, "cflow.protocol"), "sport": num(r, "cflow.srcport"),
+        "dport": num(r, "cflow.dstport"), "icmp_type_code": icmp,
+        "packets": num(r, "cflow.packets"), "octets": num(r, "cflow.octets"),
+        "tcp_flags": num(r, "cflow.tcpflags", 16), "tos": num(r, "cflow.tos", 16),
+        "start_ms": parse_abstime(tree["cflow.abstimestart"]) if "cflow.abstimestart" in tree else None,
+        "end_ms": parse_abstime(tree["cflow.abstimeend"]) if "cflow.abstimeend" in tree else None,
+        "end_reason": num(r, "cflow.flow_end_reason") if "cflow.flow_end_reason" in r else None,
+    }
+
+
+KEY = ("vlan", "cvlan", "ip_version", "src", "dst", "proto", "sport", "dport", "icmp_type_code")
+VALUES = ("packets", "octets", "tcp_flags", "tos", "start_ms", "end_ms", "end_reason")
+
+
+def endpoint(r, addr, port):
+    return f"[{r[addr]}]:{r[port]}" if r["ip_version"] == 6 else f"{r[addr]}:{r[port]}"
+
+
+def compare_records(decoded, expected_path):
+    """Per-record differences between decoded records and the expected ones."""
+    expected = {}
+    for line in open(expected_path):
+        r = json.loads(line)
+        expected[tuple(r[k] for k in KEY)] = r
+    problems = []
+    seen = collections.Counter()
+    diffs = collections.defaultdict(list)
+    for d in decoded:
+        key = tuple(d[k] for k in KEY)
+        seen[key] += 1
+        e = expected.get(key)
+        if e is None:
+            problems.append(f"decoded a record with no such uniflow in the pcap: {d}")
+            continue
+        for f in VALUES:
+            if d[f] != e[f]:
+                diffs[f].append(f"{endpoint(e, 'src', 'sport')} > {endpoint(e, 'dst', 'dport')} proto {e['proto']}"
+                                f"{' icmp 0x%04x' % e['icmp_type_code'] if e['icmp_type_code'] else ''}: "
+                                f"expected {e[f]}, got {d[f]}")
+    for f, lst in diffs.items():
+        problems.append(f"{f} differs in {len(lst)} records, e.g. " + "; ".join(lst[:3]))
+    for key, n in seen.items():
+        if n > 1 and key in expected:
+            problems.append(f"{n} records for one uniflow (expected 1): {dict(zip(KEY, key))}")
+    missing = [k for k in expected if k not in seen]
+    if missing:
+        problems.append(f"{len(missing)} uniflows have no record, e.g. {dict(zip(KEY, missing[0]))}")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("capture")
@@ -81,6 +149,7 @@ def main():
     ap.add_argument("--flow-templates", help="IPv4,IPv6 flow template ids, e.g. 256,257")
     ap.add_argument("--stats-template", type=int)
     ap.add_argument("--allow-expert", action="append", default=[])
+    ap.add_argument("--records", help="expected records (pcap_totals.py --records): compare each one")
     args = ap.parse_args()
     want = json.load(open(args.totals))
 
@@ -100,8 +169,10 @@ def main():
     by_ver = {4: collections.Counter(), 6: collections.Counter()}
     ver_in_set = collections.defaultdict(set)
     starts, ends = [], []
+    decoded = []
     stats_records = []
     messages = 0
+    msg_lens = []  # IPFIX message lengths in capture order
     flow_ids = None
     if args.flow_templates:
         flow_ids = [int(x) for x in args.flow_templates.split(",")]
@@ -118,6 +189,7 @@ def main():
             continue
         for msg in as_list(layers["cflow"]):
             messages += 1
+            msg_lens.append(num(msg, "cflow.len"))
             if msg.get("cflow.version") != "10":
                 problems.append(f"frame {fno}: not an IPFIX message (version {msg.get('cflow.version')})")
             for name, s in msg.items():
@@ -135,7 +207,7 @@ def main():
                 data_sets[sid] += len(recs)
                 for r in recs:
                     if sid == args.stats_template:
-                        stats_records.append(r)
+                        stats_records.append((len(msg_lens) - 1, r))
                         continue
                     if "cflow.packets" not in r and "cflow.octets" not in r:
                         if flow_ids is not None and sid in flow_ids:
@@ -145,6 +217,7 @@ def main():
                         problems.append(f"frame {fno}: flow record in unexpected set {sid}")
                     p, o = int(r.get("cflow.packets", 0)), int(r.get("cflow.octets", 0))
                     flows["records"] += 1
+                    decoded.append(decoded_record(r))
                     flows["packets"] += p
                     flows["octets"] += o
                     ver = 6 if "cflow.srcaddrv6" in r else 4 if "cflow.srcaddr" in r else None
@@ -193,20 +266,33 @@ def main():
                 problems.append(f"set {sid} holds IPv{sorted(vers)} records, expected only IPv{exp_ver}")
         for tid in sorted(set(data_sets) - set(templates)):
             problems.append(f"data set {tid} used but its template never appeared in the capture")
+    if args.records:
+        problems += compare_records(decoded, args.records)
     if args.stats_template is not None:
         if len(stats_records) != 1:
             problems.append(f"statistics records (set {args.stats_template}): expected 1, got {len(stats_records)}")
-        for r in stats_records:
+        for i, r in stats_records:
             exp_flows = r.get("cflow.flowsexp")
             if exp_flows is not None and int(exp_flows) != flows["records"]:
                 problems.append(f"statistics exportedFlowRecordTotalCount {exp_flows} != "
                                 f"{flows['records']} flow records decoded")
+            # Counted up to the message before the one carrying the record, or including it.
+            exp_msgs = r.get("cflow.packetsexp")
+            if exp_msgs is not None and int(exp_msgs) not in (i, i + 1):
+                problems.append(f"statistics exportedMessageTotalCount {exp_msgs}: the record is in "
+                                f"message {i + 1} of the capture")
+            exp_oct = r.get("cflow.octetsexp")
+            if exp_oct is not None and int(exp_oct) not in (sum(msg_lens[:i]), sum(msg_lens[:i + 1])):
+                problems.append(f"statistics exportedOctetTotalCount {exp_oct}: messages before it "
+                                f"sum to {sum(msg_lens[:i])} octets, {sum(msg_lens[:i + 1])} with it")
 
     print(f"tshark: {messages} IPFIX messages, templates {sorted(templates)}, "
           f"data sets {dict(sorted(data_sets.items()))}, flow records {flows['records']}, "
           f"packets {flows['packets']}, octets {flows['octets']}; "
           f"pcap: flows {want['flows']}, packets {want['ip_packets']}, octets {want['ip_octets']}")
-    for r in stats_records:
+    if msg_lens:
+        print(f"tshark: IPFIX message lengths {min(msg_lens)}..{max(msg_lens)} octets")
+    for _, r in stats_records:
         print("tshark: statistics record: " +
               ", ".join(f"{k.removeprefix('cflow.')}={v}" for k, v in r.items() if not isinstance(v, dict)))
     if problems:

@@ -26,7 +26,7 @@ interop_init
 make_tmpdir work
 
 "$PY" "$INTEROP_DIR/make_pcap.py" "$work/in.pcap" 2>/dev/null
-"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" >"$work/totals.json"
+"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" --records "$work/records.jsonl" >"$work/totals.json"
 
 if [[ $mode == udp ]]; then
   udp_bound "$port" && die "UDP port $port is already in use"
@@ -71,7 +71,7 @@ if [[ ${INTEROP_EXPORTER:-bpfix} == softflowd ]]; then
   # softflowd's sequence numbers count bidirectional flows, not records.
   args+=(--allow-expert cflow.unexpected_sequence_number)
 else
-  args+=(--flow-templates 256,257 --stats-template 258)
+  args+=(--flow-templates 256,257 --stats-template 258 --records "$work/records.jsonl")
 fi
 "$PY" "$INTEROP_DIR/tshark_check.py" "$work/cap.pcapng" "${args[@]}" ||
   { [[ -n ${INTEROP_KEEP:-} ]] || echo "(rerun with INTEROP_KEEP=1 to keep $work)" >&2; exit 1; }

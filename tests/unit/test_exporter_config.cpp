@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "error.h"
+#include "exporter_config.h"
+
+using namespace bpfix;
+
+namespace {
+
+std::string write_temp(const std::string& text) {
+    char name[] = "/tmp/bpfix-config-XXXXXX";
+    int fd = mkstemp(name);
+    EXPECT_GE(fd, 0);
+    ::close(fd);
+    std::ofstream(name) << text;
+    return name;
+}
+
+std::string load_error(const std::string& text) {
+    std::string path = write_temp(text);
+    ExporterConfig cfg;
+    try {
+        load_exporter_config(path, cfg);
+        validate_exporter_config(cfg);
+    } catch (const Error& e) {
+        std::remove(path.c_str());
+        return e.what();
+    }
+    std::remove(path.c_str());
+    return "";
+}
+
+}  // namespace
+
+TEST(ExporterConfig, ShippedExampleIsValidAndMatchesDefaults) {
+    ExporterConfig cfg;
+    load_exporter_config(BPFIX_SOURCE_DIR "/etc/bpfix/exporter.toml", cfg);
+    validate_exporter_config(cfg);
+    ExporterConfig def;
+    EXPECT_EQ(cfg.collector, def.collector);
+    EXPECT_EQ(cfg.idle_timeout_s, def.idle_timeout_s);
+    EXPECT_EQ(cfg.active_timeout_s, def.active_timeout_s);
+    EXPECT_EQ(cfg.tcp_end_linger_s, def.tcp_end_linger_s);
+    EXPECT_EQ(cfg.max_flows, def.max_flows);
+    EXPECT_EQ(cfg.pen, def.pen);
+    EXPECT_EQ(cfg.observation_domain, def.observation_domain);
+    EXPECT_EQ(cfg.transport.mtu, def.transport.mtu);
+}
+
+TEST(ExporterConfig, ReadsValues) {
+    std::string path = write_temp(R"(
+[export]
+collector = "tcp://[::1]:4740"
+observation_domain = 9
+[flows]
+idle_timeout = 5
+active_timeout = 30.5
+[pcap]
+direction = "egress"
+)");
+    ExporterConfig cfg;
+    load_exporter_config(path, cfg);
+    std::remove(path.c_str());
+    EXPECT_EQ(cfg.collector, "tcp://[::1]:4740");
+    EXPECT_EQ(cfg.observation_domain, 9u);
+    EXPECT_EQ(cfg.idle_timeout_s, 5.0);
+    EXPECT_EQ(cfg.active_timeout_s, 30.5);
+    EXPECT_EQ(cfg.pcap_direction, 1);
+}
+
+TEST(ExporterConfig, ErrorsNameTheKey) {
+    EXPECT_NE(load_error("[flows]\nidle_timout = 5\n").find("flows.idle_timout"), std::string::npos);
+    EXPECT_NE(load_error("[flows]\nidle_timeout = \"x\"\n").find("flows.idle_timeout"), std::string::npos);
+    EXPECT_NE(load_error("[flows]\nidle_timeout = -1\n").find("idle_timeout"), std::string::npos);
+    EXPECT_NE(load_error("[export]\ncollector = \"ftp://x:1\"\n").find("ftp://x:1"), std::string::npos);
+    EXPECT_NE(load_error("[transport]\nmtu = 100\n").find("transport.mtu"), std::string::npos);
+    EXPECT_NE(load_error("[pcap]\ndirection = \"sideways\"\n").find("pcap.direction"), std::string::npos);
+    EXPECT_NE(load_error("[bogus]\n").find("bogus"), std::string::npos);
+    EXPECT_NE(load_error("[flows\n").find("config"), std::string::npos);  // syntax error, with the file
+}

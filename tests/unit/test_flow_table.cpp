@@ -1,0 +1,142 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "flow_table.h"
+
+using namespace bpfix;
+
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000ULL;
+constexpr uint64_t kT0 = 1'700'000'000ULL * kSec;
+
+bpfix_flow_key key(uint16_t sport, uint8_t proto = 6, uint16_t vlan = 0) {
+    bpfix_flow_key k{};
+    k.ip_version = 4;
+    k.src_addr[0] = 10;
+    k.src_addr[3] = 1;
+    k.dst_addr[0] = 10;
+    k.dst_addr[3] = 2;
+    k.src_port = sport;
+    k.dst_port = 80;
+    k.protocol = proto;
+    k.vlan_id = vlan;
+    return k;
+}
+
+struct Harness {
+    explicit Harness(FlowTableConfig cfg = {}) : table(cfg, [this](const FlowRecord& r) { out.push_back(r); }) {}
+    void pkt(const bpfix_flow_key& k, uint64_t t, uint64_t len = 100, uint16_t flags = 0x10) {
+        table.advance(t);
+        table.add(k, t, len, flags, 0);
+    }
+    std::vector<FlowRecord> out;
+    FlowTable table;
+};
+
+}  // namespace
+
+TEST(FlowTable, AggregatesAndForcesEndAtFlush) {
+    Harness h;
+    h.pkt(key(1), kT0, 60, 0x02);
+    h.pkt(key(1), kT0 + kSec / 2, 1500, 0x10);
+    h.pkt(key(2, 17), kT0 + kSec, 80, 0);
+    EXPECT_TRUE(h.out.empty());
+    h.table.flush();
+    ASSERT_EQ(h.out.size(), 2u);
+    const FlowRecord& tcp = h.out[0];
+    EXPECT_EQ(tcp.packetDeltaCount, 2u);
+    EXPECT_EQ(tcp.octetDeltaCount, 1560u);
+    EXPECT_EQ(tcp.tcpControlBits, 0x12);
+    EXPECT_EQ(tcp.flowStartMilliseconds, kT0 / 1'000'000);
+    EXPECT_EQ(tcp.flowEndMilliseconds, (kT0 + kSec / 2) / 1'000'000);
+    EXPECT_EQ(tcp.flowEndReason, 4);
+    EXPECT_EQ(tcp.sourceIPv4Address, 0x0a000001u);
+    EXPECT_EQ(h.out[1].protocolIdentifier, 17);
+}
+
+TEST(FlowTable, IdleTimeoutSplitsAFlow) {
+    Harness h;
+    h.pkt(key(1, 17), kT0);
+    h.pkt(key(1, 17), kT0 + 14 * kSec);  // within 15 s: same record
+    h.pkt(key(1, 17), kT0 + 29 * kSec);  // exactly 15 s after the last: new record
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].flowEndReason, 1);
+    EXPECT_EQ(h.out[0].packetDeltaCount, 2u);
+    h.table.flush();
+    ASSERT_EQ(h.out.size(), 2u);
+    EXPECT_EQ(h.out[1].packetDeltaCount, 1u);
+}
+
+TEST(FlowTable, ActiveTimeoutExportsPeriodicRecords) {
+    Harness h;
+    for (int i = 0; i <= 150; ++i) h.pkt(key(1, 17), kT0 + static_cast<uint64_t>(i) * kSec);
+    h.table.flush();
+    ASSERT_EQ(h.out.size(), 3u);
+    EXPECT_EQ(h.out[0].flowEndReason, 2);
+    EXPECT_EQ(h.out[0].packetDeltaCount, 60u);  // t = 0..59
+    EXPECT_EQ(h.out[1].flowEndReason, 2);
+    EXPECT_EQ(h.out[1].packetDeltaCount, 60u);  // t = 60..119
+    EXPECT_EQ(h.out[2].flowEndReason, 4);
+    EXPECT_EQ(h.out[2].packetDeltaCount, 31u);  // t = 120..150
+    uint64_t total = 0;
+    for (const auto& r : h.out) total += r.packetDeltaCount;
+    EXPECT_EQ(total, 151u);
+}
+
+TEST(FlowTable, FinLingersThenEnds) {
+    Harness h;
+    h.pkt(key(1), kT0, 60, 0x02);
+    h.pkt(key(1), kT0 + kSec, 60, 0x11);       // FIN
+    h.pkt(key(1), kT0 + kSec + kSec / 10, 60, 0x10);  // final ACK lands in the same record
+    EXPECT_TRUE(h.out.empty());
+    h.pkt(key(9, 17), kT0 + 3 * kSec + kSec / 10);  // 2 s after FIN: ended
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].flowEndReason, 3);
+    EXPECT_EQ(h.out[0].packetDeltaCount, 3u);
+    EXPECT_EQ(h.out[0].tcpControlBits, 0x13);
+}
+
+TEST(FlowTable, RstEndsAtOnceAndSynAfterFinOpensNewRecord) {
+    Harness h;
+    h.pkt(key(1), kT0, 60, 0x02);
+    h.pkt(key(1), kT0 + 1, 60, 0x14);  // RST|ACK
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].flowEndReason, 3);
+    EXPECT_EQ(h.out[0].packetDeltaCount, 2u);
+
+    h.pkt(key(2), kT0 + 2, 60, 0x11);  // FIN
+    h.pkt(key(2), kT0 + 3, 60, 0x02);  // new SYN on the same 5-tuple
+    ASSERT_EQ(h.out.size(), 2u);
+    EXPECT_EQ(h.out[1].flowEndReason, 3);
+    EXPECT_EQ(h.out[1].packetDeltaCount, 1u);
+    h.table.flush();
+    ASSERT_EQ(h.out.size(), 3u);
+    EXPECT_EQ(h.out[2].flowEndReason, 4);
+    EXPECT_EQ(h.out[2].tcpControlBits, 0x02);
+}
+
+TEST(FlowTable, FullTableEvictsLeastRecentlySeen) {
+    FlowTableConfig cfg;
+    cfg.max_flows = 2;
+    Harness h(cfg);
+    h.pkt(key(1, 17), kT0);
+    h.pkt(key(2, 17), kT0 + 1);
+    h.pkt(key(1, 17), kT0 + 2);  // 1 is now the most recent
+    h.pkt(key(3, 17), kT0 + 3);  // evicts 2
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].sourceTransportPort, 2);
+    EXPECT_EQ(h.out[0].flowEndReason, 5);
+    EXPECT_EQ(h.table.evicted(), 1u);
+    EXPECT_EQ(h.table.active_flows(), 2u);
+}
+
+TEST(FlowTable, VlanIsPartOfTheKey) {
+    Harness h;
+    h.pkt(key(1, 17, 10), kT0);
+    h.pkt(key(1, 17, 20), kT0);
+    h.table.flush();
+    ASSERT_EQ(h.out.size(), 2u);
+    EXPECT_NE(h.out[0].vlanId, h.out[1].vlanId);
+}

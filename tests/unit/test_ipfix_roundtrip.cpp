@@ -1,0 +1,194 @@
+// Encoder -> bytes -> decoder, both on libfixbuf: what we export is what a
+// generic IPFIX reader sees, within every transport's message size.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <vector>
+
+#include "flow_table.h"
+#include "info_model.h"
+#include "ipfix_decoder.h"
+#include "ipfix_encoder.h"
+
+using namespace bpfix;
+
+namespace {
+
+FlowRecord v4_record(uint16_t sport) {
+    bpfix_flow_key k{};
+    k.ip_version = 4;
+    uint8_t src[4] = {192, 0, 2, 1}, dst[4] = {198, 51, 100, 7};
+    memcpy(k.src_addr, src, 4);
+    memcpy(k.dst_addr, dst, 4);
+    k.protocol = 6;
+    k.src_port = sport;
+    k.dst_port = 443;
+    k.vlan_id = 42;
+    FlowRecord r = make_flow_record(k);
+    r.flowStartMilliseconds = 1700000000123ULL;
+    r.flowEndMilliseconds = 1700000001456ULL;
+    r.packetDeltaCount = 10;
+    r.octetDeltaCount = 5000;
+    r.tcpControlBits = 0x1b;
+    r.flowEndReason = 3;
+    return r;
+}
+
+FlowRecord v6_record() {
+    bpfix_flow_key k{};
+    k.ip_version = 6;
+    inet_pton(AF_INET6, "2001:db8::1", k.src_addr);
+    inet_pton(AF_INET6, "2001:db8::2", k.dst_addr);
+    k.protocol = 58;
+    k.icmp_type_code = 0x8000;
+    FlowRecord r = make_flow_record(k);
+    r.packetDeltaCount = 1;
+    r.octetDeltaCount = 104;
+    r.flowEndReason = 4;
+    return r;
+}
+
+struct Decoded {
+    std::vector<DecodedRecord> records;
+};
+
+}  // namespace
+
+TEST(IpfixRoundTrip, FlowsAndStatsDecodeToTheSameValues) {
+    InfoModel model;
+    std::vector<IpfixMessage> msgs;
+    {
+        IpfixEncoder enc(model, 7, 1472, [&](IpfixMessage&& m) { msgs.push_back(std::move(m)); });
+        enc.add_flow(v4_record(1000));
+        enc.add_flow(v6_record());
+        StatsRecord s{};
+        s.observationDomainId = 7;
+        s.exportedFlowRecordTotalCount = 2;
+        s.ignoredPacketTotalCount = 3;
+        enc.add_stats(s);
+        enc.flush();
+        EXPECT_EQ(enc.flow_records(), 2u);
+    }
+    ASSERT_GE(msgs.size(), 2u);
+    EXPECT_TRUE(msgs[0].templates);
+
+    InfoModel rx_model;
+    std::vector<DecodedRecord> out;
+    IpfixDecoder dec(rx_model, [&](const DecodedRecord& r) { out.push_back(r); });
+    for (const auto& m : msgs) ASSERT_EQ(dec.decode_message(m.bytes), "");
+    ASSERT_EQ(out.size(), 3u);
+
+    const auto& v4 = out[0].fields;
+    EXPECT_EQ(out[0].template_id, 256);
+    EXPECT_EQ(out[0].observation_domain, 7u);
+    EXPECT_EQ(v4["sourceIPv4Address"], "192.0.2.1");
+    EXPECT_EQ(v4["destinationIPv4Address"], "198.51.100.7");
+    EXPECT_EQ(v4["sourceTransportPort"], 1000);
+    EXPECT_EQ(v4["destinationTransportPort"], 443);
+    EXPECT_EQ(v4["packetDeltaCount"], 10);
+    EXPECT_EQ(v4["octetDeltaCount"], 5000);
+    EXPECT_EQ(v4["tcpControlBits"], 0x1b);
+    EXPECT_EQ(v4["vlanId"], 42);
+    EXPECT_EQ(v4["flowEndReason"], 3);
+    EXPECT_EQ(v4["flowStartMilliseconds"], "2023-11-14T22:13:20.123Z");
+    EXPECT_EQ(v4["flowEndMilliseconds"], "2023-11-14T22:13:21.456Z");
+    EXPECT_FALSE(v4.contains("sourceIPv6Address"));
+
+    const auto& v6 = out[1].fields;
+    EXPECT_EQ(out[1].template_id, 257);
+    EXPECT_EQ(v6["sourceIPv6Address"], "2001:db8::1");
+    EXPECT_EQ(v6["icmpTypeCodeIPv6"], 0x8000);
+    EXPECT_EQ(v6["protocolIdentifier"], 58);
+
+    EXPECT_TRUE(out[2].options);
+    EXPECT_EQ(out[2].template_id, 258);
+    EXPECT_EQ(out[2].fields["ignoredPacketTotalCount"], 3);
+    EXPECT_EQ(out[2].fields["exportedFlowRecordTotalCount"], 2);
+}
+
+TEST(IpfixRoundTrip, MessagesRespectTheSizeLimitAndSequenceNumbers) {
+    InfoModel model;
+    std::vector<IpfixMessage> msgs;
+    constexpr uint16_t kLimit = 1452;  // IPv6 path, MTU 1500
+    IpfixEncoder enc(model, 1, kLimit, [&](IpfixMessage&& m) { msgs.push_back(std::move(m)); });
+    for (int i = 0; i < 1000; ++i) enc.add_flow(v4_record(static_cast<uint16_t>(i)));
+    enc.export_templates();  // a UDP refresh in the middle of the stream
+    for (int i = 0; i < 500; ++i) enc.add_flow(v6_record());
+    enc.flush();
+    uint64_t records = 0;
+    uint32_t expected_seq = 0;
+    for (const auto& m : msgs) {
+        ASSERT_LE(m.bytes.size(), kLimit);
+        uint16_t len = static_cast<uint16_t>(m.bytes[2] << 8 | m.bytes[3]);
+        EXPECT_EQ(len, m.bytes.size());
+        uint32_t seq = static_cast<uint32_t>(m.bytes[8]) << 24 | static_cast<uint32_t>(m.bytes[9]) << 16 |
+                       static_cast<uint32_t>(m.bytes[10]) << 8 | m.bytes[11];
+        EXPECT_EQ(seq, expected_seq);
+        expected_seq += m.data_records;
+        records += m.data_records;
+    }
+    EXPECT_EQ(records, 1500u);
+
+    InfoModel rx_model;
+    uint64_t decoded = 0;
+    IpfixDecoder dec(rx_model, [&](const DecodedRecord&) { ++decoded; });
+    for (const auto& m : msgs) ASSERT_EQ(dec.decode_message(m.bytes), "");
+    EXPECT_EQ(decoded, 1500u);
+}
+
+TEST(IpfixRoundTrip, EnterpriseElementsAreAnnouncedWithRfc5610) {
+    // A registry in the format of templates/bpfix-elements.xml, one element.
+    const std::string xml = R"(<?xml version="1.0" encoding="UTF-8"?>
+<registry xmlns="http://www.iana.org/assignments" xmlns:cert="http://www.cert.org/ipfix" id="ipfix">
+  <registry id="ipfix-information-elements">
+    <record>
+      <name>bpfixTestLatencyMicroseconds</name>
+      <dataType>unsigned32</dataType>
+      <dataTypeSemantics>quantity</dataTypeSemantics>
+      <elementId>1</elementId>
+      <cert:enterpriseId>32473</cert:enterpriseId>
+      <units>microseconds</units>
+      <description><paragraph>A test element.</paragraph></description>
+    </record>
+  </registry>
+</registry>)";
+    InfoModel model(4242, xml);  // a user's own PEN replaces 32473
+    ASSERT_EQ(model.enterprise_elements().size(), 1u);
+    EXPECT_EQ(model.enterprise_elements()[0]->ent, 4242u);
+
+    std::vector<IpfixMessage> msgs;
+    IpfixEncoder enc(model, 1, 1472, [&](IpfixMessage&& m) { msgs.push_back(std::move(m)); });
+    enc.flush();
+
+    InfoModel rx_model;  // knows nothing about PEN 4242
+    ASSERT_EQ(fbInfoModelGetElementByID(rx_model.get(), 1, 4242), nullptr);
+    std::vector<DecodedRecord> out;
+    IpfixDecoder dec(rx_model, [&](const DecodedRecord& r) { out.push_back(r); });
+    for (const auto& m : msgs) ASSERT_EQ(dec.decode_message(m.bytes), "");
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].fields["informationElementName"], "bpfixTestLatencyMicroseconds");
+    EXPECT_EQ(out[0].fields["privateEnterpriseNumber"], 4242);
+    const fbInfoElement_t* learned = fbInfoModelGetElementByID(rx_model.get(), 1, 4242);
+    ASSERT_NE(learned, nullptr);
+    EXPECT_STREQ(learned->ref.name, "bpfixTestLatencyMicroseconds");
+}
+
+TEST(IpfixRoundTrip, BrokenMessagesAreReportedNotDecoded) {
+    InfoModel model;
+    std::vector<DecodedRecord> out;
+    IpfixDecoder dec(model, [&](const DecodedRecord& r) { out.push_back(r); });
+    std::vector<uint8_t> short_msg = {0, 10, 0, 8};
+    EXPECT_NE(dec.decode_message(short_msg), "");
+    std::vector<uint8_t> v9(16, 0);
+    v9[1] = 9;
+    v9[3] = 16;
+    EXPECT_NE(dec.decode_message(v9).find("version 9"), std::string::npos);
+    std::vector<uint8_t> lying(20, 0);
+    lying[1] = 10;
+    lying[3] = 40;
+    EXPECT_NE(dec.decode_message(lying).find("length"), std::string::npos);
+    EXPECT_EQ(dec.malformed(), 3u);
+    EXPECT_TRUE(out.empty());
+}
