@@ -290,8 +290,20 @@ def f_raw_random(n=300):
                 b.frames, exp, linktype=LINKTYPE_RAW)
 
 
+def f_random_ethernet(n=400):
+    rng = random.Random(2004)
+    bad = []
+    while len(bad) < n:
+        data = bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+        if _no_marker(data):
+            bad.append((data, None))
+    frames, exp = interleave(bad, step=0.9 / n)
+    return Case("fuzz_random_ethernet", "%d frames of random bytes (0..200) on "
+                "Ethernet" % n, frames, exp)
+
+
 def fuzz_cases():
-    return [f_random_ip(), f_mutated(), f_raw_random()]
+    return [f_random_ethernet(), f_random_ip(), f_mutated(), f_raw_random()]
 
 
 def not_a_pcap_files():

@@ -3,7 +3,7 @@
 IPv4 and IPv6 (a few on 802.1Q and QinQ VLANs), 221 IP packets, plus two ARP
 frames (not IP, not flows).
 
-Usage: make_pcap.py OUT.pcap [--start EPOCH_SECONDS]
+Usage: make_pcap.py OUT.pcap [--start EPOCH_SECONDS] [--no-vlans]
 
 Every packet has a fixed timestamp; the whole capture spans about 6 s, so under
 docs/flow-semantics.md with default timeouts no flow is split by the idle,
@@ -111,7 +111,7 @@ def ping(b, t, v6, cli, srv, ident, count, tos=0):
         b.add(t + i * 0.5 + 0.001, rep, False)
 
 
-def build(start):
+def build(start, with_vlans=True):
     rng = random.Random(20240102)
     b = Builder(start, rng)
 
@@ -138,7 +138,7 @@ def build(start):
         ping(b, 0.45 + i * 0.9, True, f"2001:db8:a::{60 + i}", f"2001:db8:c::{1 + i}", 200 + i, 2)
     # VLANs are part of the key: the same UDP exchange untagged, on 802.1Q VLAN
     # 100 and on QinQ 200/300 is three pairs of uniflows (6).
-    for vlans in ((), (100,), (200, 300)):
+    for vlans in ((), (100,), (200, 300)) if with_vlans else ((),):
         udp_exchange(b, 2.9 + 0.01 * len(vlans), False, "10.0.3.1", "192.0.2.123", 40123, 123, 2, vlans=vlans)
     # ICMP destination unreachable (port) carrying the offending datagram: 1 uniflow.
     quoted = IP(src="10.0.1.20", dst="192.0.2.54") / UDP(sport=33333, dport=53) / b.payload(30)
@@ -160,8 +160,10 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--start", type=int, default=DEFAULT_START,
                     help="epoch seconds of the capture start (default %(default)s)")
+    ap.add_argument("--no-vlans", action="store_true",
+                    help="leave out the VLAN-tagged copies (for peers that cannot parse QinQ)")
     args = ap.parse_args()
-    frames = build(args.start)
+    frames = build(args.start, not args.no_vlans)
     wrpcap(args.out, frames)  # classic pcap, Ethernet, microsecond timestamps
     print(f"make_pcap: wrote {len(frames)} frames to {args.out}", file=sys.stderr)
 

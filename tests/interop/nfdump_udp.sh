@@ -19,8 +19,7 @@ need nfcapd nfdump ss timeout
 interop_init
 make_tmpdir work
 
-"$PY" "$INTEROP_DIR/make_pcap.py" "$work/in.pcap" 2>/dev/null
-"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" --records "$work/records.jsonl" >"$work/totals.json"
+make_interop_pcap "$work/in.pcap" "$work/totals.json" "$work/records.jsonl"
 
 nfcapd_start "$work/flows" "$port" || die "cannot start nfcapd"
 track_pid "$NFCAPD_PID"

@@ -25,8 +25,7 @@ need dumpcap tshark ss timeout
 interop_init
 make_tmpdir work
 
-"$PY" "$INTEROP_DIR/make_pcap.py" "$work/in.pcap" 2>/dev/null
-"$PY" "$INTEROP_DIR/pcap_totals.py" "$work/in.pcap" --records "$work/records.jsonl" >"$work/totals.json"
+make_interop_pcap "$work/in.pcap" "$work/totals.json" "$work/records.jsonl"
 
 if [[ $mode == udp ]]; then
   udp_bound "$port" && die "UDP port $port is already in use"
