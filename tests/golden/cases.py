@@ -30,7 +30,7 @@ from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,  # 
                                 ICMPv6NDOptSrcLLAddr, ICMPv6MLReport2,
                                 RouterAlert, Jumbo, fragment6)
 
-from golden_lib import (Case, Frame, Rec, ns, LINKTYPE_ETHERNET,  # noqa: E402
+from golden_lib import (Case, Frame, Rec, ns,  # noqa: E402
                         LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2)
 
 conf.verb = 0

@@ -13,7 +13,7 @@ import struct
 
 from cases import (FB, eth, pad60, q, tcp, udp, v4, v6, A, P, S, MAC_C, MAC_S,
                    IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, ICMP, Raw)
-from golden_lib import Case, Rec, pcap_bytes, LINKTYPE_ETHERNET, LINKTYPE_RAW
+from golden_lib import Case, Rec, LINKTYPE_RAW
 
 VA, VB = "198.51.100.77", "198.51.100.78"        # marker (valid) flows
 VA6, VB6 = "2001:db8:77::1", "2001:db8:77::2"

@@ -15,7 +15,7 @@ aggregated-flows counter, 1 unless the exporter sent deltaFlowCount):
     Bytes: B, Sequence Errors: S, Bad Packets: X"; S and X must be 0.
 All must equal the pcap's uniflows, IP packets and IP octets. With --records
 (pcap_totals.py --records), every stored record must also match its uniflow:
-packets, bytes, first/last (ms), TOS, TCP flags, VLAN.
+packets, bytes, first/last (ms), TOS, TCP flags; VLAN (vlanId) is part of its key.
 """
 import argparse
 import datetime
@@ -51,8 +51,12 @@ def compare_records(flows, expected_path):
     expected = {}
     for line in open(expected_path):
         e = json.loads(line)
-        expected[(e["ip_version"], e["src"], e["dst"], e["proto"], e["sport"], e["dport"],
-                  e["icmp_type_code"])] = e
+        # nfdump keeps vlanId (src_vlan) but not dot1qCustomerVlanId.
+        key = (e["vlan"], e["ip_version"], e["src"], e["dst"], e["proto"], e["sport"], e["dport"],
+               e["icmp_type_code"])
+        if key in expected:
+            raise SystemExit(f"FAIL: uniflows differing only in the customer VLAN: {key}")
+        expected[key] = e
     problems, seen = [], set()
     for r in flows:
         ver = 6 if "src6_addr" in r else 4
@@ -61,7 +65,7 @@ def compare_records(flows, expected_path):
             sport, dport, icmp = 0, 0, int(r.get("icmp_type", 0)) << 8 | int(r.get("icmp_code", 0))
         else:
             sport, dport, icmp = int(r.get("src_port", 0)), int(r.get("dst_port", 0)), 0
-        key = (ver, r[f"src{ver}_addr"], r[f"dst{ver}_addr"], proto, sport, dport, icmp)
+        key = (int(r.get("src_vlan", 0)), ver, r[f"src{ver}_addr"], r[f"dst{ver}_addr"], proto, sport, dport, icmp)
         e = expected.get(key)
         if e is None or key in seen:
             problems.append(f"record for no (or an already seen) uniflow of the pcap: {key}")
@@ -69,8 +73,7 @@ def compare_records(flows, expected_path):
         seen.add(key)
         got = {"packets": int(r["in_packets"]), "octets": int(r["in_bytes"]),
                "start_ms": ms(r["first"]), "end_ms": ms(r["last"]), "tos": int(r.get("src_tos", 0)),
-               "tcp_flags": tcp_flags(r.get("tcp_flags")) if proto == 6 else 0,
-               "vlan": int(r.get("src_vlan", 0))}
+               "tcp_flags": tcp_flags(r.get("tcp_flags")) if proto == 6 else 0}
         want = dict(e, tcp_flags=e["tcp_flags"] & 0xFF)
         for f, v in got.items():
             if v != want[f]:
