@@ -98,10 +98,10 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
     r.octetDeltaCount = e.octets;
     r.tcpControlBits = e.flags;
     r.ipClassOfService = e.tos;
-    // A flow that saw FIN has its end detected, whatever timer fires first.
-    r.flowEndReason = static_cast<uint8_t>(e.fin && reason != FlowEndReason::lack_of_resources
-                                               ? FlowEndReason::end_detected
-                                               : reason);
+    // The timer that fired is the reason; only the end of input reports a
+    // flow that saw FIN as ended by detection rather than forced.
+    r.flowEndReason = static_cast<uint8_t>(e.fin && reason == FlowEndReason::forced_end ? FlowEndReason::end_detected
+                                                                                       : reason);
     unlink(lru_, &Entry::lru, idx);
     unlink(age_, &Entry::age, idx);
     if (e.fin) unlink(linger_, &Entry::linger, idx);

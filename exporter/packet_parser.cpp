@@ -33,23 +33,54 @@ bool has_ports(uint8_t proto) {
 }
 
 // Transport header at p (len bytes available). Fills ports / ICMP / flags.
+// Fixed header length of the transport protocols we read; a packet cut
+// inside it is malformed.
+size_t transport_header_len(uint8_t proto) {
+    switch (proto) {
+        case kProtoTcp: return 20;
+        case kProtoUdp:
+        case kProtoUdpLite: return 8;
+        case kProtoSctp:
+        case kProtoDccp: return 12;
+        case kProtoIcmp: return 8;
+        case kProtoIcmpV6: return 4;
+        default: return 0;
+    }
+}
+
+// Transport header at p (len bytes available). Fills ports / ICMP / flags.
 bool parse_transport(const uint8_t* p, size_t len, uint8_t proto, ParsedPacket& out) {
+    if (len < transport_header_len(proto)) return false;
     if (has_ports(proto)) {
-        if (len < 4) return false;
         out.key.src_port = be16(p);
         out.key.dst_port = be16(p + 2);
         if (proto == kProtoTcp) {
-            if (len < 14) return false;
             out.tcp_flags = static_cast<uint16_t>((p[12] & 0x01) << 8 | p[13]);
         }
-        return true;
-    }
-    if (proto == kProtoIcmp || proto == kProtoIcmpV6) {
-        if (len < 2) return false;
+    } else if (proto == kProtoIcmp || proto == kProtoIcmpV6) {
         out.key.icmp_type_code = static_cast<uint16_t>(p[0] << 8 | p[1]);
-        return true;
     }
     return true;
+}
+
+// IPv6 Payload Length 0 means a jumbogram only with a Jumbo Payload option
+// (RFC 2675) in the hop-by-hop header at p; returns its length, or 0.
+uint64_t jumbo_payload_length(const uint8_t* p, size_t len) {
+    if (len < 8) return 0;
+    size_t hlen = (static_cast<size_t>(p[1]) + 1) * 8;
+    if (hlen > len) return 0;
+    for (size_t off = 2; off < hlen;) {
+        uint8_t type = p[off];
+        if (type == 0) {  // Pad1
+            ++off;
+            continue;
+        }
+        if (off + 2 > hlen) return 0;
+        uint8_t olen = p[off + 1];
+        if (type == 0xc2 && olen == 4 && off + 6 <= hlen) return be32(p + off + 2);
+        off += 2 + static_cast<size_t>(olen);
+    }
+    return 0;
 }
 
 ParseStatus parse_ipv4(const uint8_t* p, size_t len, ParsedPacket& out) {
@@ -80,7 +111,7 @@ ParseStatus parse_ipv4(const uint8_t* p, size_t len, ParsedPacket& out) {
     return parse_transport(p + ihl, avail, out.key.protocol, out) ? ParseStatus::ok : ParseStatus::malformed;
 }
 
-ParseStatus parse_ipv6(const uint8_t* p, size_t len, size_t l3_wirelen, ParsedPacket& out) {
+ParseStatus parse_ipv6(const uint8_t* p, size_t len, ParsedPacket& out) {
     if (len < 40) return ParseStatus::malformed;
     if ((p[0] >> 4) != 6) return ParseStatus::malformed;
     out.key.ip_version = BPFIX_IPV6;
@@ -88,10 +119,14 @@ ParseStatus parse_ipv6(const uint8_t* p, size_t len, size_t l3_wirelen, ParsedPa
     memcpy(out.key.src_addr, p + 8, 16);
     memcpy(out.key.dst_addr, p + 24, 16);
     uint16_t plen = be16(p + 4);
-    out.ip_octets = plen ? static_cast<uint64_t>(plen) + 40 : l3_wirelen;
     uint8_t next = p[6];
+    uint64_t payload = plen;
+    if (plen == 0 && next == 0) {
+        payload = jumbo_payload_length(p + 40, len - 40);
+    }
+    out.ip_octets = payload + 40;
     size_t off = 40;
-    size_t end = plen ? (40 + static_cast<size_t>(plen) < len ? 40 + static_cast<size_t>(plen) : len) : len;
+    size_t end = 40 + payload < len ? static_cast<size_t>(40 + payload) : len;
     for (int i = 0;; ++i) {
         switch (next) {
             case 0:    // hop-by-hop
@@ -141,19 +176,19 @@ ParseStatus parse_ipv6(const uint8_t* p, size_t len, size_t l3_wirelen, ParsedPa
     return parse_transport(p + off, end - off, next, out) ? ParseStatus::ok : ParseStatus::malformed;
 }
 
-ParseStatus parse_l3(uint16_t ethertype, const uint8_t* p, size_t len, size_t l3_wirelen, ParsedPacket& out) {
+ParseStatus parse_l3(uint16_t ethertype, const uint8_t* p, size_t len, ParsedPacket& out) {
     switch (ethertype) {
         case kEthIPv4: return parse_ipv4(p, len, out);
-        case kEthIPv6: return parse_ipv6(p, len, l3_wirelen, out);
+        case kEthIPv6: return parse_ipv6(p, len, out);
         default: return ParseStatus::non_ip;
     }
 }
 
-ParseStatus parse_raw_ip(const uint8_t* p, size_t len, size_t wirelen, ParsedPacket& out) {
+ParseStatus parse_raw_ip(const uint8_t* p, size_t len, ParsedPacket& out) {
     if (len < 1) return ParseStatus::malformed;
     switch (p[0] >> 4) {
         case 4: return parse_ipv4(p, len, out);
-        case 6: return parse_ipv6(p, len, wirelen, out);
+        case 6: return parse_ipv6(p, len, out);
         default: return ParseStatus::malformed;
     }
 }
@@ -176,24 +211,24 @@ bool link_type_supported(int dlt) {
 
 ParseStatus parse_packet(const uint8_t* data, size_t caplen, size_t wirelen, int dlt, ParsedPacket& out) {
     out = ParsedPacket{};
-    if (wirelen < caplen) wirelen = caplen;
+    (void)wirelen;  // IP lengths come from the headers, not the capture
     switch (static_cast<LinkType>(dlt)) {
         case LinkType::raw:
         case LinkType::raw_ip:
-            return parse_raw_ip(data, caplen, wirelen, out);
+            return parse_raw_ip(data, caplen, out);
         case LinkType::ipv4:
             return parse_ipv4(data, caplen, out);
         case LinkType::ipv6:
-            return parse_ipv6(data, caplen, wirelen, out);
+            return parse_ipv6(data, caplen, out);
         case LinkType::linux_sll: {
             if (caplen < 16) return ParseStatus::malformed;
             uint16_t proto = be16(data + 14);
-            return parse_l3(proto, data + 16, caplen - 16, wirelen - 16, out);
+            return parse_l3(proto, data + 16, caplen - 16, out);
         }
         case LinkType::linux_sll2: {
             if (caplen < 20) return ParseStatus::malformed;
             uint16_t proto = be16(data);
-            return parse_l3(proto, data + 20, caplen - 20, wirelen - 20, out);
+            return parse_l3(proto, data + 20, caplen - 20, out);
         }
         case LinkType::ethernet: {
             if (caplen < 14) return ParseStatus::malformed;
@@ -210,7 +245,7 @@ ParseStatus parse_packet(const uint8_t* data, size_t caplen, size_t wirelen, int
                 type = be16(data + off);
             }
             off += 2;
-            return parse_l3(type, data + off, caplen - off, wirelen - off, out);
+            return parse_l3(type, data + off, caplen - off, out);
         }
     }
     return ParseStatus::malformed;

@@ -158,7 +158,7 @@ TEST(PacketParser, RawAndCookedLinkTypes) {
 TEST(PacketParser, NeverReadsPastCaplen) {
     // Every prefix of a valid frame parses without touching bytes beyond it
     // (valgrind/ASan make this bite); a prefix that cuts the headers we need
-    // (up to the TCP flags at byte 80) is an error, the rest parse.
+    // (up to the end of the TCP header at byte 86) is an error, the rest parse.
     Frame f;
     f.eth(0x8100).vlan(0x86dd, 5).ipv6(0, 1, 2, 8 + 20);
     f.b(6).b(0).zeros(6);
@@ -167,7 +167,7 @@ TEST(PacketParser, NeverReadsPastCaplen) {
         std::vector<uint8_t> prefix(f.data().begin(), f.data().begin() + static_cast<long>(n));
         ParsedPacket p;
         auto st = parse_packet(prefix.data(), n, f.size(), kEth, p);
-        if (n < 80) {
+        if (n < 86) {
             EXPECT_EQ(st, ParseStatus::malformed) << n;
         } else {
             EXPECT_EQ(st, ParseStatus::ok) << n;
