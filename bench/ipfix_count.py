@@ -2,8 +2,9 @@
 """Counts IPFIX messages and data records (per template id) for the benchmark.
 
   ipfix_count.py file PATH            count an RFC 5655 IPFIX file
-  ipfix_count.py udp PORT READYFILE   receive on 127.0.0.1:PORT until SIGTERM/SIGINT,
-                                      then print the counts; touches READYFILE once bound
+  ipfix_count.py udp PORT READYFILE   receive on 127.0.0.1:PORT (0: any free port) until
+                                      SIGTERM/SIGINT, then print the counts; writes the bound
+                                      port to READYFILE once listening
 
 Prints one JSON object: messages, records (data records incl. options),
 flow_records (data records whose template has a flow key: sourceIPv4Address or
@@ -13,6 +14,7 @@ fields are handled. Multiple observation domains are kept apart.
 """
 
 import json
+import os
 import signal
 import socket
 import struct
@@ -134,13 +136,18 @@ def count_file(path):
 def count_udp(port, ready):
     c = Counter()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+    try:  # root may exceed net.core.rmem_max: exporters send their last flows in one burst
+        s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
     s.bind(("127.0.0.1", port))
     s.settimeout(0.2)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    open(ready, "w").close()
+    with open(ready + ".tmp", "w") as f:
+        f.write(str(s.getsockname()[1]))
+    os.rename(ready + ".tmp", ready)
     while True:
         try:
             buf = s.recv(65535)

@@ -6,7 +6,8 @@ The traffic is synthetic but shaped like an access link: many tiny flows
 streams and bulk transfers that live longer than the active timeout, and
 some transfers that pause longer than the idle timeout. About 12 % of the
 connections are IPv6. Frames are 60..1514 bytes (64..1518 on the wire with
-the FCS), timestamps advance over --duration seconds and are sorted.
+the FCS), timestamps are sorted and advance over about --duration seconds
+(a few long flows end a little later).
 
 Every connection contributes two uniflows (one per direction), except scans
 that got no answer (one). Counters in the summary are uniflows (distinct

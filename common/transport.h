@@ -14,7 +14,7 @@
 namespace bpfix {
 
 struct TransportOptions {
-    uint32_t mtu = 1500;                    // UDP: messages fit this path MTU
+    uint32_t mtu = 0;                       // UDP: messages fit this MTU; 0: the route's MTU
     size_t queue_bytes = 64 * 1024 * 1024;  // TCP: bound on what is held while the collector is away
     std::chrono::milliseconds reconnect_min{500};
     std::chrono::milliseconds reconnect_max{30000};

@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <asio/ip/udp.hpp>
 
 #include "error.h"
@@ -28,11 +32,24 @@ public:
             throw Error(fmt::format("collector {}: cannot open UDP socket: {}", name_, ec.message()));
         }
         socket_.non_blocking(true);
-        size_t overhead = endpoint_.address().is_v6() ? 48 : 28;
-        if (opts.mtu < 576 || opts.mtu > 65535) {
-            throw Error(fmt::format("transport mtu {} is out of range (576..65535)", opts.mtu));
+        bool v6 = endpoint_.address().is_v6();
+        size_t overhead = v6 ? 48 : 28;
+        uint32_t mtu = opts.mtu;
+        if (mtu == 0) {
+            // The kernel knows the MTU of the route to a connected peer
+            // (1500 on most Ethernet paths, 65536 on loopback).
+            int value = 0;
+            socklen_t len = sizeof value;
+            int rc = v6 ? getsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_MTU, &value, &len)
+                        : getsockopt(socket_.native_handle(), IPPROTO_IP, IP_MTU, &value, &len);
+            mtu = rc == 0 && value >= 576 ? static_cast<uint32_t>(value) : 1500;
+            spdlog::debug("collector {}: path MTU {}", name_, mtu);
         }
-        max_size_ = static_cast<uint16_t>(opts.mtu - overhead);
+        if (mtu < 576) {
+            throw Error(fmt::format("transport mtu {} is too small (minimum 576)", mtu));
+        }
+        // libfixbuf messages are at most 65535 bytes; stay a little below.
+        max_size_ = static_cast<uint16_t>(std::min<size_t>(mtu - overhead, 65000));
     }
 
     void send(IpfixMessage&& msg) override {

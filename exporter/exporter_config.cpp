@@ -101,7 +101,10 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
 
     auto tr = section("transport");
     r.check_keys(tr, "transport", {"mtu", "queue_bytes", "reconnect_min", "reconnect_max", "drain_timeout"});
-    cfg.transport.mtu = static_cast<uint32_t>(r.integer(tr, "transport", "mtu", cfg.transport.mtu, 576, 65535));
+    cfg.transport.mtu = static_cast<uint32_t>(r.integer(tr, "transport", "mtu", cfg.transport.mtu, 0, 65535));
+    if (cfg.transport.mtu != 0 && cfg.transport.mtu < 576) {
+        r.fail("transport.mtu", fmt::format("{} is too small: use 0 (the route's MTU) or 576..65535", cfg.transport.mtu));
+    }
     cfg.transport.queue_bytes = static_cast<size_t>(
         r.integer(tr, "transport", "queue_bytes", static_cast<int64_t>(cfg.transport.queue_bytes), 65536,
                   int64_t{1} << 40));

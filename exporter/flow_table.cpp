@@ -65,7 +65,56 @@ FlowRecord make_flow_record(const bpfix_flow_key& key) {
 
 FlowTable::FlowTable(const FlowTableConfig& cfg, Sink sink) : cfg_(cfg), sink_(std::move(sink)) {
     if (cfg_.max_flows == 0) cfg_.max_flows = 1;
-    index_.reserve(std::min<size_t>(cfg_.max_flows, 1 << 16));
+    slots_.assign(1 << 12, 0);
+    mask_ = slots_.size() - 1;
+}
+
+size_t FlowTable::find_slot(const bpfix_flow_key& key, uint64_t hash) const {
+    const uint64_t tag = hash >> 32;
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+        uint64_t s = slots_[i];
+        if (s == 0) return i;
+        if ((s >> 32) == tag && FlowKeyEqual{}(entries_[(s & 0xffffffffu) - 1].key, key)) return i;
+    }
+}
+
+void FlowTable::index_insert(uint32_t idx) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    const Entry& e = entries_[idx];
+    size_t i = find_slot(e.key, e.hash);
+    slots_[i] = (e.hash >> 32) << 32 | (static_cast<uint64_t>(idx) + 1);
+    ++size_;
+}
+
+void FlowTable::index_erase(uint32_t idx) {
+    const Entry& e = entries_[idx];
+    size_t i = find_slot(e.key, e.hash);
+    // Backward shift: pull later members of the probe run into the hole so
+    // lookups never stop early.
+    for (size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
+        size_t home = entries_[(slots_[j] & 0xffffffffu) - 1].hash & mask_;
+        bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            slots_[i] = slots_[j];
+            i = j;
+        }
+    }
+    slots_[i] = 0;
+    --size_;
+}
+
+void FlowTable::grow() {
+    std::vector<uint64_t> old;
+    old.swap(slots_);
+    slots_.assign(old.size() * 2, 0);
+    mask_ = slots_.size() - 1;
+    for (uint64_t s : old) {
+        if (s == 0) continue;
+        const Entry& e = entries_[(s & 0xffffffffu) - 1];
+        size_t i = e.hash & mask_;
+        while (slots_[i] != 0) i = (i + 1) & mask_;
+        slots_[i] = s;
+    }
 }
 
 void FlowTable::push_back(List& list, Link Entry::*link, uint32_t idx) {
@@ -105,7 +154,7 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
     unlink(lru_, &Entry::lru, idx);
     unlink(age_, &Entry::age, idx);
     if (e.fin) unlink(linger_, &Entry::linger, idx);
-    index_.erase(e.key);
+    index_erase(idx);
     free_.push_back(idx);
     ++records_;
     sink_(r);
@@ -127,19 +176,19 @@ void FlowTable::advance(uint64_t now) {
 }
 
 void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
-    auto it = index_.find(key);
-    uint32_t idx;
-    if (it != index_.end()) {
-        idx = it->second;
+    const uint64_t hash = FlowKeyHash{}(key);
+    uint64_t slot = slots_[find_slot(key, hash)];
+    uint32_t idx = slot ? static_cast<uint32_t>((slot & 0xffffffffu) - 1) : kNil;
+    if (idx != kNil) {
         Entry& e = entries_[idx];
         // A new connection on the same 5-tuple after FIN: a new record.
         if (e.fin && key.protocol == kProtoTcp && (tcp_flags & kTcpSyn) && !(tcp_flags & kTcpAck)) {
             end(idx, FlowEndReason::end_detected);
-            it = index_.end();
+            idx = kNil;
         }
     }
-    if (it == index_.end()) {
-        if (index_.size() >= cfg_.max_flows) {
+    if (idx == kNil) {
+        if (size_ >= cfg_.max_flows) {
             ++evicted_;
             end(lru_.head, FlowEndReason::lack_of_resources);
         }
@@ -152,6 +201,7 @@ void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uin
         }
         Entry& e = entries_[idx];
         e.key = key;
+        e.hash = hash;
         e.start_ns = e.last_ns = ts;
         e.fin_ns = 0;
         e.packets = e.octets = 0;
@@ -159,7 +209,7 @@ void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uin
         e.tos = tos;
         e.fin = false;
         e.lru = e.age = e.linger = Link{};
-        index_.emplace(key, idx);
+        index_insert(idx);
         push_back(lru_, &Entry::lru, idx);
         push_back(age_, &Entry::age, idx);
     } else {

@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <unordered_map>
 #include <vector>
 
 #include "bpfix_abi.h"
@@ -41,7 +40,7 @@ public:
     // Ends every flow (end of input): forced end, or end detected after FIN.
     void flush();
 
-    size_t active_flows() const { return index_.size(); }
+    size_t active_flows() const { return size_; }
     uint64_t records_exported() const { return records_; }
     uint64_t evicted() const { return evicted_; }
 
@@ -52,6 +51,7 @@ private:
     };
     struct Entry {
         bpfix_flow_key key;
+        uint64_t hash;
         uint64_t start_ns, last_ns, fin_ns;
         uint64_t packets, octets;
         uint16_t flags;
@@ -64,6 +64,13 @@ private:
     };
 
     void end(uint32_t idx, FlowEndReason reason);
+    // Open-addressing index (linear probing, backward-shift deletion): a
+    // node-based map's cache misses were the largest user-space cost.
+    // A slot holds (hash >> 32) << 32 | (entry index + 1); 0 is empty.
+    size_t find_slot(const bpfix_flow_key& key, uint64_t hash) const;
+    void index_insert(uint32_t idx);
+    void index_erase(uint32_t idx);
+    void grow();
     void push_back(List& list, Link Entry::*link, uint32_t idx);
     void unlink(List& list, Link Entry::*link, uint32_t idx);
 
@@ -71,7 +78,9 @@ private:
     Sink sink_;
     std::vector<Entry> entries_;
     std::vector<uint32_t> free_;
-    std::unordered_map<bpfix_flow_key, uint32_t, FlowKeyHash, FlowKeyEqual> index_;
+    std::vector<uint64_t> slots_;
+    size_t mask_ = 0;
+    size_t size_ = 0;
     List lru_, age_, linger_;
     uint64_t records_ = 0;
     uint64_t evicted_ = 0;

@@ -4,13 +4,17 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "flow_meter.h"
 
 namespace bpfix {
 
-// Reads a pcap (or pcapng) file with libpcap, nanosecond timestamps, and
-// feeds the frames to a FlowMeter in batches.
+// Reads a capture file and feeds its frames to a FlowMeter in batches.
+// Classic pcap files (any byte order, micro- or nanosecond) are read from a
+// memory map: copying the file through read() cost as much as metering it
+// (docs/benchmarks.md). Everything else (pcapng, pipes) goes through
+// libpcap.
 class PcapSource {
 public:
     // Throws bpfix::Error when the file cannot be read or its link type is
@@ -29,7 +33,23 @@ public:
     bool truncated() const { return truncated_; }
 
 private:
+    bool open_mapped();
+    void open_libpcap();
+    bool read_mapped(FlowMeter& meter, size_t max_frames);
+    void release_mapped();
+    bool read_libpcap(FlowMeter& meter, size_t max_frames);
+    void stop_truncated(FlowMeter& meter, const std::string& why);
+
     std::string path_;
+    // Memory-mapped classic pcap.
+    const uint8_t* map_ = nullptr;
+    size_t map_size_ = 0;
+    size_t pos_ = 0;
+    size_t released_ = 0;
+    bool swapped_ = false;
+    bool nanosecond_ = false;
+    // libpcap for the rest.
+    std::vector<char> io_buffer_;  // outlives pcap_ (declared first)
     pcap_t* pcap_ = nullptr;
     int dlt_ = 0;
     bool done_ = false;

@@ -78,6 +78,7 @@ TEST(ExporterConfig, ErrorsNameTheKey) {
     EXPECT_NE(load_error("[flows]\nidle_timeout = -1\n").find("idle_timeout"), std::string::npos);
     EXPECT_NE(load_error("[export]\ncollector = \"ftp://x:1\"\n").find("ftp://x:1"), std::string::npos);
     EXPECT_NE(load_error("[transport]\nmtu = 100\n").find("transport.mtu"), std::string::npos);
+    EXPECT_NE(load_error("[transport]\nmtu = 70000\n").find("transport.mtu"), std::string::npos);
     EXPECT_NE(load_error("[pcap]\ndirection = \"sideways\"\n").find("pcap.direction"), std::string::npos);
     EXPECT_NE(load_error("[bogus]\n").find("bogus"), std::string::npos);
     EXPECT_NE(load_error("[flows\n").find("config"), std::string::npos);  // syntax error, with the file
