@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # nfcapd (nfdump 1.7) as a throw-away IPFIX receiver on UDP loopback.
 # Sourced by scripts/demo and tests/interop/nfdump_udp.sh, not executed.
 #
@@ -15,7 +16,7 @@ _nfcapd_bound() { ss -Hunl "sport = :$1" | grep -q .; }
 _nfcapd_recvq() { ss -Hunl "sport = :$1" | awk '{s += $2} END {print s + 0}'; }
 
 nfcapd_start() {
-  local dir=$1 port=$2 i
+  local dir=$1 port=$2
   if _nfcapd_bound "$port"; then
     echo "nfcapd: UDP port $port is already in use" >&2
     return 1
@@ -24,7 +25,7 @@ nfcapd_start() {
   # -t 3600: one file for the whole run; nfdump -R reads the directory anyway.
   nfcapd -b 127.0.0.1 -p "$port" -w "$dir" -t 3600 -B 4194304 </dev/null >"$dir.log" 2>&1 &
   NFCAPD_PID=$!
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     _nfcapd_bound "$port" && return 0
     kill -0 "$NFCAPD_PID" 2>/dev/null || break
     sleep 0.1
@@ -34,16 +35,16 @@ nfcapd_start() {
 }
 
 nfcapd_stop() {
-  local port=$1 i rc=0
+  local port=$1 rc=0
   [[ -n $NFCAPD_PID ]] || return 0
   # A datagram still queued on the socket when SIGTERM lands would be lost.
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [[ $(_nfcapd_recvq "$port") == 0 ]] && break
     sleep 0.1
   done
   sleep 0.3 # let it finish decoding the last datagram it read
   kill -TERM "$NFCAPD_PID"
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     kill -0 "$NFCAPD_PID" 2>/dev/null || break
     sleep 0.1
   done

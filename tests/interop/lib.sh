@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the interop tests (sourced, not executed).
 #
 # The tests run bpfix-exporter from BUILD_DIR/bin. To check the harness itself
@@ -101,8 +102,8 @@ _probe_count() {
 }
 
 _capture_probe_until_seen() {
-  local tag="bpfix-probe-$1" i
-  for i in $(seq 1 100); do
+  local tag="bpfix-probe-$1"
+  for _ in $(seq 1 100); do
     kill -0 "$CAPTURE_PID" 2>/dev/null || return 1
     echo "$tag" >"/dev/udp/127.0.0.1/$CAPTURE_PROBE" 2>/dev/null || true
     sleep 0.1

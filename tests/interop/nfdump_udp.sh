@@ -17,6 +17,7 @@ build=$(cd "$1" && pwd)
 port=47720
 need nfcapd nfdump ss timeout
 interop_init
+work= # set by make_tmpdir
 make_tmpdir work
 
 make_interop_pcap "$work/in.pcap" "$work/totals.json" "$work/records.jsonl"

@@ -1,31 +1,50 @@
 #!/usr/bin/env bash
 # Interop: Wireshark's IPFIX dissector must decode bpfix's export, over UDP or
-# TCP, without any complaint, and the decoded records must add up to the pcap.
+# TCP or as an RFC 5655 file, without any complaint, and the decoded records
+# must match the pcap, record by record.
 #
-# Usage: tshark_decode.sh BUILD_DIR udp|tcp
+# Usage: tshark_decode.sh BUILD_DIR udp|tcp|file
 #
 # Generates the interop pcap (make_pcap.py), captures loopback with dumpcap,
 # exports with BUILD_DIR/bin/bpfix-exporter to udp://127.0.0.1:47710 or
 # tcp://127.0.0.1:47711 (a small Python listener reads the TCP stream), then
 # decodes the capture with `tshark -d udp|tcp.port==PORT,cflow` and checks it
 # with tshark_check.py. Ports: 47710 (UDP), 47711 (TCP), probes 47712/47713.
+# file: exports to file:OUT.ipfix and lets tshark read that file directly
+# (Wireshark has its own RFC 5655 file reader); no network.
 # INTEROP_EXPORTER=softflowd runs the harness against softflowd (lib.sh).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-(($# == 2)) || { echo "usage: $0 BUILD_DIR udp|tcp" >&2; exit 2; }
+usage() { echo "usage: $0 BUILD_DIR udp|tcp|file" >&2; exit 2; }
+(($# == 2)) || usage
 build=$(cd "$1" && pwd)
 mode=$2
 case $mode in
   udp) port=47710 probe=47712 ;;
   tcp) port=47711 probe=47713 ;;
-  *) echo "usage: $0 BUILD_DIR udp|tcp" >&2; exit 2 ;;
+  file) port=0 ;;
+  *) usage ;;
 esac
-need dumpcap tshark ss timeout
+need dumpcap tshark capinfos ss timeout
 interop_init
+work= # set by make_tmpdir
 make_tmpdir work
 
 make_interop_pcap "$work/in.pcap" "$work/totals.json" "$work/records.jsonl"
+
+if [[ $mode == file ]]; then
+  [[ ${INTEROP_EXPORTER:-bpfix} == bpfix ]] || die "softflowd cannot write IPFIX files"
+  run_exporter "$build" "$work/in.pcap" "file:$work/out.ipfix" "$work/exporter.log"
+  check_exporter_summary "$work/exporter.log" "$work/totals.json"
+  [[ $(capinfos -t "$work/out.ipfix" 2>/dev/null) == *"IPFIX File Format"* ]] ||
+    die "Wireshark does not recognise $work/out.ipfix as an IPFIX file: $(capinfos -t "$work/out.ipfix" 2>&1)"
+  "$PY" "$INTEROP_DIR/tshark_check.py" "$work/out.ipfix" --decode udp.port==4739 --totals "$work/totals.json" \
+    --flow-templates 256,257 --stats-template 258 --records "$work/records.jsonl" ||
+    { [[ -n ${INTEROP_KEEP:-} ]] || echo "(rerun with INTEROP_KEEP=1 to keep $work)" >&2; exit 1; }
+  echo "PASS: tshark reads the IPFIX file export"
+  exit 0
+fi
 
 if [[ $mode == udp ]]; then
   udp_bound "$port" && die "UDP port $port is already in use"
@@ -70,7 +89,7 @@ if [[ ${INTEROP_EXPORTER:-bpfix} == softflowd ]]; then
   # softflowd's sequence numbers count bidirectional flows, not records.
   args+=(--allow-expert cflow.unexpected_sequence_number)
 else
-  args+=(--flow-templates 256,257 --stats-template 258 --records "$work/records.jsonl")
+  args+=(--flow-templates "256,257" --stats-template 258 --records "$work/records.jsonl")
 fi
 "$PY" "$INTEROP_DIR/tshark_check.py" "$work/cap.pcapng" "${args[@]}" ||
   { [[ -n ${INTEROP_KEEP:-} ]] || echo "(rerun with INTEROP_KEEP=1 to keep $work)" >&2; exit 1; }
