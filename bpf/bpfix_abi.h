@@ -21,6 +21,21 @@
 #define BPFIX_IPV4 4
 #define BPFIX_IPV6 6
 
+/* IP protocol numbers the meters treat specially. */
+#define BPFIX_PROTO_ICMP 1
+#define BPFIX_PROTO_TCP 6
+#define BPFIX_PROTO_UDP 17
+#define BPFIX_PROTO_DCCP 33
+#define BPFIX_PROTO_ICMPV6 58
+#define BPFIX_PROTO_SCTP 132
+#define BPFIX_PROTO_UDPLITE 136
+
+/* TCP flag bits as carried in tcpControlBits (flags byte, NS as 0x100). */
+#define BPFIX_TCP_FIN 0x01
+#define BPFIX_TCP_SYN 0x02
+#define BPFIX_TCP_RST 0x04
+#define BPFIX_TCP_ACK 0x10
+
 /* Observation direction (IANA flowDirection: 0 ingress, 1 egress). */
 #define BPFIX_DIR_INGRESS 0
 #define BPFIX_DIR_EGRESS 1

@@ -4,14 +4,6 @@
 
 namespace bpfix {
 
-namespace {
-constexpr uint16_t kTcpFin = 0x01;
-constexpr uint16_t kTcpSyn = 0x02;
-constexpr uint16_t kTcpRst = 0x04;
-constexpr uint16_t kTcpAck = 0x10;
-constexpr uint8_t kProtoTcp = 6;
-}  // namespace
-
 size_t FlowKeyHash::operator()(const bpfix_flow_key& k) const noexcept {
     // FNV-1a over the key bytes, 8 at a time (the key has no padding holes
     // with garbage: it is always value-initialised).
@@ -182,7 +174,7 @@ void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uin
     if (idx != kNil) {
         Entry& e = entries_[idx];
         // A new connection on the same 5-tuple after FIN: a new record.
-        if (e.fin && key.protocol == kProtoTcp && (tcp_flags & kTcpSyn) && !(tcp_flags & kTcpAck)) {
+        if (e.fin && key.protocol == BPFIX_PROTO_TCP && (tcp_flags & BPFIX_TCP_SYN) && !(tcp_flags & BPFIX_TCP_ACK)) {
             end(idx, FlowEndReason::end_detected);
             idx = kNil;
         }
@@ -222,12 +214,12 @@ void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uin
     e.flags |= tcp_flags;
     if (ts > e.last_ns) e.last_ns = ts;
     if (ts < e.start_ns) e.start_ns = ts;
-    if (key.protocol == kProtoTcp) {
-        if (tcp_flags & kTcpRst) {
+    if (key.protocol == BPFIX_PROTO_TCP) {
+        if (tcp_flags & BPFIX_TCP_RST) {
             end(idx, FlowEndReason::end_detected);
             return;
         }
-        if ((tcp_flags & kTcpFin) && !e.fin) {
+        if ((tcp_flags & BPFIX_TCP_FIN) && !e.fin) {
             e.fin = true;
             e.fin_ns = ts;
             push_back(linger_, &Entry::linger, idx);

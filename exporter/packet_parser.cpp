@@ -13,14 +13,6 @@ constexpr uint16_t kEthQinQLegacy = 0x9100;
 constexpr int kMaxVlanTags = 4;
 constexpr int kMaxIpv6ExtHeaders = 16;
 
-constexpr uint8_t kProtoIcmp = 1;
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kProtoUdp = 17;
-constexpr uint8_t kProtoDccp = 33;
-constexpr uint8_t kProtoIcmpV6 = 58;
-constexpr uint8_t kProtoSctp = 132;
-constexpr uint8_t kProtoUdpLite = 136;
-
 inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline uint32_t be32(const uint8_t* p) {
     return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
@@ -28,8 +20,8 @@ inline uint32_t be32(const uint8_t* p) {
 }
 
 bool has_ports(uint8_t proto) {
-    return proto == kProtoTcp || proto == kProtoUdp || proto == kProtoSctp || proto == kProtoUdpLite ||
-           proto == kProtoDccp;
+    return proto == BPFIX_PROTO_TCP || proto == BPFIX_PROTO_UDP || proto == BPFIX_PROTO_SCTP || proto == BPFIX_PROTO_UDPLITE ||
+           proto == BPFIX_PROTO_DCCP;
 }
 
 // Transport header at p (len bytes available). Fills ports / ICMP / flags.
@@ -37,13 +29,13 @@ bool has_ports(uint8_t proto) {
 // inside it is malformed.
 size_t transport_header_len(uint8_t proto) {
     switch (proto) {
-        case kProtoTcp: return 20;
-        case kProtoUdp:
-        case kProtoUdpLite: return 8;
-        case kProtoSctp:
-        case kProtoDccp: return 12;
-        case kProtoIcmp: return 8;
-        case kProtoIcmpV6: return 4;
+        case BPFIX_PROTO_TCP: return 20;
+        case BPFIX_PROTO_UDP:
+        case BPFIX_PROTO_UDPLITE: return 8;
+        case BPFIX_PROTO_SCTP:
+        case BPFIX_PROTO_DCCP: return 12;
+        case BPFIX_PROTO_ICMP: return 8;
+        case BPFIX_PROTO_ICMPV6: return 4;
         default: return 0;
     }
 }
@@ -54,10 +46,10 @@ bool parse_transport(const uint8_t* p, size_t len, uint8_t proto, ParsedPacket& 
     if (has_ports(proto)) {
         out.key.src_port = be16(p);
         out.key.dst_port = be16(p + 2);
-        if (proto == kProtoTcp) {
+        if (proto == BPFIX_PROTO_TCP) {
             out.tcp_flags = static_cast<uint16_t>((p[12] & 0x01) << 8 | p[13]);
         }
-    } else if (proto == kProtoIcmp || proto == kProtoIcmpV6) {
+    } else if (proto == BPFIX_PROTO_ICMP || proto == BPFIX_PROTO_ICMPV6) {
         out.key.icmp_type_code = static_cast<uint16_t>(p[0] << 8 | p[1]);
     }
     return true;
