@@ -70,4 +70,55 @@ struct bpfix_if_counters {
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_if_counters) == 16, "bpfix_if_counters layout");
 
+/* Per-flow counters the TC programs keep in the flow maps (per-CPU hash:
+ * one value per CPU, merged by user space). Times are bpf_ktime_get_ns()
+ * (CLOCK_MONOTONIC); user space converts them to wall-clock time. */
+struct bpfix_flow_stats {
+    __u64 packets;
+    __u64 bytes;      /* IP octets, as docs/flow-semantics.md */
+    __u64 first_ns;
+    __u64 last_ns;
+    __u16 tcp_flags;  /* OR of flags, NS as 0x100 */
+    __u8 tos;         /* of the first packet seen on this CPU */
+    __u8 pad[5];
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_flow_stats) == 40, "bpfix_flow_stats layout");
+
+/* Flows are double-buffered: the programs update the map named by
+ * `active_flows` (0: flows_0, 1: flows_1); user space flips it, lets
+ * in-flight programs finish, and drains the other map, so no update is lost
+ * between a read and a delete. */
+#define BPFIX_FLOW_MAPS 2
+
+/* Packets the programs saw but could not put in a flow, per-CPU array. */
+enum bpfix_counter_index {
+    BPFIX_CNT_NON_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP, ...) */
+    BPFIX_CNT_MALFORMED = 1,  /* headers cut short or invalid */
+    BPFIX_CNT_MAP_FULL = 2,   /* flow map full: counted here, never lost */
+    BPFIX_CNT_MAX = 3,
+};
+struct bpfix_counter {
+    __u64 packets;
+    __u64 bytes;      /* skb length */
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_counter) == 16, "bpfix_counter layout");
+
+/* First-fragment ports, so later fragments join their flow (as in pcap mode). */
+struct bpfix_frag_key {
+    __u8 src_addr[16];
+    __u8 dst_addr[16];
+    __u32 id;
+    __u8 protocol;  /* IPv4 only; 0 for IPv6 */
+    __u8 ip_version;
+    __u8 pad[2];
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_frag_key) == 40, "bpfix_frag_key layout");
+struct bpfix_frag_ports {
+    __u16 src_port;
+    __u16 dst_port;
+    __u16 icmp_type_code;
+    __u16 pad;
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_frag_ports) == 8, "bpfix_frag_ports layout");
+
 #endif /* BPFIX_ABI_H */

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+/* TC flow meter: parses every packet crossing the hook (Ethernet, 802.1Q /
+ * QinQ, IPv4 with options and fragments, IPv6 with extension headers and
+ * fragments, TCP/UDP/UDP-Lite/SCTP/DCCP/ICMP/ICMPv6) into the uniflow key
+ * of bpf/bpfix_abi.h and aggregates it in a per-CPU hash. The rules match
+ * the pcap path (docs/flow-semantics.md) so both engines give the same
+ * flows; the fixture tests in tests/bpf check that. Every packet ends up in
+ * a flow map or in a counter. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "bpfix_abi.h"
+
+/* Sized from the configuration before load (bpf_map__set_max_entries). */
+struct flow_map {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct bpfix_flow_key);
+    __type(value, struct bpfix_flow_stats);
+};
+struct flow_map flows_0 SEC(".maps");
+struct flow_map flows_1 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} active_flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, BPFIX_CNT_MAX);
+    __type(key, __u32);
+    __type(value, struct bpfix_counter);
+} counters SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct bpfix_frag_key);
+    __type(value, struct bpfix_frag_ports);
+} frag_ports SEC(".maps");
+
+#define ETH_P_8021AD_ 0x88A8
+#define ETH_P_QINQ_LEGACY 0x9100
+#define MAX_VLAN_TAGS 4
+#define MAX_IPV6_EXT 16
+
+enum parse_status { PARSE_OK, PARSE_NON_IP, PARSE_MALFORMED };
+
+struct packet {
+    struct bpfix_flow_key key;
+    __u64 ip_len;
+    __u16 tcp_flags;
+    __u8 tos;
+    __u8 fragment;
+    __u8 first_fragment;
+    __u32 frag_id;
+};
+
+static __always_inline int transport_header_len(__u8 proto)
+{
+    switch (proto) {
+    case BPFIX_PROTO_TCP: return 20;
+    case BPFIX_PROTO_UDP:
+    case BPFIX_PROTO_UDPLITE: return 8;
+    case BPFIX_PROTO_SCTP:
+    case BPFIX_PROTO_DCCP: return 12;
+    case BPFIX_PROTO_ICMP: return 8;
+    case BPFIX_PROTO_ICMPV6: return 4;
+    default: return 0;
+    }
+}
+
+/* Transport header at `off`; `end` is where the IP packet's data ends in
+ * the skb (the IP length, or the skb if shorter). */
+static __always_inline int parse_transport(struct __sk_buff *skb, __u32 off, __u32 end, struct packet *p)
+{
+    __u8 proto = p->key.protocol;
+    int need = transport_header_len(proto);
+    if (need == 0)
+        return PARSE_OK;
+    if (off + need > end)
+        return PARSE_MALFORMED;
+    __u8 th[20] = {};
+    if (bpf_skb_load_bytes(skb, off, th, need & 31) < 0)
+        return PARSE_MALFORMED;
+    if (proto == BPFIX_PROTO_ICMP || proto == BPFIX_PROTO_ICMPV6) {
+        p->key.icmp_type_code = (__u16)th[0] << 8 | th[1];
+        return PARSE_OK;
+    }
+    p->key.src_port = (__u16)th[0] << 8 | th[1];
+    p->key.dst_port = (__u16)th[2] << 8 | th[3];
+    if (proto == BPFIX_PROTO_TCP)
+        p->tcp_flags = (__u16)(th[12] & 1) << 8 | th[13];
+    return PARSE_OK;
+}
+
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct packet *p)
+{
+    __u8 h[20];
+    if (bpf_skb_load_bytes(skb, off, h, sizeof h) < 0)
+        return PARSE_MALFORMED;
+    if ((h[0] >> 4) != 4)
+        return PARSE_MALFORMED;
+    __u32 ihl = (__u32)(h[0] & 0x0f) * 4;
+    __u32 total = (__u32)h[2] << 8 | h[3];
+    if (ihl < 20 || total < ihl || off + ihl > skb->len)
+        return PARSE_MALFORMED;
+    p->key.ip_version = BPFIX_IPV4;
+    p->key.protocol = h[9];
+    p->tos = h[1];
+    __builtin_memcpy(p->key.src_addr, h + 12, 4);
+    __builtin_memcpy(p->key.dst_addr, h + 16, 4);
+    p->ip_len = total;
+    __u16 frag = (__u16)h[6] << 8 | h[7];
+    if ((frag & 0x1fff) || (frag & 0x2000)) {
+        p->fragment = 1;
+        p->first_fragment = (frag & 0x1fff) == 0;
+        p->frag_id = (__u16)h[4] << 8 | h[5];
+        if (!p->first_fragment)
+            return PARSE_OK;
+    }
+    __u32 end = off + total < skb->len ? off + total : skb->len;
+    return parse_transport(skb, off + ihl, end, p);
+}
+
+static __always_inline __u64 jumbo_payload_length(struct __sk_buff *skb, __u32 off, __u32 len)
+{
+    /* Jumbo Payload option (RFC 2675), the usual place: first option of a
+     * hop-by-hop header, after no padding or one PadN. */
+    __u8 h[16];
+    if (off + 16 > len || bpf_skb_load_bytes(skb, off, h, sizeof h) < 0)
+        return 0;
+    if (h[2] == 0xc2 && h[3] == 4)
+        return (__u64)h[4] << 24 | (__u64)h[5] << 16 | (__u64)h[6] << 8 | h[7];
+    return 0;
+}
+
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct packet *p)
+{
+    __u8 h[40];
+    if (bpf_skb_load_bytes(skb, off, h, sizeof h) < 0)
+        return PARSE_MALFORMED;
+    if ((h[0] >> 4) != 6)
+        return PARSE_MALFORMED;
+    p->key.ip_version = BPFIX_IPV6;
+    p->tos = (__u8)((((__u16)h[0] << 8 | h[1]) >> 4) & 0xff);
+    __builtin_memcpy(p->key.src_addr, h + 8, 16);
+    __builtin_memcpy(p->key.dst_addr, h + 24, 16);
+    __u64 payload = (__u16)h[4] << 8 | h[5];
+    __u8 next = h[6];
+    if (payload == 0 && next == 0)
+        payload = jumbo_payload_length(skb, off + 40, skb->len);
+    p->ip_len = payload + 40;
+    __u32 end = off + 40 + payload < skb->len ? off + 40 + (__u32)payload : skb->len;
+    __u32 cur = off + 40;
+    int i;
+    for (i = 0; i < MAX_IPV6_EXT + 1; i++) {
+        __u8 eh[8];
+        if (next == 0 || next == 43 || next == 60 || next == 135 || next == 139 || next == 140 ||
+            next == 253 || next == 254) {
+            if (i >= MAX_IPV6_EXT || cur + 8 > end || bpf_skb_load_bytes(skb, cur, eh, 8) < 0)
+                return PARSE_MALFORMED;
+            next = eh[0];
+            cur += ((__u32)eh[1] + 1) * 8;
+            if (cur > end)
+                return PARSE_MALFORMED;
+            continue;
+        }
+        if (next == 51) { /* AH */
+            if (i >= MAX_IPV6_EXT || cur + 8 > end || bpf_skb_load_bytes(skb, cur, eh, 8) < 0)
+                return PARSE_MALFORMED;
+            next = eh[0];
+            cur += ((__u32)eh[1] + 2) * 4;
+            if (cur > end)
+                return PARSE_MALFORMED;
+            continue;
+        }
+        if (next == 44) { /* fragment */
+            if (i >= MAX_IPV6_EXT || cur + 8 > end || bpf_skb_load_bytes(skb, cur, eh, 8) < 0)
+                return PARSE_MALFORMED;
+            __u16 fo = (__u16)eh[2] << 8 | eh[3];
+            p->fragment = 1;
+            p->first_fragment = (fo >> 3) == 0;
+            p->frag_id = (__u32)eh[4] << 24 | (__u32)eh[5] << 16 | (__u32)eh[6] << 8 | eh[7];
+            next = eh[0];
+            cur += 8;
+            if (!p->first_fragment) {
+                p->key.protocol = next;
+                return PARSE_OK;
+            }
+            continue;
+        }
+        break;
+    }
+    p->key.protocol = next;
+    if (next == 59)
+        return PARSE_OK;
+    return parse_transport(skb, cur, end, p);
+}
+
+static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *p)
+{
+    __u8 eth[14];
+    if (bpf_skb_load_bytes(skb, 0, eth, sizeof eth) < 0)
+        return PARSE_MALFORMED;
+    __u16 type = (__u16)eth[12] << 8 | eth[13];
+    __u32 off = 14;
+    int tags;
+    for (tags = 0; tags < MAX_VLAN_TAGS + 1; tags++) {
+        if (type != ETH_P_8021Q && type != ETH_P_8021AD_ && type != ETH_P_QINQ_LEGACY)
+            break;
+        if (tags == MAX_VLAN_TAGS)
+            return PARSE_MALFORMED;
+        __u8 tag[4];
+        if (bpf_skb_load_bytes(skb, off, tag, 4) < 0)
+            return PARSE_MALFORMED;
+        __u16 vid = ((__u16)tag[0] << 8 | tag[1]) & 0x0fff;
+        if (tags == 0)
+            p->key.vlan_id = vid;
+        else if (tags == 1)
+            p->key.inner_vlan_id = vid;
+        type = (__u16)tag[2] << 8 | tag[3];
+        off += 4;
+    }
+    /* A tag the NIC or the stack already took off the frame. */
+    if (skb->vlan_present) {
+        if (p->key.vlan_id) {
+            p->key.inner_vlan_id = p->key.vlan_id;
+        }
+        p->key.vlan_id = skb->vlan_tci & 0x0fff;
+    }
+    if (type == ETH_P_IP)
+        return parse_ipv4(skb, off, p);
+    if (type == ETH_P_IPV6)
+        return parse_ipv6(skb, off, p);
+    return PARSE_NON_IP;
+}
+
+static __always_inline void count(__u32 idx, __u64 bytes)
+{
+    struct bpfix_counter *c = bpf_map_lookup_elem(&counters, &idx);
+    if (c) {
+        c->packets += 1;
+        c->bytes += bytes;
+    }
+}
+
+static __always_inline void fragment_ports(struct packet *p)
+{
+    struct bpfix_frag_key fk = {};
+    __builtin_memcpy(fk.src_addr, p->key.src_addr, 16);
+    __builtin_memcpy(fk.dst_addr, p->key.dst_addr, 16);
+    fk.id = p->frag_id;
+    fk.protocol = p->key.ip_version == BPFIX_IPV4 ? p->key.protocol : 0;
+    fk.ip_version = p->key.ip_version;
+    if (p->first_fragment) {
+        struct bpfix_frag_ports v = {
+            .src_port = p->key.src_port,
+            .dst_port = p->key.dst_port,
+            .icmp_type_code = p->key.icmp_type_code,
+        };
+        bpf_map_update_elem(&frag_ports, &fk, &v, BPF_ANY);
+        return;
+    }
+    struct bpfix_frag_ports *v = bpf_map_lookup_elem(&frag_ports, &fk);
+    if (v) {
+        p->key.src_port = v->src_port;
+        p->key.dst_port = v->dst_port;
+        p->key.icmp_type_code = v->icmp_type_code;
+    }
+}
+
+static __always_inline void account(void *flows, struct packet *p, __u64 skb_len)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct bpfix_flow_stats *s = bpf_map_lookup_elem(flows, &p->key);
+    if (!s) {
+        struct bpfix_flow_stats fresh = {
+            .first_ns = now,
+            .last_ns = now,
+            .tos = p->tos,
+        };
+        /* Another CPU may create the same key at the same moment: then
+         * EEXIST, and the lookup below finds it. */
+        if (bpf_map_update_elem(flows, &p->key, &fresh, BPF_NOEXIST) < 0 &&
+            !bpf_map_lookup_elem(flows, &p->key)) {
+            count(BPFIX_CNT_MAP_FULL, skb_len);
+            return;
+        }
+        s = bpf_map_lookup_elem(flows, &p->key);
+        if (!s) {
+            count(BPFIX_CNT_MAP_FULL, skb_len);
+            return;
+        }
+    }
+    if (s->packets == 0) {
+        s->first_ns = now;
+        s->tos = p->tos;
+    }
+    s->packets += 1;
+    s->bytes += p->ip_len;
+    s->last_ns = now;
+    s->tcp_flags |= p->tcp_flags;
+}
+
+static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
+{
+    struct packet p = {};
+    int st = parse_packet(skb, &p);
+    if (st == PARSE_NON_IP) {
+        count(BPFIX_CNT_NON_IP, skb->len);
+        return TC_ACT_OK;
+    }
+    if (st != PARSE_OK) {
+        count(BPFIX_CNT_MALFORMED, skb->len);
+        return TC_ACT_OK;
+    }
+    if (p.fragment)
+        fragment_ports(&p);
+    p.key.ifindex = skb->ifindex;
+    p.key.direction = direction;
+    __u32 zero = 0;
+    __u32 *active = bpf_map_lookup_elem(&active_flows, &zero);
+    if (active && *active)
+        account(&flows_1, &p, skb->len);
+    else
+        account(&flows_0, &p, skb->len);
+    return TC_ACT_OK;
+}
+
+SEC("tc")
+int meter_ingress(struct __sk_buff *skb)
+{
+    return meter(skb, BPFIX_DIR_INGRESS);
+}
+
+SEC("tc")
+int meter_egress(struct __sk_buff *skb)
+{
+    return meter(skb, BPFIX_DIR_EGRESS);
+}
+
+char LICENSE[] SEC("license") = "GPL";

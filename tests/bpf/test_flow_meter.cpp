@@ -1,0 +1,242 @@
+// bpf tier (root): the TC flow meter as a function. Frames built in code run
+// through BPF_PROG_TEST_RUN; the flow map must hold exactly the flows the
+// pcap path (FlowMeter) makes of the same frames: one set of expectations,
+// two engines.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "bpfix_abi.h"
+#include "flow_meter.h"
+#include "flow_meter.skel.h"
+#include "packet_builder.h"
+
+using namespace bpfix;
+using bpfix::test::Frame;
+
+namespace {
+
+struct SkelDeleter {
+    void operator()(flow_meter* s) const { flow_meter__destroy(s); }
+};
+
+// Totals per flow key, whichever engine made them.
+struct Totals {
+    uint64_t packets = 0, bytes = 0;
+    uint16_t flags = 0;
+    bool operator==(const Totals&) const = default;
+};
+using FlowKeyBytes = std::vector<uint8_t>;
+using FlowSet = std::map<FlowKeyBytes, Totals>;
+
+FlowKeyBytes key_bytes(const bpfix_flow_key& k) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&k);
+    return FlowKeyBytes(p, p + sizeof k);
+}
+
+std::string describe(const FlowKeyBytes& kb) {
+    bpfix_flow_key k;
+    memcpy(&k, kb.data(), sizeof k);
+    return "v" + std::to_string(k.ip_version) + " proto " + std::to_string(k.protocol) + " ports " +
+           std::to_string(k.src_port) + "->" + std::to_string(k.dst_port) + " icmp " +
+           std::to_string(k.icmp_type_code) + " vlan " + std::to_string(k.vlan_id) + "/" +
+           std::to_string(k.inner_vlan_id) + " src[3] " + std::to_string(k.src_addr[3]);
+}
+
+std::vector<Frame> fixture_frames() {
+    std::vector<Frame> f;
+    auto add = [&f](Frame x) { f.push_back(std::move(x)); };
+    const std::initializer_list<uint8_t> a{10, 0, 0, 1}, b{10, 0, 0, 2};
+    // A TCP connection, both directions, FIN and RST.
+    add(Frame().eth(0x0800).ipv4(6, a, b, 40).tcp(40000, 80, 0x02));
+    add(Frame().eth(0x0800).ipv4(6, b, a, 40).tcp(80, 40000, 0x12));
+    add(Frame().eth(0x0800).ipv4(6, a, b, 540).tcp(40000, 80, 0x18).zeros(500));
+    add(Frame().eth(0x0800).ipv4(6, a, b, 40).tcp(40000, 80, 0x11));
+    add(Frame().eth(0x0800).ipv4(6, b, a, 40).tcp(80, 40000, 0x14));
+    // UDP, with TOS, with IPv4 options, tagged, double tagged.
+    add(Frame().eth(0x0800).ipv4(17, a, b, 128, 0, 1, 5, 0x28).udp(5353, 53, 108).zeros(100));
+    add(Frame().eth(0x0800).ipv4(17, a, b, 36, 0, 1, 7).udp(5353, 53, 8));
+    add(Frame().eth(0x8100).vlan(0x0800, 100).ipv4(17, a, b, 28).udp(5353, 53, 8));
+    add(Frame().eth(0x88a8).vlan(0x8100, 200).vlan(0x0800, 300).ipv4(17, a, b, 28).udp(5353, 53, 8));
+    // ICMP and ICMPv6.
+    add(Frame().eth(0x0800).ipv4(1, a, b, 84).icmp(8, 0).zeros(56));
+    add(Frame().eth(0x0800).ipv4(1, b, a, 84).icmp(0, 0).zeros(56));
+    add(Frame().eth(0x86dd).ipv6(58, 1, 2, 8).icmp(128, 0));
+    // IPv6 TCP behind hop-by-hop and destination options.
+    {
+        Frame x;
+        x.eth(0x86dd).ipv6(0, 1, 2, 8 + 16 + 20);
+        x.b(60).b(0).zeros(6);
+        x.b(6).b(1).zeros(14);
+        x.tcp(443, 50000, 0x18);
+        add(x);
+    }
+    // SCTP and DCCP carry ports too.
+    add(Frame().eth(0x0800).ipv4(132, a, b, 32).be16(3868).be16(3868).zeros(8));
+    add(Frame().eth(0x0800).ipv4(33, a, b, 32).be16(5004).be16(5005).zeros(8));
+    // IPv4 fragments: first, a later one of the same datagram, an orphan.
+    add(Frame().eth(0x0800).ipv4(17, a, b, 1500, 0x2000, 77).udp(7000, 7001, 2000).zeros(1472));
+    add(Frame().eth(0x0800).ipv4(17, a, b, 548, 185, 77).zeros(528));
+    add(Frame().eth(0x0800).ipv4(17, a, b, 548, 185, 99).zeros(528));
+    // IPv6 fragments: first (carries UDP ports), then a later one.
+    {
+        Frame first;
+        first.eth(0x86dd).ipv6(44, 3, 4, 8 + 8 + 32);
+        first.b(17).b(0).be16(0x0001).be32(0x1234);  // offset 0, M=1
+        first.udp(9000, 9001, 1000).zeros(32);
+        add(first);
+        Frame later;
+        later.eth(0x86dd).ipv6(44, 3, 4, 8 + 64);
+        later.b(17).b(0).be16(5 << 3).be32(0x1234);
+        later.zeros(64);
+        add(later);
+    }
+    // Not IP, and broken frames: each must be counted, never a flow.
+    add(Frame().eth(0x0806).zeros(28));
+    // (BPF_PROG_TEST_RUN refuses frames shorter than their IP header, so
+    // the cut cases here are cut after it; the unit tests cover the rest.)
+    add(Frame().eth(0x0800).ipv4(6, a, b, 40).be16(1));                          // TCP header cut
+    add(Frame().eth(0x0800).ipv4(6, a, b, 40, 0, 1, 4).tcp(1, 2, 2));            // IHL 4
+    add(Frame().eth(0x0800).ipv4(17, a, b, 36).udp(1, 2, 16).zeros(8).b(0x60));  // fine, trailing byte
+    {
+        Frame endless;
+        endless.eth(0x86dd).ipv6(60, 1, 2, 400);
+        for (int i = 0; i < 3; ++i) endless.b(60).b(0).zeros(6);
+        add(endless);
+        Frame too_many;
+        too_many.eth(0x86dd).ipv6(60, 1, 2, 20 * 8);
+        for (int i = 0; i < 20; ++i) too_many.b(60).b(0).zeros(6);
+        add(too_many);
+    }
+    return f;
+}
+
+FlowSet kernel_flows(flow_meter* skel, std::vector<bpfix_counter>& counters_out) {
+    FlowSet out;
+    int fd = bpf_map__fd(skel->maps.flows_0);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<bpfix_flow_stats> values(static_cast<size_t>(ncpu));
+    bpfix_flow_key key{}, next{};
+    bpfix_flow_key* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        EXPECT_EQ(bpf_map_lookup_elem(fd, &next, values.data()), 0);
+        Totals t;
+        for (const auto& v : values) {
+            t.packets += v.packets;
+            t.bytes += v.bytes;
+            t.flags |= v.tcp_flags;
+        }
+        out[key_bytes(next)] = t;
+        key = next;
+        prev = &key;
+    }
+    int cfd = bpf_map__fd(skel->maps.counters);
+    std::vector<bpfix_counter> per_cpu(static_cast<size_t>(ncpu));
+    counters_out.assign(BPFIX_CNT_MAX, {});
+    for (uint32_t i = 0; i < BPFIX_CNT_MAX; ++i) {
+        EXPECT_EQ(bpf_map_lookup_elem(cfd, &i, per_cpu.data()), 0);
+        for (const auto& c : per_cpu) {
+            counters_out[i].packets += c.packets;
+            counters_out[i].bytes += c.bytes;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(FlowMeterBpf, SameFlowsAsThePcapPath) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
+    std::unique_ptr<flow_meter, SkelDeleter> skel(flow_meter__open_and_load());
+    ASSERT_TRUE(skel) << "flow_meter failed to load (see libbpf output above)";
+
+    auto frames = fixture_frames();
+    for (const Frame& f : frames) {
+        std::vector<uint8_t> data = f.data();
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
+                    .repeat = 1);
+        ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_ingress), &opts), 0)
+            << "frame of " << data.size() << " bytes";
+        EXPECT_EQ(opts.retval, 0);  // TC_ACT_OK: metering never changes the packet's fate
+    }
+    std::vector<bpfix_counter> counters;
+    FlowSet kernel = kernel_flows(skel.get(), counters);
+    ASSERT_FALSE(kernel.empty());
+
+    // Every kernel key carries the test device and the ingress direction.
+    uint32_t ifindex = 0;
+    for (const auto& [kb, t] : kernel) {
+        bpfix_flow_key k;
+        memcpy(&k, kb.data(), sizeof k);
+        EXPECT_EQ(k.direction, BPFIX_DIR_INGRESS);
+        if (ifindex == 0) ifindex = k.ifindex;
+        EXPECT_EQ(k.ifindex, ifindex);
+    }
+
+    // The pcap path over the same frames, timeouts long enough to keep one
+    // record per flow except where TCP ends it; records are summed per flow
+    // identity (the kernel aggregates until user space drains).
+    FlowTableConfig cfg;
+    cfg.idle_timeout_ns = cfg.active_timeout_ns = 3600ULL * 1'000'000'000ULL;
+    uint64_t ts = 1'700'000'000ULL * 1'000'000'000ULL;
+    std::vector<FlowRecord> records;
+    FlowMeter meter(cfg, ifindex, BPFIX_DIR_INGRESS, [&](const FlowRecord& r) { records.push_back(r); });
+    for (const Frame& f : frames) {
+        meter.packet(f.data().data(), f.size(), f.size(), 1, ts += 1'000'000);
+    }
+    meter.finish();
+
+    // Convert kernel flows into the same record form and compare as sets of
+    // (flow identity, totals), summing user records that share an identity.
+    auto identity = [](const FlowRecord& r) {
+        FlowRecord id = r;
+        id.flowStartMilliseconds = id.flowEndMilliseconds = 0;
+        id.packetDeltaCount = id.octetDeltaCount = 0;
+        id.tcpControlBits = 0;
+        id.ipClassOfService = 0;
+        id.flowEndReason = 0;
+        const auto* p = reinterpret_cast<const uint8_t*>(&id);
+        return std::vector<uint8_t>(p, p + sizeof id);
+    };
+    std::map<std::vector<uint8_t>, Totals> from_user, from_kernel;
+    for (const auto& r : records) {
+        Totals& t = from_user[identity(r)];
+        t.packets += r.packetDeltaCount;
+        t.bytes += r.octetDeltaCount;
+        t.flags |= r.tcpControlBits;
+    }
+    std::map<std::vector<uint8_t>, std::string> names;
+    for (const auto& [kb, t] : kernel) {
+        bpfix_flow_key k;
+        memcpy(&k, kb.data(), sizeof k);
+        auto id = identity(make_flow_record(k));
+        from_kernel[id] = t;
+        names[id] = describe(kb);
+    }
+    for (const auto& [id, t] : from_kernel) {
+        auto it = from_user.find(id);
+        if (it == from_user.end()) {
+            ADD_FAILURE() << "kernel flow missing in the pcap path: " << names[id];
+            continue;
+        }
+        EXPECT_EQ(t.packets, it->second.packets) << names[id];
+        EXPECT_EQ(t.bytes, it->second.bytes) << names[id];
+        EXPECT_EQ(t.flags, it->second.flags) << names[id];
+    }
+    EXPECT_EQ(from_kernel.size(), from_user.size());
+
+    EXPECT_EQ(counters[BPFIX_CNT_NON_IP].packets, meter.counters().non_ip);
+    EXPECT_EQ(counters[BPFIX_CNT_MALFORMED].packets, meter.counters().malformed);
+    EXPECT_EQ(counters[BPFIX_CNT_MAP_FULL].packets, 0u);
+    // Every frame is in a flow or a counter.
+    uint64_t in_flows = 0;
+    for (const auto& [kb, t] : kernel) in_flows += t.packets;
+    EXPECT_EQ(in_flows + counters[BPFIX_CNT_NON_IP].packets + counters[BPFIX_CNT_MALFORMED].packets, frames.size());
+}
