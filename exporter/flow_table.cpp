@@ -167,7 +167,8 @@ void FlowTable::advance(uint64_t now) {
     }
 }
 
-void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
+void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts, uint64_t packets, uint64_t octets,
+                          uint16_t tcp_flags, uint8_t tos) {
     const uint64_t hash = FlowKeyHash{}(key);
     uint64_t slot = slots_[find_slot(key, hash)];
     uint32_t idx = slot ? static_cast<uint32_t>((slot & 0xffffffffu) - 1) : kNil;
@@ -194,7 +195,8 @@ void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uin
         Entry& e = entries_[idx];
         e.key = key;
         e.hash = hash;
-        e.start_ns = e.last_ns = ts;
+        e.start_ns = first;
+        e.last_ns = ts;
         e.fin_ns = 0;
         e.packets = e.octets = 0;
         e.flags = 0;
@@ -209,11 +211,11 @@ void FlowTable::add(const bpfix_flow_key& key, uint64_t ts, uint64_t octets, uin
         push_back(lru_, &Entry::lru, idx);
     }
     Entry& e = entries_[idx];
-    e.packets += 1;
+    e.packets += packets;
     e.octets += octets;
     e.flags |= tcp_flags;
     if (ts > e.last_ns) e.last_ns = ts;
-    if (ts < e.start_ns) e.start_ns = ts;
+    if (first < e.start_ns) e.start_ns = first;
     if (key.protocol == BPFIX_PROTO_TCP) {
         if (tcp_flags & BPFIX_TCP_RST) {
             end(idx, FlowEndReason::end_detected);

@@ -36,7 +36,14 @@ public:
     // Ends every flow that is due at time `now_ns`.
     void advance(uint64_t now_ns);
     // Counts one packet in its flow (call advance(ts) first).
-    void add(const bpfix_flow_key& key, uint64_t ts_ns, uint64_t octets, uint16_t tcp_flags, uint8_t tos);
+    void add(const bpfix_flow_key& key, uint64_t ts_ns, uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
+        add_delta(key, ts_ns, ts_ns, 1, octets, tcp_flags, tos);
+    }
+    // Counts what the kernel aggregated for a flow since the last drain:
+    // `packets` packets between first_ns and last_ns. The same rules apply
+    // as per packet, with the delta's OR-ed flags.
+    void add_delta(const bpfix_flow_key& key, uint64_t first_ns, uint64_t last_ns, uint64_t packets,
+                   uint64_t octets, uint16_t tcp_flags, uint8_t tos);
     // Ends every flow (end of input): forced end, or end detected after FIN.
     void flush();
 

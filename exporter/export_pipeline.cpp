@@ -1,0 +1,65 @@
+#include "export_pipeline.h"
+
+namespace bpfix {
+
+namespace {
+
+uint64_t wall_ms() {
+    using namespace std::chrono;
+    return static_cast<uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); }
+
+}  // namespace
+
+ExportPipeline::ExportPipeline(const ExporterConfig& cfg)
+    : cfg_(cfg), init_ms_(wall_ms()), model_(cfg.pen), url_(parse_collector_url(cfg.collector)),
+      work_(asio::make_work_guard(io_)) {
+    // The transport asks the encoder for templates when it (re)connects; the
+    // encoder needs the transport's message size: build the transport first.
+    transport_ = make_transport(url_, cfg.transport, io_, [this]() -> const std::vector<IpfixMessage>& {
+        return encoder_->template_messages();
+    });
+    encoder_ = std::make_unique<IpfixEncoder>(model_, cfg.observation_domain, transport_->max_message_size(),
+                                              [this](IpfixMessage&& m) { transport_->send(std::move(m)); });
+    auto now = std::chrono::steady_clock::now();
+    next_refresh_ = now + seconds(cfg.template_refresh_s);
+    next_stats_ = now + seconds(cfg.stats_interval_s);
+}
+
+void ExportPipeline::add_stats(uint64_t ignored_packets, uint64_t ignored_octets) {
+    StatsRecord s{};
+    s.observationDomainId = cfg_.observation_domain;
+    s.exportedMessageTotalCount = encoder_->messages();
+    s.exportedFlowRecordTotalCount = encoder_->flow_records();
+    s.exportedOctetTotalCount = encoder_->octets();
+    s.ignoredPacketTotalCount = ignored_packets;
+    s.ignoredOctetTotalCount = ignored_octets;
+    s.notSentFlowTotalCount = transport_->records_not_sent();
+    s.systemInitTimeMilliseconds = init_ms_;
+    encoder_->add_stats(s);
+}
+
+void ExportPipeline::tick(uint64_t ignored_packets, uint64_t ignored_octets) {
+    auto now = std::chrono::steady_clock::now();
+    if (transport_->needs_template_refresh() && now >= next_refresh_) {
+        encoder_->export_templates();
+        next_refresh_ = now + seconds(cfg_.template_refresh_s);
+    }
+    if (now >= next_stats_) {
+        add_stats(ignored_packets, ignored_octets);
+        next_stats_ = now + seconds(cfg_.stats_interval_s);
+    }
+}
+
+bool ExportPipeline::finish(uint64_t ignored_packets, uint64_t ignored_octets) {
+    encoder_->flush();
+    add_stats(ignored_packets, ignored_octets);
+    encoder_->flush();
+    io_.poll();
+    work_.reset();
+    return transport_->finish(io_, seconds(cfg_.drain_timeout_s));
+}
+
+}  // namespace bpfix

@@ -1,0 +1,205 @@
+#include "kernel_meter.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "error.h"
+#include "flow_meter.skel.h"
+
+namespace bpfix {
+
+namespace {
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+bool is_our_program(uint32_t prog_id) {
+    int fd = bpf_prog_get_fd_by_id(prog_id);
+    if (fd < 0) return false;
+    bpf_prog_info info{};
+    uint32_t len = sizeof info;
+    bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                (std::strncmp(info.name, "meter_ingress", sizeof info.name) == 0 ||
+                 std::strncmp(info.name, "meter_egress", sizeof info.name) == 0);
+    close(fd);
+    return ours;
+}
+
+}  // namespace
+
+void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
+
+KernelMeter::KernelMeter(uint32_t max_flows) {
+    ncpu_ = libbpf_num_possible_cpus();
+    if (ncpu_ <= 0) {
+        throw Error("cannot count the possible CPUs (libbpf_num_possible_cpus)");
+    }
+    skel_.reset(flow_meter__open());
+    if (!skel_) {
+        throw Error("cannot open the eBPF flow meter: " + errstr(errno));
+    }
+    for (bpf_map* m : {skel_->maps.flows_0, skel_->maps.flows_1}) {
+        bpf_map__set_max_entries(m, max_flows);
+    }
+    int err = flow_meter__load(skel_.get());
+    if (err) {
+        throw Error(fmt::format("cannot load the eBPF flow meter: {}; it needs CAP_BPF, CAP_NET_ADMIN and "
+                                "CAP_PERFMON (or root) and a kernel with BTF",
+                                errstr(err)));
+    }
+}
+
+KernelMeter::~KernelMeter() {
+    for (int ifindex : attached_interfaces()) {
+        detach(ifindex);
+    }
+}
+
+std::vector<int> KernelMeter::attached_interfaces() const {
+    std::vector<int> out;
+    for (const auto& [ifindex, a] : attached_) out.push_back(ifindex);
+    return out;
+}
+
+bool KernelMeter::remove_leftover(int ifindex) {
+    bool removed = false;
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+        LIBBPF_OPTS(bpf_tc_opts, q, .handle = kTcHandle, .priority = kTcPriority);
+        if (bpf_tc_query(&hook, &q) != 0 || !is_our_program(q.prog_id)) continue;
+        LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
+        if (bpf_tc_detach(&hook, &d) == 0) removed = true;
+    }
+    return removed;
+}
+
+void KernelMeter::attach(int ifindex, const std::string& name) {
+    if (attached(ifindex)) return;
+    if (remove_leftover(ifindex)) {
+        spdlog::warn("{}: removed a bpfix tc filter left by an earlier run", name);
+    }
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = static_cast<bpf_tc_attach_point>(
+                                                           BPF_TC_INGRESS | BPF_TC_EGRESS));
+    int err = bpf_tc_hook_create(&hook);
+    bool created = err == 0;
+    if (err && err != -EEXIST) {
+        throw Error(fmt::format("interface {}: cannot add the clsact qdisc: {}", name, errstr(err)));
+    }
+    struct {
+        bpf_tc_attach_point point;
+        bpf_program* prog;
+    } hooks[] = {{BPF_TC_INGRESS, skel_->progs.meter_ingress}, {BPF_TC_EGRESS, skel_->progs.meter_egress}};
+    for (const auto& h : hooks) {
+        hook.attach_point = h.point;
+        LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(h.prog), .handle = kTcHandle,
+                    .priority = kTcPriority);
+        err = bpf_tc_attach(&hook, &opts);
+        if (err) {
+            attached_[ifindex] = Attachment{name, created};
+            detach(ifindex);
+            throw Error(fmt::format("interface {}: cannot attach the tc {} program: {}", name,
+                                    h.point == BPF_TC_INGRESS ? "ingress" : "egress", errstr(err)));
+        }
+    }
+    attached_[ifindex] = Attachment{name, created};
+    spdlog::info("metering interface {} (ifindex {})", name, ifindex);
+}
+
+void KernelMeter::detach(int ifindex) {
+    auto it = attached_.find(ifindex);
+    if (it == attached_.end()) return;
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+        LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+        int err = bpf_tc_detach(&hook, &opts);
+        if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL) {
+            spdlog::warn("interface {}: cannot detach our tc filter: {}", it->second.name, errstr(err));
+        }
+    }
+    // The clsact qdisc stays: other tools may have filters on it by now, and
+    // an empty clsact costs nothing.
+    attached_.erase(it);
+}
+
+size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {
+    uint32_t zero = 0;
+    uint32_t next = active_ ^ 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.active_flows), &zero, &next, BPF_ANY) != 0) {
+        throw Error("cannot switch the eBPF flow maps: " + errstr(errno));
+    }
+    bpf_map* old = active_ ? skel_->maps.flows_1 : skel_->maps.flows_0;
+    active_ = next;
+    // TC programs run to completion in softirq context without sleeping: a
+    // program that read the old index finishes within microseconds. Wait
+    // well past that before reading the map it may still be updating.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+
+    int fd = bpf_map__fd(old);
+    constexpr uint32_t kBatch = 4096;
+    std::vector<bpfix_flow_key> keys(kBatch);
+    std::vector<bpfix_flow_stats> values(static_cast<size_t>(kBatch) * static_cast<size_t>(ncpu_));
+    size_t drained = 0;
+    void* in_batch = nullptr;
+    uint32_t out_batch = 0;
+    bool first = true;
+    for (;;) {
+        uint32_t count = kBatch;
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : in_batch, &out_batch, keys.data(),
+                                                  values.data(), &count, &opts);
+        int saved = errno;
+        first = false;
+        in_batch = &out_batch;
+        for (uint32_t i = 0; i < count; ++i) {
+            KernelFlow f{};
+            f.key = keys[i];
+            f.first_ns = UINT64_MAX;
+            const bpfix_flow_stats* v = &values[static_cast<size_t>(i) * static_cast<size_t>(ncpu_)];
+            for (int c = 0; c < ncpu_; ++c) {
+                if (v[c].packets == 0) continue;
+                f.packets += v[c].packets;
+                f.bytes += v[c].bytes;
+                f.tcp_flags |= v[c].tcp_flags;
+                if (v[c].first_ns < f.first_ns) {
+                    f.first_ns = v[c].first_ns;
+                    f.tos = v[c].tos;
+                }
+                if (v[c].last_ns > f.last_ns) f.last_ns = v[c].last_ns;
+            }
+            if (f.packets == 0) continue;
+            sink(f);
+            ++drained;
+        }
+        if (err) {
+            if (saved == ENOENT) break;  // the map is empty now
+            throw Error("cannot drain the eBPF flow map: " + errstr(saved));
+        }
+    }
+    return drained;
+}
+
+KernelCounters KernelMeter::counters() const {
+    KernelCounters out;
+    std::vector<bpfix_counter> per_cpu(static_cast<size_t>(ncpu_));
+    int fd = bpf_map__fd(skel_->maps.counters);
+    auto sum = [&](uint32_t idx, uint64_t& packets, uint64_t* bytes) {
+        if (bpf_map_lookup_elem(fd, &idx, per_cpu.data()) != 0) return;
+        for (const auto& c : per_cpu) {
+            packets += c.packets;
+            if (bytes) *bytes += c.bytes;
+        }
+    };
+    sum(BPFIX_CNT_NON_IP, out.non_ip_packets, nullptr);
+    sum(BPFIX_CNT_MALFORMED, out.malformed_packets, &out.malformed_bytes);
+    sum(BPFIX_CNT_MAP_FULL, out.map_full_packets, &out.map_full_bytes);
+    return out;
+}
+
+}  // namespace bpfix

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpfix_abi.h"
+
+struct flow_meter;
+
+namespace bpfix {
+
+// One flow drained from the kernel: per-CPU values already merged.
+struct KernelFlow {
+    bpfix_flow_key key;
+    uint64_t packets, bytes, first_ns, last_ns;  // times: CLOCK_MONOTONIC
+    uint16_t tcp_flags;
+    uint8_t tos;
+};
+
+struct KernelCounters {
+    uint64_t non_ip_packets = 0, malformed_packets = 0, malformed_bytes = 0;
+    uint64_t map_full_packets = 0, map_full_bytes = 0;
+};
+
+// Owns the TC flow meter: loads the skeleton (maps sized before load),
+// attaches it at ingress and egress of interfaces, drains the
+// double-buffered flow maps, and detaches everything it attached. Our tc
+// filters carry a fixed handle and priority so a later run can find and
+// remove leftovers of a crashed one, and never touch other tools' filters.
+class KernelMeter {
+public:
+    static constexpr uint32_t kTcHandle = 0xb9f1;
+    static constexpr uint32_t kTcPriority = 0xb9f1;
+
+    explicit KernelMeter(uint32_t max_flows);
+    ~KernelMeter();
+    KernelMeter(const KernelMeter&) = delete;
+    KernelMeter& operator=(const KernelMeter&) = delete;
+
+    // Attaches to both directions of `ifindex`. Throws bpfix::Error naming
+    // the interface when the kernel refuses.
+    void attach(int ifindex, const std::string& name);
+    // Detaches from `ifindex` (an interface that vanished needs nothing).
+    void detach(int ifindex);
+    bool attached(int ifindex) const { return attached_.count(ifindex) != 0; }
+    std::vector<int> attached_interfaces() const;
+
+    // Flips the flow maps, waits for programs still using the old one, and
+    // hands every flow in it to `sink`, emptying it. Returns flows drained.
+    size_t drain(const std::function<void(const KernelFlow&)>& sink);
+    KernelCounters counters() const;
+
+    // Removes a bpfix filter left on `ifindex` by a run that died.
+    static bool remove_leftover(int ifindex);
+
+private:
+    struct SkelDeleter {
+        void operator()(flow_meter* s) const;
+    };
+    struct Attachment {
+        std::string name;
+        bool created_qdisc;
+    };
+    std::unique_ptr<flow_meter, SkelDeleter> skel_;
+    std::map<int, Attachment> attached_;
+    uint32_t active_ = 0;
+    int ncpu_ = 0;
+};
+
+}  // namespace bpfix
