@@ -58,6 +58,19 @@ public:
         return v.as_string();
     }
 
+    std::vector<std::string> strings(const toml::value& t, const std::string& sect, const std::string& key,
+                                     const std::vector<std::string>& def) const {
+        if (!t.contains(key)) return def;
+        const auto& v = t.at(key);
+        if (!v.is_array()) fail(sect + "." + key, "must be an array of strings");
+        std::vector<std::string> out;
+        for (const auto& e : v.as_array()) {
+            if (!e.is_string()) fail(sect + "." + key, "must be an array of strings");
+            out.push_back(e.as_string());
+        }
+        return out;
+    }
+
 private:
     std::string path_;
 };
@@ -82,7 +95,7 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
         throw Error(fmt::format("config {}: {}", path, e.what()));
     }
     TomlReader r(path);
-    r.check_keys(root, "", {"export", "transport", "flows", "pcap", "log"});
+    r.check_keys(root, "", {"export", "transport", "flows", "live", "pcap", "log"});
     auto section = [&](const char* name) -> toml::value {
         if (!root.contains(name)) return toml::value(toml::table{});
         const auto& v = root.at(name);
@@ -123,6 +136,12 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cfg.max_flows = static_cast<size_t>(
         r.integer(fl, "flows", "max_flows", static_cast<int64_t>(cfg.max_flows), 1, 100'000'000));
 
+    auto lv = section("live");
+    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval"});
+    cfg.interfaces = r.strings(lv, "live", "interfaces", cfg.interfaces);
+    cfg.exclude = r.strings(lv, "live", "exclude", cfg.exclude);
+    cfg.drain_interval_s = r.number(lv, "live", "drain_interval", cfg.drain_interval_s);
+
     auto pc = section("pcap");
     r.check_keys(pc, "pcap", {"file", "interface_index", "direction"});
     cfg.pcap_file = r.string(pc, "pcap", "file", cfg.pcap_file);
@@ -152,6 +171,12 @@ void validate_exporter_config(const ExporterConfig& cfg) {
     }
     positive(cfg.template_refresh_s, "export.template_refresh");
     positive(cfg.stats_interval_s, "export.stats_interval");
+    if (!(cfg.drain_interval_s >= 0.05 && cfg.drain_interval_s <= 60)) {
+        throw Error(fmt::format("live.drain_interval: {} must be between 0.05 and 60 seconds", cfg.drain_interval_s));
+    }
+    if (!cfg.interfaces.empty() && !cfg.pcap_file.empty()) {
+        throw Error("both live interfaces and a pcap file are configured: choose --interface or --pcap");
+    }
     if (cfg.drain_timeout_s < 0) {
         throw Error("transport.drain_timeout must be >= 0 seconds");
     }

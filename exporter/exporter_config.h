@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "flow_table.h"
 #include "info_model.h"
@@ -25,6 +26,11 @@ struct ExporterConfig {
     double active_timeout_s = 60.0;
     double tcp_end_linger_s = 2.0;
     size_t max_flows = 1'000'000;
+
+    // Live mode: interfaces by name, glob or re:REGEX, minus exclusions.
+    std::vector<std::string> interfaces;
+    std::vector<std::string> exclude = {"lo"};
+    double drain_interval_s = 1.0;
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

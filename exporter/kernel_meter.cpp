@@ -6,7 +6,10 @@
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -19,6 +22,23 @@ namespace bpfix {
 namespace {
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// libbpf's messages go through our logger. While probing for leftovers a
+// missing qdisc is expected, so those warnings are demoted to debug.
+thread_local bool quiet_libbpf = false;
+
+int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof buf, fmt, args);
+    std::string msg(buf, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1) : 0);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    if (level == LIBBPF_WARN && !quiet_libbpf) {
+        spdlog::warn("libbpf: {}", msg);
+    } else {
+        spdlog::debug("libbpf: {}", msg);
+    }
+    return n;
+}
 
 bool is_our_program(uint32_t prog_id) {
     int fd = bpf_prog_get_fd_by_id(prog_id);
@@ -37,6 +57,7 @@ bool is_our_program(uint32_t prog_id) {
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
 KernelMeter::KernelMeter(uint32_t max_flows) {
+    libbpf_set_print(libbpf_to_spdlog);
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
         throw Error("cannot count the possible CPUs (libbpf_num_possible_cpus)");
@@ -70,6 +91,7 @@ std::vector<int> KernelMeter::attached_interfaces() const {
 
 bool KernelMeter::remove_leftover(int ifindex) {
     bool removed = false;
+    quiet_libbpf = true;
     for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
         LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
         LIBBPF_OPTS(bpf_tc_opts, q, .handle = kTcHandle, .priority = kTcPriority);
@@ -77,6 +99,7 @@ bool KernelMeter::remove_leftover(int ifindex) {
         LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
         if (bpf_tc_detach(&hook, &d) == 0) removed = true;
     }
+    quiet_libbpf = false;
     return removed;
 }
 

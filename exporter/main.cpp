@@ -8,6 +8,7 @@
 #include "error.h"
 #include "exporter_config.h"
 #include "log.h"
+#include "live_export.h"
 #include "pcap_export.h"
 
 #ifndef BPFIX_VERSION
@@ -22,11 +23,14 @@ int main(int argc, char** argv) {
     std::string config_path;
     bool check_only = false;
     std::string pcap, collector, log_level;
+    std::vector<std::string> interfaces, exclude;
     double idle = 0, active = 0, linger = -1;
     int64_t domain = -1;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/exporter.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--pcap", pcap, "meter this pcap/pcapng file instead of live interfaces");
+    app.add_option("-i,--interface", interfaces, "meter this interface live (name, glob or re:REGEX; repeatable)");
+    app.add_option("--exclude", exclude, "never meter these interfaces (name, glob or re:REGEX; default lo)");
     app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
     app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
     app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
@@ -44,6 +48,8 @@ int main(int argc, char** argv) {
     try {
         if (!config_path.empty()) load_exporter_config(config_path, cfg);
         if (!pcap.empty()) cfg.pcap_file = pcap;
+        if (!interfaces.empty()) cfg.interfaces = interfaces;
+        if (!exclude.empty()) cfg.exclude = exclude;
         if (!collector.empty()) cfg.collector = collector;
         if (domain >= 0) cfg.observation_domain = static_cast<uint32_t>(domain);
         if (idle != 0) cfg.idle_timeout_s = idle;
@@ -56,9 +62,12 @@ int main(int argc, char** argv) {
             fmt::print("configuration OK\n");
             return 0;
         }
+        if (!cfg.interfaces.empty()) {
+            return run_live_export(cfg);
+        }
         if (cfg.pcap_file.empty()) {
-            throw Error("nothing to meter: give --pcap FILE (or [pcap] file in the config); live interface "
-                        "metering is not available in this version");
+            throw Error("nothing to meter: give --interface NAME (live) or --pcap FILE, or set [live] interfaces "
+                        "or [pcap] file in the config");
         }
         return run_pcap_export(cfg);
     } catch (const Error& e) {

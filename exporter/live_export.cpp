@@ -1,0 +1,135 @@
+#include "live_export.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <csignal>
+#include <ctime>
+
+#include "error.h"
+#include "export_pipeline.h"
+#include "flow_table.h"
+#include "interface_selector.h"
+#include "kernel_meter.h"
+
+namespace bpfix {
+
+namespace {
+
+uint64_t clock_ns(clockid_t id) {
+    timespec ts{};
+    clock_gettime(id, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+int run_live_export(const ExporterConfig& cfg) {
+    InterfaceSelector selector(cfg.interfaces, cfg.exclude);
+    auto present = InterfaceSelector::list_interfaces();
+    for (const auto& name : selector.exact_names()) {
+        bool found = false;
+        for (const auto& [idx, n] : present) found = found || n == name;
+        if (!found) {
+            throw Error(fmt::format("interface '{}' does not exist; check `ip link` (or use a pattern such as "
+                                    "'{}*' to meter it when it appears)",
+                                    name, name));
+        }
+    }
+
+    ExportPipeline out(cfg);
+    KernelMeter kernel(static_cast<uint32_t>(std::min<size_t>(cfg.max_flows, UINT32_MAX)));
+    FlowTable table(cfg.flow_table(), [&out](const FlowRecord& r) { out.add_flow(r); });
+    uint64_t packets = 0, octets = 0;
+
+    auto rescan = [&] {
+        auto now = InterfaceSelector::list_interfaces();
+        auto wanted = selector.select(now);
+        for (int idx : kernel.attached_interfaces()) {
+            if (!wanted.count(idx)) {
+                spdlog::info("interface ifindex {} is gone or no longer selected; stopped metering it", idx);
+                kernel.detach(idx);
+            }
+        }
+        for (const auto& [idx, name] : wanted) {
+            if (kernel.attached(idx)) continue;
+            try {
+                kernel.attach(idx, name);
+            } catch (const Error& e) {
+                // An interface can vanish between listing and attaching.
+                spdlog::warn("{}", e.what());
+            }
+        }
+    };
+
+    auto drain = [&] {
+        // Kernel times are CLOCK_MONOTONIC; records carry wall-clock time.
+        const uint64_t now_real = clock_ns(CLOCK_REALTIME);
+        const uint64_t offset = now_real - clock_ns(CLOCK_MONOTONIC);
+        kernel.drain([&](const KernelFlow& f) {
+            table.add_delta(f.key, f.first_ns + offset, f.last_ns + offset, f.packets, f.bytes, f.tcp_flags, f.tos);
+            packets += f.packets;
+            octets += f.bytes;
+        });
+        table.advance(now_real);
+        auto c = kernel.counters();
+        out.tick(c.malformed_packets, c.malformed_bytes);
+    };
+
+    rescan();
+    if (kernel.attached_interfaces().empty()) {
+        spdlog::warn("no interface matches yet; waiting for one to appear");
+    }
+    spdlog::info("exporting to {}", out.url().str());
+
+    asio::signal_set signals(out.io(), SIGINT, SIGTERM);
+    asio::steady_timer timer(out.io());
+    bool stopping = false;
+    signals.async_wait([&](const asio::error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: ending every flow and detaching", sig);
+        stopping = true;
+        timer.cancel();
+        out.io().stop();
+    });
+    const auto interval = std::chrono::microseconds(static_cast<int64_t>(cfg.drain_interval_s * 1e6));
+    std::function<void()> schedule = [&] {
+        timer.expires_after(interval);
+        timer.async_wait([&](const asio::error_code& ec) {
+            if (ec || stopping) return;
+            try {
+                rescan();
+                drain();
+            } catch (const Error& e) {
+                spdlog::error("{}", e.what());
+            }
+            schedule();
+        });
+    };
+    schedule();
+    out.io().run();
+    out.io().restart();
+
+    drain();
+    table.flush();
+    std::vector<int> ifaces = kernel.attached_interfaces();
+    for (int idx : ifaces) kernel.detach(idx);
+    auto c = kernel.counters();
+    bool delivered = out.finish(c.malformed_packets, c.malformed_bytes);
+    if (c.map_full_packets) {
+        spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
+                      c.map_full_packets, c.map_full_bytes);
+    }
+    std::fflush(stderr);
+    fmt::print(stderr,
+               "bpfix-exporter: summary: interfaces={} packets={} octets={} non_ip={} malformed={} map_full={} "
+               "flows={} records={} messages={} not_sent_records={}\n",
+               ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
+               out.encoder().flow_records(), out.encoder().data_records(), out.encoder().messages(),
+               out.transport().records_not_sent());
+    return delivered ? 0 : 1;
+}
+
+}  // namespace bpfix
