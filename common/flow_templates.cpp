@@ -11,6 +11,7 @@ fbInfoElementSpec_t kFlowRecordSpec[] = {
     SPEC("packetDeltaCount", 8, 0),
     SPEC("sourceIPv6Address", 16, kSpecV6),
     SPEC("destinationIPv6Address", 16, kSpecV6),
+    SPEC("interfaceName", 16, 0),
     SPEC("sourceIPv4Address", 4, kSpecV4),
     SPEC("destinationIPv4Address", 4, kSpecV4),
     SPEC("ingressInterface", 4, 0),

@@ -43,6 +43,7 @@ struct FlowRecord {
     uint64_t packetDeltaCount;
     uint8_t sourceIPv6Address[16];
     uint8_t destinationIPv6Address[16];
+    char interfaceName[16];  // the observation interface; empty in pcap mode
     uint32_t sourceIPv4Address;  // host byte order, as libfixbuf expects
     uint32_t destinationIPv4Address;
     uint32_t ingressInterface;
@@ -61,7 +62,7 @@ struct FlowRecord {
     uint8_t ipVersion;  // selects the template; not exported
     uint8_t padding[5];
 };
-static_assert(sizeof(FlowRecord) == 104, "FlowRecord must match kFlowRecordSpec");
+static_assert(sizeof(FlowRecord) == 120, "FlowRecord must match kFlowRecordSpec");
 
 // Exporter statistics (RFC 7011 §4 style), options template scoped by
 // observationDomainId.

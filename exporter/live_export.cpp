@@ -6,6 +6,9 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <csignal>
+#include <algorithm>
+#include <cstring>
+#include <map>
 #include <ctime>
 
 #include "error.h"
@@ -41,7 +44,20 @@ int run_live_export(const ExporterConfig& cfg) {
 
     ExportPipeline out(cfg);
     KernelMeter kernel(static_cast<uint32_t>(std::min<size_t>(cfg.max_flows, UINT32_MAX)));
-    FlowTable table(cfg.flow_table(), [&out](const FlowRecord& r) { out.add_flow(r); });
+    // Names of every interface metered in this run, kept after one vanishes
+    // so its last records still carry it.
+    std::map<int, std::string> names;
+    FlowTable table(cfg.flow_table(), [&out, &names](const FlowRecord& r) {
+        FlowRecord named = r;
+        uint32_t idx = r.flowDirection ? r.egressInterface : r.ingressInterface;
+        if (auto it = names.find(static_cast<int>(idx)); it != names.end()) {
+            // Names are at most 15 characters (IFNAMSIZ - 1); an IPFIX
+            // fixed-length string needs no terminator.
+            std::memcpy(named.interfaceName, it->second.data(),
+                        std::min(it->second.size(), sizeof named.interfaceName));
+        }
+        out.add_flow(named);
+    });
     uint64_t packets = 0, octets = 0;
 
     auto rescan = [&] {
@@ -56,6 +72,7 @@ int run_live_export(const ExporterConfig& cfg) {
         for (const auto& [idx, name] : wanted) {
             if (kernel.attached(idx)) continue;
             try {
+                names[idx] = name;
                 kernel.attach(idx, name);
             } catch (const Error& e) {
                 // An interface can vanish between listing and attaching.

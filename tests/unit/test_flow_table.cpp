@@ -140,3 +140,22 @@ TEST(FlowTable, VlanIsPartOfTheKey) {
     ASSERT_EQ(h.out.size(), 2u);
     EXPECT_NE(h.out[0].vlanId, h.out[1].vlanId);
 }
+
+TEST(FlowTable, KernelDeltasMergeIntoOneRecord) {
+    Harness h;
+    // Two drains of the same flow: 10 packets, then 5 with FIN.
+    h.table.add_delta(key(1), kT0, kT0 + kSec, 10, 1000, 0x12, 0x20);
+    h.table.advance(kT0 + kSec);
+    h.table.add_delta(key(1), kT0 + kSec + 1, kT0 + 2 * kSec, 5, 500, 0x11, 0);
+    h.table.advance(kT0 + 2 * kSec);
+    EXPECT_TRUE(h.out.empty());
+    h.table.advance(kT0 + 5 * kSec);  // FIN linger passed
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].packetDeltaCount, 15u);
+    EXPECT_EQ(h.out[0].octetDeltaCount, 1500u);
+    EXPECT_EQ(h.out[0].tcpControlBits, 0x13);
+    EXPECT_EQ(h.out[0].ipClassOfService, 0x20);
+    EXPECT_EQ(h.out[0].flowStartMilliseconds, kT0 / 1'000'000);
+    EXPECT_EQ(h.out[0].flowEndMilliseconds, (kT0 + 2 * kSec) / 1'000'000);
+    EXPECT_EQ(h.out[0].flowEndReason, 3);
+}

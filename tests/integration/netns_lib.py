@@ -1,0 +1,133 @@
+"""Shared pieces of the integration tier: namespaces and veths the test
+makes (and always removes), the live exporter started inside a namespace,
+and our tc filters. /usr/bin/python3, standard library only."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run([str(a) for a in args], check=check, capture_output=True, text=True, **kw)
+
+
+class Lab:
+    """Network namespaces and veth pairs, removed on exit (processes in them
+    are killed first)."""
+
+    def __init__(self, prefix="bpfix"):
+        self.tag = str(os.getpid())[-6:]
+        self.prefix = prefix
+        self.namespaces = []
+
+    def ns(self, name):
+        full = f"{self.prefix}{name}{self.tag}"
+        sh("ip", "netns", "add", full)
+        sh("ip", "-n", full, "link", "set", "lo", "up")
+        self.namespaces.append(full)
+        return full
+
+    def veth(self, ns1, if1, addr1, ns2, if2, addr2):
+        """A veth pair between ns1 and ns2 with IPv4 addresses (CIDR), IPv6
+        off and static neighbours, so only the test's packets cross it."""
+        sh("ip", "link", "add", if1, "netns", ns1, "type", "veth", "peer", "name", if2, "netns", ns2)
+        for ns, ifn, addr in ((ns1, if1, addr1), (ns2, if2, addr2)):
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{ifn}.disable_ipv6=1")
+            sh("ip", "-n", ns, "addr", "add", addr, "dev", ifn)
+            sh("ip", "-n", ns, "link", "set", ifn, "up")
+        mac1, mac2 = mac(ns1, if1), mac(ns2, if2)
+        sh("ip", "-n", ns1, "neigh", "replace", addr2.split("/")[0], "lladdr", mac2, "dev", if1)
+        sh("ip", "-n", ns2, "neigh", "replace", addr1.split("/")[0], "lladdr", mac1, "dev", if2)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for ns in self.namespaces:
+            for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", ns, check=False)
+
+
+def mac(ns, ifn):
+    return json.loads(sh("ip", "-n", ns, "-j", "link", "show", ifn).stdout)[0]["address"]
+
+
+def ifindex(ns, ifn):
+    return int(sh("ip", "netns", "exec", ns, "cat", f"/sys/class/net/{ifn}/ifindex").stdout)
+
+
+def stat(ns, ifn, name):
+    return int(sh("ip", "netns", "exec", ns, "cat", f"/sys/class/net/{ifn}/statistics/{name}").stdout)
+
+
+def our_filters(ns, ifn):
+    out = ""
+    for d in ("ingress", "egress"):
+        out += sh("tc", "-n", ns, "filter", "show", "dev", ifn, d, check=False).stdout
+    return [l for l in out.splitlines() if "meter_" in l]
+
+
+def send_udp(ns, src, dst, sport, dport, n, payload):
+    code = ("import socket\n"
+            "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            f"s.bind(('{src}',{sport}))\n"
+            f"for i in range({n}): s.sendto(b'x'*{payload},('{dst}',{dport}))\n")
+    sh("ip", "netns", "exec", ns, "/usr/bin/python3", "-c", code)
+
+
+class Exporter:
+    """bpfix-exporter in live mode inside a namespace, writing an IPFIX file."""
+
+    def __init__(self, build, ns, patterns, out, log, extra=()):
+        self.build, self.out, self.log = build, out, log
+        args = ["ip", "netns", "exec", ns, os.path.join(build, "bin", "bpfix-exporter"), "--collector",
+                "file:" + out, "--log-level", "info"]
+        for p in patterns:
+            args += ["--interface", p]
+        self.p = subprocess.Popen(args + list(extra), stderr=open(log, "w"), stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "exporting to" in self.text():
+                return
+            if self.p.poll() is not None:
+                raise SystemExit("FAIL exporter exited at start:\n" + self.text())
+            time.sleep(0.05)
+        self.p.kill()
+        raise SystemExit("FAIL exporter did not start within 10 s:\n" + self.text())
+
+    def text(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def kill(self):
+        self.p.kill()
+        self.p.wait()
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise SystemExit("FAIL exporter did not stop within 15 s after SIGTERM")
+
+    def records(self):
+        out = sh(os.path.join(self.build, "bin", "bpfix-collector"), "--read", self.out).stdout
+        return [json.loads(l) for l in out.splitlines()]
+
+    def summary(self):
+        lines = self.text().strip().splitlines()
+        return lines[-1] if lines else ""
