@@ -16,6 +16,7 @@
 #include "flow_table.h"
 #include "interface_selector.h"
 #include "kernel_meter.h"
+#include "link_monitor.h"
 
 namespace bpfix {
 
@@ -101,9 +102,19 @@ int run_live_export(const ExporterConfig& cfg) {
     }
     spdlog::info("exporting to {}", out.url().str());
 
+    // Interface changes arrive by netlink; the drain timer also rescans, in
+    // case a notification was lost.
+    bool stopping = false;
+    LinkMonitor links(out.io(), [&] {
+        if (stopping) return;
+        try {
+            rescan();
+        } catch (const Error& e) {
+            spdlog::error("{}", e.what());
+        }
+    });
     asio::signal_set signals(out.io(), SIGINT, SIGTERM);
     asio::steady_timer timer(out.io());
-    bool stopping = false;
     signals.async_wait([&](const asio::error_code& ec, int sig) {
         if (ec) return;
         spdlog::info("signal {}: ending every flow and detaching", sig);
@@ -128,6 +139,7 @@ int run_live_export(const ExporterConfig& cfg) {
     schedule();
     out.io().run();
     out.io().restart();
+    stopping = true;
 
     drain();
     table.flush();
