@@ -40,6 +40,8 @@ fbInfoElementSpec_t kStatsRecordSpec[] = {
     SPEC("ignoredPacketTotalCount", 8, 0),
     SPEC("ignoredOctetTotalCount", 8, 0),
     SPEC("notSentFlowTotalCount", 8, 0),
+    SPEC("notSentPacketTotalCount", 8, 0),
+    SPEC("notSentOctetTotalCount", 8, 0),
     SPEC("systemInitTimeMilliseconds", 8, 0),
     FB_IESPEC_NULL,
 };

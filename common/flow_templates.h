@@ -75,9 +75,11 @@ struct StatsRecord {
     uint64_t ignoredPacketTotalCount;
     uint64_t ignoredOctetTotalCount;
     uint64_t notSentFlowTotalCount;
+    uint64_t notSentPacketTotalCount;  // metered but not in any flow (kernel map full)
+    uint64_t notSentOctetTotalCount;
     uint64_t systemInitTimeMilliseconds;
 };
-static_assert(sizeof(StatsRecord) == 64, "StatsRecord must match kStatsRecordSpec");
+static_assert(sizeof(StatsRecord) == 80, "StatsRecord must match kStatsRecordSpec");
 
 extern fbInfoElementSpec_t kFlowRecordSpec[];
 extern fbInfoElementSpec_t kStatsRecordSpec[];

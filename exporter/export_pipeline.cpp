@@ -28,34 +28,36 @@ ExportPipeline::ExportPipeline(const ExporterConfig& cfg)
     next_stats_ = now + seconds(cfg.stats_interval_s);
 }
 
-void ExportPipeline::add_stats(uint64_t ignored_packets, uint64_t ignored_octets) {
+void ExportPipeline::add_stats(const MeterLoss& loss) {
     StatsRecord s{};
     s.observationDomainId = cfg_.observation_domain;
     s.exportedMessageTotalCount = encoder_->messages();
     s.exportedFlowRecordTotalCount = encoder_->flow_records();
     s.exportedOctetTotalCount = encoder_->octets();
-    s.ignoredPacketTotalCount = ignored_packets;
-    s.ignoredOctetTotalCount = ignored_octets;
+    s.ignoredPacketTotalCount = loss.ignored_packets;
+    s.ignoredOctetTotalCount = loss.ignored_octets;
+    s.notSentPacketTotalCount = loss.not_sent_packets;
+    s.notSentOctetTotalCount = loss.not_sent_octets;
     s.notSentFlowTotalCount = transport_->records_not_sent();
     s.systemInitTimeMilliseconds = init_ms_;
     encoder_->add_stats(s);
 }
 
-void ExportPipeline::tick(uint64_t ignored_packets, uint64_t ignored_octets) {
+void ExportPipeline::tick(const MeterLoss& loss) {
     auto now = std::chrono::steady_clock::now();
     if (transport_->needs_template_refresh() && now >= next_refresh_) {
         encoder_->export_templates();
         next_refresh_ = now + seconds(cfg_.template_refresh_s);
     }
     if (now >= next_stats_) {
-        add_stats(ignored_packets, ignored_octets);
+        add_stats(loss);
         next_stats_ = now + seconds(cfg_.stats_interval_s);
     }
 }
 
-bool ExportPipeline::finish(uint64_t ignored_packets, uint64_t ignored_octets) {
+bool ExportPipeline::finish(const MeterLoss& loss) {
     encoder_->flush();
-    add_stats(ignored_packets, ignored_octets);
+    add_stats(loss);
     encoder_->flush();
     io_.poll();
     work_.reset();

@@ -16,6 +16,12 @@ namespace bpfix {
 // What both metering modes feed: the IPFIX encoder on its transport, the
 // UDP template refresh and the statistics record on their timers, and the
 // final drain. One asio io_context drives the sockets.
+// What a meter could not put into flows, for the statistics record.
+struct MeterLoss {
+    uint64_t ignored_packets = 0, ignored_octets = 0;    // could not be parsed
+    uint64_t not_sent_packets = 0, not_sent_octets = 0;  // parsed, but no room in a flow table
+};
+
 class ExportPipeline {
 public:
     explicit ExportPipeline(const ExporterConfig& cfg);
@@ -27,14 +33,13 @@ public:
 
     void add_flow(const FlowRecord& r) { encoder_->add_flow(r); }
     // Sends templates (UDP) and statistics when their timers are due.
-    // `ignored` are the packets/octets the meter could not parse.
-    void tick(uint64_t ignored_packets, uint64_t ignored_octets);
+    void tick(const MeterLoss& loss);
     // Statistics now, flush, deliver what is queued; false when records
     // were lost.
-    bool finish(uint64_t ignored_packets, uint64_t ignored_octets);
+    bool finish(const MeterLoss& loss);
 
 private:
-    void add_stats(uint64_t ignored_packets, uint64_t ignored_octets);
+    void add_stats(const MeterLoss& loss);
 
     const ExporterConfig& cfg_;
     uint64_t init_ms_;

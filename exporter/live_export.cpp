@@ -22,6 +22,10 @@ namespace bpfix {
 
 namespace {
 
+MeterLoss loss(const KernelCounters& c) {
+    return MeterLoss{c.malformed_packets, c.malformed_bytes, c.map_full_packets, c.map_full_bytes};
+}
+
 uint64_t clock_ns(clockid_t id) {
     timespec ts{};
     clock_gettime(id, &ts);
@@ -92,8 +96,7 @@ int run_live_export(const ExporterConfig& cfg) {
             octets += f.bytes;
         });
         table.advance(now_real);
-        auto c = kernel.counters();
-        out.tick(c.malformed_packets, c.malformed_bytes);
+        out.tick(loss(kernel.counters()));
     };
 
     rescan();
@@ -146,7 +149,7 @@ int run_live_export(const ExporterConfig& cfg) {
     std::vector<int> ifaces = kernel.attached_interfaces();
     for (int idx : ifaces) kernel.detach(idx);
     auto c = kernel.counters();
-    bool delivered = out.finish(c.malformed_packets, c.malformed_bytes);
+    bool delivered = out.finish(loss(c));
     if (c.map_full_packets) {
         spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
                       c.map_full_packets, c.map_full_bytes);

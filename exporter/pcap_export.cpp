@@ -29,10 +29,10 @@ int run_pcap_export(const ExporterConfig& cfg) {
             continue;
         }
         more = source.read_batch(meter, 4096);
-        out.tick(meter.counters().malformed, meter.counters().malformed_octets);
+        out.tick(MeterLoss{meter.counters().malformed, meter.counters().malformed_octets, 0, 0});
     }
     meter.finish();
-    bool delivered = out.finish(meter.counters().malformed, meter.counters().malformed_octets);
+    bool delivered = out.finish(MeterLoss{meter.counters().malformed, meter.counters().malformed_octets, 0, 0});
 
     const auto& c = meter.counters();
     if (c.malformed) {

@@ -298,15 +298,16 @@ def main():
             if kind == "flow":
                 frames_of.setdefault(k, []).append(i)
 
+        loose = replay_pcap.loose_keys(pcap)
+
         def frames_note(k):
-            idx = frames_of.get(k)
+            idx, head = frames_of.get(k), "frames (per docs/flow-semantics.md):"
             if not idx:
-                near = sorted({i for kk, ii in frames_of.items() if kk[:7] == k[:7] for i in ii})
-                idx, head = near, "no frame has this key under docs/flow-semantics.md; frames with the same " \
-                                  "addresses/ports/protocol (other VLANs):"
-            else:
-                head = "frames (per docs/flow-semantics.md):"
-            lines = [f"      #{i} {labels[i]}" for i in idx[:8]] + (["      ..."] if len(idx) > 8 else [])
+                idx = [i for i, kk in enumerate(loose) if kk is not None and kk[:7] == k[:7]]
+                head = ("no frame has this key under docs/flow-semantics.md; frames with the same addresses, "
+                        "ports and protocol:")
+            lines = [f"      #{i} {labels[i]} [{ref[i][0]}" + (f", key {fmt_key(ref[i][1])}]" if ref[i][1] else "]")
+                     for i in idx[:8]] + (["      ..."] if len(idx) > 8 else [])
             return f"    {head}\n" + "\n".join(lines) if idx else "    no frame of the pcap matches it"
 
         def says(a):
@@ -348,6 +349,7 @@ def main():
     if failures:
         for f in failures:
             print("FAIL " + f)
+        print(f"summary, pcap mode: {off_sum}\nsummary, live mode: {live_sum}")
         print(f"replay_equivalence: {len(failures)} difference(s) between live ({'realtime' if realtime else 'topspeed'}"
               f" replay over a veth) and pcap mode on {nframes} frames")
         return 1

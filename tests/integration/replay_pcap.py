@@ -24,7 +24,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 import make_pcap  # noqa: E402
 
-from scapy.all import (ICMP, IP, TCP, UDP, Dot1AD, Dot1Q, Ether, IPv6, Padding, Raw, fragment,  # noqa: E402
+from scapy.all import (ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6, Padding, Raw, fragment,  # noqa: E402
                        wrpcap)
 from scapy.layers.inet6 import (ICMPv6EchoRequest, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,  # noqa: E402
                                 IPv6ExtHdrHopByHop, fragment6)
@@ -186,23 +186,28 @@ def reference(path):
     key = (ipver, src, dst, proto, sport, dport, icmp, vlan, inner_vlan)."""
     from scapy.utils import RawPcapReader
     frag = {}
-    out = []
-    for raw, _meta in RawPcapReader(path):
-        out.append(_ref_frame(bytes(raw), frag))
-    return out
+    return [_ref_frame(bytes(raw), frag) for raw, _meta in RawPcapReader(path)]
+
+
+def loose_keys(path):
+    """For diagnosis: each frame's key read without the 4-tag limit (None if
+    it still cannot be read), to find the frame behind a key no frame has."""
+    from scapy.utils import RawPcapReader
+    frag = {}
+    return [_ref_frame(bytes(raw), frag, max_tags=64)[1] for raw, _meta in RawPcapReader(path)]
 
 
 TPORT = {6: 20, 17: 8, 136: 8, 132: 12, 33: 12, 1: 8, 58: 4}
 
 
-def _ref_frame(b, frag):
+def _ref_frame(b, frag, max_tags=4):
     bad = ("malformed", None, 0)
     if len(b) < 14:
         return bad
     off, tags, vl = 12, 0, [0, 0]
     t = _be16(b, off)
     while t in (0x8100, 0x88A8, 0x9100):
-        if tags >= 4 or off + 6 > len(b):
+        if tags >= max_tags or off + 6 > len(b):
             return bad
         if tags < 2:
             vl[tags] = _be16(b, off + 2) & 0xFFF

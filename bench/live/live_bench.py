@@ -1,0 +1,600 @@
+#!/usr/bin/python3
+"""Live-mode benchmark: what metering a flooded veth costs, per tool.
+
+Run through bench/live/run.sh, which builds the helpers (flood, reap_run) and
+removes the namespaces whatever happens. Direct use:
+
+  live_bench.py --build BUILD_DIR --helpers DIR [--runs 3] [--seconds 8]
+                [--tools baseline,bpfix,softflowd,pmacctd,tcpdump] [--json FILE]
+
+Two network namespaces made here (TX and RX) are joined by a veth pair. In TX,
+`flood` (pinned to --tx-cpu) sends small UDP frames through an AF_PACKET socket
+for --seconds; in RX a UDP socket that is never read is their destination. The
+received count is the RX veth's rx_packets. Each tool meters the RX veth,
+pinned to --tool-cpu, started by `reap_run` (CPU and peak RSS of the whole
+process tree). Configurations run round-robin, --runs rounds; medians shown.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
+ALL_TOOLS = ["baseline", "bpfix", "softflowd", "pmacctd", "tcpdump"]
+
+
+class Stop(Exception):
+    pass
+
+
+def on_signal(sig, _frame):
+    raise Stop(f"signal {sig}")
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run([str(a) for a in args], check=check, capture_output=True, text=True, **kw)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def pinned(cpu):
+    return (lambda: os.sched_setaffinity(0, {cpu})) if cpu >= 0 else None
+
+
+# ---------------------------------------------------------------- namespaces
+class Net:
+    def __init__(self, tag):
+        self.tx, self.rx = tag + "tx", tag + "rx"
+        short = tag[-8:]
+        self.if_tx, self.if_rx = "lt" + short, "lr" + short
+        self.made = []
+        self.procs = []  # Popen objects started here, killed at the end
+
+    def setup(self):
+        for ns in (self.tx, self.rx):
+            sh("ip", "netns", "add", ns)
+            self.made.append(ns)
+            # no IPv6 (router solicitations, MLD, DAD): the flood is the only traffic
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+               "net.ipv6.conf.default.disable_ipv6=1")
+        sh("ip", "link", "add", self.if_tx, "netns", self.tx, "type", "veth", "peer", "name", self.if_rx,
+           "netns", self.rx)
+        for ns, ifn, addr in ((self.tx, self.if_tx, TX_IP), (self.rx, self.if_rx, RX_IP)):
+            sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", ifn)
+            sh("ip", "-n", ns, "link", "set", ifn, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        self.mac_tx, self.mac_rx = self.mac(self.tx, self.if_tx), self.mac(self.rx, self.if_rx)
+        # static neighbours: no ARP during a measurement
+        sh("ip", "-n", self.tx, "neigh", "replace", RX_IP, "lladdr", self.mac_rx, "dev", self.if_tx, "nud",
+           "permanent")
+        sh("ip", "-n", self.rx, "neigh", "replace", TX_IP, "lladdr", self.mac_tx, "dev", self.if_rx, "nud",
+           "permanent")
+
+    @staticmethod
+    def mac(ns, ifn):
+        return json.loads(sh("ip", "-n", ns, "-j", "link", "show", ifn).stdout)[0]["address"]
+
+    def rx_packets(self):
+        st = json.loads(sh("ip", "-n", self.rx, "-s", "-j", "link", "show", self.if_rx).stdout)[0]["stats64"]
+        return st["rx"]["packets"], st["tx"]["packets"]
+
+    def spawn(self, ns, argv, cpu=-1, **kw):
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + [str(a) for a in argv], preexec_fn=pinned(cpu),
+                             **kw)
+        self.procs.append(p)
+        return p
+
+    def teardown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                    p.wait(timeout=5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
+        for ns in self.made:
+            # anything still running in our namespaces was started by this run
+            for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        for ns in self.made:
+            sh("ip", "netns", "del", ns, check=False)
+        self.made = []
+
+
+# ------------------------------------------------------------ process stats
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def descendants(pid):
+    kids, out, todo = children_map(), [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cpu_ticks(pid):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    f = stat[stat.rindex(")") + 2:].split()
+    return int(f[11]), int(f[12])  # utime, stime (whole process: all threads)
+
+
+def vm_hwm_kib(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_ticks(pids):
+    return {p: cpu_ticks(p) for p in pids}
+
+
+def window_cpu(t0, t1):
+    """user, sys seconds spent between two samples by the processes in t1."""
+    u = s = 0
+    for p, v1 in t1.items():
+        if v1 is None:
+            continue
+        v0 = t0.get(p) or (0, 0)
+        u += v1[0] - v0[0]
+        s += v1[1] - v0[1]
+    return u / CLK_TCK, s / CLK_TCK
+
+
+# ------------------------------------------------------------------- tools
+class Tool:
+    name = "?"
+    label = "?"
+    collector = False  # needs the IPFIX UDP counter
+
+    def __init__(self, bench, work):
+        self.b, self.work = bench, work
+
+    def argv(self):
+        raise NotImplementedError
+
+    def ready(self, logtext):
+        return packet_socket_count(self.b.net.rx) > 0
+
+    def stop(self, proc):
+        proc.send_signal(signal.SIGTERM)  # reap_run forwards it to the tool
+
+    def counted(self, logtext, ipfix):
+        raise NotImplementedError
+
+
+def packet_socket_count(ns):
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/packet").stdout
+    return max(0, len(out.strip().splitlines()) - 1)
+
+
+class Bpfix(Tool):
+    name, label = "bpfix", "bpfix-exporter (eBPF TC)"
+
+    def argv(self):
+        self.out = os.path.join(self.work, "bpfix.ipfix")
+        return [self.b.exporter, "--interface", self.b.net.if_rx, "--collector", "file:" + self.out,
+                "--log-level", "info"]
+
+    def ready(self, logtext):
+        return "exporting to" in logtext
+
+    def extra_sample(self, pids):
+        """Kernel memory of bpfix's BPF maps (not part of any RSS)."""
+        try:
+            maps = json.loads(sh("bpftool", "-j", "map", "show").stdout or "[]")
+        except (OSError, subprocess.CalledProcessError, ValueError):
+            return {}
+        mine = [m for m in maps if any(p.get("pid") in pids for p in m.get("pids", []))]
+        if not mine:  # bpftool without pid iterators: take the meter's maps by name
+            names = {"flows_0", "flows_1", "active_flows", "counters", "frag_ports"}
+            mine = [m for m in maps if m.get("name") in names]
+        return {"bpf_map_bytes": sum(int(m.get("bytes_memlock", 0)) for m in mine),
+                "bpf_maps": {m.get("name"): int(m.get("bytes_memlock", 0)) for m in mine}}
+
+    def counted(self, logtext, ipfix):
+        r = sh(self.b.collector, "--read", self.out, check=False)
+        by_dir = {}
+        for line in r.stdout.splitlines():
+            rec = json.loads(line)
+            if "packetDeltaCount" in rec:
+                d = rec.get("flowDirection")
+                by_dir[d] = by_dir.get(d, 0) + rec["packetDeltaCount"]
+        m = re.search(r"bpfix-exporter: summary: (.*)", logtext)
+        summary = dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+        return by_dir.get(0, 0), {"exported_packets_by_direction": {str(k): v for k, v in by_dir.items()},
+                                  "summary": summary}
+
+
+class Softflowd(Tool):
+    name, label, collector = "softflowd", "softflowd 1.1.0", True
+
+    def argv(self):
+        self.ctl = os.path.join(self.work, "softflowd.ctl")
+        return ["softflowd", "-i", self.b.net.if_rx, "-v", "10", "-n", f"127.0.0.1:{IPFIX_PORT}", "-d",
+                "-c", self.ctl, "-p", os.path.join(self.work, "softflowd.pid")]
+
+    def ready(self, logtext):
+        return "Exporting flows" in logtext and packet_socket_count(self.b.net.rx) > 0
+
+    def extra_sample(self, pids):
+        st = sh("ip", "netns", "exec", self.b.net.rx, "softflowctl", "-c", self.ctl, "statistics",
+                check=False).stdout
+        out = {}
+        for key, pat in (("processed", r"Packets processed: (\d+)"),
+                         ("pcap_received", r"Packets received by libpcap: (\d+)"),
+                         ("pcap_dropped", r"Packets dropped by libpcap: (\d+)")):
+            m = re.search(pat, st)
+            if m:
+                out[key] = int(m.group(1))
+        return {"softflowctl": out}
+
+    def stop(self, proc):
+        # softflowd 1.1.0 exits on SIGTERM without exporting its flows (seen here);
+        # softflowctl "shutdown" is its graceful exit that expires and exports all.
+        r = sh("ip", "netns", "exec", self.b.net.rx, "softflowctl", "-c", self.ctl, "shutdown", check=False)
+        if r.returncode != 0:
+            proc.send_signal(signal.SIGTERM)
+
+    def counted(self, logtext, ipfix):
+        return ipfix.get("packets", 0), {"ipfix": ipfix}
+
+
+class Pmacctd(Tool):
+    name, label, collector = "pmacctd", "pmacctd 1.7.7 + nfprobe", True
+
+    def argv(self):
+        conf = os.path.join(self.work, "pmacctd.conf")
+        with open(conf, "w") as f:
+            f.write(self.b.pmacctd_conf(self.work))
+        return ["pmacctd", "-f", conf]
+
+    def counted(self, logtext, ipfix):
+        return ipfix.get("packets", 0), {"ipfix": ipfix}
+
+
+class Tcpdump(Tool):
+    name, label = "tcpdump", "tcpdump -w /dev/null"
+
+    def argv(self):
+        return ["tcpdump", "-i", self.b.net.if_rx, "-n", "-w", "/dev/null"]
+
+    def ready(self, logtext):
+        return "listening on" in logtext
+
+    def counted(self, logtext, ipfix):
+        got = {}
+        for key, pat in (("captured", r"(\d+) packets? captured"), ("received_by_filter",
+                                                                   r"(\d+) packets? received by filter"),
+                         ("dropped_by_kernel", r"(\d+) packets? dropped by kernel")):
+            m = re.search(pat, logtext)
+            got[key] = int(m.group(1)) if m else None
+        return got["captured"] or 0, {"tcpdump": got}
+
+
+TOOL_CLASSES = {c.name: c for c in (Bpfix, Softflowd, Pmacctd, Tcpdump)}
+
+
+# -------------------------------------------------------------- benchmark
+class Bench:
+    def __init__(self, a, net, work):
+        self.a, self.net, self.work = a, net, work
+        self.exporter = os.path.join(a.build, "bin", "bpfix-exporter")
+        self.collector = os.path.join(a.build, "bin", "bpfix-collector")
+        self.flood = os.path.join(a.helpers, "flood")
+        self.reap = os.path.join(a.helpers, "reap_run")
+
+    def pmacctd_conf(self, work):
+        return ("daemonize: false\n"
+                f"pcap_interface: {self.net.if_rx}\n"
+                "plugins: nfprobe\n"
+                f"nfprobe_receiver: 127.0.0.1:{IPFIX_PORT}\n"
+                "nfprobe_version: 10\n"
+                "aggregate: src_host, dst_host, src_port, dst_port, proto, tos\n"
+                f"pidfile: {os.path.join(work, 'pmacctd.pid')}\n")
+
+    def run_flood(self):
+        r = sh("ip", "netns", "exec", self.net.tx, self.flood, "raw", self.net.if_tx, self.net.mac_rx, TX_IP,
+               RX_IP, SINK_PORT, self.a.flows, self.a.payload, self.a.seconds, self.a.tx_cpu)
+        m = re.search(r"sent (\d+) errors (\d+) seconds ([\d.]+)", r.stdout)
+        return int(m.group(1)), int(m.group(2)), float(m.group(3))
+
+    def measure(self, name, rnd):
+        work = os.path.join(self.work, f"{name}-{rnd}")
+        os.makedirs(work)
+        res = {"tool": name, "round": rnd}
+        rx_start, tx_start = self.net.rx_packets()
+        proc = coll = None
+        tool = None
+        logpath = os.path.join(work, "tool.log")
+        ready_file = os.path.join(work, "collector.port")
+        if name != "baseline":
+            tool = TOOL_CLASSES[name](self, work)
+            if tool.collector:
+                coll = self.net.spawn(self.net.rx, ["/usr/bin/python3", os.path.join(HERE, "ipfix_sum.py"), "udp",
+                                                    "127.0.0.1", IPFIX_PORT, ready_file],
+                                      cpu=self.a.tool_cpu, stdout=subprocess.PIPE, text=True)
+                wait_for(lambda: os.path.exists(ready_file), 10, "IPFIX counter did not start")
+            rusage = os.path.join(work, "rusage")
+            t_launch = time.monotonic()
+            proc = self.net.spawn(self.net.rx, [self.reap, rusage, self.a.tool_cpu] + tool.argv(),
+                                  stdout=open(os.path.join(work, "tool.out"), "w"),
+                                  stderr=open(logpath, "w"))
+            wait_for(lambda: tool.ready(read(logpath)) or proc.poll() is not None, 30,
+                     f"{name} not ready in 30 s:\n{read(logpath)[-2000:]}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited at start (rc {proc.returncode}):\n{read(logpath)[-2000:]}")
+            res["startup_s"] = round(time.monotonic() - t_launch, 3)
+            time.sleep(self.a.settle_start)
+        pids = descendants(proc.pid) if proc else []
+        t0 = tree_ticks(pids)
+        rx0, _ = self.net.rx_packets()
+        sent, errors, secs = self.run_flood()
+        time.sleep(self.a.settle_end)  # let the tool catch up with what it has queued
+        rx1, _ = self.net.rx_packets()
+        res.update(sent=sent, send_errors=errors, flood_s=secs, rx=rx1 - rx0, rate_pps=(rx1 - rx0) / secs)
+        if proc:
+            pids = descendants(proc.pid)
+            t1 = tree_ticks(pids)
+            u, s = window_cpu(t0, t1)
+            res.update(window_user_s=u, window_sys_s=s, window_cpu_s=u + s,
+                       processes=len(pids), vm_hwm_kib=sum(vm_hwm_kib(p) for p in pids),
+                       vm_hwm_each_kib=[vm_hwm_kib(p) for p in pids])
+            if hasattr(tool, "extra_sample"):
+                res.update(tool.extra_sample(pids))
+            t_stop = time.monotonic()
+            tool.stop(proc)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                res["stop_error"] = "did not exit within 30 s"
+            res["stop_s"] = round(time.monotonic() - t_stop, 3)
+            rc, ru_user, ru_sys, maxrss = open(rusage).read().split()
+            res.update(exit=int(rc), total_user_s=float(ru_user), total_sys_s=float(ru_sys),
+                       total_cpu_s=float(ru_user) + float(ru_sys), maxrss_kib=int(maxrss))
+            res["peak_rss_kib"] = max(res["vm_hwm_kib"], res["maxrss_kib"])
+            ipfix = {}
+            if coll:
+                time.sleep(0.5)
+                coll.send_signal(signal.SIGTERM)
+                out, _ = coll.communicate(timeout=10)
+                ipfix = json.loads(out)
+            rx_end, tx_end = self.net.rx_packets()
+            counted, detail = tool.counted(read(logpath), ipfix)
+            res.update(detail)
+            res["counted"] = counted
+            res["rx_during_tool"] = rx_end - rx_start
+            res["tx_during_tool"] = tx_end - tx_start
+            res["monitoring"] = counted / (rx_end - rx_start) if rx_end > rx_start else 0.0
+        return res
+
+
+def read(path):
+    try:
+        return open(path, errors="replace").read()
+    except OSError:
+        return ""
+
+
+def wait_for(cond, timeout, msg):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(msg)
+
+
+# ------------------------------------------------------------------ report
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_int(n):
+    return f"{n:,.0f}"
+
+
+def table(results, tools):
+    base = med([r["rate_pps"] for r in results if r["tool"] == "baseline"])
+    rows = []
+    head = ("| configuration | received pkt/s | vs baseline | monitoring rate (counted / received) | "
+            "CPU s in flood window (user+sys) | CPU s whole run (user+sys) | peak RSS MiB |")
+    rows.append(head)
+    rows.append("|---|---|---|---|---|---|---|")
+    summary = {}
+    for t in tools:
+        rs = [r for r in results if r["tool"] == t]
+        if not rs:
+            continue
+        rate = med([r["rate_pps"] for r in rs])
+        vs = rate / base if base else None
+        if t == "baseline":
+            rows.append(f"| nothing attached (baseline) | {fmt_int(rate)} | 1.000 | – | – | – | – |")
+            summary[t] = {"rate_pps": rate}
+            continue
+        mon = med([r["monitoring"] for r in rs])
+        mid = sorted(rs, key=lambda r: r["monitoring"])[len(rs) // 2]
+        wu, ws = med([r["window_user_s"] for r in rs]), med([r["window_sys_s"] for r in rs])
+        w = med([r["window_cpu_s"] for r in rs])
+        tu, ts = med([r["total_user_s"] for r in rs]), med([r["total_sys_s"] for r in rs])
+        tot = med([r["total_cpu_s"] for r in rs])
+        rss = med([r["peak_rss_kib"] for r in rs]) / 1024
+        label = TOOL_CLASSES[t].label
+        if t == "pmacctd":
+            label += " (core + plugin)"
+        rows.append(f"| {label} | {fmt_int(rate)} | {vs:.3f} | {100 * mon:.3f} % "
+                    f"({fmt_int(mid['counted'])} / {fmt_int(mid['rx_during_tool'])}) | "
+                    f"{w:.2f} ({wu:.2f}+{ws:.2f}) | {tot:.2f} ({tu:.2f}+{ts:.2f}) | {rss:.1f} |")
+        summary[t] = {"rate_pps": rate, "vs_baseline": vs, "monitoring": mon,
+                      "all_exact": all(r["counted"] == r["rx_during_tool"] for r in rs),
+                      "window_cpu_s": w, "total_cpu_s": tot, "peak_rss_mib": rss,
+                      "min_monitoring": min(r["monitoring"] for r in rs)}
+    return "\n".join(rows), summary
+
+
+def per_run_table(results):
+    rows = ["| run | configuration | sent | received | pkt/s | counted | monitoring | CPU s window | "
+            "CPU s whole | peak RSS KiB | start s | stop s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if r["tool"] == "baseline":
+            rows.append(f"| {r['round']} | baseline | {r['sent']} | {r['rx']} | {fmt_int(r['rate_pps'])} | "
+                        "– | – | – | – | – | – | – |")
+        else:
+            rows.append(f"| {r['round']} | {r['tool']} | {r['sent']} | {r['rx_during_tool']} | "
+                        f"{fmt_int(r['rate_pps'])} | {r['counted']} | {100 * r['monitoring']:.4f} % | "
+                        f"{r['window_cpu_s']:.2f} | {r['total_cpu_s']:.2f} | {r['peak_rss_kib']} | "
+                        f"{r.get('startup_s', 0):.2f} | {r.get('stop_s', 0):.2f} |")
+    return "\n".join(rows)
+
+
+def targets(summary):
+    out = []
+    b = summary.get("bpfix")
+    sf = summary.get("softflowd")
+    if not b:
+        return ["bpfix not measured"]
+
+    def line(ok, text):
+        out.append(("MET   " if ok else "MISSED") + " " + text)
+
+    line(b["vs_baseline"] >= 0.95, f"bpfix rate >= 0.95 x baseline: {b['vs_baseline']:.3f}")
+    line(b["all_exact"], f"bpfix monitoring rate 100.0 % in every run: median {100 * b['monitoring']:.4f} %, "
+                         f"lowest {100 * b['min_monitoring']:.4f} %")
+    if sf:
+        rw = b["window_cpu_s"] / sf["window_cpu_s"] if sf["window_cpu_s"] else float("inf")
+        rt = b["total_cpu_s"] / sf["total_cpu_s"] if sf["total_cpu_s"] else float("inf")
+        line(rw < 0.1, f"bpfix CPU < 1/10 of softflowd's, flood window: {b['window_cpu_s']:.3f} s vs "
+                       f"{sf['window_cpu_s']:.3f} s = {rw:.3f}")
+        line(rt < 0.1, f"bpfix CPU < 1/10 of softflowd's, whole run (start to exit): {b['total_cpu_s']:.3f} s vs "
+                       f"{sf['total_cpu_s']:.3f} s = {rt:.3f}")
+    line(b["peak_rss_mib"] < 16, f"bpfix peak RSS < 16 MiB: {b['peak_rss_mib']:.1f} MiB")
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--helpers", required=True, help="directory with the built flood and reap_run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--flows", type=int, default=100)
+    ap.add_argument("--payload", type=int, default=18, help="UDP payload bytes (18: 60-byte frames)")
+    ap.add_argument("--tx-cpu", type=int, default=0)
+    ap.add_argument("--tool-cpu", type=int, default=1)
+    ap.add_argument("--settle-start", type=float, default=1.0, help="seconds between ready and flood")
+    ap.add_argument("--settle-end", type=float, default=1.5, help="seconds between flood end and stop")
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS))
+    ap.add_argument("--tag", default=f"bpfixlive{os.getpid()}")
+    ap.add_argument("--json")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, exports)")
+    a = ap.parse_args()
+    tools = [t for t in a.tools.split(",") if t]
+    for t in tools:
+        if t not in ALL_TOOLS:
+            ap.error(f"unknown tool {t}")
+    if os.geteuid() != 0:
+        log("live_bench: needs root (network namespaces, eBPF)")
+        return 2
+    if "bpfix" in tools and not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
+        log(f"live_bench: no {a.build}/bin/bpfix-exporter; bpfix is left out")
+        tools.remove("bpfix")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    work = tempfile.mkdtemp(prefix="bpfix-live-")
+    net = Net(a.tag)
+    results = []
+    t_start = time.monotonic()
+    try:
+        net.setup()
+        sink = net.spawn(net.rx, [os.path.join(a.helpers, "flood"), "sink", RX_IP, SINK_PORT],
+                         stdout=subprocess.PIPE, text=True)
+        if sink.stdout.readline().strip() != "sink ready":
+            raise RuntimeError("sink did not start")
+        bench = Bench(a, net, work)
+        log(f"live_bench: {a.runs} rounds of {', '.join(tools)}; {a.seconds:g} s floods of "
+            f"{a.payload + 42}-byte frames, {a.flows} flows, sender on CPU {a.tx_cpu}, tools on CPU {a.tool_cpu}")
+        for rnd in range(1, a.runs + 1):
+            for t in tools:
+                r = bench.measure(t, rnd)
+                results.append(r)
+                msg = f"  round {rnd} {t:9s} {fmt_int(r['rate_pps']):>9s} pkt/s"
+                if t != "baseline":
+                    msg += (f"  counted {r['counted']}/{r['rx_during_tool']} ({100 * r['monitoring']:.4f} %)"
+                            f"  CPU window {r['window_cpu_s']:.2f} s whole {r['total_cpu_s']:.2f} s"
+                            f"  RSS {r['peak_rss_kib'] / 1024:.1f} MiB")
+                log(msg)
+                if r.get("tx_during_tool"):
+                    log(f"    note: the RX veth sent {r['tx_during_tool']} packets during this run")
+    except Stop as e:
+        log(f"live_bench: stopped by {e}; cleaning up")
+        return 130
+    finally:
+        net.teardown()
+        if a.keep:
+            log(f"live_bench: logs and exports kept in {work}")
+        else:
+            subprocess.run(["rm", "-rf", work])
+
+    tab, summary = table(results, tools)
+    kern = os.uname().release
+    bmaps = [r.get("bpf_map_bytes") for r in results if r["tool"] == "bpfix" and r.get("bpf_map_bytes")]
+    print(f"Live benchmark: {a.runs} rounds, {a.seconds:g} s per flood, {a.payload + 42}-byte frames "
+          f"({a.payload + 28}-byte IP packets), {a.flows} UDP flows; kernel {kern}; "
+          f"{time.monotonic() - t_start:.0f} s in all")
+    print()
+    print(tab)
+    print()
+    print("Per run:")
+    print()
+    print(per_run_table(results))
+    print()
+    if bmaps:
+        print(f"bpfix BPF maps (kernel memory, not in RSS): {med(bmaps) / 2**20:.1f} MiB")
+    for line in targets(summary):
+        print("target " + line)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"config": vars(a), "kernel": kern, "results": results, "summary": summary}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
