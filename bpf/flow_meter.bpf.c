@@ -128,15 +128,36 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct p
     return parse_transport(skb, off + ihl, end, p);
 }
 
-static __always_inline __u64 jumbo_payload_length(struct __sk_buff *skb, __u32 off, __u32 len)
+/* IPv6 Payload Length 0 is a jumbogram only with a Jumbo Payload option
+ * (RFC 2675) in the hop-by-hop header at `off`; returns its length or 0.
+ * Walks the options like the pcap parser (up to 16 of them). */
+static __always_inline __u64 jumbo_payload_length(struct __sk_buff *skb, __u32 off)
 {
-    /* Jumbo Payload option (RFC 2675), the usual place: first option of a
-     * hop-by-hop header, after no padding or one PadN. */
-    __u8 h[16];
-    if (off + 16 > len || bpf_skb_load_bytes(skb, off, h, sizeof h) < 0)
+    __u8 h[2];
+    if (bpf_skb_load_bytes(skb, off, h, 2) < 0)
         return 0;
-    if (h[2] == 0xc2 && h[3] == 4)
-        return (__u64)h[4] << 24 | (__u64)h[5] << 16 | (__u64)h[6] << 8 | h[7];
+    __u32 hlen = ((__u32)h[1] + 1) * 8;
+    __u32 o = 2;
+    int i;
+    for (i = 0; i < 16; i++) {
+        __u8 opt[6];
+        if (o >= hlen || o > 2048)
+            return 0;
+        if (bpf_skb_load_bytes(skb, off + o, opt, 1) < 0)
+            return 0;
+        if (opt[0] == 0) { /* Pad1 */
+            o += 1;
+            continue;
+        }
+        if (o + 2 > hlen || bpf_skb_load_bytes(skb, off + o, opt, 2) < 0)
+            return 0;
+        if (opt[0] == 0xc2 && opt[1] == 4 && o + 6 <= hlen) {
+            if (bpf_skb_load_bytes(skb, off + o, opt, 6) < 0)
+                return 0;
+            return (__u64)opt[2] << 24 | (__u64)opt[3] << 16 | (__u64)opt[4] << 8 | opt[5];
+        }
+        o += 2 + (__u32)opt[1];
+    }
     return 0;
 }
 
@@ -154,7 +175,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
     __u64 payload = (__u16)h[4] << 8 | h[5];
     __u8 next = h[6];
     if (payload == 0 && next == 0)
-        payload = jumbo_payload_length(skb, off + 40, skb->len);
+        payload = jumbo_payload_length(skb, off + 40);
     p->ip_len = payload + 40;
     __u32 end = off + 40 + payload < skb->len ? off + 40 + (__u32)payload : skb->len;
     __u32 cur = off + 40;
@@ -210,29 +231,31 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *p)
         return PARSE_MALFORMED;
     __u16 type = (__u16)eth[12] << 8 | eth[13];
     __u32 off = 14;
-    int tags;
-    for (tags = 0; tags < MAX_VLAN_TAGS + 1; tags++) {
+    /* A tag the NIC or the stack already took off the frame is the
+     * outermost one; the tags still in the frame follow it. Tags are
+     * numbered in that order, as the pcap parser sees them on the wire. */
+    int count = 0;
+    if (skb->vlan_present) {
+        p->key.vlan_id = skb->vlan_tci & 0x0fff;
+        count = 1;
+    }
+    int i;
+    for (i = 0; i < MAX_VLAN_TAGS + 1; i++) {
         if (type != ETH_P_8021Q && type != ETH_P_8021AD_ && type != ETH_P_QINQ_LEGACY)
             break;
-        if (tags == MAX_VLAN_TAGS)
+        if (count >= MAX_VLAN_TAGS)
             return PARSE_MALFORMED;
         __u8 tag[4];
         if (bpf_skb_load_bytes(skb, off, tag, 4) < 0)
             return PARSE_MALFORMED;
         __u16 vid = ((__u16)tag[0] << 8 | tag[1]) & 0x0fff;
-        if (tags == 0)
+        if (count == 0)
             p->key.vlan_id = vid;
-        else if (tags == 1)
+        else if (count == 1)
             p->key.inner_vlan_id = vid;
+        count++;
         type = (__u16)tag[2] << 8 | tag[3];
         off += 4;
-    }
-    /* A tag the NIC or the stack already took off the frame. */
-    if (skb->vlan_present) {
-        if (p->key.vlan_id) {
-            p->key.inner_vlan_id = p->key.vlan_id;
-        }
-        p->key.vlan_id = skb->vlan_tci & 0x0fff;
     }
     if (type == ETH_P_IP)
         return parse_ipv4(skb, off, p);
