@@ -31,6 +31,9 @@ struct ExporterConfig {
     std::vector<std::string> interfaces;
     std::vector<std::string> exclude = {"lo"};
     double drain_interval_s = 1.0;
+    // Entries of each of the two kernel flow maps: flows active within one
+    // drain interval. Preallocated in the kernel (per CPU), so not huge.
+    uint32_t map_entries = 65536;
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

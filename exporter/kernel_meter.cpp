@@ -56,7 +56,7 @@ bool is_our_program(uint32_t prog_id) {
 
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
-KernelMeter::KernelMeter(uint32_t max_flows) {
+KernelMeter::KernelMeter(uint32_t map_entries) {
     libbpf_set_print(libbpf_to_spdlog);
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
@@ -67,7 +67,7 @@ KernelMeter::KernelMeter(uint32_t max_flows) {
         throw Error("cannot open the eBPF flow meter: " + errstr(errno));
     }
     for (bpf_map* m : {skel_->maps.flows_0, skel_->maps.flows_1}) {
-        bpf_map__set_max_entries(m, max_flows);
+        bpf_map__set_max_entries(m, map_entries);
     }
     int err = flow_meter__load(skel_.get());
     if (err) {

@@ -36,7 +36,7 @@ public:
     static constexpr uint32_t kTcHandle = 0xb9f1;
     static constexpr uint32_t kTcPriority = 0xb9f1;
 
-    explicit KernelMeter(uint32_t max_flows);
+    explicit KernelMeter(uint32_t map_entries);
     ~KernelMeter();
     KernelMeter(const KernelMeter&) = delete;
     KernelMeter& operator=(const KernelMeter&) = delete;

@@ -48,7 +48,7 @@ int run_live_export(const ExporterConfig& cfg) {
     }
 
     ExportPipeline out(cfg);
-    KernelMeter kernel(static_cast<uint32_t>(std::min<size_t>(cfg.max_flows, UINT32_MAX)));
+    KernelMeter kernel(cfg.map_entries);
     // Names of every interface metered in this run, kept after one vanishes
     // so its last records still carry it.
     std::map<int, std::string> names;

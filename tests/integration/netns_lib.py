@@ -80,12 +80,18 @@ def send_udp(ns, src, dst, sport, dport, n, payload):
     sh("ip", "netns", "exec", ns, "/usr/bin/python3", "-c", code)
 
 
+# Runs a command as nobody with only the capabilities the exporter documents.
+LEAST_PRIVILEGE = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                   "--inh-caps=-all,+bpf,+net_admin,+perfmon", "--ambient-caps=-all,+bpf,+net_admin,+perfmon",
+                   "--bounding-set=-all,+bpf,+net_admin,+perfmon"]
+
+
 class Exporter:
     """bpfix-exporter in live mode inside a namespace, writing an IPFIX file."""
 
-    def __init__(self, build, ns, patterns, out, log, extra=()):
+    def __init__(self, build, ns, patterns, out, log, extra=(), wrap=()):
         self.build, self.out, self.log = build, out, log
-        args = ["ip", "netns", "exec", ns, os.path.join(build, "bin", "bpfix-exporter"), "--collector",
+        args = ["ip", "netns", "exec", ns, *wrap, os.path.join(build, "bin", "bpfix-exporter"), "--collector",
                 "file:" + out, "--log-level", "info"]
         for p in patterns:
             args += ["--interface", p]
