@@ -59,6 +59,7 @@ struct packet {
     __u8 fragment;
     __u8 first_fragment;
     __u32 frag_id;
+    __u32 hdr_len; /* IP + transport header bytes, repeated in every GSO segment */
 };
 
 static __always_inline int transport_header_len(__u8 proto)
@@ -94,8 +95,11 @@ static __always_inline int parse_transport(struct __sk_buff *skb, __u32 off, __u
     }
     p->key.src_port = (__u16)th[0] << 8 | th[1];
     p->key.dst_port = (__u16)th[2] << 8 | th[3];
-    if (proto == BPFIX_PROTO_TCP)
+    p->hdr_len += need;
+    if (proto == BPFIX_PROTO_TCP) {
         p->tcp_flags = (__u16)(th[12] & 1) << 8 | th[13];
+        p->hdr_len += (__u32)(th[12] >> 4) * 4 - need;
+    }
     return PARSE_OK;
 }
 
@@ -125,6 +129,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct p
             return PARSE_OK;
     }
     __u32 end = off + total < skb->len ? off + total : skb->len;
+    p->hdr_len = ihl;
     return parse_transport(skb, off + ihl, end, p);
 }
 
@@ -219,6 +224,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
         break;
     }
     p->key.protocol = next;
+    p->hdr_len = cur - off;
     if (next == 59)
         return PARSE_OK;
     return parse_transport(skb, cur, end, p);
@@ -264,13 +270,18 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct packet *p)
     return PARSE_NON_IP;
 }
 
-static __always_inline void count(__u32 idx, __u64 bytes)
+static __always_inline void count_n(__u32 idx, __u64 packets, __u64 bytes)
 {
     struct bpfix_counter *c = bpf_map_lookup_elem(&counters, &idx);
     if (c) {
-        c->packets += 1;
+        c->packets += packets;
         c->bytes += bytes;
     }
+}
+
+static __always_inline void count(__u32 idx, __u64 bytes)
+{
+    count_n(idx, 1, bytes);
 }
 
 static __always_inline void fragment_ports(struct packet *p)
@@ -298,7 +309,7 @@ static __always_inline void fragment_ports(struct packet *p)
     }
 }
 
-static __always_inline void account(void *flows, struct packet *p, __u64 skb_len)
+static __always_inline void account(void *flows, struct packet *p, __u64 skb_len, __u32 segs)
 {
     __u64 now = bpf_ktime_get_ns();
     struct bpfix_flow_stats *s = bpf_map_lookup_elem(flows, &p->key);
@@ -312,12 +323,12 @@ static __always_inline void account(void *flows, struct packet *p, __u64 skb_len
          * EEXIST, and the lookup below finds it. */
         if (bpf_map_update_elem(flows, &p->key, &fresh, BPF_NOEXIST) < 0 &&
             !bpf_map_lookup_elem(flows, &p->key)) {
-            count(BPFIX_CNT_MAP_FULL, skb_len);
+            count_n(BPFIX_CNT_MAP_FULL, segs, skb_len);
             return;
         }
         s = bpf_map_lookup_elem(flows, &p->key);
         if (!s) {
-            count(BPFIX_CNT_MAP_FULL, skb_len);
+            count_n(BPFIX_CNT_MAP_FULL, segs, skb_len);
             return;
         }
     }
@@ -325,8 +336,10 @@ static __always_inline void account(void *flows, struct packet *p, __u64 skb_len
         s->first_ns = now;
         s->tos = p->tos;
     }
-    s->packets += 1;
-    s->bytes += p->ip_len;
+    /* A GSO super-packet is `segs` packets on the wire, each with its own
+     * copy of the IP and transport headers. */
+    s->packets += segs;
+    s->bytes += p->ip_len + (__u64)(segs - 1) * p->hdr_len;
     s->last_ns = now;
     s->tcp_flags |= p->tcp_flags;
 }
@@ -347,12 +360,13 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
         fragment_ports(&p);
     p.key.ifindex = skb->ifindex;
     p.key.direction = direction;
+    __u32 segs = skb->gso_segs > 1 && !p.fragment ? skb->gso_segs : 1;
     __u32 zero = 0;
     __u32 *active = bpf_map_lookup_elem(&active_flows, &zero);
     if (active && *active)
-        account(&flows_1, &p, skb->len);
+        account(&flows_1, &p, skb->len, segs);
     else
-        account(&flows_0, &p, skb->len);
+        account(&flows_0, &p, skb->len, segs);
     return TC_ACT_OK;
 }
 

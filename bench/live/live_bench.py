@@ -158,6 +158,52 @@ def vm_hwm_kib(pid):
     return 0
 
 
+def cpu_stat():
+    """Per CPU: (busy, idle, steal) ticks from /proc/stat (busy: user, nice,
+    system, irq, softirq; with tick accounting a tick in softirq also counts
+    in the interrupted task's stime)."""
+    out = {}
+    for line in open("/proc/stat"):
+        if line.startswith("cpu") and line[3].isdigit():
+            f = line.split()
+            v = [int(x) for x in f[1:]]
+            out[f[0]] = (v[0] + v[1] + v[2] + v[5] + v[6], v[3] + v[4], v[7] if len(v) > 7 else 0)
+    return out
+
+
+def stat_delta(a, b):
+    busy = sum(b[c][0] - a[c][0] for c in b if c in a) / CLK_TCK
+    steal = sum(b[c][2] - a[c][2] for c in b if c in a) / CLK_TCK
+    per_cpu = {c: round((b[c][0] - a[c][0]) / CLK_TCK, 2) for c in b if c in a}
+    return busy, steal, per_cpu
+
+
+def kthread_pids(prefix):
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if open(f"/proc/{d}/comm").read().startswith(prefix):
+                    pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def wait_quiet(limit_s, max_busy=0.05):
+    """Waits (at most limit_s) for a 0.5 s stretch in which all CPUs together
+    are busy less than max_busy of the time; returns (seconds waited, busy)."""
+    t0 = time.monotonic()
+    ncpu = len(cpu_stat())
+    while True:
+        a = cpu_stat()
+        time.sleep(0.5)
+        busy = stat_delta(a, cpu_stat())[0] / (0.5 * ncpu)
+        waited = time.monotonic() - t0
+        if busy < max_busy or waited >= limit_s:
+            return round(waited, 1), round(busy, 3)
+
+
 def tree_ticks(pids):
     return {p: cpu_ticks(p) for p in pids}
 
@@ -213,17 +259,31 @@ class Bpfix(Tool):
         return "exporting to" in logtext
 
     def extra_sample(self, pids):
-        """Kernel memory of bpfix's BPF maps (not part of any RSS)."""
+        """Kernel memory of the BPF maps used by the programs attached to the
+        interface (not part of any process's RSS)."""
+        ns, ifn = self.b.net.rx, self.b.net.if_rx
         try:
-            maps = json.loads(sh("bpftool", "-j", "map", "show").stdout or "[]")
-        except (OSError, subprocess.CalledProcessError, ValueError):
-            return {}
-        mine = [m for m in maps if any(p.get("pid") in pids for p in m.get("pids", []))]
-        if not mine:  # bpftool without pid iterators: take the meter's maps by name
-            names = {"flows_0", "flows_1", "active_flows", "counters", "frag_ports"}
-            mine = [m for m in maps if m.get("name") in names]
-        return {"bpf_map_bytes": sum(int(m.get("bytes_memlock", 0)) for m in mine),
-                "bpf_maps": {m.get("name"): int(m.get("bytes_memlock", 0)) for m in mine}}
+            prog_ids = set()
+            for d in ("ingress", "egress"):
+                for f in json.loads(sh("tc", "-n", ns, "-j", "filter", "show", "dev", ifn, d).stdout or "[]"):
+                    pid = f.get("options", {}).get("prog", {}).get("id")
+                    if pid:
+                        prog_ids.add(pid)
+            map_ids, progs = set(), {}
+            for pid in prog_ids:
+                prog = json.loads(sh("bpftool", "-j", "prog", "show", "id", pid).stdout)
+                progs[prog.get("name")] = {"bytes_jited": prog.get("bytes_jited"),
+                                           "bytes_xlated": prog.get("bytes_xlated")}
+                map_ids.update(prog.get("map_ids", []))
+            maps = {}
+            for mid in map_ids:
+                m = json.loads(sh("bpftool", "-j", "map", "show", "id", mid).stdout)
+                maps[m.get("name")] = {"bytes_memlock": int(m.get("bytes_memlock", 0)),
+                                       "max_entries": m.get("max_entries"), "type": m.get("type")}
+        except (OSError, subprocess.CalledProcessError, ValueError) as e:
+            return {"bpf_error": str(e)}
+        return {"bpf_map_bytes": sum(m["bytes_memlock"] for m in maps.values()), "bpf_maps": maps,
+                "bpf_progs": progs}
 
     def counted(self, logtext, ipfix):
         r = sh(self.b.collector, "--read", self.out, check=False)
@@ -316,6 +376,7 @@ class Bench:
         self.collector = os.path.join(a.build, "bin", "bpfix-collector")
         self.flood = os.path.join(a.helpers, "flood")
         self.reap = os.path.join(a.helpers, "reap_run")
+        self.ksoftirqd = kthread_pids("ksoftirqd/")
 
     def pmacctd_conf(self, work):
         return ("daemonize: false\n"
@@ -329,13 +390,15 @@ class Bench:
     def run_flood(self):
         r = sh("ip", "netns", "exec", self.net.tx, self.flood, "raw", self.net.if_tx, self.net.mac_rx, TX_IP,
                RX_IP, SINK_PORT, self.a.flows, self.a.payload, self.a.seconds, self.a.tx_cpu)
-        m = re.search(r"sent (\d+) errors (\d+) seconds ([\d.]+)", r.stdout)
-        return int(m.group(1)), int(m.group(2)), float(m.group(3))
+        m = re.search(r"sent (\d+) errors (\d+) seconds ([\d.]+) user ([\d.]+) sys ([\d.]+)", r.stdout)
+        return int(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4)) + float(m.group(5))
 
     def measure(self, name, rnd):
         work = os.path.join(self.work, f"{name}-{rnd}")
         os.makedirs(work)
         res = {"tool": name, "round": rnd}
+        if self.a.quiet_wait > 0:
+            res["quiet_wait_s"], res["busy_before"] = wait_quiet(self.a.quiet_wait)
         rx_start, tx_start = self.net.rx_packets()
         proc = coll = None
         tool = None
@@ -362,10 +425,20 @@ class Bench:
         pids = descendants(proc.pid) if proc else []
         t0 = tree_ticks(pids)
         rx0, _ = self.net.rx_packets()
-        sent, errors, secs = self.run_flood()
+        s0, k0 = cpu_stat(), tree_ticks(self.ksoftirqd)
+        sent, errors, secs, sender_cpu = self.run_flood()
+        s1, k1 = cpu_stat(), tree_ticks(self.ksoftirqd)
+        t_mid = tree_ticks(descendants(proc.pid)) if proc else {}
         time.sleep(self.a.settle_end)  # let the tool catch up with what it has queued
         rx1, _ = self.net.rx_packets()
         res.update(sent=sent, send_errors=errors, flood_s=secs, rx=rx1 - rx0, rate_pps=(rx1 - rx0) / secs)
+        # CPU time during the flood that neither the sender, the tool nor
+        # ksoftirqd (our packets' softirq work) used: other load on the machine
+        busy, steal, per_cpu = stat_delta(s0, s1)
+        tool_mid = sum(window_cpu(t0, t_mid))
+        ksoft = sum(window_cpu(k0, k1))
+        res.update(sender_cpu_s=sender_cpu, ksoftirqd_cpu_s=ksoft, busy_cpu_s=per_cpu, steal_s=steal,
+                   other_cpu_s=round(max(0.0, busy - sender_cpu - tool_mid - ksoft), 3))
         if proc:
             pids = descendants(proc.pid)
             t1 = tree_ticks(pids)
@@ -470,17 +543,24 @@ def table(results, tools):
 
 def per_run_table(results):
     rows = ["| run | configuration | sent | received | pkt/s | counted | monitoring | CPU s window | "
-            "CPU s whole | peak RSS KiB | start s | stop s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "CPU s whole | peak RSS KiB | start s | other load CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
+        other = f"{r['other_cpu_s']:.2f}"
         if r["tool"] == "baseline":
             rows.append(f"| {r['round']} | baseline | {r['sent']} | {r['rx']} | {fmt_int(r['rate_pps'])} | "
-                        "– | – | – | – | – | – | – |")
+                        f"– | – | – | – | – | – | {other} |")
         else:
             rows.append(f"| {r['round']} | {r['tool']} | {r['sent']} | {r['rx_during_tool']} | "
                         f"{fmt_int(r['rate_pps'])} | {r['counted']} | {100 * r['monitoring']:.4f} % | "
                         f"{r['window_cpu_s']:.2f} | {r['total_cpu_s']:.2f} | {r['peak_rss_kib']} | "
-                        f"{r.get('startup_s', 0):.2f} | {r.get('stop_s', 0):.2f} |")
+                        f"{r.get('startup_s', 0):.2f} | {other} |")
     return "\n".join(rows)
+
+
+def noisy(results, seconds):
+    """Runs during whose flood other processes used more than 2 % of a CPU."""
+    return [r for r in results if r["other_cpu_s"] > 0.02 * seconds]
 
 
 def targets(summary):
@@ -519,6 +599,8 @@ def main():
     ap.add_argument("--tool-cpu", type=int, default=1)
     ap.add_argument("--settle-start", type=float, default=1.0, help="seconds between ready and flood")
     ap.add_argument("--settle-end", type=float, default=1.5, help="seconds between flood end and stop")
+    ap.add_argument("--quiet-wait", type=float, default=30.0,
+                    help="before each measurement wait up to this long for an idle machine (0: don't)")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS))
     ap.add_argument("--tag", default=f"bpfixlive{os.getpid()}")
     ap.add_argument("--json")
@@ -560,6 +642,7 @@ def main():
                     msg += (f"  counted {r['counted']}/{r['rx_during_tool']} ({100 * r['monitoring']:.4f} %)"
                             f"  CPU window {r['window_cpu_s']:.2f} s whole {r['total_cpu_s']:.2f} s"
                             f"  RSS {r['peak_rss_kib'] / 1024:.1f} MiB")
+                msg += f"  other load {r['other_cpu_s']:.2f} CPU s"
                 log(msg)
                 if r.get("tx_during_tool"):
                     log(f"    note: the RX veth sent {r['tx_during_tool']} packets during this run")
@@ -587,7 +670,19 @@ def main():
     print(per_run_table(results))
     print()
     if bmaps:
-        print(f"bpfix BPF maps (kernel memory, not in RSS): {med(bmaps) / 2**20:.1f} MiB")
+        last = [r for r in results if r["tool"] == "bpfix" and r.get("bpf_maps")][-1]
+        parts = ", ".join(f"{n} {m['type']} {m['max_entries']} entries {m['bytes_memlock'] / 2**20:.1f} MiB"
+                          for n, m in sorted(last["bpf_maps"].items()))
+        print(f"bpfix BPF maps (kernel memory, not in RSS): {med(bmaps) / 2**20:.1f} MiB ({parts})")
+    steal = sum(r["steal_s"] for r in results)
+    n = noisy(results, a.seconds)
+    if n:
+        print(f"WARNING: other load on the machine during {len(n)} of {len(results)} floods (> 2 % of a CPU): "
+              + ", ".join(f"round {r['round']} {r['tool']} {r['other_cpu_s']:.2f} CPU s" for r in n)
+              + "; their rates are not clean measurements")
+    else:
+        print("Machine quiet during every flood (other load <= 2 % of a CPU)" +
+              (f"; hypervisor steal {steal:.2f} s in all" if steal else ""))
     for line in targets(summary):
         print("target " + line)
     if a.json:

@@ -240,3 +240,30 @@ TEST(FlowMeterBpf, SameFlowsAsThePcapPath) {
     for (const auto& [kb, t] : kernel) in_flows += t.packets;
     EXPECT_EQ(in_flows + counters[BPFIX_CNT_NON_IP].packets + counters[BPFIX_CNT_MALFORMED].packets, frames.size());
 }
+
+TEST(FlowMeterBpf, GsoSuperPacketCountsItsSegments) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
+    std::unique_ptr<flow_meter, SkelDeleter> skel(flow_meter__open_and_load());
+    ASSERT_TRUE(skel);
+    // One TSO super-packet: IPv4 + TCP with 12 bytes of options (doff 8),
+    // three 1000-byte segments' worth of payload.
+    constexpr unsigned kSegs = 3, kPayload = 1000, kHdr = 20 + 32;
+    Frame f;
+    f.eth(0x0800).ipv4(6, {10, 0, 0, 1}, {10, 0, 0, 2}, kHdr + kSegs * kPayload);
+    f.be16(40000).be16(5201).be32(1).be32(1).b(0x80).b(0x18).be16(512).be16(0).be16(0);
+    f.zeros(12 + kSegs * kPayload);
+    std::vector<uint8_t> data = f.data();
+    __sk_buff ctx{};
+    ctx.gso_segs = kSegs;
+    ctx.gso_size = kPayload;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
+                .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_egress), &opts), 0);
+    std::vector<bpfix_counter> counters;
+    FlowSet flows = kernel_flows(skel.get(), counters);
+    ASSERT_EQ(flows.size(), 1u);
+    const Totals& t = flows.begin()->second;
+    EXPECT_EQ(t.packets, kSegs);
+    // Every segment on the wire carries its own IP and TCP headers.
+    EXPECT_EQ(t.bytes, kSegs * (kHdr + kPayload));
+}
