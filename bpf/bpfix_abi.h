@@ -95,7 +95,8 @@ enum bpfix_counter_index {
     BPFIX_CNT_NON_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP, ...) */
     BPFIX_CNT_MALFORMED = 1,  /* headers cut short or invalid */
     BPFIX_CNT_MAP_FULL = 2,   /* flow map full: counted here, never lost */
-    BPFIX_CNT_MAX = 3,
+    BPFIX_CNT_SAMPLED_OUT = 3, /* not selected by 1-in-N sampling */
+    BPFIX_CNT_MAX = 4,
 };
 struct bpfix_counter {
     __u64 packets;

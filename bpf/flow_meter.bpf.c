@@ -44,6 +44,17 @@ struct {
     __type(value, struct bpfix_frag_ports);
 } frag_ports SEC(".maps");
 
+/* Systematic count-based sampling (RFC 5476): 1 packet in every
+ * `sampling_interval`, counted per CPU. Set before load; 1 meters all. */
+volatile const __u32 sampling_interval = 1;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} sample_count SEC(".maps");
+
 #define ETH_P_8021AD_ 0x88A8
 #define ETH_P_QINQ_LEGACY 0x9100
 #define MAX_VLAN_TAGS 4
@@ -346,6 +357,17 @@ static __always_inline void account(void *flows, struct packet *p, __u64 skb_len
 
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
+    if (sampling_interval > 1) {
+        __u32 zero = 0;
+        __u64 *n = bpf_map_lookup_elem(&sample_count, &zero);
+        if (n) {
+            *n += 1;
+            if (*n % sampling_interval != 0) {
+                count(BPFIX_CNT_SAMPLED_OUT, skb->len);
+                return TC_ACT_OK;
+            }
+        }
+    }
     struct packet p = {};
     int st = parse_packet(skb, &p);
     if (st == PARSE_NON_IP) {

@@ -46,6 +46,18 @@ fbInfoElementSpec_t kStatsRecordSpec[] = {
     FB_IESPEC_NULL,
 };
 
+fbInfoElementSpec_t kSamplingRecordSpec[] = {
+    SPEC("observationDomainId", 4, 0),
+    SPEC("samplingPacketInterval", 4, 0),
+    SPEC("samplingPacketSpace", 4, 0),
+    SPEC("selectorAlgorithm", 2, 0),
+    SPEC("paddingOctets", 2, kSpecInternal),
+    SPEC("selectorId", 8, 0),
+    SPEC("selectorIdTotalPktsObserved", 8, 0),
+    SPEC("selectorIdTotalPktsSelected", 8, 0),
+    FB_IESPEC_NULL,
+};
+
 #undef SPEC
 
 }  // namespace bpfix

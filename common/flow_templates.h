@@ -13,10 +13,12 @@ inline constexpr uint16_t kTemplateFlowV4 = 256;
 inline constexpr uint16_t kTemplateFlowV6 = 257;
 inline constexpr uint16_t kTemplateStats = 258;
 inline constexpr uint16_t kTemplateTypeInfo = 259;  // RFC 5610 type records
+inline constexpr uint16_t kTemplateSampling = 260;  // how packets were selected (RFC 5476)
 // Internal-only template ids (never on the wire).
 inline constexpr uint16_t kInternalFlow = 0x8000;
 inline constexpr uint16_t kInternalStats = 0x8001;
 inline constexpr uint16_t kInternalTypeInfo = 0x8002;
+inline constexpr uint16_t kInternalSampling = 0x8003;
 
 // Spec flags: an element is in a template when (spec.flags & tmpl_flags) ==
 // spec.flags. Internal templates use every flag.
@@ -81,7 +83,24 @@ struct StatsRecord {
 };
 static_assert(sizeof(StatsRecord) == 80, "StatsRecord must match kStatsRecordSpec");
 
+// Packet selection (RFC 5476/5477), options template scoped by
+// observationDomainId: systematic count-based, one packet selected then
+// samplingPacketSpace skipped. Flow counters are not scaled: multiply by
+// (interval + space) / interval to estimate the traffic.
+struct SamplingRecord {
+    uint32_t observationDomainId;  // scope
+    uint32_t samplingPacketInterval;
+    uint32_t samplingPacketSpace;
+    uint16_t selectorAlgorithm;  // 1: systematic count-based sampling
+    uint8_t padding[2];
+    uint64_t selectorId;
+    uint64_t selectorIdTotalPktsObserved;
+    uint64_t selectorIdTotalPktsSelected;
+};
+static_assert(sizeof(SamplingRecord) == 40, "SamplingRecord must match kSamplingRecordSpec");
+
 extern fbInfoElementSpec_t kFlowRecordSpec[];
+extern fbInfoElementSpec_t kSamplingRecordSpec[];
 extern fbInfoElementSpec_t kStatsRecordSpec[];
 inline constexpr uint32_t kStatsScopeCount = 1;
 

@@ -38,6 +38,8 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
     add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6, 0);
     add_template(kInternalStats, true, kStatsRecordSpec, kSpecAll, kStatsScopeCount);
     add_template(kTemplateStats, false, kStatsRecordSpec, 0, kStatsScopeCount);
+    add_template(kInternalSampling, true, kSamplingRecordSpec, kSpecAll, 1);
+    add_template(kTemplateSampling, false, kSamplingRecordSpec, 0, 1);
     if (!model_.enterprise_elements().empty()) {
         GError* err = nullptr;
         for (bool internal : {true, false}) {
@@ -129,6 +131,11 @@ void IpfixEncoder::add_flow(const FlowRecord& rec) {
 
 void IpfixEncoder::add_stats(const StatsRecord& rec) {
     append(&rec, sizeof rec, kInternalStats, kTemplateStats);
+    ++data_records_;
+}
+
+void IpfixEncoder::add_sampling(const SamplingRecord& rec) {
+    append(&rec, sizeof rec, kInternalSampling, kTemplateSampling);
     ++data_records_;
 }
 

@@ -34,6 +34,7 @@ public:
 
     void add_flow(const FlowRecord& rec);
     void add_stats(const StatsRecord& rec);
+    void add_sampling(const SamplingRecord& rec);
     // Ends the pending message, then sends every template and the RFC 5610
     // type records for the enterprise elements in their own message(s).
     void export_templates();

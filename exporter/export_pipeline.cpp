@@ -41,6 +41,17 @@ void ExportPipeline::add_stats(const MeterLoss& loss) {
     s.notSentFlowTotalCount = transport_->records_not_sent();
     s.systemInitTimeMilliseconds = init_ms_;
     encoder_->add_stats(s);
+    if (loss.sampling_interval > 1) {
+        SamplingRecord r{};
+        r.observationDomainId = cfg_.observation_domain;
+        r.samplingPacketInterval = 1;
+        r.samplingPacketSpace = loss.sampling_interval - 1;
+        r.selectorAlgorithm = 1;
+        r.selectorId = 1;
+        r.selectorIdTotalPktsObserved = loss.observed_packets;
+        r.selectorIdTotalPktsSelected = loss.selected_packets;
+        encoder_->add_sampling(r);
+    }
 }
 
 void ExportPipeline::tick(const MeterLoss& loss) {

@@ -20,6 +20,9 @@ namespace bpfix {
 struct MeterLoss {
     uint64_t ignored_packets = 0, ignored_octets = 0;    // could not be parsed
     uint64_t not_sent_packets = 0, not_sent_octets = 0;  // parsed, but no room in a flow table
+    // Sampling (live mode): interval 1 means every packet, and no record.
+    uint32_t sampling_interval = 1;
+    uint64_t observed_packets = 0, selected_packets = 0;
 };
 
 class ExportPipeline {

@@ -137,7 +137,8 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
         r.integer(fl, "flows", "max_flows", static_cast<int64_t>(cfg.max_flows), 1, 100'000'000));
 
     auto lv = section("live");
-    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries"});
+    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling"});
+    cfg.sampling = static_cast<uint32_t>(r.integer(lv, "live", "sampling", cfg.sampling, 1, 1'000'000'000));
     cfg.map_entries = static_cast<uint32_t>(r.integer(lv, "live", "map_entries", cfg.map_entries, 1, 16'777'216));
     cfg.interfaces = r.strings(lv, "live", "interfaces", cfg.interfaces);
     cfg.exclude = r.strings(lv, "live", "exclude", cfg.exclude);

@@ -34,6 +34,8 @@ struct ExporterConfig {
     // Entries of each of the two kernel flow maps: flows active within one
     // drain interval. Preallocated in the kernel (per CPU), so not huge.
     uint32_t map_entries = 65536;
+    // 1: every packet; N > 1: one packet in N (systematic, per CPU).
+    uint32_t sampling = 1;
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

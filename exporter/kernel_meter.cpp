@@ -56,7 +56,7 @@ bool is_our_program(uint32_t prog_id) {
 
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
-KernelMeter::KernelMeter(uint32_t map_entries) {
+KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval) {
     libbpf_set_print(libbpf_to_spdlog);
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
@@ -69,6 +69,7 @@ KernelMeter::KernelMeter(uint32_t map_entries) {
     for (bpf_map* m : {skel_->maps.flows_0, skel_->maps.flows_1}) {
         bpf_map__set_max_entries(m, map_entries);
     }
+    skel_->rodata->sampling_interval = sampling_interval;
     int err = flow_meter__load(skel_.get());
     if (err) {
         throw Error(fmt::format("cannot load the eBPF flow meter: {}; it needs CAP_BPF, CAP_NET_ADMIN and "
@@ -222,6 +223,7 @@ KernelCounters KernelMeter::counters() const {
     sum(BPFIX_CNT_NON_IP, out.non_ip_packets, nullptr);
     sum(BPFIX_CNT_MALFORMED, out.malformed_packets, &out.malformed_bytes);
     sum(BPFIX_CNT_MAP_FULL, out.map_full_packets, &out.map_full_bytes);
+    sum(BPFIX_CNT_SAMPLED_OUT, out.sampled_out_packets, nullptr);
     return out;
 }
 

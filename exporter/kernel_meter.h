@@ -24,6 +24,7 @@ struct KernelFlow {
 struct KernelCounters {
     uint64_t non_ip_packets = 0, malformed_packets = 0, malformed_bytes = 0;
     uint64_t map_full_packets = 0, map_full_bytes = 0;
+    uint64_t sampled_out_packets = 0;  // not selected by 1-in-N sampling
 };
 
 // Owns the TC flow meter: loads the skeleton (maps sized before load),
@@ -36,7 +37,8 @@ public:
     static constexpr uint32_t kTcHandle = 0xb9f1;
     static constexpr uint32_t kTcPriority = 0xb9f1;
 
-    explicit KernelMeter(uint32_t map_entries);
+    // `sampling_interval` N > 1 meters one packet in N (per CPU).
+    KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1);
     ~KernelMeter();
     KernelMeter(const KernelMeter&) = delete;
     KernelMeter& operator=(const KernelMeter&) = delete;

@@ -22,8 +22,13 @@ namespace bpfix {
 
 namespace {
 
-MeterLoss loss(const KernelCounters& c) {
-    return MeterLoss{c.malformed_packets, c.malformed_bytes, c.map_full_packets, c.map_full_bytes};
+// What the statistics and sampling records report. `metered` counts the
+// packets that reached a flow so far.
+MeterLoss loss(const KernelCounters& c, uint32_t sampling, uint64_t metered) {
+    MeterLoss l{c.malformed_packets, c.malformed_bytes, c.map_full_packets, c.map_full_bytes, sampling, 0, 0};
+    l.selected_packets = metered + c.map_full_packets + c.malformed_packets + c.non_ip_packets;
+    l.observed_packets = l.selected_packets + c.sampled_out_packets;
+    return l;
 }
 
 uint64_t clock_ns(clockid_t id) {
@@ -48,7 +53,7 @@ int run_live_export(const ExporterConfig& cfg) {
     }
 
     ExportPipeline out(cfg);
-    KernelMeter kernel(cfg.map_entries);
+    KernelMeter kernel(cfg.map_entries, cfg.sampling);
     // Names of every interface metered in this run, kept after one vanishes
     // so its last records still carry it.
     std::map<int, std::string> names;
@@ -96,12 +101,15 @@ int run_live_export(const ExporterConfig& cfg) {
             octets += f.bytes;
         });
         table.advance(now_real);
-        out.tick(loss(kernel.counters()));
+        out.tick(loss(kernel.counters(), cfg.sampling, packets));
     };
 
     rescan();
     if (kernel.attached_interfaces().empty()) {
         spdlog::warn("no interface matches yet; waiting for one to appear");
+    }
+    if (cfg.sampling > 1) {
+        spdlog::info("sampling: 1 packet in {} per CPU; counters are not scaled", cfg.sampling);
     }
     spdlog::info("exporting to {}", out.url().str());
 
@@ -149,7 +157,7 @@ int run_live_export(const ExporterConfig& cfg) {
     std::vector<int> ifaces = kernel.attached_interfaces();
     for (int idx : ifaces) kernel.detach(idx);
     auto c = kernel.counters();
-    bool delivered = out.finish(loss(c));
+    bool delivered = out.finish(loss(c, cfg.sampling, packets));
     if (c.map_full_packets) {
         spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
                       c.map_full_packets, c.map_full_bytes);
@@ -157,8 +165,9 @@ int run_live_export(const ExporterConfig& cfg) {
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: interfaces={} packets={} octets={} non_ip={} malformed={} map_full={} "
-               "flows={} records={} messages={} not_sent_records={}\n",
+               "sampled_out={} flows={} records={} messages={} not_sent_records={}\n",
                ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
+               c.sampled_out_packets,
                out.encoder().flow_records(), out.encoder().data_records(), out.encoder().messages(),
                out.transport().records_not_sent());
     return delivered ? 0 : 1;

@@ -25,12 +25,15 @@ int main(int argc, char** argv) {
     std::string pcap, collector, log_level;
     std::vector<std::string> interfaces, exclude;
     double idle = 0, active = 0, linger = -1;
+    int64_t sampling = 0;
     int64_t domain = -1;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/exporter.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--pcap", pcap, "meter this pcap/pcapng file instead of live interfaces");
     app.add_option("-i,--interface", interfaces, "meter this interface live (name, glob or re:REGEX; repeatable)");
     app.add_option("--exclude", exclude, "never meter these interfaces (name, glob or re:REGEX; default lo)");
+    app.add_option("--sampling", sampling, "live mode: meter 1 packet in N (default 1: every packet)")
+        ->check(CLI::Range(1LL, 1000000000LL));
     app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
     app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
     app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
         if (!pcap.empty()) cfg.pcap_file = pcap;
         if (!interfaces.empty()) cfg.interfaces = interfaces;
         if (!exclude.empty()) cfg.exclude = exclude;
+        if (sampling > 0) cfg.sampling = static_cast<uint32_t>(sampling);
         if (!collector.empty()) cfg.collector = collector;
         if (domain >= 0) cfg.observation_domain = static_cast<uint32_t>(domain);
         if (idle != 0) cfg.idle_timeout_s = idle;

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -476,6 +477,86 @@ class Bench:
             res["monitoring"] = counted / (rx_end - rx_start) if rx_end > rx_start else 0.0
         return res
 
+    # ------------------------------------------------------------ diagnosis
+    def flood_argv(self):
+        return ["ip", "netns", "exec", self.net.tx, self.flood, "raw", self.net.if_tx, self.net.mac_rx, TX_IP, RX_IP,
+                SINK_PORT, self.a.flows, self.a.payload, self.a.seconds, self.a.tx_cpu]
+
+    def diagnose(self):
+        """Where bpfix's cost goes: a perf profile of the sender's CPU (where the
+        TC program runs, in softirq) and the kernel's own run-time statistics
+        of the program (kernel.bpf_stats_enabled, restored afterwards). Extra
+        floods; their rates are not part of the table."""
+        work = os.path.join(self.work, "diagnose")
+        os.makedirs(work)
+        tool = Bpfix(self, work)
+        logpath = os.path.join(work, "tool.log")
+        proc = self.net.spawn(self.net.rx, [self.reap, os.path.join(work, "rusage"), self.a.tool_cpu] + tool.argv(),
+                              stdout=subprocess.DEVNULL, stderr=open(logpath, "w"))
+        out = {}
+        try:
+            wait_for(lambda: tool.ready(read(logpath)) or proc.poll() is not None, 30, "bpfix not ready")
+            time.sleep(self.a.settle_start)
+            if shutil.which("perf"):
+                pdata = os.path.join(work, "perf.data")
+                r = sh("perf", "record", "-q", "-o", pdata, "-C", self.a.tx_cpu, "-g", "--", *self.flood_argv(),
+                       check=False)
+                rep = sh("perf", "report", "-i", pdata, "--children", "--sort", "sym", "-q", "--stdio", "-g", "none",
+                         check=False).stdout
+                rows = []
+                for line in rep.splitlines():
+                    m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[k\]\s+(\S+)", line)
+                    if m:
+                        rows.append((float(m.group(1)), float(m.group(2)), m.group(3)))
+                want = ("tc_run", "cls_bpf_classify", "lookup_nulls_elem_raw", "__htab_map_lookup_elem",
+                        "htab_map_hash", "__pi_memcpy", "ktime_get_mono_fast_ns", "read_tsc", "bpf_ktime_get_ns",
+                        "packet_sendmsg", "net_rx_action")
+                out["perf"] = {name: {"children_pct": c, "self_pct": se} for c, se, name in rows
+                               if name in want or name.endswith("_meter_ingress") or name.endswith("_meter_egress")}
+                out["perf_top_self"] = [(name, se) for c, se, name in sorted(rows, key=lambda x: -x[1])[:12]]
+                m = re.search(r"sent (\d+) errors \d+ seconds ([\d.]+)", r.stdout)
+                if m:
+                    out["perf_flood_pps"] = int(m.group(1)) / float(m.group(2))
+            stats_path = "/proc/sys/kernel/bpf_stats_enabled"
+            if os.path.exists(stats_path):
+                prev = open(stats_path).read().strip()
+                try:
+                    with open(stats_path, "w") as f:
+                        f.write("1")
+                    before = self.prog_stats()
+                    r = sh(*self.flood_argv())
+                    after = self.prog_stats()
+                finally:
+                    with open(stats_path, "w") as f:
+                        f.write(prev)
+                out["bpf_stats"] = {}
+                for name, (ns1, n1) in after.items():
+                    ns0, n0 = before.get(name, (0, 0))
+                    if n1 > n0:
+                        out["bpf_stats"][name] = {"runs": n1 - n0, "ns_per_run": (ns1 - ns0) / (n1 - n0)}
+                m = re.search(r"sent (\d+) errors \d+ seconds ([\d.]+)", r.stdout)
+                if m:
+                    out["stats_flood_pps"] = int(m.group(1)) / float(m.group(2))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return out
+
+    def prog_stats(self):
+        stats = {}
+        for d in ("ingress", "egress"):
+            for f in json.loads(sh("tc", "-n", self.net.rx, "-j", "filter", "show", "dev", self.net.if_rx, d).stdout
+                                or "[]"):
+                pid = f.get("options", {}).get("prog", {}).get("id")
+                if pid:
+                    p = json.loads(sh("bpftool", "-j", "prog", "show", "id", pid).stdout)
+                    stats[p.get("name")] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+        return stats
+
+
 
 def read(path):
     try:
@@ -563,6 +644,20 @@ def noisy(results, seconds):
     return [r for r in results if r["other_cpu_s"] > 0.02 * seconds]
 
 
+def diagnosis_text(d):
+    lines = ["Diagnosis (extra floods with bpfix attached; rates not in the table):"]
+    perf = d.get("perf", {})
+    if perf:
+        lines.append(f"  perf on the sender CPU (flood at {fmt_int(d.get('perf_flood_pps', 0))} pkt/s), share of all "
+                     "samples incl. callees:")
+        for name in sorted(perf, key=lambda n: -perf[n]["children_pct"]):
+            lines.append(f"    {perf[name]['children_pct']:6.2f} %  {name} (self {perf[name]['self_pct']:.2f} %)")
+    for name, st in sorted(d.get("bpf_stats", {}).items()):
+        lines.append(f"  kernel.bpf_stats_enabled: {name} {st['ns_per_run']:.0f} ns per run over {st['runs']} runs "
+                     f"(flood at {fmt_int(d.get('stats_flood_pps', 0))} pkt/s)")
+    return "\n".join(lines)
+
+
 def targets(summary):
     out = []
     b = summary.get("bpfix")
@@ -603,6 +698,8 @@ def main():
                     help="before each measurement wait up to this long for an idle machine (0: don't)")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS))
     ap.add_argument("--tag", default=f"bpfixlive{os.getpid()}")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="after the rounds, profile bpfix: perf on the sender CPU and BPF run-time statistics")
     ap.add_argument("--json")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, exports)")
     a = ap.parse_args()
@@ -623,6 +720,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bpfix-live-")
     net = Net(a.tag)
     results = []
+    diagnosis = None
     t_start = time.monotonic()
     try:
         net.setup()
@@ -646,6 +744,9 @@ def main():
                 log(msg)
                 if r.get("tx_during_tool"):
                     log(f"    note: the RX veth sent {r['tx_during_tool']} packets during this run")
+        if a.diagnose and "bpfix" in tools:
+            log("live_bench: diagnosis floods (perf profile, BPF run-time statistics)")
+            diagnosis = bench.diagnose()
     except Stop as e:
         log(f"live_bench: stopped by {e}; cleaning up")
         return 130
@@ -685,9 +786,13 @@ def main():
               (f"; hypervisor steal {steal:.2f} s in all" if steal else ""))
     for line in targets(summary):
         print("target " + line)
+    if diagnosis:
+        print()
+        print(diagnosis_text(diagnosis))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"config": vars(a), "kernel": kern, "results": results, "summary": summary}, f, indent=1)
+            json.dump({"config": vars(a), "kernel": kern, "results": results, "summary": summary,
+                       "diagnosis": diagnosis}, f, indent=1)
     return 0
 
 

@@ -5,7 +5,9 @@
 #   bench/live/run.sh [BUILD_DIR] [live_bench.py options, e.g. --runs 5 --json out.json]
 # Environment: LIVE_RUNS (3), LIVE_SECONDS (8, per flood), LIVE_FLOWS (100),
 # LIVE_PAYLOAD (18: 60-byte frames), LIVE_TX_CPU (0), LIVE_TOOL_CPU (1),
-# LIVE_TOOLS (baseline,bpfix,softflowd,pmacctd,tcpdump), LIVE_KEEP=1 keeps logs.
+# LIVE_TOOLS (baseline,bpfix,softflowd,pmacctd,tcpdump), LIVE_KEEP=1 keeps logs,
+# LIVE_DIAGNOSE=1 adds a perf profile of the sender CPU and the BPF program's
+# run-time statistics with bpfix attached (~20 s more).
 # Makes two network namespaces (bpfixlive<PID>tx/rx) and removes them on exit,
 # failure or signal. Needs: cc, iproute2, python3, softflowd, pmacct, tcpdump,
 # bpftool (optional: BPF map memory).
@@ -60,6 +62,7 @@ args=(--build "$build" --helpers "$helpers" --tag "$tag"
       --payload "${LIVE_PAYLOAD:-18}" --tx-cpu "${LIVE_TX_CPU:-0}" --tool-cpu "${LIVE_TOOL_CPU:-1}"
       --tools "${LIVE_TOOLS:-baseline,bpfix,softflowd,pmacctd,tcpdump}")
 [[ ${LIVE_KEEP:-0} == 1 ]] && args+=(--keep)
+[[ ${LIVE_DIAGNOSE:-0} == 1 ]] && args+=(--diagnose)
 # in the background so that a signal to this script is handled at once
 /usr/bin/python3 "$here/live_bench.py" "${args[@]}" "$@" &
 child=$!

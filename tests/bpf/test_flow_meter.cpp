@@ -267,3 +267,23 @@ TEST(FlowMeterBpf, GsoSuperPacketCountsItsSegments) {
     // Every segment on the wire carries its own IP and TCP headers.
     EXPECT_EQ(t.bytes, kSegs * (kHdr + kPayload));
 }
+
+TEST(FlowMeterBpf, SamplingMetersOneInN) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
+    std::unique_ptr<flow_meter, SkelDeleter> skel(flow_meter__open());
+    ASSERT_TRUE(skel);
+    skel->rodata->sampling_interval = 10;
+    ASSERT_EQ(flow_meter__load(skel.get()), 0);
+    Frame f;
+    f.eth(0x0800).ipv4(17, {10, 0, 0, 1}, {10, 0, 0, 2}, 28).udp(1, 2, 8);
+    std::vector<uint8_t> data = f.data();
+    // BPF_PROG_TEST_RUN repeats on one CPU, so the per-CPU count is exact.
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
+                .repeat = 1000);
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_ingress), &opts), 0);
+    std::vector<bpfix_counter> counters;
+    FlowSet flows = kernel_flows(skel.get(), counters);
+    ASSERT_EQ(flows.size(), 1u);
+    EXPECT_EQ(flows.begin()->second.packets, 100u);
+    EXPECT_EQ(counters[BPFIX_CNT_SAMPLED_OUT].packets, 900u);
+}
