@@ -96,7 +96,8 @@ enum bpfix_counter_index {
     BPFIX_CNT_MALFORMED = 1,  /* headers cut short or invalid */
     BPFIX_CNT_MAP_FULL = 2,   /* flow map full: counted here, never lost */
     BPFIX_CNT_SAMPLED_OUT = 3, /* not selected by 1-in-N sampling */
-    BPFIX_CNT_MAX = 4,
+    BPFIX_CNT_FILTERED = 4,    /* rejected by the filter rules */
+    BPFIX_CNT_MAX = 5,
 };
 struct bpfix_counter {
     __u64 packets;
@@ -121,5 +122,29 @@ struct bpfix_frag_ports {
     __u16 pad;
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_frag_ports) == 8, "bpfix_frag_ports layout");
+
+/* Filter rules, first match wins (user space compiles them from the
+ * config; addresses are masked here already). A packet matches a rule when
+ * every set part matches. */
+#define BPFIX_MAX_FILTER_RULES 32
+#define BPFIX_FILTER_ACCEPT 1
+#define BPFIX_FILTER_REJECT 2
+#define BPFIX_FILTER_F_PEER 0x1        /* src CIDR matches either address */
+#define BPFIX_FILTER_F_EITHER_PORT 0x2 /* src port range matches either port */
+struct bpfix_filter_rule {
+    __u8 src_addr[16];
+    __u8 src_mask[16];  /* all zero: any */
+    __u8 dst_addr[16];
+    __u8 dst_mask[16];
+    __u16 sport_lo, sport_hi;  /* 0..65535: any */
+    __u16 dport_lo, dport_hi;
+    __u8 protocol;    /* 0: any */
+    __u8 ip_version;  /* 0: any */
+    __u8 directions;  /* bit BPFIX_DIR_*; 0: both */
+    __u8 action;      /* BPFIX_FILTER_ACCEPT or _REJECT */
+    __u8 flags;       /* BPFIX_FILTER_F_* */
+    __u8 pad[3];
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_filter_rule) == 80, "bpfix_filter_rule layout");
 
 #endif /* BPFIX_ABI_H */

@@ -55,6 +55,18 @@ struct {
     __type(value, __u64);
 } sample_count SEC(".maps");
 
+/* Filter rules (first match wins); set before load. With no rules every
+ * packet is metered. */
+volatile const __u32 filter_rule_count = 0;
+volatile const __u32 filter_default_action = BPFIX_FILTER_ACCEPT;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, BPFIX_MAX_FILTER_RULES);
+    __type(key, __u32);
+    __type(value, struct bpfix_filter_rule);
+} filter_rules SEC(".maps");
+
 #define ETH_P_8021AD_ 0x88A8
 #define ETH_P_QINQ_LEGACY 0x9100
 #define MAX_VLAN_TAGS 4
@@ -355,6 +367,63 @@ static __always_inline void account(void *flows, struct packet *p, __u64 skb_len
     s->tcp_flags |= p->tcp_flags;
 }
 
+static __always_inline int addr_in(const __u8 *addr, const __u8 *net, const __u8 *mask)
+{
+    __u64 a0, a1, n0, n1, m0, m1;
+    __builtin_memcpy(&a0, addr, 8);
+    __builtin_memcpy(&a1, addr + 8, 8);
+    __builtin_memcpy(&n0, net, 8);
+    __builtin_memcpy(&n1, net + 8, 8);
+    __builtin_memcpy(&m0, mask, 8);
+    __builtin_memcpy(&m1, mask + 8, 8);
+    return (a0 & m0) == n0 && (a1 & m1) == n1;
+}
+
+static __always_inline int rule_matches(const struct bpfix_filter_rule *r, const struct packet *p, __u8 direction)
+{
+    if (r->directions && !(r->directions & (1 << direction)))
+        return 0;
+    if (r->ip_version && r->ip_version != p->key.ip_version)
+        return 0;
+    if (r->protocol && r->protocol != p->key.protocol)
+        return 0;
+    if (r->flags & BPFIX_FILTER_F_PEER) {
+        if (!addr_in(p->key.src_addr, r->src_addr, r->src_mask) &&
+            !addr_in(p->key.dst_addr, r->src_addr, r->src_mask))
+            return 0;
+    } else {
+        if (!addr_in(p->key.src_addr, r->src_addr, r->src_mask))
+            return 0;
+        if (!addr_in(p->key.dst_addr, r->dst_addr, r->dst_mask))
+            return 0;
+    }
+    __u16 sp = p->key.src_port, dp = p->key.dst_port;
+    if (r->flags & BPFIX_FILTER_F_EITHER_PORT) {
+        if (!(sp >= r->sport_lo && sp <= r->sport_hi) && !(dp >= r->sport_lo && dp <= r->sport_hi))
+            return 0;
+    } else {
+        if (sp < r->sport_lo || sp > r->sport_hi)
+            return 0;
+        if (dp < r->dport_lo || dp > r->dport_hi)
+            return 0;
+    }
+    return 1;
+}
+
+static __always_inline __u32 filter_action(const struct packet *p, __u8 direction)
+{
+    __u32 i;
+    for (i = 0; i < BPFIX_MAX_FILTER_RULES; i++) {
+        if (i >= filter_rule_count)
+            break;
+        __u32 idx = i;
+        const struct bpfix_filter_rule *r = bpf_map_lookup_elem(&filter_rules, &idx);
+        if (r && rule_matches(r, p, direction))
+            return r->action;
+    }
+    return filter_default_action;
+}
+
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
     if (sampling_interval > 1) {
@@ -380,6 +449,10 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
     }
     if (p.fragment)
         fragment_ports(&p);
+    if (filter_rule_count && filter_action(&p, direction) != BPFIX_FILTER_ACCEPT) {
+        count(BPFIX_CNT_FILTERED, skb->len);
+        return TC_ACT_OK;
+    }
     p.key.ifindex = skb->ifindex;
     p.key.direction = direction;
     __u32 segs = skb->gso_segs > 1 && !p.fragment ? skb->gso_segs : 1;

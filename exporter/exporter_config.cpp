@@ -137,7 +137,38 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
         r.integer(fl, "flows", "max_flows", static_cast<int64_t>(cfg.max_flows), 1, 100'000'000));
 
     auto lv = section("live");
-    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling"});
+    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling", "filter"});
+    if (lv.contains("filter")) {
+        const auto& arr = lv.at("filter");
+        if (!arr.is_array()) r.fail("live.filter", "must be an array of tables ([[live.filter]])");
+        cfg.filters.clear();
+        size_t n = 0;
+        for (const auto& t : arr.as_array()) {
+            ++n;
+            std::string where = fmt::format("live.filter rule {}", n);
+            if (!t.is_table()) r.fail(where, "must be a table");
+            r.check_keys(t, where, {"action", "protocol", "src", "dst", "peer", "port", "src_port", "dst_port",
+                                    "direction"});
+            FilterRuleText f;
+            f.action = r.string(t, where, "action", "");
+            auto text = [&](const char* key) -> std::string {
+                if (!t.contains(key)) return "";
+                const auto& v = t.at(key);
+                if (v.is_integer()) return std::to_string(v.as_integer());
+                if (!v.is_string()) r.fail(where + "." + key, "must be a string or a number");
+                return v.as_string();
+            };
+            f.protocol = text("protocol");
+            f.src = text("src");
+            f.dst = text("dst");
+            f.peer = text("peer");
+            f.port = text("port");
+            f.src_port = text("src_port");
+            f.dst_port = text("dst_port");
+            f.direction = text("direction");
+            cfg.filters.push_back(f);
+        }
+    }
     cfg.sampling = static_cast<uint32_t>(r.integer(lv, "live", "sampling", cfg.sampling, 1, 1'000'000'000));
     cfg.map_entries = static_cast<uint32_t>(r.integer(lv, "live", "map_entries", cfg.map_entries, 1, 16'777'216));
     cfg.interfaces = r.strings(lv, "live", "interfaces", cfg.interfaces);
@@ -189,6 +220,7 @@ void validate_exporter_config(const ExporterConfig& cfg) {
         throw Error("export.pen: 0 is not a private enterprise number");
     }
     parse_collector_url(cfg.collector);  // throws with the reason
+    compile_filter(cfg.filters);         // likewise, naming the rule
 }
 
 }  // namespace bpfix

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "filter_rules.h"
 #include "flow_table.h"
 #include "info_model.h"
 #include "transport.h"
@@ -36,6 +37,8 @@ struct ExporterConfig {
     uint32_t map_entries = 65536;
     // 1: every packet; N > 1: one packet in N (systematic, per CPU).
     uint32_t sampling = 1;
+    // [[live.filter]] rules, first match wins.
+    std::vector<FilterRuleText> filters;
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

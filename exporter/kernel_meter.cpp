@@ -56,7 +56,7 @@ bool is_our_program(uint32_t prog_id) {
 
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
-KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval) {
+KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const CompiledFilter& filter) {
     libbpf_set_print(libbpf_to_spdlog);
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
@@ -70,11 +70,18 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval) {
         bpf_map__set_max_entries(m, map_entries);
     }
     skel_->rodata->sampling_interval = sampling_interval;
+    skel_->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
+    skel_->rodata->filter_default_action = filter.default_action;
     int err = flow_meter__load(skel_.get());
     if (err) {
         throw Error(fmt::format("cannot load the eBPF flow meter: {}; it needs CAP_BPF, CAP_NET_ADMIN and "
                                 "CAP_PERFMON (or root) and a kernel with BTF",
                                 errstr(err)));
+    }
+    for (uint32_t i = 0; i < filter.rules.size(); ++i) {
+        if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_rules), &i, &filter.rules[i], BPF_ANY) != 0) {
+            throw Error(fmt::format("cannot load filter rule {}: {}", i + 1, errstr(errno)));
+        }
     }
 }
 
@@ -224,6 +231,7 @@ KernelCounters KernelMeter::counters() const {
     sum(BPFIX_CNT_MALFORMED, out.malformed_packets, &out.malformed_bytes);
     sum(BPFIX_CNT_MAP_FULL, out.map_full_packets, &out.map_full_bytes);
     sum(BPFIX_CNT_SAMPLED_OUT, out.sampled_out_packets, nullptr);
+    sum(BPFIX_CNT_FILTERED, out.filtered_packets, nullptr);
     return out;
 }
 

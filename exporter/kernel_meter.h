@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bpfix_abi.h"
+#include "filter_rules.h"
 
 struct flow_meter;
 
@@ -25,6 +26,7 @@ struct KernelCounters {
     uint64_t non_ip_packets = 0, malformed_packets = 0, malformed_bytes = 0;
     uint64_t map_full_packets = 0, map_full_bytes = 0;
     uint64_t sampled_out_packets = 0;  // not selected by 1-in-N sampling
+    uint64_t filtered_packets = 0;     // rejected by the filter rules
 };
 
 // Owns the TC flow meter: loads the skeleton (maps sized before load),
@@ -37,8 +39,9 @@ public:
     static constexpr uint32_t kTcHandle = 0xb9f1;
     static constexpr uint32_t kTcPriority = 0xb9f1;
 
-    // `sampling_interval` N > 1 meters one packet in N (per CPU).
-    KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1);
+    // `sampling_interval` N > 1 meters one packet in N (per CPU); `filter`
+    // chooses which packets are metered at all.
+    KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1, const CompiledFilter& filter = {});
     ~KernelMeter();
     KernelMeter(const KernelMeter&) = delete;
     KernelMeter& operator=(const KernelMeter&) = delete;

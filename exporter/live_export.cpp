@@ -53,7 +53,7 @@ int run_live_export(const ExporterConfig& cfg) {
     }
 
     ExportPipeline out(cfg);
-    KernelMeter kernel(cfg.map_entries, cfg.sampling);
+    KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters));
     // Names of every interface metered in this run, kept after one vanishes
     // so its last records still carry it.
     std::map<int, std::string> names;
@@ -165,9 +165,9 @@ int run_live_export(const ExporterConfig& cfg) {
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: interfaces={} packets={} octets={} non_ip={} malformed={} map_full={} "
-               "sampled_out={} flows={} records={} messages={} not_sent_records={}\n",
+               "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={}\n",
                ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
-               c.sampled_out_packets,
+               c.sampled_out_packets, c.filtered_packets,
                out.encoder().flow_records(), out.encoder().data_records(), out.encoder().messages(),
                out.transport().records_not_sent());
     return delivered ? 0 : 1;

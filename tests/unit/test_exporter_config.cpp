@@ -72,7 +72,35 @@ direction = "egress"
     EXPECT_EQ(cfg.pcap_direction, 1);
 }
 
+TEST(ExporterConfig, ReadsLiveSectionAndFilterRules) {
+    std::string path = write_temp(R"(
+[live]
+interfaces = ["tap*", "re:^vnet[0-9]+$"]
+sampling = 100
+[[live.filter]]
+action = "reject"
+protocol = "udp"
+port = 53
+[[live.filter]]
+action = "accept"
+peer = "10.0.0.0/8"
+)");
+    ExporterConfig cfg;
+    load_exporter_config(path, cfg);
+    validate_exporter_config(cfg);
+    std::remove(path.c_str());
+    ASSERT_EQ(cfg.interfaces.size(), 2u);
+    EXPECT_EQ(cfg.sampling, 100u);
+    ASSERT_EQ(cfg.filters.size(), 2u);
+    EXPECT_EQ(cfg.filters[0].port, "53");
+    EXPECT_EQ(cfg.filters[1].peer, "10.0.0.0/8");
+}
+
 TEST(ExporterConfig, ErrorsNameTheKey) {
+    EXPECT_NE(load_error("[[live.filter]]\naction = \"drop\"\n").find("live.filter rule 1: action"),
+              std::string::npos);
+    EXPECT_NE(load_error("[[live.filter]]\naction = \"accept\"\nprot = \"udp\"\n").find("prot"),
+              std::string::npos);
     EXPECT_NE(load_error("[flows]\nidle_timout = 5\n").find("flows.idle_timout"), std::string::npos);
     EXPECT_NE(load_error("[flows]\nidle_timeout = \"x\"\n").find("flows.idle_timeout"), std::string::npos);
     EXPECT_NE(load_error("[flows]\nidle_timeout = -1\n").find("idle_timeout"), std::string::npos);

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bpfix_abi.h"
+
+namespace bpfix {
+
+// One filter rule as written in the config ([[live.filter]] tables); empty
+// strings mean "any".
+struct FilterRuleText {
+    std::string action;  // "accept" | "reject"
+    std::string protocol, src, dst, peer, port, src_port, dst_port, direction;
+};
+
+struct CompiledFilter {
+    std::vector<bpfix_filter_rule> rules;  // first match wins
+    uint32_t default_action = BPFIX_FILTER_ACCEPT;
+};
+
+// Turns rules into the datapath's form. The default is reject when any rule
+// accepts (an allow list), accept otherwise. Throws bpfix::Error naming the
+// rule (1-based) and the field.
+CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules);
+
+}  // namespace bpfix
