@@ -30,6 +30,22 @@
 #define BPFIX_PROTO_SCTP 132
 #define BPFIX_PROTO_UDPLITE 136
 
+/* Fixed header length of the transport protocols the meters read; a packet
+ * cut inside it is malformed (docs/flow-semantics.md). 0: no ports read. */
+static inline int bpfix_transport_header_len(__u8 proto)
+{
+    switch (proto) {
+    case BPFIX_PROTO_TCP: return 20;
+    case BPFIX_PROTO_UDP:
+    case BPFIX_PROTO_UDPLITE: return 8;
+    case BPFIX_PROTO_SCTP:
+    case BPFIX_PROTO_DCCP: return 12;
+    case BPFIX_PROTO_ICMP: return 8;
+    case BPFIX_PROTO_ICMPV6: return 4;
+    default: return 0;
+    }
+}
+
 /* TCP flag bits as carried in tcpControlBits (flags byte, NS as 0x100). */
 #define BPFIX_TCP_FIN 0x01
 #define BPFIX_TCP_SYN 0x02

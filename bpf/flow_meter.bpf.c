@@ -85,26 +85,12 @@ struct packet {
     __u32 hdr_len; /* IP + transport header bytes, repeated in every GSO segment */
 };
 
-static __always_inline int transport_header_len(__u8 proto)
-{
-    switch (proto) {
-    case BPFIX_PROTO_TCP: return 20;
-    case BPFIX_PROTO_UDP:
-    case BPFIX_PROTO_UDPLITE: return 8;
-    case BPFIX_PROTO_SCTP:
-    case BPFIX_PROTO_DCCP: return 12;
-    case BPFIX_PROTO_ICMP: return 8;
-    case BPFIX_PROTO_ICMPV6: return 4;
-    default: return 0;
-    }
-}
-
 /* Transport header at `off`; `end` is where the IP packet's data ends in
  * the skb (the IP length, or the skb if shorter). */
 static __always_inline int parse_transport(struct __sk_buff *skb, __u32 off, __u32 end, struct packet *p)
 {
     __u8 proto = p->key.protocol;
-    int need = transport_header_len(proto);
+    int need = bpfix_transport_header_len(proto);
     if (need == 0)
         return PARSE_OK;
     if (off + need > end)

@@ -25,24 +25,8 @@ bool has_ports(uint8_t proto) {
 }
 
 // Transport header at p (len bytes available). Fills ports / ICMP / flags.
-// Fixed header length of the transport protocols we read; a packet cut
-// inside it is malformed.
-size_t transport_header_len(uint8_t proto) {
-    switch (proto) {
-        case BPFIX_PROTO_TCP: return 20;
-        case BPFIX_PROTO_UDP:
-        case BPFIX_PROTO_UDPLITE: return 8;
-        case BPFIX_PROTO_SCTP:
-        case BPFIX_PROTO_DCCP: return 12;
-        case BPFIX_PROTO_ICMP: return 8;
-        case BPFIX_PROTO_ICMPV6: return 4;
-        default: return 0;
-    }
-}
-
-// Transport header at p (len bytes available). Fills ports / ICMP / flags.
 bool parse_transport(const uint8_t* p, size_t len, uint8_t proto, ParsedPacket& out) {
-    if (len < transport_header_len(proto)) return false;
+    if (len < static_cast<size_t>(bpfix_transport_header_len(proto))) return false;
     if (has_ports(proto)) {
         out.key.src_port = be16(p);
         out.key.dst_port = be16(p + 2);

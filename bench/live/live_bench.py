@@ -29,7 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
-ALL_TOOLS = ["baseline", "bpfix", "softflowd", "pmacctd", "tcpdump"]
+ALL_TOOLS = ["baseline", "tcfloor", "bpfix", "softflowd", "pmacctd", "tcpdump"]
 
 
 class Stop(Exception):
@@ -56,8 +56,8 @@ def pinned(cpu):
 class Net:
     def __init__(self, tag):
         self.tx, self.rx = tag + "tx", tag + "rx"
-        short = tag[-8:]
-        self.if_tx, self.if_rx = "lt" + short, "lr" + short
+        short = (re.sub(r"\D", "", tag) or "0")[-9:]
+        self.if_tx, self.if_rx = "bpft" + short, "bpfr" + short  # at most 13 < IFNAMSIZ characters
         self.made = []
         self.procs = []  # Popen objects started here, killed at the end
 
@@ -388,13 +388,15 @@ class Bench:
                 "aggregate: src_host, dst_host, src_port, dst_port, proto, tos\n"
                 f"pidfile: {os.path.join(work, 'pmacctd.pid')}\n")
 
-    def run_flood(self):
-        r = sh("ip", "netns", "exec", self.net.tx, self.flood, "raw", self.net.if_tx, self.net.mac_rx, TX_IP,
-               RX_IP, SINK_PORT, self.a.flows, self.a.payload, self.a.seconds, self.a.tx_cpu)
+    def run_flood(self, perf_data=None):
+        argv = self.flood_argv()
+        if perf_data:  # sample the sender's CPU: the sender and all softirq work on the packets
+            argv = ["perf", "record", "-q", "-o", perf_data, "-C", str(self.a.tx_cpu), "-g", "--"] + argv
+        r = sh(*argv)
         m = re.search(r"sent (\d+) errors (\d+) seconds ([\d.]+) user ([\d.]+) sys ([\d.]+)", r.stdout)
         return int(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4)) + float(m.group(5))
 
-    def measure(self, name, rnd):
+    def measure(self, name, rnd, profile=False):
         work = os.path.join(self.work, f"{name}-{rnd}")
         os.makedirs(work)
         res = {"tool": name, "round": rnd}
@@ -405,7 +407,10 @@ class Bench:
         tool = None
         logpath = os.path.join(work, "tool.log")
         ready_file = os.path.join(work, "collector.port")
-        if name != "baseline":
+        floor = None
+        if name == "tcfloor":
+            floor = self.floor_attach()
+        elif name != "baseline":
             tool = TOOL_CLASSES[name](self, work)
             if tool.collector:
                 coll = self.net.spawn(self.net.rx, ["/usr/bin/python3", os.path.join(HERE, "ipfix_sum.py"), "udp",
@@ -427,7 +432,8 @@ class Bench:
         t0 = tree_ticks(pids)
         rx0, _ = self.net.rx_packets()
         s0, k0 = cpu_stat(), tree_ticks(self.ksoftirqd)
-        sent, errors, secs, sender_cpu = self.run_flood()
+        perf_data = os.path.join(work, "perf.data") if profile else None
+        sent, errors, secs, sender_cpu = self.run_flood(perf_data)
         s1, k1 = cpu_stat(), tree_ticks(self.ksoftirqd)
         t_mid = tree_ticks(descendants(proc.pid)) if proc else {}
         time.sleep(self.a.settle_end)  # let the tool catch up with what it has queued
@@ -449,6 +455,8 @@ class Bench:
                        vm_hwm_each_kib=[vm_hwm_kib(p) for p in pids])
             if hasattr(tool, "extra_sample"):
                 res.update(tool.extra_sample(pids))
+            if profile and name == "bpfix":
+                res["bpf_stats"] = self.bpf_stats_flood()
             t_stop = time.monotonic()
             tool.stop(proc)
             try:
@@ -469,80 +477,75 @@ class Bench:
                 out, _ = coll.communicate(timeout=10)
                 ipfix = json.loads(out)
             rx_end, tx_end = self.net.rx_packets()
+            # a clsact qdisc left on the interface (even empty) would put tc_run on
+            # the path of the next configurations: note it and remove it
+            qd = sh("tc", "-n", self.net.rx, "qdisc", "show", "dev", self.net.if_rx).stdout
+            if "clsact" in qd:
+                res["clsact_left_after_exit"] = True
+                sh("tc", "-n", self.net.rx, "qdisc", "del", "dev", self.net.if_rx, "clsact", check=False)
             counted, detail = tool.counted(read(logpath), ipfix)
             res.update(detail)
             res["counted"] = counted
             res["rx_during_tool"] = rx_end - rx_start
             res["tx_during_tool"] = tx_end - tx_start
             res["monitoring"] = counted / (rx_end - rx_start) if rx_end > rx_start else 0.0
+        if floor:
+            counted = self.floor_count(floor)
+            sh("tc", "-n", self.net.rx, "qdisc", "del", "dev", self.net.if_rx, "clsact")
+            rx_end, tx_end = self.net.rx_packets()
+            res.update(counted=counted, rx_during_tool=rx_end - rx_start, tx_during_tool=tx_end - tx_start,
+                       monitoring=counted / (rx_end - rx_start) if rx_end > rx_start else 0.0)
+        if perf_data:
+            res.update(perf_profile(perf_data, name))
         return res
+
+    # ------------------------------------------------------------ TC floor
+    def floor_attach(self):
+        """clsact + the count-only BPF program (tc_floor.bpf.c) on the RX veth."""
+        ns, ifn = self.net.rx, self.net.if_rx
+        sh("tc", "-n", ns, "qdisc", "add", "dev", ifn, "clsact")
+        sh("tc", "-n", ns, "filter", "add", "dev", ifn, "ingress", "bpf", "direct-action", "obj", self.a.floor_obj,
+           "sec", "tc")
+        for f in json.loads(sh("tc", "-n", ns, "-j", "filter", "show", "dev", ifn, "ingress").stdout or "[]"):
+            pid = f.get("options", {}).get("prog", {}).get("id")
+            if pid:
+                prog = json.loads(sh("bpftool", "-j", "prog", "show", "id", pid).stdout)
+                return prog["map_ids"][0]
+        raise RuntimeError("tc floor program not attached")
+
+    def floor_count(self, map_id):
+        dump = json.loads(sh("bpftool", "-j", "map", "dump", "id", map_id).stdout)
+        return sum(v["value"] for e in dump for v in e["formatted"]["values"])
 
     # ------------------------------------------------------------ diagnosis
     def flood_argv(self):
         return ["ip", "netns", "exec", self.net.tx, self.flood, "raw", self.net.if_tx, self.net.mac_rx, TX_IP, RX_IP,
                 SINK_PORT, self.a.flows, self.a.payload, self.a.seconds, self.a.tx_cpu]
 
-    def diagnose(self):
-        """Where bpfix's cost goes: a perf profile of the sender's CPU (where the
-        TC program runs, in softirq) and the kernel's own run-time statistics
-        of the program (kernel.bpf_stats_enabled, restored afterwards). Extra
-        floods; their rates are not part of the table."""
-        work = os.path.join(self.work, "diagnose")
-        os.makedirs(work)
-        tool = Bpfix(self, work)
-        logpath = os.path.join(work, "tool.log")
-        proc = self.net.spawn(self.net.rx, [self.reap, os.path.join(work, "rusage"), self.a.tool_cpu] + tool.argv(),
-                              stdout=subprocess.DEVNULL, stderr=open(logpath, "w"))
-        out = {}
+    def bpf_stats_flood(self):
+        """One more flood with kernel.bpf_stats_enabled=1 (restored afterwards):
+        the kernel's own ns per run of each program on the interface."""
+        path = "/proc/sys/kernel/bpf_stats_enabled"
+        if not os.path.exists(path) or not shutil.which("bpftool"):
+            return {}
+        prev = open(path).read().strip()
         try:
-            wait_for(lambda: tool.ready(read(logpath)) or proc.poll() is not None, 30, "bpfix not ready")
-            time.sleep(self.a.settle_start)
-            if shutil.which("perf"):
-                pdata = os.path.join(work, "perf.data")
-                r = sh("perf", "record", "-q", "-o", pdata, "-C", self.a.tx_cpu, "-g", "--", *self.flood_argv(),
-                       check=False)
-                rep = sh("perf", "report", "-i", pdata, "--children", "--sort", "sym", "-q", "--stdio", "-g", "none",
-                         check=False).stdout
-                rows = []
-                for line in rep.splitlines():
-                    m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[k\]\s+(\S+)", line)
-                    if m:
-                        rows.append((float(m.group(1)), float(m.group(2)), m.group(3)))
-                want = ("tc_run", "cls_bpf_classify", "lookup_nulls_elem_raw", "__htab_map_lookup_elem",
-                        "htab_map_hash", "__pi_memcpy", "ktime_get_mono_fast_ns", "read_tsc", "bpf_ktime_get_ns",
-                        "packet_sendmsg", "net_rx_action")
-                out["perf"] = {name: {"children_pct": c, "self_pct": se} for c, se, name in rows
-                               if name in want or name.endswith("_meter_ingress") or name.endswith("_meter_egress")}
-                out["perf_top_self"] = [(name, se) for c, se, name in sorted(rows, key=lambda x: -x[1])[:12]]
-                m = re.search(r"sent (\d+) errors \d+ seconds ([\d.]+)", r.stdout)
-                if m:
-                    out["perf_flood_pps"] = int(m.group(1)) / float(m.group(2))
-            stats_path = "/proc/sys/kernel/bpf_stats_enabled"
-            if os.path.exists(stats_path):
-                prev = open(stats_path).read().strip()
-                try:
-                    with open(stats_path, "w") as f:
-                        f.write("1")
-                    before = self.prog_stats()
-                    r = sh(*self.flood_argv())
-                    after = self.prog_stats()
-                finally:
-                    with open(stats_path, "w") as f:
-                        f.write(prev)
-                out["bpf_stats"] = {}
-                for name, (ns1, n1) in after.items():
-                    ns0, n0 = before.get(name, (0, 0))
-                    if n1 > n0:
-                        out["bpf_stats"][name] = {"runs": n1 - n0, "ns_per_run": (ns1 - ns0) / (n1 - n0)}
-                m = re.search(r"sent (\d+) errors \d+ seconds ([\d.]+)", r.stdout)
-                if m:
-                    out["stats_flood_pps"] = int(m.group(1)) / float(m.group(2))
+            with open(path, "w") as f:
+                f.write("1")
+            before = self.prog_stats()
+            r = sh(*self.flood_argv())
+            after = self.prog_stats()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            with open(path, "w") as f:
+                f.write(prev)
+        out = {}
+        for name, (ns1, n1) in after.items():
+            ns0, n0 = before.get(name, (0, 0))
+            if n1 > n0:
+                out[name] = {"runs": n1 - n0, "ns_per_run": (ns1 - ns0) / (n1 - n0)}
+        m = re.search(r"sent (\d+) errors \d+ seconds ([\d.]+)", r.stdout)
+        if m:
+            out["flood_pps"] = int(m.group(1)) / float(m.group(2))
         return out
 
     def prog_stats(self):
@@ -604,6 +607,12 @@ def table(results, tools):
             continue
         mon = med([r["monitoring"] for r in rs])
         mid = sorted(rs, key=lambda r: r["monitoring"])[len(rs) // 2]
+        if t == "tcfloor":
+            rows.append(f"| floor: clsact + count-only BPF program (no process) | {fmt_int(rate)} | {vs:.3f} | "
+                        f"{100 * mon:.3f} % ({fmt_int(mid['counted'])} / {fmt_int(mid['rx_during_tool'])}) | "
+                        "– | – | – |")
+            summary[t] = {"rate_pps": rate, "vs_baseline": vs, "monitoring": mon}
+            continue
         wu, ws = med([r["window_user_s"] for r in rs]), med([r["window_sys_s"] for r in rs])
         w = med([r["window_cpu_s"] for r in rs])
         tu, ts = med([r["total_user_s"] for r in rs]), med([r["total_sys_s"] for r in rs])
@@ -623,17 +632,22 @@ def table(results, tools):
 
 
 def per_run_table(results):
-    rows = ["| run | configuration | sent | received | pkt/s | counted | monitoring | CPU s window | "
-            "CPU s whole | peak RSS KiB | start s | other load CPU s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| run | configuration | sent | received | pkt/s | vs the round's baseline | counted | monitoring | "
+            "CPU s window | CPU s whole | peak RSS KiB | start s | other load CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    base = {r["round"]: r["rate_pps"] for r in results if r["tool"] == "baseline"}
     for r in results:
         other = f"{r['other_cpu_s']:.2f}"
+        vs = f"{r['rate_pps'] / base[r['round']]:.3f}" if r["round"] in base else "–"
         if r["tool"] == "baseline":
             rows.append(f"| {r['round']} | baseline | {r['sent']} | {r['rx']} | {fmt_int(r['rate_pps'])} | "
-                        f"– | – | – | – | – | – | {other} |")
+                        f"{vs} | – | – | – | – | – | – | {other} |")
+        elif r["tool"] == "tcfloor":
+            rows.append(f"| {r['round']} | tcfloor | {r['sent']} | {r['rx_during_tool']} | {fmt_int(r['rate_pps'])} | "
+                        f"{vs} | {r['counted']} | {100 * r['monitoring']:.4f} % | – | – | – | – | {other} |")
         else:
             rows.append(f"| {r['round']} | {r['tool']} | {r['sent']} | {r['rx_during_tool']} | "
-                        f"{fmt_int(r['rate_pps'])} | {r['counted']} | {100 * r['monitoring']:.4f} % | "
+                        f"{fmt_int(r['rate_pps'])} | {vs} | {r['counted']} | {100 * r['monitoring']:.4f} % | "
                         f"{r['window_cpu_s']:.2f} | {r['total_cpu_s']:.2f} | {r['peak_rss_kib']} | "
                         f"{r.get('startup_s', 0):.2f} | {other} |")
     return "\n".join(rows)
@@ -644,18 +658,49 @@ def noisy(results, seconds):
     return [r for r in results if r["other_cpu_s"] > 0.02 * seconds]
 
 
-def diagnosis_text(d):
-    lines = ["Diagnosis (extra floods with bpfix attached; rates not in the table):"]
-    perf = d.get("perf", {})
-    if perf:
-        lines.append(f"  perf on the sender CPU (flood at {fmt_int(d.get('perf_flood_pps', 0))} pkt/s), share of all "
-                     "samples incl. callees:")
-        for name in sorted(perf, key=lambda n: -perf[n]["children_pct"]):
-            lines.append(f"    {perf[name]['children_pct']:6.2f} %  {name} (self {perf[name]['self_pct']:.2f} %)")
-    for name, st in sorted(d.get("bpf_stats", {}).items()):
-        lines.append(f"  kernel.bpf_stats_enabled: {name} {st['ns_per_run']:.0f} ns per run over {st['runs']} runs "
-                     f"(flood at {fmt_int(d.get('stats_flood_pps', 0))} pkt/s)")
-    return "\n".join(lines)
+HOOKS = ("tc_run", "tpacket_rcv", "packet_rcv")  # where a tool's kernel work on a received packet starts
+TOOL_HOOKS = {"bpfix": ("tc_run",), "tcfloor": ("tc_run",), "softflowd": ("tpacket_rcv", "packet_rcv"),
+              "pmacctd": ("tpacket_rcv", "packet_rcv"), "tcpdump": ("tpacket_rcv", "packet_rcv")}
+DETAIL = ("cls_bpf_classify", "lookup_nulls_elem_raw", "__htab_map_lookup_elem", "htab_map_hash", "__pi_memcpy",
+          "ktime_get_mono_fast_ns", "read_tsc", "skb_copy_bits", "sock_def_readable", "__wake_up_sync_key",
+          "run_filter", "bpf_prog_run_generic_xdp")
+
+
+def perf_profile(perf_data, tool):
+    rep = sh("perf", "report", "-i", perf_data, "--children", "--sort", "sym", "-q", "--stdio", "-g", "none",
+             check=False).stdout
+    rows = []
+    for line in rep.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[k\]\s+(\S+)", line)
+        if m:
+            rows.append((float(m.group(1)), float(m.group(2)), m.group(3)))
+    sel = {n: {"children_pct": c, "self_pct": se} for c, se, n in rows
+           if n in HOOKS or n in DETAIL or "_meter_" in n}
+    share = sum(v["children_pct"] for n, v in sel.items() if n in TOOL_HOOKS.get(tool, HOOKS)) / 100
+    return {"perf": sel, "hook_share": share, "perf_samples_parsed": len(rows)}
+
+
+def diagnosis_text(profiles):
+    lines = ["Sender-CPU profile: one more flood per configuration under `perf record -C <sender CPU> -g`. All",
+             "work on a packet (send, veth, receive, the tools' kernel hooks) runs on that CPU, so the share of",
+             "its samples inside the tool's hook (callees included) predicts the rate the tool leaves,",
+             "1 - share, without the run-to-run noise of the rates above. Hooks: tc_run for bpfix and the",
+             "floor (clsact and the BPF program), tpacket_rcv for the libpcap tools (the copy into their ring).", "",
+             "| configuration | flood pkt/s (perf on) | hook share of sender CPU | predicted vs baseline | "
+             "notable kernel symbols (share of all samples, callees included) |", "|---|---|---|---|---|"]
+    notes = []
+    for r in profiles:
+        perf = r.get("perf", {})
+        hooks = TOOL_HOOKS.get(r["tool"], HOOKS)
+        parts = sorted(((v["children_pct"], n) for n, v in perf.items() if n not in HOOKS), reverse=True)[:5]
+        hook_txt = ", ".join(f"{n} {perf[n]['children_pct']:.1f} %" for n in hooks if n in perf) or "–"
+        lines.append(f"| {r['tool']} | {fmt_int(r['rate_pps'])} | {100 * r.get('hook_share', 0):.1f} % ({hook_txt}) | "
+                     f"{1 - r.get('hook_share', 0):.3f} | " + ", ".join(f"{n} {c:.1f} %" for c, n in parts) + " |")
+        for name, st in sorted(r.get("bpf_stats", {}).items()):
+            if name != "flood_pps":
+                notes.append(f"kernel.bpf_stats_enabled (one more flood, {fmt_int(r['bpf_stats'].get('flood_pps', 0))}"
+                             f" pkt/s): {name} {st['ns_per_run']:.0f} ns per run over {st['runs']} runs")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def targets(summary):
@@ -699,9 +744,12 @@ def main():
     ap.add_argument("--tools", default=",".join(ALL_TOOLS))
     ap.add_argument("--tag", default=f"bpfixlive{os.getpid()}")
     ap.add_argument("--diagnose", action="store_true",
-                    help="after the rounds, profile bpfix: perf on the sender CPU and BPF run-time statistics")
+                    help="after the rounds, one flood per configuration under perf (sender CPU), plus the BPF "
+                         "program's run-time statistics for bpfix")
+    ap.add_argument("--floor-obj", help="tc_floor.bpf.c built with clang -target bpf (the tcfloor configuration)")
     ap.add_argument("--json")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, exports)")
+    ap.add_argument("--work-parent", help="where to make the work directory (default: the system's temp dir)")
     a = ap.parse_args()
     tools = [t for t in a.tools.split(",") if t]
     for t in tools:
@@ -710,6 +758,9 @@ def main():
     if os.geteuid() != 0:
         log("live_bench: needs root (network namespaces, eBPF)")
         return 2
+    if "tcfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)):
+        log("live_bench: no --floor-obj (clang missing?); the TC floor is left out")
+        tools.remove("tcfloor")
     if "bpfix" in tools and not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
         log(f"live_bench: no {a.build}/bin/bpfix-exporter; bpfix is left out")
         tools.remove("bpfix")
@@ -717,7 +768,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    work = tempfile.mkdtemp(prefix="bpfix-live-")
+    work = tempfile.mkdtemp(prefix="bpfix-live-", dir=a.work_parent)
     net = Net(a.tag)
     results = []
     diagnosis = None
@@ -736,7 +787,9 @@ def main():
                 r = bench.measure(t, rnd)
                 results.append(r)
                 msg = f"  round {rnd} {t:9s} {fmt_int(r['rate_pps']):>9s} pkt/s"
-                if t != "baseline":
+                if t == "tcfloor":
+                    msg += f"  counted {r['counted']}/{r['rx_during_tool']}"
+                elif t != "baseline":
                     msg += (f"  counted {r['counted']}/{r['rx_during_tool']} ({100 * r['monitoring']:.4f} %)"
                             f"  CPU window {r['window_cpu_s']:.2f} s whole {r['total_cpu_s']:.2f} s"
                             f"  RSS {r['peak_rss_kib'] / 1024:.1f} MiB")
@@ -744,9 +797,17 @@ def main():
                 log(msg)
                 if r.get("tx_during_tool"):
                     log(f"    note: the RX veth sent {r['tx_during_tool']} packets during this run")
-        if a.diagnose and "bpfix" in tools:
-            log("live_bench: diagnosis floods (perf profile, BPF run-time statistics)")
-            diagnosis = bench.diagnose()
+        if a.diagnose:
+            if not shutil.which("perf"):
+                log("live_bench: no perf (package linux-perf); no sender-CPU profile")
+            else:
+                log("live_bench: one profiled flood per configuration (perf on the sender CPU)")
+                diagnosis = []
+                for t in tools:
+                    r = bench.measure(t, "perf", profile=True)
+                    diagnosis.append(r)
+                    log(f"  perf {t:9s} {fmt_int(r['rate_pps']):>9s} pkt/s  hook share "
+                        f"{100 * r.get('hook_share', 0):.1f} %")
     except Stop as e:
         log(f"live_bench: stopped by {e}; cleaning up")
         return 130
@@ -766,6 +827,12 @@ def main():
     print()
     print(tab)
     print()
+    brates = [r["rate_pps"] for r in results if r["tool"] == "baseline"]
+    if len(brates) > 1:
+        print(f"Baseline runs: {', '.join(fmt_int(x) for x in brates)} pkt/s (spread "
+              f"{100 * (max(brates) - min(brates)) / med(brates):.0f} % of the median): run-to-run noise of this "
+              "machine, to be read against the 5 % margin of the rate target.")
+        print()
     print("Per run:")
     print()
     print(per_run_table(results))

@@ -7,70 +7,51 @@ the flow records hold exactly the selected packets, unscaled.
 usage: live_sampling.py BUILD_DIR
 """
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import Exporter, Lab, send_udp, stat  # noqa: E402
+from netns_lib import run_test, Exporter, Lab, send_udp, stat  # noqa: E402
 
 N, RATE = 2000, 10
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    build = sys.argv[1]
-    if os.geteuid() != 0:
-        print("FAIL live_sampling needs root (network namespaces, eBPF)")
-        return 1
-    failures = []
-    tmp = tempfile.mkdtemp(prefix="bpfix-sampling-")
-    try:
-        with Lab() as lab:
-            a, b = lab.ns("A"), lab.ns("B")
-            if_a, if_b = "bpfa" + lab.tag, "bpfb" + lab.tag
-            lab.veth(a, if_a, "198.51.100.1/24", b, if_b, "198.51.100.2/24")
-            keys = ("rx_packets", "tx_packets", "tx_dropped")
-            before = {k: stat(a, if_a, k) for k in keys}
-            ex = Exporter(build, a, [if_a], os.path.join(tmp, "s.ipfix"), os.path.join(tmp, "s.log"),
-                          extra=["--sampling", str(RATE)])
-            send_udp(b, "198.51.100.2", "198.51.100.1", 7000, 7001, N, 64)
-            time.sleep(0.3)
-            rc = ex.stop()
-            seen = sum(stat(a, if_a, k) - before[k] for k in keys)
-            if rc != 0:
-                failures.append(f"exporter exit code {rc}:\n" + ex.text())
-            recs = ex.records()
-            sampling = [r for r in recs if "samplingPacketSpace" in r]
-            in_flows = sum(r["packetDeltaCount"] for r in recs if "flowDirection" in r)
-            if not sampling:
-                failures.append("no sampling options record")
-            else:
-                s = sampling[-1]
-                observed, selected = s["selectorIdTotalPktsObserved"], s["selectorIdTotalPktsSelected"]
-                print(f"sampling 1/{RATE}: interface counted {seen}, observed {observed}, selected {selected}, "
-                      f"in flows {in_flows}")
-                if (s["samplingPacketInterval"], s["samplingPacketSpace"], s["selectorAlgorithm"]) != (1, RATE - 1, 1):
-                    failures.append(f"sampling record announces the wrong selector: {s}")
-                if observed != seen:
-                    failures.append(f"observed {observed} != {seen} packets counted by the interface")
-                ncpu = os.cpu_count() or 1
-                if not (observed // RATE - ncpu <= selected <= observed // RATE + ncpu):
-                    failures.append(f"selected {selected} is not 1/{RATE} of {observed} (per CPU)")
-                if in_flows != selected:
-                    failures.append(f"flow records hold {in_flows} packets, {selected} were selected")
-    finally:
-        subprocess.run(["rm", "-rf", tmp])
-    if failures:
-        for f in failures:
-            print("FAIL " + f)
-        return 1
-    print("ok live_sampling: observed equals the interface counters, 1 in N selected, flows hold the selected")
-    return 0
+def body(build, tmp, failures, extra):
+    with Lab() as lab:
+        a, b = lab.ns("A"), lab.ns("B")
+        if_a, if_b = "bpfa" + lab.tag, "bpfb" + lab.tag
+        lab.veth(a, if_a, "198.51.100.1/24", b, if_b, "198.51.100.2/24")
+        keys = ("rx_packets", "tx_packets", "tx_dropped")
+        before = {k: stat(a, if_a, k) for k in keys}
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "s.ipfix"), os.path.join(tmp, "s.log"),
+                      extra=["--sampling", str(RATE)])
+        send_udp(b, "198.51.100.2", "198.51.100.1", 7000, 7001, N, 64)
+        time.sleep(0.3)
+        rc = ex.stop()
+        seen = sum(stat(a, if_a, k) - before[k] for k in keys)
+        if rc != 0:
+            failures.append(f"exporter exit code {rc}:\n" + ex.text())
+        recs = ex.records()
+        sampling = [r for r in recs if "samplingPacketSpace" in r]
+        in_flows = sum(r["packetDeltaCount"] for r in recs if "flowDirection" in r)
+        if not sampling:
+            failures.append("no sampling options record")
+        else:
+            s = sampling[-1]
+            observed, selected = s["selectorIdTotalPktsObserved"], s["selectorIdTotalPktsSelected"]
+            print(f"sampling 1/{RATE}: interface counted {seen}, observed {observed}, selected {selected}, "
+                  f"in flows {in_flows}")
+            if (s["samplingPacketInterval"], s["samplingPacketSpace"], s["selectorAlgorithm"]) != (1, RATE - 1, 1):
+                failures.append(f"sampling record announces the wrong selector: {s}")
+            if observed != seen:
+                failures.append(f"observed {observed} != {seen} packets counted by the interface")
+            ncpu = os.cpu_count() or 1
+            if not (observed // RATE - ncpu <= selected <= observed // RATE + ncpu):
+                failures.append(f"selected {selected} is not 1/{RATE} of {observed} (per CPU)")
+            if in_flows != selected:
+                failures.append(f"flow records hold {in_flows} packets, {selected} were selected")
+    return "observed equals the interface counters, 1 in N selected, flows hold the selected"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(__doc__, "live_sampling", body))

@@ -17,104 +17,85 @@ failure.
 usage: live_veth.py BUILD_DIR
 """
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import LEAST_PRIVILEGE, Exporter, Lab, ifindex, our_filters, send_udp  # noqa: E402
+from netns_lib import run_test, LEAST_PRIVILEGE, Exporter, Lab, ifindex, our_filters, send_udp  # noqa: E402
 
 N_AB, PAYLOAD_AB = 120, 100   # A -> B: egress on the metered interface
 N_BA, PAYLOAD_BA = 75, 333    # B -> A: ingress
 PORT_A, PORT_B = 40001, 40002
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    build = sys.argv[1]
-    if os.geteuid() != 0:
-        print("FAIL live_veth needs root (network namespaces, eBPF)")
-        return 1
-    failures = []
-    tmp = tempfile.mkdtemp(prefix="bpfix-live-")
-    try:
-        with Lab() as lab:
-            a, b = lab.ns("A"), lab.ns("B")
-            if_a, if_b = "bpfa" + lab.tag, "bpfb" + lab.tag
-            lab.veth(a, if_a, "198.51.100.1/24", b, if_b, "198.51.100.2/24")
+def body(build, tmp, failures, extra):
+    with Lab() as lab:
+        a, b = lab.ns("A"), lab.ns("B")
+        if_a, if_b = "bpfa" + lab.tag, "bpfb" + lab.tag
+        lab.veth(a, if_a, "198.51.100.1/24", b, if_b, "198.51.100.2/24")
 
-            # 1. exact counts per direction
-            ex = Exporter(build, a, [if_a], os.path.join(tmp, "live.ipfix"), os.path.join(tmp, "live.log"))
-            send_udp(a, "198.51.100.1", "198.51.100.2", PORT_A, PORT_B, N_AB, PAYLOAD_AB)
-            send_udp(b, "198.51.100.2", "198.51.100.1", PORT_B, PORT_A, N_BA, PAYLOAD_BA)
-            time.sleep(0.3)
-            rc = ex.stop()
-            if rc != 0:
-                failures.append(f"exporter exit code {rc}:\n" + ex.text())
-            udp = [r for r in ex.records() if r.get("protocolIdentifier") == 17 and
-                   {r.get("sourceTransportPort"), r.get("destinationTransportPort")} == {PORT_A, PORT_B}]
-            idx = ifindex(a, if_a)
+        # 1. exact counts per direction
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "live.ipfix"), os.path.join(tmp, "live.log"))
+        send_udp(a, "198.51.100.1", "198.51.100.2", PORT_A, PORT_B, N_AB, PAYLOAD_AB)
+        send_udp(b, "198.51.100.2", "198.51.100.1", PORT_B, PORT_A, N_BA, PAYLOAD_BA)
+        time.sleep(0.3)
+        rc = ex.stop()
+        if rc != 0:
+            failures.append(f"exporter exit code {rc}:\n" + ex.text())
+        udp = [r for r in ex.records() if r.get("protocolIdentifier") == 17 and
+               {r.get("sourceTransportPort"), r.get("destinationTransportPort")} == {PORT_A, PORT_B}]
+        idx = ifindex(a, if_a)
 
-            def total(src, direction):
-                sel = [r for r in udp if r["sourceIPv4Address"] == src and r["flowDirection"] == direction]
-                return (sum(r["packetDeltaCount"] for r in sel), sum(r["octetDeltaCount"] for r in sel), sel)
+        def total(src, direction):
+            sel = [r for r in udp if r["sourceIPv4Address"] == src and r["flowDirection"] == direction]
+            return (sum(r["packetDeltaCount"] for r in sel), sum(r["octetDeltaCount"] for r in sel), sel)
 
-            for src, direction, n, payload, field in (("198.51.100.1", 1, N_AB, PAYLOAD_AB, "egressInterface"),
-                                                      ("198.51.100.2", 0, N_BA, PAYLOAD_BA, "ingressInterface")):
-                pk, oc, sel = total(src, direction)
-                if (pk, oc) != (n, n * (28 + payload)):
-                    failures.append(f"direction {direction} from {src}: got {pk} packets {oc} octets, want {n} "
-                                    f"and {n * (28 + payload)}")
-                if any(r[field] != idx or r["interfaceName"] != if_a for r in sel):
-                    failures.append(f"records do not carry {field} {idx} / interfaceName {if_a}: {sel}")
-            if len(udp) != 2:
-                failures.append(f"expected 2 UDP records (one per direction), got {len(udp)}: {udp}")
-            if "bpfix-exporter: summary: interfaces=1" not in ex.summary():
-                failures.append("no summary line: " + ex.summary())
-            left = our_filters(a, if_a)
-            if left:
-                failures.append("tc filters left after SIGTERM: " + "; ".join(left))
+        for src, direction, n, payload, field in (("198.51.100.1", 1, N_AB, PAYLOAD_AB, "egressInterface"),
+                                                  ("198.51.100.2", 0, N_BA, PAYLOAD_BA, "ingressInterface")):
+            pk, oc, sel = total(src, direction)
+            if (pk, oc) != (n, n * (28 + payload)):
+                failures.append(f"direction {direction} from {src}: got {pk} packets {oc} octets, want {n} "
+                                f"and {n * (28 + payload)}")
+            if any(r[field] != idx or r["interfaceName"] != if_a for r in sel):
+                failures.append(f"records do not carry {field} {idx} / interfaceName {if_a}: {sel}")
+        if len(udp) != 2:
+            failures.append(f"expected 2 UDP records (one per direction), got {len(udp)}: {udp}")
+        if "bpfix-exporter: summary: interfaces=1" not in ex.summary():
+            failures.append("no summary line: " + ex.summary())
+        left = our_filters(a, if_a)
+        if left:
+            failures.append("tc filters left after SIGTERM: " + "; ".join(left))
 
-            # 3. kill -9 leaves a filter; a restart removes it
-            ex = Exporter(build, a, [if_a], os.path.join(tmp, "kill.ipfix"), os.path.join(tmp, "kill.log"))
-            ex.kill()
-            if not our_filters(a, if_a):
-                failures.append("after kill -9 no filter was left: the leftover check below proves nothing")
-            ex = Exporter(build, a, [if_a], os.path.join(tmp, "restart.ipfix"), os.path.join(tmp, "restart.log"))
-            if "left by an earlier run" not in ex.text():
-                failures.append("restart did not report removing the leftover filter:\n" + ex.text())
-            ex.stop()
-            left = our_filters(a, if_a)
-            if left:
-                failures.append("tc filters left after restart + SIGTERM: " + "; ".join(left))
+        # 3. kill -9 leaves a filter; a restart removes it
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "kill.ipfix"), os.path.join(tmp, "kill.log"))
+        ex.kill()
+        if not our_filters(a, if_a):
+            failures.append("after kill -9 no filter was left: the leftover check below proves nothing")
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "restart.ipfix"), os.path.join(tmp, "restart.log"))
+        if "left by an earlier run" not in ex.text():
+            failures.append("restart did not report removing the leftover filter:\n" + ex.text())
+        ex.stop()
+        left = our_filters(a, if_a)
+        if left:
+            failures.append("tc filters left after restart + SIGTERM: " + "; ".join(left))
 
-            # 4. least privilege
-            out4 = os.path.join(tmp, "caps.ipfix")
-            os.chmod(tmp, 0o777)
-            ex = Exporter(build, a, [if_a], out4, os.path.join(tmp, "caps.log"), wrap=LEAST_PRIVILEGE)
-            send_udp(b, "198.51.100.2", "198.51.100.1", PORT_B, PORT_A, N_BA, PAYLOAD_BA)
-            time.sleep(0.3)
-            rc = ex.stop()
-            got = sum(r["packetDeltaCount"] for r in ex.records()
-                      if r.get("protocolIdentifier") == 17 and r.get("flowDirection") == 0)
-            if rc != 0 or got != N_BA:
-                failures.append(f"with only CAP_BPF/NET_ADMIN/PERFMON: exit {rc}, {got} of {N_BA} packets:\n"
-                                + ex.text())
-            if our_filters(a, if_a):
-                failures.append("tc filters left by the least-privilege run")
-    finally:
-        subprocess.run(["rm", "-rf", tmp])
-    if failures:
-        for f in failures:
-            print("FAIL " + f)
-        return 1
-    print("ok live_veth: exact per-direction counts, no filters left after SIGTERM or kill -9 + restart, "
-          "works with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON")
-    return 0
+        # 4. least privilege
+        out4 = os.path.join(tmp, "caps.ipfix")
+        os.chmod(tmp, 0o777)  # nobody writes the IPFIX file here
+        ex = Exporter(build, a, [if_a], out4, os.path.join(tmp, "caps.log"), wrap=LEAST_PRIVILEGE)
+        send_udp(b, "198.51.100.2", "198.51.100.1", PORT_B, PORT_A, N_BA, PAYLOAD_BA)
+        time.sleep(0.3)
+        rc = ex.stop()
+        got = sum(r["packetDeltaCount"] for r in ex.records()
+                  if r.get("protocolIdentifier") == 17 and r.get("flowDirection") == 0)
+        if rc != 0 or got != N_BA:
+            failures.append(f"with only CAP_BPF/NET_ADMIN/PERFMON: exit {rc}, {got} of {N_BA} packets:\n"
+                            + ex.text())
+        if our_filters(a, if_a):
+            failures.append("tc filters left by the least-privilege run")
+    return ("exact per-direction counts, no filters left after SIGTERM or kill -9 + restart, "
+            "works with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(__doc__, "live_veth", body))

@@ -137,3 +137,32 @@ class Exporter:
     def summary(self):
         lines = self.text().strip().splitlines()
         return lines[-1] if lines else ""
+
+
+def run_test(doc, name, body, max_args=0):
+    """The frame of every test here: usage and root checks, a temp dir that
+    is always removed, and the verdict. body(build, tmp, failures, extra)
+    appends what went wrong to `failures` and returns the success line."""
+    import sys
+    import shutil
+    import tempfile
+    args = sys.argv[1:]
+    if not 1 <= len(args) <= 1 + max_args:
+        print(doc)
+        return 2
+    if os.geteuid() != 0:
+        print(f"FAIL {name} needs root (network namespaces, eBPF)")
+        return 1
+    failures = []
+    tmp = tempfile.mkdtemp(prefix=f"bpfix-{name}-")
+    os.chmod(tmp, 0o755)
+    try:
+        ok = body(args[0], tmp, failures, args[1:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        for f in failures:
+            print("FAIL " + f)
+        return 1
+    print(f"ok {name}: {ok}")
+    return 0
