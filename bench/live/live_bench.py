@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Live-mode benchmark: what metering a flooded veth costs, per tool.
 
-Run through bench/live/run.sh, which builds the helpers (flood, reap_run) and
-removes the namespaces whatever happens. Direct use:
+Run through bench/live/run.sh, which builds the helpers (flood, reap_run, the
+TC floor object) and removes the namespaces whatever happens. Direct use:
 
   live_bench.py --build BUILD_DIR --helpers DIR [--runs 3] [--seconds 8]
-                [--tools baseline,bpfix,softflowd,pmacctd,tcpdump] [--json FILE]
+      [--tools baseline,tcfloor,bpfix,softflowd,pmacctd,tcpdump] [--floor-obj F]
+      [--diagnose] [--json FILE] [--markdown FILE]
 
 Two network namespaces made here (TX and RX) are joined by a veth pair. In TX,
 `flood` (pinned to --tx-cpu) sends small UDP frames through an AF_PACKET socket
@@ -13,6 +14,10 @@ for --seconds; in RX a UDP socket that is never read is their destination. The
 received count is the RX veth's rx_packets. Each tool meters the RX veth,
 pinned to --tool-cpu, started by `reap_run` (CPU and peak RSS of the whole
 process tree). Configurations run round-robin, --runs rounds; medians shown.
+"tcfloor" is clsact with a count-only BPF program (no process): the floor of
+any TC meter. --diagnose adds one flood per configuration under perf on the
+sender CPU (where all the per-packet kernel work runs) and the BPF program's
+run-time statistics for bpfix.
 """
 import argparse
 import json
@@ -207,6 +212,23 @@ def wait_quiet(limit_s, max_busy=0.05):
 
 def tree_ticks(pids):
     return {p: cpu_ticks(p) for p in pids}
+
+
+def run_ns(pids):
+    """CPU time of all threads of these processes in ns (schedstat: finer than
+    the 10 ms ticks of utime/stime); threads gone in between are not seen."""
+    out = {}
+    for p in pids:
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                out[(p, t)] = int(open(f"/proc/{p}/task/{t}/schedstat").read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def run_ns_delta(a, b):
+    return sum(v - a.get(k, 0) for k, v in b.items()) / 1e9
 
 
 def window_cpu(t0, t1):
@@ -429,7 +451,7 @@ class Bench:
             res["startup_s"] = round(time.monotonic() - t_launch, 3)
             time.sleep(self.a.settle_start)
         pids = descendants(proc.pid) if proc else []
-        t0 = tree_ticks(pids)
+        t0, n0 = tree_ticks(pids), run_ns(pids)
         rx0, _ = self.net.rx_packets()
         s0, k0 = cpu_stat(), tree_ticks(self.ksoftirqd)
         perf_data = os.path.join(work, "perf.data") if profile else None
@@ -448,9 +470,10 @@ class Bench:
                    other_cpu_s=round(max(0.0, busy - sender_cpu - tool_mid - ksoft), 3))
         if proc:
             pids = descendants(proc.pid)
-            t1 = tree_ticks(pids)
+            t1, n1 = tree_ticks(pids), run_ns(pids)
             u, s = window_cpu(t0, t1)
-            res.update(window_user_s=u, window_sys_s=s, window_cpu_s=u + s,
+            # total from schedstat (ns); the user/sys split from utime/stime (ticks)
+            res.update(window_user_s=u, window_sys_s=s, window_cpu_s=run_ns_delta(n0, n1), window_ticks_s=u + s,
                        processes=len(pids), vm_hwm_kib=sum(vm_hwm_kib(p) for p in pids),
                        vm_hwm_each_kib=[vm_hwm_kib(p) for p in pids])
             if hasattr(tool, "extra_sample"):
@@ -591,7 +614,7 @@ def table(results, tools):
     base = med([r["rate_pps"] for r in results if r["tool"] == "baseline"])
     rows = []
     head = ("| configuration | received pkt/s | vs baseline | monitoring rate (counted / received) | "
-            "CPU s in flood window (user+sys) | CPU s whole run (user+sys) | peak RSS MiB |")
+            "tool CPU s, flood window (user+sys) | tool CPU s, whole run (user+sys) | peak RSS MiB |")
     rows.append(head)
     rows.append("|---|---|---|---|---|---|---|")
     summary = {}
@@ -623,7 +646,7 @@ def table(results, tools):
             label += " (core + plugin)"
         rows.append(f"| {label} | {fmt_int(rate)} | {vs:.3f} | {100 * mon:.3f} % "
                     f"({fmt_int(mid['counted'])} / {fmt_int(mid['rx_during_tool'])}) | "
-                    f"{w:.2f} ({wu:.2f}+{ws:.2f}) | {tot:.2f} ({tu:.2f}+{ts:.2f}) | {rss:.1f} |")
+                    f"{w:.3f} ({wu:.2f}+{ws:.2f}) | {tot:.2f} ({tu:.2f}+{ts:.2f}) | {rss:.1f} |")
         summary[t] = {"rate_pps": rate, "vs_baseline": vs, "monitoring": mon,
                       "all_exact": all(r["counted"] == r["rx_during_tool"] for r in rs),
                       "window_cpu_s": w, "total_cpu_s": tot, "peak_rss_mib": rss,
@@ -648,7 +671,7 @@ def per_run_table(results):
         else:
             rows.append(f"| {r['round']} | {r['tool']} | {r['sent']} | {r['rx_during_tool']} | "
                         f"{fmt_int(r['rate_pps'])} | {vs} | {r['counted']} | {100 * r['monitoring']:.4f} % | "
-                        f"{r['window_cpu_s']:.2f} | {r['total_cpu_s']:.2f} | {r['peak_rss_kib']} | "
+                        f"{r['window_cpu_s']:.3f} | {r['total_cpu_s']:.2f} | {r['peak_rss_kib']} | "
                         f"{r.get('startup_s', 0):.2f} | {other} |")
     return "\n".join(rows)
 
@@ -718,9 +741,10 @@ def targets(summary):
                          f"lowest {100 * b['min_monitoring']:.4f} %")
     if sf:
         rw = b["window_cpu_s"] / sf["window_cpu_s"] if sf["window_cpu_s"] else float("inf")
+        # (window: from the start of the flood to --settle-end after it; whole: exec to exit)
         rt = b["total_cpu_s"] / sf["total_cpu_s"] if sf["total_cpu_s"] else float("inf")
         line(rw < 0.1, f"bpfix CPU < 1/10 of softflowd's, flood window: {b['window_cpu_s']:.3f} s vs "
-                       f"{sf['window_cpu_s']:.3f} s = {rw:.3f}")
+                       f"{sf['window_cpu_s']:.3f} s = {rw:.4f}")
         line(rt < 0.1, f"bpfix CPU < 1/10 of softflowd's, whole run (start to exit): {b['total_cpu_s']:.3f} s vs "
                        f"{sf['total_cpu_s']:.3f} s = {rt:.3f}")
     line(b["peak_rss_mib"] < 16, f"bpfix peak RSS < 16 MiB: {b['peak_rss_mib']:.1f} MiB")
@@ -748,6 +772,7 @@ def main():
                          "program's run-time statistics for bpfix")
     ap.add_argument("--floor-obj", help="tc_floor.bpf.c built with clang -target bpf (the tcfloor configuration)")
     ap.add_argument("--json")
+    ap.add_argument("--markdown", help="also write the report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, exports)")
     ap.add_argument("--work-parent", help="where to make the work directory (default: the system's temp dir)")
     a = ap.parse_args()
@@ -791,7 +816,7 @@ def main():
                     msg += f"  counted {r['counted']}/{r['rx_during_tool']}"
                 elif t != "baseline":
                     msg += (f"  counted {r['counted']}/{r['rx_during_tool']} ({100 * r['monitoring']:.4f} %)"
-                            f"  CPU window {r['window_cpu_s']:.2f} s whole {r['total_cpu_s']:.2f} s"
+                            f"  CPU window {r['window_cpu_s']:.3f} s whole {r['total_cpu_s']:.2f} s"
                             f"  RSS {r['peak_rss_kib'] / 1024:.1f} MiB")
                 msg += f"  other load {r['other_cpu_s']:.2f} CPU s"
                 log(msg)
@@ -821,41 +846,51 @@ def main():
     tab, summary = table(results, tools)
     kern = os.uname().release
     bmaps = [r.get("bpf_map_bytes") for r in results if r["tool"] == "bpfix" and r.get("bpf_map_bytes")]
-    print(f"Live benchmark: {a.runs} rounds, {a.seconds:g} s per flood, {a.payload + 42}-byte frames "
-          f"({a.payload + 28}-byte IP packets), {a.flows} UDP flows; kernel {kern}; "
-          f"{time.monotonic() - t_start:.0f} s in all")
-    print()
-    print(tab)
-    print()
+    out = []
+    p = out.append
+    p(f"Live benchmark: {a.runs} rounds, {a.seconds:g} s per flood, {a.payload + 42}-byte frames "
+      f"({a.payload + 28}-byte IP packets), {a.flows} UDP flows; kernel {kern}; "
+      f"{time.monotonic() - t_start:.0f} s in all")
+    p("")
+    p(tab)
+    p("")
     brates = [r["rate_pps"] for r in results if r["tool"] == "baseline"]
     if len(brates) > 1:
-        print(f"Baseline runs: {', '.join(fmt_int(x) for x in brates)} pkt/s (spread "
-              f"{100 * (max(brates) - min(brates)) / med(brates):.0f} % of the median): run-to-run noise of this "
-              "machine, to be read against the 5 % margin of the rate target.")
-        print()
-    print("Per run:")
-    print()
-    print(per_run_table(results))
-    print()
+        p(f"Baseline runs: {', '.join(fmt_int(x) for x in brates)} pkt/s (spread "
+          f"{100 * (max(brates) - min(brates)) / med(brates):.0f} % of the median): run-to-run noise of this "
+          "machine, to be read against the 5 % margin of the rate target.")
+        p("")
+    p("Per run:")
+    p("")
+    p(per_run_table(results))
+    p("")
     if bmaps:
         last = [r for r in results if r["tool"] == "bpfix" and r.get("bpf_maps")][-1]
         parts = ", ".join(f"{n} {m['type']} {m['max_entries']} entries {m['bytes_memlock'] / 2**20:.1f} MiB"
                           for n, m in sorted(last["bpf_maps"].items()))
-        print(f"bpfix BPF maps (kernel memory, not in RSS): {med(bmaps) / 2**20:.1f} MiB ({parts})")
+        p(f"bpfix BPF maps (kernel memory, not in RSS): {med(bmaps) / 2**20:.1f} MiB ({parts})")
+    if any(r.get("clsact_left_after_exit") for r in results if r["tool"] == "bpfix"):
+        p("bpfix left an (empty) clsact qdisc on the interface after SIGTERM; removed here before the next run.")
     steal = sum(r["steal_s"] for r in results)
     n = noisy(results, a.seconds)
     if n:
-        print(f"WARNING: other load on the machine during {len(n)} of {len(results)} floods (> 2 % of a CPU): "
-              + ", ".join(f"round {r['round']} {r['tool']} {r['other_cpu_s']:.2f} CPU s" for r in n)
-              + "; their rates are not clean measurements")
+        p(f"WARNING: other load on the machine during {len(n)} of {len(results)} floods (> 2 % of a CPU): "
+          + ", ".join(f"round {r['round']} {r['tool']} {r['other_cpu_s']:.2f} CPU s" for r in n)
+          + "; their rates are not clean measurements")
     else:
-        print("Machine quiet during every flood (other load <= 2 % of a CPU)" +
-              (f"; hypervisor steal {steal:.2f} s in all" if steal else ""))
+        p("Machine quiet during every flood (other load <= 2 % of a CPU)" +
+          (f"; hypervisor steal {steal:.2f} s in all" if steal else ""))
+    p("")
     for line in targets(summary):
-        print("target " + line)
+        p("target " + line)
     if diagnosis:
-        print()
-        print(diagnosis_text(diagnosis))
+        p("")
+        p(diagnosis_text(diagnosis))
+    text = "\n".join(out)
+    print(text)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(text.replace("\ntarget ", "\n- target ").replace("\n\ntarget ", "\n\n- target ") + "\n")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"config": vars(a), "kernel": kern, "results": results, "summary": summary,
