@@ -101,7 +101,7 @@ struct bpfix_flow_stats {
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_flow_stats) == 40, "bpfix_flow_stats layout");
 
 /* Flows are double-buffered: the programs update the map named by
- * `active_flows` (0: flows_0, 1: flows_1); user space flips it, lets
+ * the global `active_flows` (0: flows_0, 1: flows_1); user space flips it, lets
  * in-flight programs finish, and drains the other map, so no update is lost
  * between a read and a delete. */
 #define BPFIX_FLOW_MAPS 2

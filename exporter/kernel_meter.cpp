@@ -160,11 +160,8 @@ void KernelMeter::detach(int ifindex) {
 }
 
 size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {
-    uint32_t zero = 0;
     uint32_t next = active_ ^ 1;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.active_flows), &zero, &next, BPF_ANY) != 0) {
-        throw Error("cannot switch the eBPF flow maps: " + errstr(errno));
-    }
+    __atomic_store_n(&skel_->bss->active_flows, next, __ATOMIC_SEQ_CST);
     bpf_map* old = active_ ? skel_->maps.flows_1 : skel_->maps.flows_0;
     active_ = next;
     // TC programs run to completion in softirq context without sleeping: a

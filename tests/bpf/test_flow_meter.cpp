@@ -79,6 +79,20 @@ std::vector<Frame> fixture_frames() {
         x.tcp(443, 50000, 0x18);
         add(x);
     }
+    // An IPv6 jumbogram (RFC 2675): Payload Length 0, the length in a Jumbo
+    // option behind Pad1 and PadN; and TCP behind an Authentication Header.
+    {
+        Frame x;
+        x.eth(0x86dd).ipv6(0, 5, 6, 0);
+        x.b(17).b(1).b(0).b(1).b(1).b(0xc2).b(0xc2).b(4).be32(70000).b(1).b(2).zeros(2);
+        x.udp(4000, 4001, 8 + 64).zeros(64);
+        add(x);
+        Frame ah;
+        ah.eth(0x86dd).ipv6(51, 5, 6, 24 + 20);
+        ah.b(6).b(4).zeros(2).be32(0x100).be32(1).zeros(12);
+        ah.tcp(22, 60000, 0x10);
+        add(ah);
+    }
     // SCTP and DCCP carry ports too.
     add(Frame().eth(0x0800).ipv4(132, a, b, 32).be16(3868).be16(3868).zeros(8));
     add(Frame().eth(0x0800).ipv4(33, a, b, 32).be16(5004).be16(5005).zeros(8));
@@ -267,6 +281,48 @@ TEST(FlowMeterBpf, GsoSuperPacketCountsItsSegments) {
     EXPECT_EQ(t.packets, kSegs);
     // Every segment on the wire carries its own IP and TCP headers.
     EXPECT_EQ(t.bytes, kSegs * (kHdr + kPayload));
+}
+
+// BIG TCP: GSO packets over 64 KiB carry IPv4 Total Length 0 or IPv6
+// Payload Length 0 without a Jumbo option; the length is the skb's.
+TEST(FlowMeterBpf, BigTcpSuperPacketsTakeTheirLengthFromTheSkb) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
+    std::unique_ptr<flow_meter, SkelDeleter> skel(flow_meter__open_and_load());
+    ASSERT_TRUE(skel);
+    // BPF_PROG_TEST_RUN takes at most a page of data: a small super-packet
+    // with the length field zeroed stands for a big one.
+    constexpr unsigned kSegs = 2, kPayload = 1000;
+    Frame v4;
+    v4.eth(0x0800).ipv4(6, {10, 0, 0, 1}, {10, 0, 0, 2}, 0).tcp(40000, 5201, 0x10).zeros(kSegs * kPayload);
+    Frame v6;
+    v6.eth(0x86dd).ipv6(6, 1, 2, 0).tcp(40000, 5201, 0x10).zeros(kSegs * kPayload);
+    for (const Frame* f : {&v4, &v6}) {
+        std::vector<uint8_t> data = f->data();
+        __sk_buff ctx{};
+        ctx.gso_segs = kSegs;
+        ctx.gso_size = kPayload;
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
+                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
+        ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_egress), &opts), 0);
+    }
+    std::vector<bpfix_counter> counters;
+    FlowSet flows = kernel_flows(skel.get(), counters);
+    EXPECT_EQ(counters[BPFIX_CNT_MALFORMED].packets, 0u);
+    ASSERT_EQ(flows.size(), 2u);
+    for (const auto& [kb, t] : flows) {
+        bpfix_flow_key k;
+        memcpy(&k, kb.data(), sizeof k);
+        unsigned hdr = (k.ip_version == BPFIX_IPV4 ? 20 : 40) + 20;
+        EXPECT_EQ(t.packets, kSegs) << describe(kb);
+        EXPECT_EQ(t.bytes, kSegs * (hdr + kPayload)) << describe(kb);
+    }
+    // Without GSO a zero length is still malformed, as in the pcap path.
+    std::vector<uint8_t> data = v4.data();
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
+                .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_egress), &opts), 0);
+    flows = kernel_flows(skel.get(), counters);
+    EXPECT_EQ(counters[BPFIX_CNT_MALFORMED].packets, 1u);
 }
 
 TEST(FlowMeterBpf, SamplingMetersOneInN) {
