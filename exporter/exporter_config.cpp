@@ -137,7 +137,8 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
         r.integer(fl, "flows", "max_flows", static_cast<int64_t>(cfg.max_flows), 1, 100'000'000));
 
     auto lv = section("live");
-    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling", "filter"});
+    r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling", "attach",
+                            "filter"});
     if (lv.contains("filter")) {
         const auto& arr = lv.at("filter");
         if (!arr.is_array()) r.fail("live.filter", "must be an array of tables ([[live.filter]])");
@@ -171,6 +172,10 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     }
     cfg.sampling = static_cast<uint32_t>(r.integer(lv, "live", "sampling", cfg.sampling, 1, 1'000'000'000));
     cfg.map_entries = static_cast<uint32_t>(r.integer(lv, "live", "map_entries", cfg.map_entries, 1, 16'777'216));
+    cfg.attach = r.string(lv, "live", "attach", cfg.attach);
+    if (cfg.attach != "auto" && cfg.attach != "tcx" && cfg.attach != "tc") {
+        r.fail("live.attach", "must be \"auto\", \"tcx\" or \"tc\", not \"" + cfg.attach + "\"");
+    }
     cfg.interfaces = r.strings(lv, "live", "interfaces", cfg.interfaces);
     cfg.exclude = r.strings(lv, "live", "exclude", cfg.exclude);
     cfg.drain_interval_s = r.number(lv, "live", "drain_interval", cfg.drain_interval_s);

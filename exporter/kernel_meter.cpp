@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <unistd.h>
+#include <utility>
 
 #include "error.h"
 #include "flow_meter.skel.h"
@@ -56,7 +58,9 @@ bool is_our_program(uint32_t prog_id) {
 
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
-KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const CompiledFilter& filter) {
+KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const CompiledFilter& filter,
+                         AttachMode mode)
+    : mode_(mode) {
     libbpf_set_print(libbpf_to_spdlog);
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
@@ -116,6 +120,44 @@ void KernelMeter::attach(int ifindex, const std::string& name) {
     if (remove_leftover(ifindex)) {
         spdlog::warn("{}: removed a bpfix tc filter left by an earlier run", name);
     }
+    if (mode_ != AttachMode::kTc && attach_tcx(ifindex, name)) {
+        if (mode_ == AttachMode::kAuto) spdlog::info("attaching with TCX links");
+        mode_ = AttachMode::kTcx;
+    } else {
+        if (mode_ == AttachMode::kAuto) spdlog::info("this kernel has no TCX; attaching with classic tc (clsact)");
+        mode_ = AttachMode::kTc;
+        attach_tc(ifindex, name);
+    }
+    spdlog::info("metering interface {} (ifindex {})", name, ifindex);
+}
+
+// BPF_TCX_INGRESS and BPF_TCX_EGRESS (kernel 6.6); Debian 12's headers
+// predate them.
+constexpr int kBpfTcxIngress = 46;
+constexpr int kBpfTcxEgress = 47;
+
+bool KernelMeter::attach_tcx(int ifindex, const std::string& name) {
+    Attachment a{name};
+    const std::pair<int, bpf_program*> hooks[] = {{kBpfTcxIngress, skel_->progs.meter_ingress},
+                                                  {kBpfTcxEgress, skel_->progs.meter_egress}};
+    for (int i = 0; i < 2; ++i) {
+        int fd = bpf_link_create(bpf_program__fd(hooks[i].second), ifindex,
+                                 static_cast<bpf_attach_type>(hooks[i].first), nullptr);
+        if (fd < 0) {
+            int err = errno;
+            if (a.links[0] >= 0) close(a.links[0]);
+            // EINVAL: a kernel without TCX knows no such attach type.
+            if (mode_ == AttachMode::kAuto && i == 0 && (err == EINVAL || err == EOPNOTSUPP)) return false;
+            throw Error(fmt::format("interface {}: cannot attach the TCX {} program: {}", name,
+                                    i == 0 ? "ingress" : "egress", errstr(err)));
+        }
+        a.links[i] = fd;
+    }
+    attached_[ifindex] = a;
+    return true;
+}
+
+void KernelMeter::attach_tc(int ifindex, const std::string& name) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = static_cast<bpf_tc_attach_point>(
                                                            BPF_TC_INGRESS | BPF_TC_EGRESS));
     int err = bpf_tc_hook_create(&hook);
@@ -140,12 +182,20 @@ void KernelMeter::attach(int ifindex, const std::string& name) {
         }
     }
     attached_[ifindex] = Attachment{name, created};
-    spdlog::info("metering interface {} (ifindex {})", name, ifindex);
 }
 
 void KernelMeter::detach(int ifindex) {
     auto it = attached_.find(ifindex);
     if (it == attached_.end()) return;
+    if (it->second.links[0] >= 0) {
+        // Closing a TCX link detaches it (an interface that vanished took
+        // its links with it already).
+        for (int fd : it->second.links) {
+            if (fd >= 0) close(fd);
+        }
+        attached_.erase(it);
+        return;
+    }
     for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
         LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
         LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);

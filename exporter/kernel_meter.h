@@ -29,6 +29,12 @@ struct KernelCounters {
     uint64_t filtered_packets = 0;     // rejected by the filter rules
 };
 
+// How the programs are hooked to an interface: TCX links (kernel 6.6+:
+// no qdisc, cheaper per packet, detached by the kernel when the process
+// dies), classic tc (clsact qdisc + cls_bpf filter, any kernel), or TCX
+// where the kernel has it and classic tc elsewhere.
+enum class AttachMode { kAuto, kTcx, kTc };
+
 // Owns the TC flow meter: loads the skeleton (maps sized before load),
 // attaches it at ingress and egress of interfaces, drains the
 // double-buffered flow maps, and detaches everything it attached. Our tc
@@ -41,11 +47,15 @@ public:
 
     // `sampling_interval` N > 1 meters one packet in N (per CPU); `filter`
     // chooses which packets are metered at all.
-    KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1, const CompiledFilter& filter = {});
+    KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1, const CompiledFilter& filter = {},
+                AttachMode mode = AttachMode::kAuto);
     ~KernelMeter();
     KernelMeter(const KernelMeter&) = delete;
     KernelMeter& operator=(const KernelMeter&) = delete;
 
+    // Whether the programs are attached as TCX links (known after the
+    // first attach).
+    bool using_tcx() const { return mode_ == AttachMode::kTcx; }
     // Attaches to both directions of `ifindex`. Throws bpfix::Error naming
     // the interface when the kernel refuses.
     void attach(int ifindex, const std::string& name);
@@ -68,8 +78,12 @@ private:
     };
     struct Attachment {
         std::string name;
-        bool created_qdisc;
+        bool created_qdisc = false;
+        int links[2] = {-1, -1};  // TCX links (ingress, egress); -1 under classic tc
     };
+    bool attach_tcx(int ifindex, const std::string& name);
+    void attach_tc(int ifindex, const std::string& name);
+    AttachMode mode_;
     std::unique_ptr<flow_meter, SkelDeleter> skel_;
     std::map<int, Attachment> attached_;
     uint32_t active_ = 0;

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
 
     std::string config_path;
     bool check_only = false;
-    std::string pcap, collector, log_level;
+    std::string pcap, collector, log_level, attach;
     std::vector<std::string> interfaces, exclude;
     double idle = 0, active = 0, linger = -1;
     int64_t sampling = 0;
@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
     app.add_option("--exclude", exclude, "never meter these interfaces (name, glob or re:REGEX; default lo)");
     app.add_option("--sampling", sampling, "live mode: meter 1 packet in N (default 1: every packet)")
         ->check(CLI::Range(1LL, 1000000000LL));
+    app.add_option("--attach", attach, "live mode: auto (TCX where the kernel has it), tcx or tc (clsact)")
+        ->check(CLI::IsMember({"auto", "tcx", "tc"}));
     app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
     app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
     app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
         if (!interfaces.empty()) cfg.interfaces = interfaces;
         if (!exclude.empty()) cfg.exclude = exclude;
         if (sampling > 0) cfg.sampling = static_cast<uint32_t>(sampling);
+        if (!attach.empty()) cfg.attach = attach;
         if (!collector.empty()) cfg.collector = collector;
         if (domain >= 0) cfg.observation_domain = static_cast<uint32_t>(domain);
         if (idle != 0) cfg.idle_timeout_s = idle;

@@ -6,9 +6,10 @@ namespaces made here.
    exported records on the metered end show N packets and the right IP
    octets per direction (egress A->B, ingress B->A), with the interface's
    ifindex and name, decoded by bpfix-collector --read.
-2. After SIGTERM no tc filter of ours is left on the interface.
-3. After kill -9 our filter is left behind; a restart removes it, and after
-   its SIGTERM none is left.
+2. After SIGTERM no tc filter or TCX link of ours is left.
+3. Classic tc (--attach tc): after kill -9 our filter is left behind; a
+   restart removes it, and after its SIGTERM none is left. TCX (the default
+   on this kernel): after kill -9 the kernel has dropped our links.
 4. As nobody with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON it meters the
    same exact counts and leaves nothing behind.
 Everything made here (namespaces, veths, processes) is removed, also on
@@ -21,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import run_test, LEAST_PRIVILEGE, Exporter, Lab, ifindex, our_filters, send_udp  # noqa: E402
+from netns_lib import run_test, LEAST_PRIVILEGE, Exporter, Lab, ifindex, our_filters, our_tcx_links, send_udp  # noqa: E402
 
 N_AB, PAYLOAD_AB = 120, 100   # A -> B: egress on the metered interface
 N_BA, PAYLOAD_BA = 75, 333    # B -> A: ingress
@@ -66,18 +67,30 @@ def body(build, tmp, failures, extra):
         if left:
             failures.append("tc filters left after SIGTERM: " + "; ".join(left))
 
-        # 3. kill -9 leaves a filter; a restart removes it
-        ex = Exporter(build, a, [if_a], os.path.join(tmp, "kill.ipfix"), os.path.join(tmp, "kill.log"))
+        # 3. tc: kill -9 leaves a filter; a restart removes it
+        tc = ["--attach", "tc"]
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "kill.ipfix"), os.path.join(tmp, "kill.log"), extra=tc)
         ex.kill()
         if not our_filters(a, if_a):
             failures.append("after kill -9 no filter was left: the leftover check below proves nothing")
-        ex = Exporter(build, a, [if_a], os.path.join(tmp, "restart.ipfix"), os.path.join(tmp, "restart.log"))
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "restart.ipfix"), os.path.join(tmp, "restart.log"),
+                      extra=tc)
         if "left by an earlier run" not in ex.text():
             failures.append("restart did not report removing the leftover filter:\n" + ex.text())
         ex.stop()
         left = our_filters(a, if_a)
         if left:
             failures.append("tc filters left after restart + SIGTERM: " + "; ".join(left))
+        # TCX: the kernel drops the links of a process that died
+        ex = Exporter(build, a, [if_a], os.path.join(tmp, "tcx.ipfix"), os.path.join(tmp, "tcx.log"))
+        tcx = "attaching with TCX links" in ex.text()
+        attached = our_tcx_links()
+        ex.kill()
+        if tcx and len(attached) != 2:
+            failures.append(f"TCX run: expected our 2 links while it ran, saw {attached}")
+        left = our_filters(a, if_a)
+        if left:
+            failures.append("left after kill -9 of a TCX run: " + "; ".join(left))
 
         # 4. least privilege
         out4 = os.path.join(tmp, "caps.ipfix")

@@ -66,10 +66,27 @@ def stat(ns, ifn, name):
 
 
 def our_filters(ns, ifn):
+    """Our tc filters on the interface, and every TCX link of our programs
+    (bpftool 7.1 cannot tell a TCX link's interface; the tests run one at a
+    time, so any such link is a leftover once our exporters have stopped)."""
     out = ""
     for d in ("ingress", "egress"):
         out += sh("tc", "-n", ns, "filter", "show", "dev", ifn, d, check=False).stdout
-    return [l for l in out.splitlines() if "meter_" in l]
+    found = [l for l in out.splitlines() if "meter_" in l]
+    return found + our_tcx_links()
+
+
+def our_tcx_links():
+    links = json.loads(sh("bpftool", "-j", "link", "show", check=False).stdout or "[]")
+    out = []
+    for link in links:
+        if link.get("type") not in ("tcx", 11):
+            continue
+        prog = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(link.get("prog_id")), check=False).stdout
+                          or "{}")
+        if str(prog.get("name", "")).startswith("meter_"):
+            out.append(f"TCX link {link.get('id')} of {prog.get('name')}")
+    return out
 
 
 def send_udp(ns, src, dst, sport, dport, n, payload):
