@@ -100,8 +100,22 @@ struct bpfix_flow_stats {
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_flow_stats) == 40, "bpfix_flow_stats layout");
 
-/* Flows are double-buffered: the programs update the map named by
- * the global `active_flows` (0: flows_0, 1: flows_1); user space flips it, lets
+/* The per-CPU flow cache in front of the flow maps: a direct-mapped array
+ * of slots, indexed by a hash of the key (bpfix_flow_slot_index). A packet
+ * whose slot holds its flow, or is free, is counted there without a hash
+ * map lookup; one whose slot holds another flow goes to the flow map.
+ * User space reads and clears the slots with the map, so a key can be in
+ * both, on several CPUs: it merges them. */
+struct bpfix_flow_slot {
+    struct bpfix_flow_key key;
+    __u32 pad;
+    struct bpfix_flow_stats stats;  /* stats.packets 0: the slot is free */
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_flow_slot) == 96, "bpfix_flow_slot layout");
+
+/* Flows are double-buffered: the programs update the cache and map named
+ * by the global `active_flows` (0: cache_0/flows_0, 1: cache_1/flows_1);
+ * user space flips it, lets
  * in-flight programs finish, and drains the other map, so no update is lost
  * between a read and a delete. */
 #define BPFIX_FLOW_MAPS 2

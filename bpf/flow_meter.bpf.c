@@ -23,6 +23,20 @@ struct flow_map {
 struct flow_map flows_0 SEC(".maps");
 struct flow_map flows_1 SEC(".maps");
 
+/* The per-CPU flow caches (bpfix_flow_slot); their size, a power of two,
+ * is set before load, and `cache_mask` to that size - 1. cache_slots = 0
+ * in the config loads them with one slot and `cache_enabled` 0. */
+struct cache_map {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, struct bpfix_flow_slot);
+};
+struct cache_map cache_0 SEC(".maps");
+struct cache_map cache_1 SEC(".maps");
+volatile const __u32 cache_enabled = 1;
+volatile const __u32 cache_mask = 4095;
+
 /* Which flow map the programs update (0: flows_0, 1: flows_1). A global in
  * .bss: user space flips it through the skeleton's memory map, the programs
  * read it with a plain load. */
@@ -391,7 +405,59 @@ static __always_inline void fragment_ports(struct packet *p)
     }
 }
 
-static __always_inline void account(void *flows, struct packet *p, __u64 skb_len, __u32 segs)
+/* The time of a flow's later packets: per CPU, the exact clock read at the
+ * first packet of the current jiffy (one read per tick instead of one per
+ * packet; reading a clock costs more than everything else a cached flow
+ * needs). At most one tick (4 ms at HZ=250) behind the packet. */
+struct tick_clock {
+    __u64 jiffies;
+    __u64 ns;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct tick_clock);
+} tick_clocks SEC(".maps");
+
+static __always_inline __u64 tick_time_ns(void)
+{
+    __u32 zero = 0;
+    struct tick_clock *c = bpf_map_lookup_elem(&tick_clocks, &zero);
+    if (!c)
+        return bpf_ktime_get_ns();
+    __u64 j = bpf_jiffies64();
+    if (c->jiffies != j) {
+        c->jiffies = j;
+        c->ns = bpf_ktime_get_ns();
+    }
+    return c->ns;
+}
+
+/* Adds one packet (or a GSO super-packet of `segs`) to a flow's counters. */
+static __always_inline void add_packet(struct bpfix_flow_stats *s, const struct packet *p, __u32 segs)
+{
+    if (s->packets == 0) {
+        /* A flow's first packet on this CPU reads the exact clock. */
+        __u64 now = bpf_ktime_get_ns();
+        s->first_ns = now;
+        s->last_ns = now;
+        s->tos = p->tos;
+    } else {
+        /* Later packets: the time of this tick's first packet (so flowEnd
+         * is exact to a tick, flowStart exact). */
+        __u64 now = tick_time_ns();
+        if (now > s->last_ns)
+            s->last_ns = now;
+    }
+    /* A GSO super-packet is `segs` packets on the wire, each with its own
+     * copy of the IP and transport headers. */
+    s->packets += segs;
+    s->bytes += p->ip_len + (__u64)(segs - 1) * p->hdr_len;
+    s->tcp_flags |= p->tcp_flags;
+}
+
+static __always_inline void account_map(void *flows, struct packet *p, __u64 skb_len, __u32 segs)
 {
     struct bpfix_flow_stats *s = bpf_map_lookup_elem(flows, &p->key);
     if (!s) {
@@ -409,25 +475,49 @@ static __always_inline void account(void *flows, struct packet *p, __u64 skb_len
             return;
         }
     }
-    if (s->packets == 0) {
-        /* A flow's first packet on this CPU reads the exact clock. */
-        __u64 now = bpf_ktime_get_ns();
-        s->first_ns = now;
-        s->last_ns = now;
-        s->tos = p->tos;
-    } else {
-        /* Later packets read the coarse clock (the time of the last tick,
-         * at most one tick behind; about 20 times cheaper): flowEnd is
-         * exact to a tick (4 ms at HZ=250), flowStart exact. */
-        __u64 now = bpf_ktime_get_coarse_ns();
-        if (now > s->last_ns)
-            s->last_ns = now;
+    add_packet(s, p, segs);
+}
+
+/* The cache slot of a key: a multiplicative hash of its 52 bytes. */
+static __always_inline __u32 slot_index(const struct bpfix_flow_key *k)
+{
+    const __u64 *w = (const __u64 *)k;
+    const __u64 m = 0x9e3779b97f4a7c15ULL;
+    __u64 h = w[0] * m;
+    h = (h ^ w[1]) * m;
+    h = (h ^ w[2]) * m;
+    h = (h ^ w[3]) * m;
+    h = (h ^ w[4]) * m;
+    h = (h ^ w[5]) * m;
+    h = (h ^ k->direction) * m;
+    return (__u32)(h >> 32) & cache_mask;
+}
+
+static __always_inline int same_key(const struct bpfix_flow_key *a, const struct bpfix_flow_key *b)
+{
+    const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+    return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] && x[5] == y[5] &&
+           a->direction == b->direction;
+}
+
+static __always_inline void account(void *cache, void *flows, struct packet *p, __u64 skb_len, __u32 segs)
+{
+    if (cache_enabled) {
+        __u32 idx = slot_index(&p->key);
+        struct bpfix_flow_slot *slot = bpf_map_lookup_elem(cache, &idx);
+        if (slot) {
+            if (slot->stats.packets == 0) {
+                slot->key = p->key;
+                add_packet(&slot->stats, p, segs);
+                return;
+            }
+            if (same_key(&slot->key, &p->key)) {
+                add_packet(&slot->stats, p, segs);
+                return;
+            }
+        }
     }
-    /* A GSO super-packet is `segs` packets on the wire, each with its own
-     * copy of the IP and transport headers. */
-    s->packets += segs;
-    s->bytes += p->ip_len + (__u64)(segs - 1) * p->hdr_len;
-    s->tcp_flags |= p->tcp_flags;
+    account_map(flows, p, skb_len, segs);
 }
 
 static __always_inline int addr_in(const __u8 *addr, const __u8 *net, const __u8 *mask)
@@ -520,9 +610,9 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
     p.key.direction = direction;
     __u32 segs = skb->gso_segs > 1 && !p.fragment ? skb->gso_segs : 1;
     if (active_flows)
-        account(&flows_1, &p, skb->len, segs);
+        account(&cache_1, &flows_1, &p, skb->len, segs);
     else
-        account(&flows_0, &p, skb->len, segs);
+        account(&cache_0, &flows_0, &p, skb->len, segs);
     return TC_ACT_OK;
 }
 

@@ -138,7 +138,7 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
 
     auto lv = section("live");
     r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling", "attach",
-                            "filter"});
+                            "cache_slots", "filter"});
     if (lv.contains("filter")) {
         const auto& arr = lv.at("filter");
         if (!arr.is_array()) r.fail("live.filter", "must be an array of tables ([[live.filter]])");
@@ -172,6 +172,10 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     }
     cfg.sampling = static_cast<uint32_t>(r.integer(lv, "live", "sampling", cfg.sampling, 1, 1'000'000'000));
     cfg.map_entries = static_cast<uint32_t>(r.integer(lv, "live", "map_entries", cfg.map_entries, 1, 16'777'216));
+    cfg.cache_slots = static_cast<uint32_t>(r.integer(lv, "live", "cache_slots", cfg.cache_slots, 0, 1 << 20));
+    if (cfg.cache_slots & (cfg.cache_slots - 1)) {
+        r.fail("live.cache_slots", fmt::format("{} is not a power of two (or 0 for no cache)", cfg.cache_slots));
+    }
     cfg.attach = r.string(lv, "live", "attach", cfg.attach);
     if (cfg.attach != "auto" && cfg.attach != "tcx" && cfg.attach != "tc") {
         r.fail("live.attach", "must be \"auto\", \"tcx\" or \"tc\", not \"" + cfg.attach + "\"");

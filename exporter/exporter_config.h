@@ -37,6 +37,9 @@ struct ExporterConfig {
     uint32_t map_entries = 65536;
     // 1: every packet; N > 1: one packet in N (systematic, per CPU).
     uint32_t sampling = 1;
+    // Slots of the per-CPU flow cache in front of each kernel flow map (a
+    // power of two; 0: none).
+    uint32_t cache_slots = 4096;
     // "auto" (TCX where the kernel has it, else classic tc), "tcx" or "tc".
     std::string attach = "auto";
     // [[live.filter]] rules, first match wins.

@@ -13,11 +13,13 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <unordered_map>
 #include <unistd.h>
 #include <utility>
 
 #include "error.h"
 #include "flow_meter.skel.h"
+#include "flow_table.h"
 
 namespace bpfix {
 
@@ -59,8 +61,11 @@ bool is_our_program(uint32_t prog_id) {
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
 KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const CompiledFilter& filter,
-                         AttachMode mode)
-    : mode_(mode) {
+                         AttachMode mode, uint32_t cache_slots)
+    : mode_(mode), cache_slots_(cache_slots) {
+    if (cache_slots != 0 && (cache_slots & (cache_slots - 1)) != 0) {
+        throw Error(fmt::format("flow cache size {} is not a power of two", cache_slots));
+    }
     libbpf_set_print(libbpf_to_spdlog);
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
@@ -73,6 +78,11 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
     for (bpf_map* m : {skel_->maps.flows_0, skel_->maps.flows_1}) {
         bpf_map__set_max_entries(m, map_entries);
     }
+    for (bpf_map* m : {skel_->maps.cache_0, skel_->maps.cache_1}) {
+        bpf_map__set_max_entries(m, cache_slots ? cache_slots : 1);
+    }
+    skel_->rodata->cache_enabled = cache_slots != 0;
+    skel_->rodata->cache_mask = cache_slots ? cache_slots - 1 : 0;
     skel_->rodata->sampling_interval = sampling_interval;
     skel_->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
     skel_->rodata->filter_default_action = filter.default_action;
@@ -213,17 +223,39 @@ size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {
     uint32_t next = active_ ^ 1;
     __atomic_store_n(&skel_->bss->active_flows, next, __ATOMIC_SEQ_CST);
     bpf_map* old = active_ ? skel_->maps.flows_1 : skel_->maps.flows_0;
+    bpf_map* old_cache = active_ ? skel_->maps.cache_1 : skel_->maps.cache_0;
     active_ = next;
     // TC programs run to completion in softirq context without sleeping: a
     // program that read the old index finishes within microseconds. Wait
     // well past that before reading the map it may still be updating.
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
 
+    // One flow per key: the per-CPU values of the map, and the cache slots
+    // of every CPU holding that key, merged.
+    std::unordered_map<bpfix_flow_key, KernelFlow, FlowKeyHash, FlowKeyEqual> flows;
+    auto add = [&flows](const bpfix_flow_key& key, const bpfix_flow_stats& v) {
+        if (v.packets == 0) return;
+        auto [it, fresh] = flows.try_emplace(key);
+        KernelFlow& f = it->second;
+        if (fresh) {
+            f.key = key;
+            f.first_ns = UINT64_MAX;
+        }
+        f.packets += v.packets;
+        f.bytes += v.bytes;
+        f.tcp_flags |= v.tcp_flags;
+        if (v.first_ns < f.first_ns) {
+            f.first_ns = v.first_ns;
+            f.tos = v.tos;
+        }
+        if (v.last_ns > f.last_ns) f.last_ns = v.last_ns;
+    };
+    if (cache_slots_) drain_cache(old_cache, add);
+
     int fd = bpf_map__fd(old);
     constexpr uint32_t kBatch = 4096;
     std::vector<bpfix_flow_key> keys(kBatch);
     std::vector<bpfix_flow_stats> values(static_cast<size_t>(kBatch) * static_cast<size_t>(ncpu_));
-    size_t drained = 0;
     void* in_batch = nullptr;
     uint32_t out_batch = 0;
     bool first = true;
@@ -236,31 +268,50 @@ size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {
         first = false;
         in_batch = &out_batch;
         for (uint32_t i = 0; i < count; ++i) {
-            KernelFlow f{};
-            f.key = keys[i];
-            f.first_ns = UINT64_MAX;
             const bpfix_flow_stats* v = &values[static_cast<size_t>(i) * static_cast<size_t>(ncpu_)];
-            for (int c = 0; c < ncpu_; ++c) {
-                if (v[c].packets == 0) continue;
-                f.packets += v[c].packets;
-                f.bytes += v[c].bytes;
-                f.tcp_flags |= v[c].tcp_flags;
-                if (v[c].first_ns < f.first_ns) {
-                    f.first_ns = v[c].first_ns;
-                    f.tos = v[c].tos;
-                }
-                if (v[c].last_ns > f.last_ns) f.last_ns = v[c].last_ns;
-            }
-            if (f.packets == 0) continue;
-            sink(f);
-            ++drained;
+            for (int c = 0; c < ncpu_; ++c) add(keys[i], v[c]);
         }
         if (err) {
             if (saved == ENOENT) break;  // the map is empty now
             throw Error("cannot drain the eBPF flow map: " + errstr(saved));
         }
     }
-    return drained;
+    for (const auto& [key, f] : flows) sink(f);
+    return flows.size();
+}
+
+void KernelMeter::drain_cache(bpf_map* cache,
+                              std::function<void(const bpfix_flow_key&, const bpfix_flow_stats&)> add) {
+    // Read every slot of every CPU, then write them all back empty. The
+    // programs use the other cache meanwhile, so nothing is lost between.
+    const size_t n = static_cast<size_t>(cache_slots_) * static_cast<size_t>(ncpu_);
+    cache_buf_.resize(n);
+    int fd = bpf_map__fd(cache);
+    std::vector<uint32_t> keys(cache_slots_);
+    uint32_t out_batch = 0, done = 0;
+    while (done < cache_slots_) {
+        uint32_t count = cache_slots_ - done;
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int err = bpf_map_lookup_batch(fd, done ? &out_batch : nullptr, &out_batch, keys.data() + done,
+                                       cache_buf_.data() + static_cast<size_t>(done) * static_cast<size_t>(ncpu_),
+                                       &count, &opts);
+        int saved = errno;
+        done += count;
+        if (err) {
+            if (saved == ENOENT) break;
+            throw Error("cannot read the eBPF flow cache: " + errstr(saved));
+        }
+    }
+    for (size_t i = 0; i < n; ++i) {
+        if (cache_buf_[i].stats.packets) add(cache_buf_[i].key, cache_buf_[i].stats);
+    }
+    std::fill(cache_buf_.begin(), cache_buf_.end(), bpfix_flow_slot{});
+    for (uint32_t i = 0; i < cache_slots_; ++i) keys[i] = i;
+    uint32_t count = cache_slots_;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_update_batch(fd, keys.data(), cache_buf_.data(), &count, &opts) != 0 || count != cache_slots_) {
+        throw Error("cannot clear the eBPF flow cache: " + errstr(errno));
+    }
 }
 
 KernelCounters KernelMeter::counters() const {

@@ -11,6 +11,7 @@
 #include "filter_rules.h"
 
 struct flow_meter;
+struct bpf_map;
 
 namespace bpfix {
 
@@ -47,8 +48,11 @@ public:
 
     // `sampling_interval` N > 1 meters one packet in N (per CPU); `filter`
     // chooses which packets are metered at all.
+    // `cache_slots` (0, or a power of two) sizes the per-CPU flow cache in
+    // front of the flow maps; 0 sends every packet to the maps.
     KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1, const CompiledFilter& filter = {},
-                AttachMode mode = AttachMode::kAuto);
+                AttachMode mode = AttachMode::kAuto, uint32_t cache_slots = kDefaultCacheSlots);
+    static constexpr uint32_t kDefaultCacheSlots = 4096;
     ~KernelMeter();
     KernelMeter(const KernelMeter&) = delete;
     KernelMeter& operator=(const KernelMeter&) = delete;
@@ -64,8 +68,10 @@ public:
     bool attached(int ifindex) const { return attached_.count(ifindex) != 0; }
     std::vector<int> attached_interfaces() const;
 
-    // Flips the flow maps, waits for programs still using the old one, and
-    // hands every flow in it to `sink`, emptying it. Returns flows drained.
+    // Flips the flow caches and maps, waits for programs still using the
+    // old ones, and hands every flow in them to `sink` (the values of every
+    // CPU and of cache and map merged, one call per key), emptying them.
+    // Returns flows drained.
     size_t drain(const std::function<void(const KernelFlow&)>& sink);
     KernelCounters counters() const;
 
@@ -86,8 +92,11 @@ private:
     AttachMode mode_;
     std::unique_ptr<flow_meter, SkelDeleter> skel_;
     std::map<int, Attachment> attached_;
+    void drain_cache(bpf_map* cache, std::function<void(const bpfix_flow_key&, const bpfix_flow_stats&)> add);
     uint32_t active_ = 0;
     int ncpu_ = 0;
+    uint32_t cache_slots_ = 0;
+    std::vector<bpfix_flow_slot> cache_buf_;  // cache_slots_ x ncpu_ values, reused every drain
 };
 
 }  // namespace bpfix

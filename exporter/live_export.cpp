@@ -54,7 +54,7 @@ int run_live_export(const ExporterConfig& cfg) {
 
     ExportPipeline out(cfg);
     AttachMode mode = cfg.attach == "tcx" ? AttachMode::kTcx : cfg.attach == "tc" ? AttachMode::kTc : AttachMode::kAuto;
-    KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode);
+    KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode, cfg.cache_slots);
     // Names of every interface metered in this run, kept after one vanishes
     // so its last records still carry it.
     std::map<int, std::string> names;

@@ -133,24 +133,33 @@ std::vector<Frame> fixture_frames() {
     return f;
 }
 
+// Every flow in the first cache and flow map, the values of every CPU and
+// of both places summed per key.
 FlowSet kernel_flows(flow_meter* skel, std::vector<bpfix_counter>& counters_out) {
     FlowSet out;
-    int fd = bpf_map__fd(skel->maps.flows_0);
     int ncpu = libbpf_num_possible_cpus();
+    auto add = [&out](const bpfix_flow_key& k, const bpfix_flow_stats& v) {
+        if (v.packets == 0) return;
+        Totals& t = out[key_bytes(k)];
+        t.packets += v.packets;
+        t.bytes += v.bytes;
+        t.flags |= v.tcp_flags;
+    };
+    int fd = bpf_map__fd(skel->maps.flows_0);
     std::vector<bpfix_flow_stats> values(static_cast<size_t>(ncpu));
     bpfix_flow_key key{}, next{};
     bpfix_flow_key* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
         EXPECT_EQ(bpf_map_lookup_elem(fd, &next, values.data()), 0);
-        Totals t;
-        for (const auto& v : values) {
-            t.packets += v.packets;
-            t.bytes += v.bytes;
-            t.flags |= v.tcp_flags;
-        }
-        out[key_bytes(next)] = t;
+        for (const auto& v : values) add(next, v);
         key = next;
         prev = &key;
+    }
+    int cache = bpf_map__fd(skel->maps.cache_0);
+    std::vector<bpfix_flow_slot> slots(static_cast<size_t>(ncpu));
+    for (uint32_t i = 0; i < bpf_map__max_entries(skel->maps.cache_0); ++i) {
+        EXPECT_EQ(bpf_map_lookup_elem(cache, &i, slots.data()), 0);
+        for (const auto& s : slots) add(s.key, s.stats);
     }
     int cfd = bpf_map__fd(skel->maps.counters);
     std::vector<bpfix_counter> per_cpu(static_cast<size_t>(ncpu));
@@ -167,9 +176,29 @@ FlowSet kernel_flows(flow_meter* skel, std::vector<bpfix_counter>& counters_out)
 
 }  // namespace
 
-TEST(FlowMeterBpf, SameFlowsAsThePcapPath) {
+// The flow meter with a cache of `slots` slots (0: no cache), as
+// KernelMeter sets it up.
+flow_meter* load_meter(uint32_t slots) {
+    flow_meter* skel = flow_meter__open();
+    if (!skel) return nullptr;
+    bpf_map__set_max_entries(skel->maps.cache_0, slots ? slots : 1);
+    skel->rodata->cache_enabled = slots != 0;
+    skel->rodata->cache_mask = slots ? slots - 1 : 0;
+    if (flow_meter__load(skel) != 0) {
+        flow_meter__destroy(skel);
+        return nullptr;
+    }
+    return skel;
+}
+
+// Cache sizes: the default, one slot (every flow but the first collides
+// and goes to the flow map), and no cache at all. The flows must not change.
+class FlowMeterCache : public ::testing::TestWithParam<uint32_t> {};
+INSTANTIATE_TEST_SUITE_P(Slots, FlowMeterCache, ::testing::Values(4096u, 1u, 0u));
+
+TEST_P(FlowMeterCache, SameFlowsAsThePcapPath) {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
-    std::unique_ptr<flow_meter, SkelDeleter> skel(flow_meter__open_and_load());
+    std::unique_ptr<flow_meter, SkelDeleter> skel(load_meter(GetParam()));
     ASSERT_TRUE(skel) << "flow_meter failed to load (see libbpf output above)";
 
     auto frames = fixture_frames();
