@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <tuple>
 #include <vector>
@@ -310,6 +311,45 @@ TEST(FlowMeterBpf, GsoSuperPacketCountsItsSegments) {
     EXPECT_EQ(t.packets, kSegs);
     // Every segment on the wire carries its own IP and TCP headers.
     EXPECT_EQ(t.bytes, kSegs * (kHdr + kPayload));
+}
+
+// With one cache slot the first flow owns it and every other flow must go
+// to the flow map: flows that differ from it in a single key field stay
+// apart, each with its own count.
+TEST(FlowMeterBpf, CacheKeepsFlowsThatDifferInOneField) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
+    std::unique_ptr<flow_meter, SkelDeleter> skel(load_meter(1));
+    ASSERT_TRUE(skel);
+    const std::initializer_list<uint8_t> a{10, 0, 0, 1}, b{10, 0, 0, 2};
+    struct Case {
+        Frame frame;
+        bool egress;
+        int times;
+    };
+    std::vector<Case> cases;
+    cases.push_back({Frame().eth(0x0800).ipv4(17, a, b, 28).udp(7, 7, 8), false, 3});        // the slot's owner
+    cases.push_back({Frame().eth(0x0800).ipv4(136, a, b, 28).udp(7, 7, 8), false, 4});       // protocol
+    cases.push_back({Frame().eth(0x0800).ipv4(17, a, b, 28).udp(7, 7, 8), true, 5});         // direction
+    cases.push_back({Frame().eth(0x8100).vlan(0x0800, 7).ipv4(17, a, b, 28).udp(7, 7, 8), false, 6});  // VLAN
+    cases.push_back({Frame().eth(0x88a8).vlan(0x8100, 0).vlan(0x0800, 7).ipv4(17, a, b, 28).udp(7, 7, 8), false,
+                     7});  // inner VLAN
+    cases.push_back({Frame().eth(0x0800).ipv4(17, a, b, 28).udp(7, 8, 8), false, 8});  // port
+    for (const Case& c : cases) {
+        std::vector<uint8_t> data = c.frame.data();
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
+                    .repeat = c.times);
+        ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(c.egress ? skel->progs.meter_egress
+                                                                   : skel->progs.meter_ingress),
+                                         &opts),
+                  0);
+    }
+    std::vector<bpfix_counter> counters;
+    FlowSet flows = kernel_flows(skel.get(), counters);
+    ASSERT_EQ(flows.size(), cases.size());
+    std::multiset<uint64_t> got, want;  // packets per flow
+    for (const auto& [kb, t] : flows) got.insert(t.packets);
+    for (const Case& c : cases) want.insert(static_cast<uint64_t>(c.times));
+    EXPECT_EQ(got, want);
 }
 
 // BIG TCP: GSO packets over 64 KiB carry IPv4 Total Length 0 or IPv6

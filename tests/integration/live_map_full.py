@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Integration (root): a full kernel flow map loses nothing silently. With
-[live] map_entries = 8 (and [flows] max_flows = 8), 60 one-packet flows arrive within one drain; every
+[live] map_entries = 8, cache_slots = 1 (and [flows] max_flows = 8), 60 one-packet flows arrive within one drain; every
 packet the interface counted is either in an exported flow record or in the
 exported notSentPacketTotalCount, and the exit summary says map_full > 0.
 
@@ -19,7 +19,7 @@ FLOWS = 60
 def body(build, tmp, failures, extra):
     cfg = os.path.join(tmp, "small.toml")
     with open(cfg, "w") as f:
-        f.write("[flows]\nmax_flows = 8\n[live]\ndrain_interval = 5.0\nmap_entries = 8\n")
+        f.write("[flows]\nmax_flows = 8\n[live]\ndrain_interval = 5.0\nmap_entries = 8\ncache_slots = 1\n")
     with Lab() as lab:
         a, b = lab.ns("A"), lab.ns("B")
         if_a, if_b = "bpfa" + lab.tag, "bpfb" + lab.tag

@@ -77,6 +77,8 @@ TEST(ExporterConfig, ReadsLiveSectionAndFilterRules) {
 [live]
 interfaces = ["tap*", "re:^vnet[0-9]+$"]
 sampling = 100
+cache_slots = 1024
+attach = "tc"
 [[live.filter]]
 action = "reject"
 protocol = "udp"
@@ -91,6 +93,8 @@ peer = "10.0.0.0/8"
     std::remove(path.c_str());
     ASSERT_EQ(cfg.interfaces.size(), 2u);
     EXPECT_EQ(cfg.sampling, 100u);
+    EXPECT_EQ(cfg.cache_slots, 1024u);
+    EXPECT_EQ(cfg.attach, "tc");
     ASSERT_EQ(cfg.filters.size(), 2u);
     EXPECT_EQ(cfg.filters[0].port, "53");
     EXPECT_EQ(cfg.filters[1].peer, "10.0.0.0/8");
@@ -108,6 +112,9 @@ TEST(ExporterConfig, ErrorsNameTheKey) {
     EXPECT_NE(load_error("[transport]\nmtu = 100\n").find("transport.mtu"), std::string::npos);
     EXPECT_NE(load_error("[transport]\nmtu = 70000\n").find("transport.mtu"), std::string::npos);
     EXPECT_NE(load_error("[pcap]\ndirection = \"sideways\"\n").find("pcap.direction"), std::string::npos);
+    EXPECT_NE(load_error("[live]\ncache_slots = 1000\n").find("live.cache_slots: 1000 is not a power of two"),
+              std::string::npos);
+    EXPECT_NE(load_error("[live]\nattach = \"xdp\"\n").find("live.attach"), std::string::npos);
     EXPECT_NE(load_error("[bogus]\n").find("bogus"), std::string::npos);
     EXPECT_NE(load_error("[flows\n").find("config"), std::string::npos);  // syntax error, with the file
 }
