@@ -316,13 +316,12 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
     return parse_transport(skb, cur, end, p);
 }
 
-/* The network and transport headers at `off`. A global function: the
- * verifier checks it once for any offset, instead of once for every number
- * of VLAN tags in front of it. */
-__attribute__((noinline)) int parse_ip(struct __sk_buff *skb, struct packet *p, __u32 off, __u32 ethertype)
+/* The network and transport headers at `off`. (Inlined: as a global
+ * function the verifier would check it once for any offset instead of once
+ * per number of VLAN tags, 8k instructions fewer, but the call cost about
+ * 6 ns per packet under BPF_PROG_TEST_RUN, a tenth of the program.) */
+static __always_inline int parse_ip(struct __sk_buff *skb, struct packet *p, __u32 off, __u32 ethertype)
 {
-    if (!p)
-        return PARSE_MALFORMED;
     if (ethertype == ETH_P_IP)
         return parse_ipv4(skb, off, p);
     return parse_ipv6(skb, off, p);

@@ -700,6 +700,10 @@ def perf_profile(perf_data, tool):
     sel = {n: {"children_pct": c, "self_pct": se} for c, se, n in rows
            if n in HOOKS or n in DETAIL or "_meter_" in n}
     share = sum(v["children_pct"] for n, v in sel.items() if n in TOOL_HOOKS.get(tool, HOOKS)) / 100
+    if tool == "bpfix" and share == 0:
+        # TCX runs the programs straight from the (inlined) ingress hook, with
+        # no tc_run frame: their own samples, callees included, are the cost
+        share = sum(v["children_pct"] for n, v in sel.items() if "_meter_" in n) / 100
     return {"perf": sel, "hook_share": share, "perf_samples_parsed": len(rows)}
 
 
@@ -707,8 +711,9 @@ def diagnosis_text(profiles):
     lines = ["Sender-CPU profile: one more flood per configuration under `perf record -C <sender CPU> -g`. All",
              "work on a packet (send, veth, receive, the tools' kernel hooks) runs on that CPU, so the share of",
              "its samples inside the tool's hook (callees included) predicts the rate the tool leaves,",
-             "1 - share, without the run-to-run noise of the rates above. Hooks: tc_run for bpfix and the",
-             "floor (clsact and the BPF program), tpacket_rcv for the libpcap tools (the copy into their ring).", "",
+             "1 - share, without the run-to-run noise of the rates above. Hooks: tc_run for the floor (clsact",
+             "and the BPF program) and for bpfix under classic tc; under TCX, bpfix's programs (no tc_run",
+             "frame); tpacket_rcv for the libpcap tools (the copy into their ring).", "",
              "| configuration | flood pkt/s (perf on) | hook share of sender CPU | predicted vs baseline | "
              "notable kernel symbols (share of all samples, callees included) |", "|---|---|---|---|---|"]
     notes = []
