@@ -477,18 +477,17 @@ static __always_inline void account_map(void *flows, struct packet *p, __u64 skb
     add_packet(s, p, segs);
 }
 
-/* The cache slot of a key: a multiplicative hash of its 52 bytes. */
+/* The cache slot of a key: its words times distinct odd constants, summed
+ * (independent multiplies, so the CPU overlaps them), high bits. Source
+ * and destination words have different constants: the two directions of a
+ * conversation land in different slots. */
 static __always_inline __u32 slot_index(const struct bpfix_flow_key *k)
 {
     const __u64 *w = (const __u64 *)k;
-    const __u64 m = 0x9e3779b97f4a7c15ULL;
-    __u64 h = w[0] * m;
-    h = (h ^ w[1]) * m;
-    h = (h ^ w[2]) * m;
-    h = (h ^ w[3]) * m;
-    h = (h ^ w[4]) * m;
-    h = (h ^ w[5]) * m;
-    h = (h ^ k->direction) * m;
+    __u64 h = w[0] * 0x9e3779b97f4a7c15ULL + w[1] * 0xc2b2ae3d27d4eb4fULL + w[2] * 0x165667b19e3779f9ULL +
+              w[3] * 0xd6e8feb86659fd93ULL + w[4] * 0xff51afd7ed558ccdULL + w[5] * 0xc4ceb9fe1a85ec53ULL +
+              (__u64)k->direction * 0x27d4eb2f165667c5ULL;
+    h ^= h >> 29;
     return (__u32)(h >> 32) & cache_mask;
 }
 
@@ -576,6 +575,63 @@ static __always_inline __u32 filter_action(const struct packet *p, __u8 directio
     return filter_default_action;
 }
 
+#ifdef BPFIX_SHARED_MAP_VARIANT
+/* Not the exporter's datapath: the alternatives bench/maps measures it
+ * against (docs/live-mode.md). One hash shared by every CPU, updated with
+ * atomic adds (BPFIX_SHARED_MAP_VARIANT 1), under a bpf_spin_lock (2), or
+ * with plain adds (3: CPUs racing on one flow lose counts). */
+struct shared_stats {
+    struct bpf_spin_lock lock;
+    __u32 pad;
+    __u64 packets;
+    __u64 bytes;
+    __u64 first_ns;
+    __u64 last_ns;
+    __u64 tcp_flags;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct bpfix_flow_key);
+    __type(value, struct shared_stats);
+} shared_flows SEC(".maps");
+
+static __always_inline void account_shared(struct packet *p, __u64 skb_len, __u32 segs)
+{
+    struct shared_stats *s = bpf_map_lookup_elem(&shared_flows, &p->key);
+    if (!s) {
+        struct shared_stats fresh = {};
+        fresh.first_ns = bpf_ktime_get_ns();
+        bpf_map_update_elem(&shared_flows, &p->key, &fresh, BPF_NOEXIST);
+        s = bpf_map_lookup_elem(&shared_flows, &p->key);
+        if (!s) {
+            count_n(BPFIX_CNT_MAP_FULL, segs, skb_len);
+            return;
+        }
+    }
+    __u64 now = tick_time_ns();
+    __u64 bytes = p->ip_len + (__u64)(segs - 1) * p->hdr_len;
+#if BPFIX_SHARED_MAP_VARIANT == 1
+    __sync_fetch_and_add(&s->packets, segs);
+    __sync_fetch_and_add(&s->bytes, bytes);
+    __sync_fetch_and_or(&s->tcp_flags, p->tcp_flags);
+    s->last_ns = now;
+#elif BPFIX_SHARED_MAP_VARIANT == 2
+    bpf_spin_lock(&s->lock);
+    s->packets += segs;
+    s->bytes += bytes;
+    s->tcp_flags |= p->tcp_flags;
+    s->last_ns = now;
+    bpf_spin_unlock(&s->lock);
+#else
+    s->packets += segs;
+    s->bytes += bytes;
+    s->tcp_flags |= p->tcp_flags;
+    s->last_ns = now;
+#endif
+}
+#endif
+
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
     if (sampling_interval > 1) {
@@ -608,6 +664,10 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
     p.key.ifindex = skb->ifindex;
     p.key.direction = direction;
     __u32 segs = skb->gso_segs > 1 && !p.fragment ? skb->gso_segs : 1;
+#ifdef BPFIX_SHARED_MAP_VARIANT
+    account_shared(&p, skb->len, segs);
+    return TC_ACT_OK;
+#endif
     if (active_flows)
         account(&cache_1, &flows_1, &p, skb->len, segs);
     else

@@ -524,7 +524,7 @@ class Bench:
 
     # ------------------------------------------------------------ TC floor
     def floor_attach(self):
-        """clsact + the count-only BPF program (tc_floor.bpf.c) on the RX veth."""
+        """clsact + the count-only BPF program (bpf/tc_floor.bpf.c) on the RX veth."""
         ns, ifn = self.net.rx, self.net.if_rx
         sh("tc", "-n", ns, "qdisc", "add", "dev", ifn, "clsact")
         sh("tc", "-n", ns, "filter", "add", "dev", ifn, "ingress", "bpf", "direct-action", "obj", self.a.floor_obj,
@@ -775,7 +775,7 @@ def main():
     ap.add_argument("--diagnose", action="store_true",
                     help="after the rounds, one flood per configuration under perf (sender CPU), plus the BPF "
                          "program's run-time statistics for bpfix")
-    ap.add_argument("--floor-obj", help="tc_floor.bpf.c built with clang -target bpf (the tcfloor configuration)")
+    ap.add_argument("--floor-obj", help="build/bpf/tc_floor.bpf.o (the tcfloor configuration)")
     ap.add_argument("--json")
     ap.add_argument("--markdown", help="also write the report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, exports)")
@@ -789,7 +789,7 @@ def main():
         log("live_bench: needs root (network namespaces, eBPF)")
         return 2
     if "tcfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)):
-        log("live_bench: no --floor-obj (clang missing?); the TC floor is left out")
+        log("live_bench: no --floor-obj; the TC floor is left out")
         tools.remove("tcfloor")
     if "bpfix" in tools and not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
         log(f"live_bench: no {a.build}/bin/bpfix-exporter; bpfix is left out")

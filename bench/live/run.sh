@@ -11,7 +11,7 @@
 # the sender CPU, and bpfix's BPF run-time statistics; 0: skip; ~70 s).
 # Makes two network namespaces (bpfixlive<PID>tx/rx) and removes them on exit,
 # failure or signal. Needs: cc, iproute2, python3, softflowd, pmacct, tcpdump,
-# bpftool, clang (TC floor), linux-perf (optional: sender-CPU profile).
+# bpftool, linux-perf (optional: sender-CPU profile).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$(cd "$here/../.." && pwd)/build}
@@ -59,12 +59,10 @@ trap 'exit 130' INT TERM HUP
 cc -O2 -Wall -o "$helpers/flood" "$here/flood.c"
 cc -O2 -Wall -o "$helpers/reap_run" "$here/reap_run.c"
 floor=()
-if command -v clang >/dev/null 2>&1 &&
-   clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -c "$here/tc_floor.bpf.c" \
-         -o "$helpers/tc_floor.bpf.o" 2>"$helpers/clang.log"; then
-  floor=(--floor-obj "$helpers/tc_floor.bpf.o")
+if [[ -f $build/bpf/tc_floor.bpf.o ]]; then
+  floor=(--floor-obj "$build/bpf/tc_floor.bpf.o")
 else
-  echo "run.sh: could not build tc_floor.bpf.c (clang); no TC floor row" >&2
+  echo "run.sh: no $build/bpf/tc_floor.bpf.o (build first); no TC floor row" >&2
 fi
 
 args=(--build "$build" --helpers "$helpers" --work-parent "$helpers" --tag "$tag"

@@ -1,8 +1,8 @@
 /* The floor for an eBPF TC meter in the live benchmark (bench/live/run.sh):
  * a clsact ingress program that only counts packets in a per-CPU array. No
  * parsing, no flow table, no clock: what attaching any TC program costs
- * before it does any metering work.
- * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c tc_floor.bpf.c */
+ * before it does any metering work. Built by bpf/CMakeLists.txt; bench/maps
+ * also times it as the floor of BPF_PROG_TEST_RUN. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
