@@ -5,7 +5,7 @@ namespaces made here.
 1. Exactly N UDP datagrams of known sizes each way across the veth: the
    exported records on the metered end show N packets and the right IP
    octets per direction (egress A->B, ingress B->A), with the interface's
-   ifindex and name, decoded by bpfix-collector --read.
+   ifindex and name, decoded by bpfix-collector --read and by tshark.
 2. After SIGTERM no tc filter or TCX link of ours is left.
 3. Classic tc (--attach tc): after kill -9 our filter is left behind; a
    restart removes it, and after its SIGTERM none is left. TCX (the default
@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import run_test, LEAST_PRIVILEGE, Exporter, Lab, ifindex, our_filters, our_tcx_links, send_udp  # noqa: E402
+from netns_lib import run_test, LEAST_PRIVILEGE, Exporter, Lab, ifindex, our_filters, our_tcx_links, send_udp, tshark_flows  # noqa: E402
 
 N_AB, PAYLOAD_AB = 120, 100   # A -> B: egress on the metered interface
 N_BA, PAYLOAD_BA = 75, 333    # B -> A: ingress
@@ -61,6 +61,16 @@ def body(build, tmp, failures, extra):
                 failures.append(f"records do not carry {field} {idx} / interfaceName {if_a}: {sel}")
         if len(udp) != 2:
             failures.append(f"expected 2 UDP records (one per direction), got {len(udp)}: {udp}")
+        # the same totals as Wireshark decodes them
+        ts, problems = tshark_flows(os.path.join(tmp, "live.ipfix"))
+        failures += problems
+        for src, direction, n, payload in (("198.51.100.1", 1, N_AB, PAYLOAD_AB), ("198.51.100.2", 0, N_BA, PAYLOAD_BA)):
+            sel = [f for f in ts if f["src"] == src and f["direction"] == direction and f["proto"] == 17 and
+                   {f["sport"], f["dport"]} == {PORT_A, PORT_B}]
+            got = (sum(f["packets"] for f in sel), sum(f["octets"] for f in sel))
+            if got != (n, n * (28 + payload)):
+                failures.append(f"tshark, direction {direction} from {src}: got {got[0]} packets {got[1]} octets, "
+                                f"want {n} and {n * (28 + payload)}")
         if "bpfix-exporter: summary: interfaces=1" not in ex.summary():
             failures.append("no summary line: " + ex.summary())
         left = our_filters(a, if_a)
