@@ -291,13 +291,24 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
     __builtin_memcpy(p->key.dst_addr, h + 24, 16);
     __u64 payload = (__u16)h[4] << 8 | h[5];
     __u8 next = h[6];
-    if (payload == 0 && next == 0)
+    /* Octets of a hop-by-hop header that exists only in this GSO
+     * super-packet, not in the segments on the wire. */
+    __u32 gso_only = 0;
+    if (payload == 0 && next == 0) {
         payload = jumbo_payload_length(skb, off + 40);
-    /* BIG TCP (kernel GSO packets over 64 KiB) leaves Payload Length 0
-     * without a Jumbo option: the packet is the rest of the skb. */
+        /* BIG TCP, as kernels before 6.16 or so build it: the stack adds an
+         * 8-octet hop-by-hop header holding only the Jumbo option, and
+         * removes it again when it cuts the packet into segments. */
+        __u8 hbh[4];
+        if (payload && skb->gso_segs > 1 && bpf_skb_load_bytes(skb, off + 40, hbh, 4) == 0 && hbh[1] == 0 &&
+            hbh[2] == 0xc2 && hbh[3] == 4)
+            gso_only = 8;
+    }
+    /* BIG TCP as later kernels build it: Payload Length 0 and no Jumbo
+     * option; the packet is the rest of the skb. */
     if (payload == 0 && skb->gso_segs > 1 && skb->len > off + 40)
         payload = skb->len - off - 40;
-    p->ip_len = payload + 40;
+    p->ip_len = payload + 40 - gso_only;
     __u32 end = off + 40 + payload < skb->len ? off + 40 + (__u32)payload : skb->len;
     __u32 cur = off + 40;
     p->key.protocol = next;
@@ -310,7 +321,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
         cur = (__u32)c;
         next = p->key.protocol;
     }
-    p->hdr_len = cur - off;
+    p->hdr_len = cur - off - gso_only;
     if (next == 59)
         return PARSE_OK;
     return parse_transport(skb, cur, end, p);
