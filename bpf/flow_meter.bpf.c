@@ -296,7 +296,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
     __u32 gso_only = 0;
     if (payload == 0 && next == 0) {
         payload = jumbo_payload_length(skb, off + 40);
-        /* BIG TCP, as kernels before 6.16 or so build it: the stack adds an
+        /* BIG TCP as the IPv6 stack builds it (6.18 here): it adds an
          * 8-octet hop-by-hop header holding only the Jumbo option, and
          * removes it again when it cuts the packet into segments. */
         __u8 hbh[4];
@@ -304,8 +304,8 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
             hbh[2] == 0xc2 && hbh[3] == 4)
             gso_only = 8;
     }
-    /* BIG TCP as later kernels build it: Payload Length 0 and no Jumbo
-     * option; the packet is the rest of the skb. */
+    /* A GSO packet with Payload Length 0 and no Jumbo option (BIG TCP
+     * without the hop-by-hop header): the packet is the rest of the skb. */
     if (payload == 0 && skb->gso_segs > 1 && skb->len > off + 40)
         payload = skb->len - off - 40;
     p->ip_len = payload + 40 - gso_only;

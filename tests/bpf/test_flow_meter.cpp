@@ -366,7 +366,7 @@ TEST(FlowMeterBpf, BigTcpSuperPacketsTakeTheirLengthFromTheSkb) {
     v4.eth(0x0800).ipv4(6, {10, 0, 0, 1}, {10, 0, 0, 2}, 0).tcp(40000, 5201, 0x10).zeros(kSegs * kPayload);
     Frame v6;
     v6.eth(0x86dd).ipv6(6, 1, 2, 0).tcp(40000, 5201, 0x10).zeros(kSegs * kPayload);
-    // Kernels before about 6.16 add an 8-octet hop-by-hop header with a
+    // The IPv6 stack (6.18 here) adds an 8-octet hop-by-hop header with a
     // Jumbo option to the super-packet; the segments on the wire lack it.
     Frame v6hbh;
     v6hbh.eth(0x86dd).ipv6(0, 1, 2, 0).b(6).b(0).b(0xc2).b(4).be32(8 + 20 + kSegs * kPayload);

@@ -2,8 +2,8 @@
 """Integration (root): BIG TCP. A veth pair with gso_max_size/gro_max_size
 185000 carries 8 MiB of IPv6 TCP, so the kernel hands the TC hook GSO
 packets over 64 KiB, whose IPv6 Payload Length is 0 and which carry no
-jumbo option (or, on kernels before about 6.16, with an 8-octet hop-by-hop
-header holding a Jumbo option that the segments on the wire do not carry).
+jumbo option, or (as 6.18 does) with an 8-octet hop-by-hop header holding a
+Jumbo option that the segments on the wire do not carry.
 Checks that BIG TCP was really in effect (the sender veth's bytes per skb
 above 64 KiB), that nothing was counted as malformed, and that the data
 direction's record carries every payload byte plus, per wire segment, 40
