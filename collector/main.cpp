@@ -1,12 +1,10 @@
 // bpfix-collector: a thin main over the collector library.
-//
-// This version reads IPFIX files; receiving from exporters over the network
-// (listeners, rotated output files) is not built yet and says so.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "collector.h"
 #include "error.h"
 #include "file_reader.h"
 #include "info_model.h"
@@ -23,9 +21,16 @@ int main(int argc, char** argv) {
     std::string read_path;
     std::vector<std::string> listen;
     int64_t pen = kDefaultPen;
-    std::string log_level = "warn";
+    std::string log_level = "info";
+    CollectorConfig cfg;
     app.add_option("-r,--read", read_path, "decode this IPFIX file and print its records as JSON lines");
-    app.add_option("--listen", listen, "udp://ADDR:PORT or tcp://ADDR:PORT (not available yet)");
+    app.add_option("--listen", listen, "receive IPFIX on udp://ADDR:PORT or tcp://ADDR:PORT (repeatable; [::] for all)");
+    app.add_option("-o,--output-dir", cfg.output_dir, "write records here as rotated JSON-lines files");
+    app.add_option("--rotate-interval", cfg.rotate_interval_s, "seconds per output file, aligned to the clock")
+        ->check(CLI::Range(1, 86400));
+    app.add_option("--rotate-size", cfg.rotate_size_bytes, "also start a new file past this many bytes (0: never)");
+    app.add_option("--max-sessions", cfg.max_sessions, "exporter transport sessions at once (UDP sources + TCP)")
+        ->check(CLI::Range(1, 1000000));
     app.add_option("--pen", pen, "private enterprise number of bpfix elements")->check(CLI::Range(1LL, 4294967295LL));
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
     try {
@@ -36,11 +41,12 @@ int main(int argc, char** argv) {
     try {
         init_logging("bpfix-collector", log_level);
         if (!listen.empty()) {
-            throw Error("--listen: receiving IPFIX over the network is not built yet in this version; use "
-                        "--read FILE to decode an IPFIX file");
+            cfg.listen = listen;
+            cfg.pen = static_cast<uint32_t>(pen);
+            return run_collector(cfg);
         }
         if (read_path.empty()) {
-            throw Error("nothing to do: give --read FILE.ipfix (network listeners are not built yet)");
+            throw Error("nothing to do: give --listen URL --output-dir DIR to collect, or --read FILE.ipfix");
         }
         dump_ipfix_file_jsonl(read_path, static_cast<uint32_t>(pen), stdout);
         return 0;

@@ -20,4 +20,8 @@ struct CollectorUrl {
 // Throws bpfix::Error saying what is wrong and what a valid URL looks like.
 CollectorUrl parse_collector_url(const std::string& text);
 
+// Where a collector listens: `udp://ADDR:PORT` or `tcp://ADDR:PORT`
+// (port 0: any free port). Throws bpfix::Error like parse_collector_url.
+CollectorUrl parse_listen_url(const std::string& text);
+
 }  // namespace bpfix

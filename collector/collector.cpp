@@ -1,0 +1,335 @@
+#include "collector.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <asio.hpp>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "collector_url.h"
+#include "error.h"
+#include "info_model.h"
+#include "output.h"
+#include "session.h"
+
+namespace bpfix {
+
+namespace {
+
+// IPv4 exporters reaching a dual-stack socket show up as ::ffff:a.b.c.d.
+asio::ip::address plain(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
+std::string endpoint_text(const asio::ip::address& addr, uint16_t port) {
+    asio::ip::address a = plain(addr);
+    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port) : fmt::format("{}:{}", a.to_string(), port);
+}
+
+// Kernel receive-buffer drops of the UDP socket bound to `port`, from
+// /proc/net/udp and /proc/net/udp6 (last column).
+uint64_t udp_kernel_drops(uint16_t port) {
+    uint64_t drops = 0;
+    for (const char* path : {"/proc/net/udp", "/proc/net/udp6"}) {
+        std::ifstream in(path);
+        std::string line;
+        std::getline(in, line);  // header
+        while (std::getline(in, line)) {
+            std::istringstream ls(line);
+            std::string slot, local;
+            ls >> slot >> local;
+            auto colon = local.rfind(':');
+            if (colon == std::string::npos || std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
+            std::string last, field;
+            while (ls >> field) last = field;
+            drops += std::stoull(last);
+        }
+    }
+    return drops;
+}
+
+// Everything the listeners share: the information model, the output, the
+// sessions and their limits.
+struct Hub {
+    const CollectorConfig& cfg;
+    InfoModel model;
+    OutputQueue out;
+    uint64_t sessions_now = 0;
+    uint64_t rejected_sessions = 0;
+    CollectorTotals closed;  // of sessions already gone (TCP connections)
+    std::vector<std::function<void(CollectorTotals&)>> live_totals;
+
+    explicit Hub(const CollectorConfig& c)
+        : cfg(c),
+          model(c.pen),
+          out(RotatingWriter::Options{c.output_dir, "flows", "jsonl", c.rotate_interval_s, c.rotate_size_bytes},
+              c.max_queued_bytes) {}
+
+    std::unique_ptr<ExporterSession> new_session(const asio::ip::address& a, uint16_t port) {
+        if (sessions_now >= cfg.max_sessions) {
+            ++rejected_sessions;
+            return nullptr;
+        }
+        ++sessions_now;
+        return std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
+                                                 [this](std::string lines, uint64_t n) { out.push(std::move(lines), n); });
+    }
+
+    // Logs a malformed message: the first 10 of a session, then every
+    // 1000th (all are counted).
+    void log_problem(const ExporterSession& s, const std::string& problem) {
+        uint64_t n = 0;
+        for (const auto& [id, d] : s.domains()) n += d.malformed;
+        if (n <= 10 || n % 1000 == 0) {
+            spdlog::warn("exporter {}: malformed IPFIX message ({} so far): {}", s.peer(), n, problem);
+        }
+    }
+};
+
+class UdpListener {
+public:
+    UdpListener(asio::io_context& io, Hub& hub, const asio::ip::udp::endpoint& ep) : hub_(hub), socket_(io) {
+        socket_.open(ep.protocol());
+        if (ep.address().is_v6()) socket_.set_option(asio::ip::v6_only(false));
+        socket_.set_option(asio::socket_base::reuse_address(true));
+        int want = hub.cfg.udp_receive_buffer;
+        // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; else SO_RCVBUF.
+        if (setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+            setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+        }
+        socket_.bind(ep);
+        port_ = socket_.local_endpoint().port();
+        asio::socket_base::receive_buffer_size got;
+        socket_.get_option(got);
+        spdlog::info("listening on udp://{} (receive buffer {} bytes)",
+                     endpoint_text(socket_.local_endpoint().address(), port_), got.value());
+        hub.live_totals.push_back([this](CollectorTotals& t) {
+            for (const auto& [k, s] : sessions_) t.add(*s);
+        });
+        receive();
+    }
+    uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
+    uint16_t port() const { return port_; }
+
+private:
+    void receive() {
+        socket_.async_receive_from(asio::buffer(buf_), from_, [this](const asio::error_code& ec, size_t n) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) datagram(n);
+            receive();
+        });
+    }
+    void datagram(size_t n) {
+        auto key = std::make_pair(from_.address(), from_.port());
+        auto it = sessions_.find(key);
+        if (it == sessions_.end()) {
+            auto s = hub_.new_session(from_.address(), from_.port());
+            if (!s) return;  // counted by the hub
+            spdlog::info("new UDP exporter {}", s->peer());
+            it = sessions_.emplace(key, std::move(s)).first;
+        }
+        ExporterSession& s = *it->second;
+        std::string problem = s.message(std::span<const uint8_t>(buf_.data(), n));
+        if (!problem.empty()) hub_.log_problem(s, problem);
+    }
+
+    Hub& hub_;
+    asio::ip::udp::socket socket_;
+    asio::ip::udp::endpoint from_;
+    std::array<uint8_t, 65536> buf_{};
+    uint16_t port_ = 0;
+    std::map<std::pair<asio::ip::address, uint16_t>, std::unique_ptr<ExporterSession>> sessions_;
+};
+
+// One TCP connection: IPFIX messages back to back, framed by their length
+// field. A broken frame (length < 16, version not 10) ends the connection:
+// nothing after it can be trusted.
+class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
+public:
+    TcpConnection(asio::ip::tcp::socket sock, Hub& hub, std::unique_ptr<ExporterSession> session)
+        : sock_(std::move(sock)), hub_(hub), session_(std::move(session)) {}
+    ~TcpConnection() {
+        hub_.closed.add(*session_);
+        --hub_.sessions_now;
+    }
+    void start() { read_header(); }
+    const ExporterSession& session() const { return *session_; }
+
+private:
+    void read_header() {
+        auto self = shared_from_this();
+        msg_.resize(4);
+        asio::async_read(sock_, asio::buffer(msg_), [this, self](const asio::error_code& ec, size_t) {
+            if (ec) return done(ec);
+            uint16_t version = static_cast<uint16_t>(msg_[0] << 8 | msg_[1]);
+            uint16_t len = static_cast<uint16_t>(msg_[2] << 8 | msg_[3]);
+            if (version != 10 || len < 16) {
+                spdlog::warn("exporter {}: TCP stream broken (version {}, message length {}); closing the "
+                             "connection",
+                             session_->peer(), version, len);
+                session_->message(std::span<const uint8_t>(msg_.data(), msg_.size()));  // counted as malformed
+                return;
+            }
+            msg_.resize(len);
+            asio::async_read(sock_, asio::buffer(msg_.data() + 4, len - 4u),
+                             [this, self](const asio::error_code& ec2, size_t) {
+                                 if (ec2) return done(ec2);
+                                 std::string problem = session_->message(msg_);
+                                 if (!problem.empty()) hub_.log_problem(*session_, problem);
+                                 read_header();
+                             });
+        });
+    }
+    void done(const asio::error_code& ec) {
+        if (ec == asio::error::eof) {
+            spdlog::info("exporter {} closed its TCP connection", session_->peer());
+        } else if (ec != asio::error::operation_aborted) {
+            spdlog::warn("exporter {}: TCP connection lost: {}", session_->peer(), ec.message());
+        }
+    }
+
+    asio::ip::tcp::socket sock_;
+    Hub& hub_;
+    std::unique_ptr<ExporterSession> session_;
+    std::vector<uint8_t> msg_;
+};
+
+class TcpListener {
+public:
+    TcpListener(asio::io_context& io, Hub& hub, const asio::ip::tcp::endpoint& ep) : hub_(hub), acceptor_(io) {
+        acceptor_.open(ep.protocol());
+        if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
+        acceptor_.set_option(asio::socket_base::reuse_address(true));
+        acceptor_.bind(ep);
+        acceptor_.listen();
+        spdlog::info("listening on tcp://{}",
+                     endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
+        hub.live_totals.push_back([this](CollectorTotals& t) {
+            for (auto& w : conns_) {
+                if (auto c = w.lock()) t.add(c->session());
+            }
+        });
+        accept();
+    }
+    void close() { acceptor_.close(); }
+
+private:
+    void accept() {
+        acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) {
+                auto peer = sock.remote_endpoint();
+                auto s = hub_.new_session(peer.address(), peer.port());
+                if (s) {
+                    spdlog::info("new TCP exporter {}", s->peer());
+                    auto c = std::make_shared<TcpConnection>(std::move(sock), hub_, std::move(s));
+                    conns_.push_back(c);
+                    c->start();
+                } else {
+                    spdlog::warn("TCP exporter {} refused: {} sessions open (max_sessions)",
+                                 endpoint_text(peer.address(), peer.port()), hub_.sessions_now);
+                }
+            }
+            std::erase_if(conns_, [](const std::weak_ptr<TcpConnection>& w) { return w.expired(); });
+            accept();
+        });
+    }
+
+    Hub& hub_;
+    asio::ip::tcp::acceptor acceptor_;
+    std::vector<std::weak_ptr<TcpConnection>> conns_;
+};
+
+asio::ip::address resolve_address(const std::string& host) {
+    if (host.empty() || host == "*") return asio::ip::address_v6::any();
+    asio::error_code ec;
+    auto a = asio::ip::make_address(host, ec);
+    if (ec) {
+        throw Error(fmt::format("listen address '{}' is not an IP address (use 0.0.0.0, [::] or a local "
+                                "address)",
+                                host));
+    }
+    return a;
+}
+
+}  // namespace
+
+int run_collector(const CollectorConfig& cfg) {
+    if (cfg.listen.empty()) throw Error("nothing to listen on: give --listen udp://ADDR:PORT or tcp://ADDR:PORT");
+    if (cfg.output_dir.empty()) throw Error("no --output-dir for the records");
+    Hub hub(cfg);  // outlives the io_context: TCP connections report to it when they go
+    asio::io_context io;
+    std::vector<std::unique_ptr<UdpListener>> udp;
+    std::vector<std::unique_ptr<TcpListener>> tcp;
+    for (const auto& text : cfg.listen) {
+        CollectorUrl url = parse_listen_url(text);
+        auto addr = resolve_address(url.host);
+        try {
+            if (url.kind == CollectorUrl::Kind::udp) {
+                udp.push_back(std::make_unique<UdpListener>(io, hub, asio::ip::udp::endpoint(addr, url.port)));
+            } else if (url.kind == CollectorUrl::Kind::tcp) {
+                tcp.push_back(std::make_unique<TcpListener>(io, hub, asio::ip::tcp::endpoint(addr, url.port)));
+            } else {
+                throw Error(fmt::format("--listen {}: only udp:// and tcp:// can be listened on", text));
+            }
+        } catch (const asio::system_error& e) {
+            throw Error(fmt::format("cannot listen on {}: {}", text, e.code().message()));
+        }
+    }
+
+    auto totals = [&] {
+        CollectorTotals t = hub.closed;
+        for (auto& f : hub.live_totals) f(t);
+        t.rejected_sessions = hub.rejected_sessions;
+        return t;
+    };
+    auto kernel_drops = [&] {
+        uint64_t d = 0;
+        for (auto& u : udp) d += u->kernel_drops();
+        return d;
+    };
+    uint64_t drops_at_start = kernel_drops();
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const asio::error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: finishing", sig);
+        io.stop();
+    });
+    asio::steady_timer timer(io);
+    std::function<void()> arm = [&] {
+        timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(cfg.stats_interval_s * 1000)));
+        timer.async_wait([&](const asio::error_code& ec) {
+            if (ec) return;
+            CollectorTotals t = totals();
+            spdlog::info("sessions={} messages={} records={} written={} lost_in_transit={} malformed={} "
+                         "udp_kernel_drops={} output_dropped={}",
+                         t.sessions, t.messages, t.records, hub.out.records_written(), t.lost_records, t.malformed,
+                         kernel_drops() - drops_at_start, hub.out.records_dropped());
+            arm();
+        });
+    };
+    arm();
+    io.run();
+
+    hub.out.stop();
+    CollectorTotals t = totals();
+    std::string summary = fmt::format(
+        "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
+        "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} udp_kernel_drops={} files={}",
+        t.sessions, t.messages, t.records, hub.out.records_written(), hub.out.records_dropped(), t.lost_records,
+        t.out_of_order, t.malformed, t.rejected_sessions, kernel_drops() - drops_at_start, hub.out.files_finished());
+    std::fprintf(stderr, "%s\n", summary.c_str());
+    return hub.out.records_dropped() ? 1 : 0;
+}
+
+}  // namespace bpfix

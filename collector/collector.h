@@ -1,0 +1,26 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bpfix {
+
+struct CollectorConfig {
+    std::vector<std::string> listen;  // udp://ADDR:PORT, tcp://ADDR:PORT
+    std::string output_dir;
+    uint64_t rotate_interval_s = 300;
+    uint64_t rotate_size_bytes = 0;  // 0: only by time
+    uint32_t pen = 0;                // enterprise number of bpfix's own elements
+    int udp_receive_buffer = 32 << 20;
+    uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)
+    uint64_t max_queued_bytes = 256 << 20;  // records waiting for the disk
+    double stats_interval_s = 60;
+};
+
+// Receives IPFIX on every listener until SIGINT/SIGTERM, writes every record
+// as a JSON line into rotated files, then finalizes them and returns the
+// exit code. Throws bpfix::Error for a listener or directory it cannot use.
+int run_collector(const CollectorConfig& cfg);
+
+}  // namespace bpfix

@@ -1,0 +1,226 @@
+#include "output.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "error.h"
+
+namespace bpfix {
+
+namespace {
+
+std::string utc_stamp(int64_t t) {
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+int64_t wall_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+RotatingWriter::RotatingWriter(Options opt) : opt_(std::move(opt)) {
+    if (opt_.interval_s == 0) opt_.interval_s = 300;
+    struct stat st{};
+    if (stat(opt_.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        throw Error(fmt::format("output directory {} does not exist; create it (mkdir -p) or choose another "
+                                "with --output-dir",
+                                opt_.dir));
+    }
+    if (access(opt_.dir.c_str(), W_OK) != 0) {
+        throw Error(fmt::format("output directory {} is not writable by this user", opt_.dir));
+    }
+}
+
+RotatingWriter::~RotatingWriter() {
+    try {
+        close();
+    } catch (const Error& e) {
+        spdlog::error("{}", e.what());
+    }
+}
+
+void RotatingWriter::open(int64_t now_s) {
+    int64_t start = now_s - now_s % static_cast<int64_t>(opt_.interval_s);
+    if (start != interval_start_) part_ = 0;
+    interval_start_ = start;
+    std::string base = fmt::format("{}/{}-{}", opt_.dir, opt_.prefix, utc_stamp(start));
+    // A name is never reused: a restart within the same interval, or a size
+    // rotation, moves on to the next free part number.
+    for (;; ++part_) {
+        std::string name = part_ ? fmt::format("{}-{}.{}", base, part_, opt_.extension)
+                                 : fmt::format("{}.{}", base, opt_.extension);
+        if (access(name.c_str(), F_OK) == 0 || access((name + ".partial").c_str(), F_OK) == 0) continue;
+        final_ = name;
+        break;
+    }
+    partial_ = final_ + ".partial";
+    fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+        throw Error(fmt::format("cannot create {}: {}", partial_, std::strerror(errno)));
+    }
+    bytes_ = 0;
+    ++part_;
+}
+
+void RotatingWriter::finish() {
+    if (fd_ < 0) return;
+    int fd = fd_;
+    fd_ = -1;
+    if (fsync(fd) != 0) {
+        int e = errno;
+        ::close(fd);
+        throw Error(fmt::format("cannot fsync {}: {}; it stays under its .partial name", partial_, std::strerror(e)));
+    }
+    ::close(fd);
+    if (std::rename(partial_.c_str(), final_.c_str()) != 0) {
+        throw Error(fmt::format("cannot rename {} to {}: {}", partial_, final_, std::strerror(errno)));
+    }
+    // Make the rename itself durable.
+    int dfd = ::open(opt_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        ::close(dfd);
+    }
+    ++files_finished_;
+    spdlog::debug("finished {}", final_);
+}
+
+void RotatingWriter::tick(int64_t now_s) {
+    if (fd_ >= 0 && now_s >= interval_start_ + static_cast<int64_t>(opt_.interval_s)) finish();
+}
+
+void RotatingWriter::write(const std::string& data, int64_t now_s) {
+    tick(now_s);
+    if (fd_ >= 0 && opt_.max_bytes && bytes_ > 0 && bytes_ + data.size() > opt_.max_bytes) finish();
+    if (fd_ < 0) open(now_s);
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd_, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            // Cut back to the last whole write so the file stays valid.
+            if (ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) {
+                spdlog::warn("cannot truncate {} after a failed write", partial_);
+            }
+            throw Error(fmt::format("cannot write {}: {}", partial_, std::strerror(e)));
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+    bytes_ += data.size();
+}
+
+void RotatingWriter::close() { finish(); }
+
+OutputQueue::OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes)
+    : writer_(std::move(opt)), max_queued_(max_queued_bytes), thread_([this] { run(); }) {}
+
+OutputQueue::~OutputQueue() { stop(); }
+
+bool OutputQueue::push(std::string lines, uint64_t records) {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || queued_bytes_ + lines.size() > max_queued_) {
+            dropped_ += records;
+            return false;
+        }
+        queued_bytes_ += lines.size();
+        queue_.emplace_back(std::move(lines), records);
+    }
+    cv_.notify_one();
+    return true;
+}
+
+void OutputQueue::stop() {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ && !thread_.joinable()) return;
+        stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+}
+
+void OutputQueue::run() {
+    for (;;) {
+        std::deque<std::pair<std::string, uint64_t>> batch;
+        bool stop = false;
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_ || !queue_.empty(); });
+            batch.swap(queue_);
+            queued_bytes_ = 0;
+            stop = stopping_;
+        }
+        int64_t now = wall_now();
+        uint64_t total = 0, committed = 0;
+        for (const auto& item : batch) total += item.second;
+        try {
+            if (batch.empty()) writer_.tick(now);
+            std::string joined;
+            uint64_t n = 0;
+            auto flush = [&] {
+                writer_.write(joined, now);
+                committed += n;
+                std::lock_guard lock(mu_);
+                written_ += n;
+                joined.clear();
+                n = 0;
+            };
+            for (auto& [lines, records] : batch) {
+                joined += lines;
+                n += records;
+                if (joined.size() >= (1u << 20)) flush();
+            }
+            if (!joined.empty()) flush();
+            if (stop) {
+                writer_.close();
+                return;
+            }
+        } catch (const Error& e) {
+            // The disk refused: what was written stays in a valid file; the
+            // rest of this batch is counted as dropped, and writing is tried
+            // again with the next batch.
+            spdlog::error("{}", e.what());
+            std::lock_guard lock(mu_);
+            error_ = e.what();
+            dropped_ += total - committed;
+            if (stop) return;
+        }
+    }
+}
+
+uint64_t OutputQueue::records_written() const {
+    std::lock_guard lock(mu_);
+    return written_;
+}
+
+uint64_t OutputQueue::records_dropped() const {
+    std::lock_guard lock(mu_);
+    return dropped_;
+}
+
+std::string OutputQueue::last_error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+}
+
+}  // namespace bpfix

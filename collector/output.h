@@ -1,0 +1,95 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bpfix {
+
+// Writes lines (JSONL records) into rotated files in a directory. A file
+// being written is named NAME.EXT.partial; when its interval ends (aligned
+// to the wall clock: with 300 s, files cover 12:00:00-12:05:00, ...) or it
+// reaches the size limit, it is fsynced, closed and renamed atomically to
+// NAME.EXT, so a reader never sees a partial file under a final name.
+// NAME is PREFIX-YYYYMMDDTHHMMSSZ of the interval's start (UTC), with -N
+// appended for a second file in one interval (size rotation).
+class RotatingWriter {
+public:
+    struct Options {
+        std::string dir;
+        std::string prefix = "flows";
+        std::string extension = "jsonl";
+        uint64_t interval_s = 300;
+        uint64_t max_bytes = 0;  // 0: no size limit
+    };
+    explicit RotatingWriter(Options opt);
+    ~RotatingWriter();
+    RotatingWriter(const RotatingWriter&) = delete;
+    RotatingWriter& operator=(const RotatingWriter&) = delete;
+
+    // Appends `data` (whole lines) at wall-clock time `now_s`, rotating
+    // first when the interval or the size limit says so. Throws
+    // bpfix::Error naming the file when the disk refuses (full, gone).
+    void write(const std::string& data, int64_t now_s);
+    // Rotates if the current file's interval has ended, even without data.
+    void tick(int64_t now_s);
+    // Finalizes the open file (if any).
+    void close();
+
+    uint64_t files_finished() const { return files_finished_; }
+    const std::string& current_path() const { return partial_; }
+
+private:
+    void open(int64_t now_s);
+    void finish();
+
+    Options opt_;
+    int fd_ = -1;
+    std::string partial_, final_;
+    int64_t interval_start_ = 0;
+    uint64_t bytes_ = 0;
+    unsigned part_ = 0;
+    uint64_t files_finished_ = 0;
+};
+
+// Hands lines from the receiving threads to one writer thread, so that
+// disk latency (fsync, rotation) never blocks receiving. Bounded: when the
+// writer falls behind by more than `max_queued_bytes`, new batches are
+// dropped and counted (never silently).
+class OutputQueue {
+public:
+    OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes);
+    ~OutputQueue();  // finishes writing what was queued, finalizes the file
+
+    // Queues whole lines holding `records` records. Returns false (and
+    // counts them) when the queue is full.
+    bool push(std::string lines, uint64_t records);
+    // Stops accepting, writes everything queued, finalizes the open file.
+    void stop();
+
+    uint64_t records_written() const;
+    // Files finalized (valid after stop()).
+    uint64_t files_finished() const { return writer_.files_finished(); }
+    uint64_t records_dropped() const;
+    std::string last_error() const;
+
+private:
+    void run();
+
+    RotatingWriter writer_;
+    uint64_t max_queued_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::pair<std::string, uint64_t>> queue_;
+    uint64_t queued_bytes_ = 0;
+    uint64_t written_ = 0, dropped_ = 0;
+    std::string error_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace bpfix

@@ -1,0 +1,76 @@
+#include "session.h"
+
+#include <fmt/format.h>
+
+namespace bpfix {
+
+ExporterSession::ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink)
+    : exporter_(std::move(exporter)), peer_(std::move(peer)), sink_(std::move(sink)) {
+    exporter_json_ = nlohmann::json(exporter_).dump();
+    decoder_ = std::make_unique<IpfixDecoder>(model, [this](const DecodedRecord& rec) {
+        // Element names first, then where the record came from.
+        std::string line = rec.fields.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+        line.pop_back();  // the closing brace
+        if (line.size() > 1) line += ',';
+        line += fmt::format("\"exporter\":{},\"observationDomainId\":{},\"templateId\":{}}}\n", exporter_json_,
+                            rec.observation_domain, rec.template_id);
+        lines_ += line;
+        ++batch_records_;
+    });
+}
+
+std::string ExporterSession::message(std::span<const uint8_t> msg) {
+    uint32_t domain = 0, seq = 0;
+    bool header = msg.size() >= 16;
+    if (header) {
+        seq = static_cast<uint32_t>(msg[8]) << 24 | static_cast<uint32_t>(msg[9]) << 16 |
+              static_cast<uint32_t>(msg[10]) << 8 | msg[11];
+        domain = static_cast<uint32_t>(msg[12]) << 24 | static_cast<uint32_t>(msg[13]) << 16 |
+                 static_cast<uint32_t>(msg[14]) << 8 | msg[15];
+    }
+    DomainStats& d = domains_[domain];
+    d.bytes += msg.size();
+    uint64_t before = decoder_->records();
+    std::string problem = decoder_->decode_message(msg);
+    uint64_t decoded = decoder_->records() - before;
+    if (!problem.empty()) {
+        ++d.malformed;
+    } else {
+        ++d.messages;
+    }
+    d.records += decoded;
+    if (header && problem.empty()) {
+        // RFC 7011: the sequence number counts the data records sent before
+        // this message in this domain.
+        if (d.have_next_seq && seq != d.next_seq) {
+            uint32_t gap = seq - d.next_seq;
+            if (gap < 0x80000000u) {
+                d.lost_records += gap;
+            } else {
+                ++d.out_of_order;
+            }
+        }
+        d.have_next_seq = true;
+        d.next_seq = seq + static_cast<uint32_t>(decoded);
+    }
+    if (batch_records_) {
+        sink_(std::move(lines_), batch_records_);
+        lines_.clear();
+        batch_records_ = 0;
+    }
+    return problem;
+}
+
+void CollectorTotals::add(const ExporterSession& s) {
+    ++sessions;
+    for (const auto& [id, d] : s.domains()) {
+        messages += d.messages;
+        records += d.records;
+        bytes += d.bytes;
+        lost_records += d.lost_records;
+        out_of_order += d.out_of_order;
+        malformed += d.malformed;
+    }
+}
+
+}  // namespace bpfix

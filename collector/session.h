@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "info_model.h"
+#include "ipfix_decoder.h"
+
+namespace bpfix {
+
+// What one exporter sent in one observation domain.
+struct DomainStats {
+    uint64_t messages = 0;
+    uint64_t records = 0;       // data records decoded (options records included)
+    uint64_t bytes = 0;         // IPFIX message bytes
+    uint64_t lost_records = 0;  // sequence-number gaps: records the exporter sent that never arrived
+    uint64_t out_of_order = 0;  // messages whose sequence number went backwards
+    uint64_t malformed = 0;     // messages that could not be decoded (in full)
+    bool have_next_seq = false;
+    uint32_t next_seq = 0;
+};
+
+// One transport session (RFC 7011 section 10: a UDP source address and
+// port, or a TCP connection) of one exporter: its own libfixbuf session, so
+// templates of one exporter never apply to another, and its accounting per
+// observation domain. Records go to `sink` as JSON lines, one batch per
+// message.
+class ExporterSession {
+public:
+    // `exporter` is the address as text (the `exporter` key of every
+    // record); `peer` adds the port, for logs.
+    using LinesSink = std::function<void(std::string lines, uint64_t records)>;
+    ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink);
+
+    // Decodes one complete IPFIX message. Returns "" or what was wrong
+    // (records before the problem have been delivered).
+    std::string message(std::span<const uint8_t> msg);
+
+    const std::string& peer() const { return peer_; }
+    const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
+
+private:
+    std::string exporter_, peer_, exporter_json_;
+    LinesSink sink_;
+    std::string lines_;
+    uint64_t batch_records_ = 0;
+    std::map<uint32_t, DomainStats> domains_;
+    std::unique_ptr<IpfixDecoder> decoder_;
+};
+
+// Totals over sessions, for the log and the exit summary.
+struct CollectorTotals {
+    uint64_t sessions = 0, messages = 0, records = 0, bytes = 0, lost_records = 0, out_of_order = 0,
+             malformed = 0, rejected_sessions = 0;
+    void add(const ExporterSession& s);
+};
+
+}  // namespace bpfix
