@@ -72,9 +72,40 @@ struct Hub {
         : cfg(c),
           model(c.pen),
           out(RotatingWriter::Options{c.output_dir, "flows", "jsonl", c.rotate_interval_s, c.rotate_size_bytes},
-              c.max_queued_bytes) {}
+              c.max_queued_bytes) {
+        for (const auto& a : c.allow) allow.push_back(parse_cidr(a));
+    }
+
+    std::vector<Cidr> allow;
+    uint64_t refused_exporters = 0;
+
+    bool allowed(const asio::ip::address& addr) const {
+        if (allow.empty()) return true;
+        asio::ip::address a = plain(addr);
+        uint8_t bytes[16] = {};
+        uint8_t ver = 4;
+        if (a.is_v4()) {
+            auto b = a.to_v4().to_bytes();
+            std::copy(b.begin(), b.end(), bytes);
+        } else {
+            auto b = a.to_v6().to_bytes();
+            std::copy(b.begin(), b.end(), bytes);
+            ver = 6;
+        }
+        for (const auto& c : allow) {
+            if (c.contains(bytes, ver)) return true;
+        }
+        return false;
+    }
 
     std::unique_ptr<ExporterSession> new_session(const asio::ip::address& a, uint16_t port) {
+        if (!allowed(a)) {
+            if (refused_exporters++ < 10) {
+                spdlog::warn("exporter {} is not in [listen] allow; its IPFIX is ignored",
+                             endpoint_text(a, port));
+            }
+            return nullptr;
+        }
         if (sessions_now >= cfg.max_sessions) {
             ++rejected_sessions;
             return nullptr;
@@ -113,7 +144,9 @@ public:
         spdlog::info("listening on udp://{} (receive buffer {} bytes)",
                      endpoint_text(socket_.local_endpoint().address(), port_), got.value());
         hub.live_totals.push_back([this](CollectorTotals& t) {
-            for (const auto& [k, s] : sessions_) t.add(*s);
+            for (const auto& [k, s] : sessions_) {
+                if (s) t.add(*s);
+            }
         });
         receive();
     }
@@ -132,11 +165,13 @@ private:
         auto key = std::make_pair(from_.address(), from_.port());
         auto it = sessions_.find(key);
         if (it == sessions_.end()) {
+            // A refused source is remembered (as no session): counted once,
+            // its later datagrams ignored.
             auto s = hub_.new_session(from_.address(), from_.port());
-            if (!s) return;  // counted by the hub
-            spdlog::info("new UDP exporter {}", s->peer());
+            if (s) spdlog::info("new UDP exporter {}", s->peer());
             it = sessions_.emplace(key, std::move(s)).first;
         }
+        if (!it->second) return;
         ExporterSession& s = *it->second;
         std::string problem = s.message(std::span<const uint8_t>(buf_.data(), n));
         if (!problem.empty()) hub_.log_problem(s, problem);
@@ -264,8 +299,7 @@ asio::ip::address resolve_address(const std::string& host) {
 }  // namespace
 
 int run_collector(const CollectorConfig& cfg) {
-    if (cfg.listen.empty()) throw Error("nothing to listen on: give --listen udp://ADDR:PORT or tcp://ADDR:PORT");
-    if (cfg.output_dir.empty()) throw Error("no --output-dir for the records");
+    validate_collector_config(cfg);
     Hub hub(cfg);  // outlives the io_context: TCP connections report to it when they go
     asio::io_context io;
     std::vector<std::unique_ptr<UdpListener>> udp;
@@ -325,9 +359,11 @@ int run_collector(const CollectorConfig& cfg) {
     CollectorTotals t = totals();
     std::string summary = fmt::format(
         "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
-        "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} udp_kernel_drops={} files={}",
+        "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} refused_exporters={} "
+        "udp_kernel_drops={} files={}",
         t.sessions, t.messages, t.records, hub.out.records_written(), hub.out.records_dropped(), t.lost_records,
-        t.out_of_order, t.malformed, t.rejected_sessions, kernel_drops() - drops_at_start, hub.out.files_finished());
+        t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, kernel_drops() - drops_at_start,
+        hub.out.files_finished());
     std::fprintf(stderr, "%s\n", summary.c_str());
     return hub.out.records_dropped() ? 1 : 0;
 }

@@ -4,10 +4,13 @@
 #include <string>
 #include <vector>
 
+#include "cidr.h"
+
 namespace bpfix {
 
 struct CollectorConfig {
     std::vector<std::string> listen;  // udp://ADDR:PORT, tcp://ADDR:PORT
+    std::vector<std::string> allow;   // exporter CIDRs accepted; empty: every exporter
     std::string output_dir;
     uint64_t rotate_interval_s = 300;
     uint64_t rotate_size_bytes = 0;  // 0: only by time
@@ -16,7 +19,15 @@ struct CollectorConfig {
     uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)
     uint64_t max_queued_bytes = 256 << 20;  // records waiting for the disk
     double stats_interval_s = 60;
+    std::string log_level = "info";
 };
+
+// Reads a TOML file (etc/bpfix/collector.toml documents every key) over
+// `cfg`. Throws bpfix::Error naming the file, the key and the problem.
+void load_collector_config(const std::string& path, CollectorConfig& cfg);
+
+// Checks URLs, CIDRs, ranges; throws bpfix::Error naming the setting.
+void validate_collector_config(const CollectorConfig& cfg);
 
 // Receives IPFIX on every listener until SIGINT/SIGTERM, writes every record
 // as a JSON line into rotated files, then finalizes them and returns the

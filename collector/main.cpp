@@ -16,40 +16,54 @@
 
 int main(int argc, char** argv) {
     using namespace bpfix;
-    CLI::App app{"bpfix-collector: decodes IPFIX (RFC 7011) from exporters and files"};
+    CLI::App app{"bpfix-collector: receives IPFIX (RFC 7011) from exporters into rotated files, or decodes files"};
     app.set_version_flag("--version", std::string("bpfix-collector ") + BPFIX_VERSION);
-    std::string read_path;
-    std::vector<std::string> listen;
-    int64_t pen = kDefaultPen;
-    std::string log_level = "info";
-    CollectorConfig cfg;
+    std::string config_path, read_path, output_dir, log_level;
+    bool check_only = false;
+    std::vector<std::string> listen, allow;
+    uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
+    int64_t pen = 0;
+    app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/collector.toml)");
+    app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--read", read_path, "decode this IPFIX file and print its records as JSON lines");
     app.add_option("--listen", listen, "receive IPFIX on udp://ADDR:PORT or tcp://ADDR:PORT (repeatable; [::] for all)");
-    app.add_option("-o,--output-dir", cfg.output_dir, "write records here as rotated JSON-lines files");
-    app.add_option("--rotate-interval", cfg.rotate_interval_s, "seconds per output file, aligned to the clock")
+    app.add_option("--allow", allow, "accept only exporters in this CIDR (repeatable; default: every exporter)");
+    app.add_option("-o,--output-dir", output_dir, "write records here as rotated JSON-lines files");
+    app.add_option("--rotate-interval", rotate_interval, "seconds per output file, aligned to the clock (default 300)")
         ->check(CLI::Range(1, 86400));
-    app.add_option("--rotate-size", cfg.rotate_size_bytes, "also start a new file past this many bytes (0: never)");
-    app.add_option("--max-sessions", cfg.max_sessions, "exporter transport sessions at once (UDP sources + TCP)")
+    app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");
+    app.add_option("--max-sessions", max_sessions, "exporter transport sessions at once (default 4096)")
         ->check(CLI::Range(1, 1000000));
     app.add_option("--pen", pen, "private enterprise number of bpfix elements")->check(CLI::Range(1LL, 4294967295LL));
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+    app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
     try {
-        init_logging("bpfix-collector", log_level);
-        if (!listen.empty()) {
-            cfg.listen = listen;
-            cfg.pen = static_cast<uint32_t>(pen);
-            return run_collector(cfg);
+        CollectorConfig cfg;
+        cfg.pen = kDefaultPen;
+        if (!config_path.empty()) load_collector_config(config_path, cfg);
+        if (!listen.empty()) cfg.listen = listen;
+        if (!allow.empty()) cfg.allow = allow;
+        if (!output_dir.empty()) cfg.output_dir = output_dir;
+        if (rotate_interval) cfg.rotate_interval_s = rotate_interval;
+        if (app.count("--rotate-size")) cfg.rotate_size_bytes = rotate_size;
+        if (max_sessions) cfg.max_sessions = max_sessions;
+        if (pen) cfg.pen = static_cast<uint32_t>(pen);
+        if (!log_level.empty()) cfg.log_level = log_level;
+        init_logging("bpfix-collector", cfg.log_level);
+        if (!read_path.empty()) {
+            dump_ipfix_file_jsonl(read_path, cfg.pen, stdout);
+            return 0;
         }
-        if (read_path.empty()) {
-            throw Error("nothing to do: give --listen URL --output-dir DIR to collect, or --read FILE.ipfix");
+        validate_collector_config(cfg);
+        if (check_only) {
+            fmt::print("configuration OK\n");
+            return 0;
         }
-        dump_ipfix_file_jsonl(read_path, static_cast<uint32_t>(pen), stdout);
-        return 0;
+        return run_collector(cfg);
     } catch (const Error& e) {
         fmt::print(stderr, "bpfix-collector: error: {}\n", e.what());
         return 2;

@@ -7,73 +7,13 @@
 
 #include "collector_url.h"
 #include "error.h"
+#include "toml_reader.h"
 
 namespace bpfix {
 
 namespace {
 
 uint64_t to_ns(double s) { return static_cast<uint64_t>(s * 1e9 + 0.5); }
-
-class TomlReader {
-public:
-    explicit TomlReader(std::string path) : path_(std::move(path)) {}
-
-    [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-        throw Error(fmt::format("config {}: {}: {}", path_, key, what));
-    }
-
-    void check_keys(const toml::value& table, const std::string& where, const std::set<std::string>& known) const {
-        for (const auto& [k, v] : table.as_table()) {
-            if (!known.count(k)) {
-                std::string list;
-                for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
-                fail(where.empty() ? k : where + "." + k, "unknown key (known here: " + list + ")");
-            }
-        }
-    }
-
-    double number(const toml::value& t, const std::string& sect, const std::string& key, double def) const {
-        if (!t.contains(key)) return def;
-        const auto& v = t.at(key);
-        if (v.is_floating()) return v.as_floating();
-        if (v.is_integer()) return static_cast<double>(v.as_integer());
-        fail(sect + "." + key, "must be a number");
-    }
-
-    int64_t integer(const toml::value& t, const std::string& sect, const std::string& key, int64_t def, int64_t lo,
-                    int64_t hi) const {
-        if (!t.contains(key)) return def;
-        const auto& v = t.at(key);
-        if (!v.is_integer()) fail(sect + "." + key, "must be an integer");
-        int64_t n = v.as_integer();
-        if (n < lo || n > hi) fail(sect + "." + key, fmt::format("{} is out of range {}..{}", n, lo, hi));
-        return n;
-    }
-
-    std::string string(const toml::value& t, const std::string& sect, const std::string& key,
-                       const std::string& def) const {
-        if (!t.contains(key)) return def;
-        const auto& v = t.at(key);
-        if (!v.is_string()) fail(sect + "." + key, "must be a string");
-        return v.as_string();
-    }
-
-    std::vector<std::string> strings(const toml::value& t, const std::string& sect, const std::string& key,
-                                     const std::vector<std::string>& def) const {
-        if (!t.contains(key)) return def;
-        const auto& v = t.at(key);
-        if (!v.is_array()) fail(sect + "." + key, "must be an array of strings");
-        std::vector<std::string> out;
-        for (const auto& e : v.as_array()) {
-            if (!e.is_string()) fail(sect + "." + key, "must be an array of strings");
-            out.push_back(e.as_string());
-        }
-        return out;
-    }
-
-private:
-    std::string path_;
-};
 
 }  // namespace
 
@@ -87,21 +27,10 @@ FlowTableConfig ExporterConfig::flow_table() const {
 }
 
 void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
-    toml::value root;
-    try {
-        root = toml::parse(path);
-    } catch (const std::exception& e) {
-        // toml11 reports the line, column and what it expected.
-        throw Error(fmt::format("config {}: {}", path, e.what()));
-    }
     TomlReader r(path);
+    const toml::value& root = r.root();
     r.check_keys(root, "", {"export", "transport", "flows", "live", "pcap", "log"});
-    auto section = [&](const char* name) -> toml::value {
-        if (!root.contains(name)) return toml::value(toml::table{});
-        const auto& v = root.at(name);
-        if (!v.is_table()) r.fail(name, "must be a table ([" + std::string(name) + "])");
-        return v;
-    };
+    auto section = [&](const char* name) { return r.section(name); };
 
     auto ex = section("export");
     r.check_keys(ex, "export", {"collector", "observation_domain", "pen", "template_refresh", "stats_interval"});

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "cidr.h"
 #include "error.h"
 
 namespace bpfix {
@@ -16,34 +17,16 @@ namespace {
     throw Error(fmt::format("live.filter rule {}: {}: {}", n, field, what));
 }
 
-// "10.0.0.0/8", "2001:db8::/32", or a single address. Returns the version.
+// Returns the version; the rule number and field go into the error.
 uint8_t parse_cidr(size_t n, const std::string& field, const std::string& text, uint8_t addr[16], uint8_t mask[16]) {
-    std::string a = text;
-    int prefix = -1;
-    if (auto slash = text.find('/'); slash != std::string::npos) {
-        a = text.substr(0, slash);
-        std::string p = text.substr(slash + 1);
-        auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
-        if (ec != std::errc() || ptr != p.data() + p.size()) fail(n, field, "'" + text + "' has a bad prefix length");
+    try {
+        Cidr c = bpfix::parse_cidr(text);
+        memcpy(addr, c.addr, 16);
+        memcpy(mask, c.mask, 16);
+        return c.version;
+    } catch (const Error& e) {
+        fail(n, field, e.what());
     }
-    memset(addr, 0, 16);
-    memset(mask, 0, 16);
-    uint8_t version;
-    int bits;
-    if (inet_pton(AF_INET, a.c_str(), addr) == 1) {
-        version = 4;
-        bits = 32;
-    } else if (inet_pton(AF_INET6, a.c_str(), addr) == 1) {
-        version = 6;
-        bits = 128;
-    } else {
-        fail(n, field, "'" + text + "' is not an IPv4 or IPv6 address or CIDR");
-    }
-    if (prefix < 0) prefix = bits;
-    if (prefix > bits) fail(n, field, fmt::format("prefix /{} is longer than {} bits", prefix, bits));
-    for (int i = 0; i < prefix; ++i) mask[i / 8] |= static_cast<uint8_t>(0x80 >> (i % 8));
-    for (int i = 0; i < 16; ++i) addr[i] &= mask[i];
-    return version;
 }
 
 void parse_range(size_t n, const std::string& field, const std::string& text, uint16_t& lo, uint16_t& hi) {

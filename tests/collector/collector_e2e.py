@@ -12,7 +12,9 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    file ends with a newline, no file shrinks or changes after it appeared);
    after SIGTERM no .partial file is left, and the records over all files
    equal everything sent (none lost, none duplicated);
-3. kill -9 mid-stream: every final-named file is intact.
+3. kill -9 mid-stream: every final-named file is intact;
+4. --allow 10.0.0.0/8 refuses 127.0.0.1 (counted, nothing written) and
+   --allow 127.0.0.0/8 accepts it.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -203,6 +205,21 @@ def main():
                     json.loads(line)
             except (ValueError, AssertionError):
                 failures.append(f"kill -9: finalized file {n} is damaged")
+
+        # 4. the exporter allowlist
+        for allow, want_records in (("10.0.0.0/8", 0), ("127.0.0.0/8", sent_udp["records"])):
+            out4 = os.path.join(tmp, "out4-" + allow.split("/")[0])
+            os.mkdir(out4)
+            c = Collector(build, out4, os.path.join(tmp, "c4.log"), ["--allow", allow])
+            procs.append(c.p)
+            export(build, pcap, f"udp://127.0.0.1:{c.udp}")
+            time.sleep(0.3)
+            c.stop()
+            got = len(read_records(out4))
+            refused = c.summary().get("refused_exporters")
+            if got != want_records or refused != ("1" if want_records == 0 else "0"):
+                failures.append(f"--allow {allow}: {got} records written (want {want_records}), "
+                                f"refused_exporters={refused}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -214,7 +231,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9")
+          "files intact after kill -9; allowlist honoured")
     return 0
 
 

@@ -1,0 +1,64 @@
+#include <fmt/format.h>
+
+#include "collector.h"
+#include "collector_url.h"
+#include "error.h"
+#include "toml_reader.h"
+
+namespace bpfix {
+
+void load_collector_config(const std::string& path, CollectorConfig& cfg) {
+    TomlReader r(path);
+    r.check_keys(r.root(), "", {"listen", "output", "limits", "ipfix", "log"});
+
+    auto li = r.section("listen");
+    r.check_keys(li, "listen", {"urls", "allow", "udp_receive_buffer"});
+    cfg.listen = r.strings(li, "listen", "urls", cfg.listen);
+    cfg.allow = r.strings(li, "listen", "allow", cfg.allow);
+    cfg.udp_receive_buffer = static_cast<int>(
+        r.integer(li, "listen", "udp_receive_buffer", cfg.udp_receive_buffer, 65536, int64_t{1} << 30));
+
+    auto out = r.section("output");
+    r.check_keys(out, "output", {"dir", "rotate_interval", "rotate_size", "max_queued_bytes"});
+    cfg.output_dir = r.string(out, "output", "dir", cfg.output_dir);
+    cfg.rotate_interval_s = static_cast<uint64_t>(
+        r.integer(out, "output", "rotate_interval", static_cast<int64_t>(cfg.rotate_interval_s), 1, 86400));
+    cfg.rotate_size_bytes = static_cast<uint64_t>(
+        r.integer(out, "output", "rotate_size", static_cast<int64_t>(cfg.rotate_size_bytes), 0, int64_t{1} << 50));
+    cfg.max_queued_bytes = static_cast<uint64_t>(r.integer(
+        out, "output", "max_queued_bytes", static_cast<int64_t>(cfg.max_queued_bytes), 1 << 20, int64_t{1} << 40));
+
+    auto lim = r.section("limits");
+    r.check_keys(lim, "limits", {"max_sessions"});
+    cfg.max_sessions = static_cast<uint64_t>(
+        r.integer(lim, "limits", "max_sessions", static_cast<int64_t>(cfg.max_sessions), 1, 1'000'000));
+
+    auto ip = r.section("ipfix");
+    r.check_keys(ip, "ipfix", {"pen"});
+    cfg.pen = static_cast<uint32_t>(r.integer(ip, "ipfix", "pen", cfg.pen, 1, UINT32_MAX));
+
+    auto lg = r.section("log");
+    r.check_keys(lg, "log", {"level", "stats_interval"});
+    cfg.log_level = r.string(lg, "log", "level", cfg.log_level);
+    cfg.stats_interval_s = r.number(lg, "log", "stats_interval", cfg.stats_interval_s);
+}
+
+void validate_collector_config(const CollectorConfig& cfg) {
+    if (cfg.listen.empty()) {
+        throw Error("nothing to listen on: give --listen udp://ADDR:PORT or tcp://ADDR:PORT (or [listen] urls)");
+    }
+    for (const auto& u : cfg.listen) parse_listen_url(u);
+    for (const auto& a : cfg.allow) {
+        try {
+            parse_cidr(a);
+        } catch (const Error& e) {
+            throw Error(fmt::format("listen.allow: {}", e.what()));
+        }
+    }
+    if (cfg.output_dir.empty()) throw Error("no output directory: give --output-dir DIR (or [output] dir)");
+    if (cfg.stats_interval_s < 1 || cfg.stats_interval_s > 86400) {
+        throw Error(fmt::format("log.stats_interval {} is out of range 1..86400 seconds", cfg.stats_interval_s));
+    }
+}
+
+}  // namespace bpfix
