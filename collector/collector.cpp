@@ -3,6 +3,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <array>
 #include <asio.hpp>
@@ -74,6 +79,11 @@ struct Hub {
           out(RotatingWriter::Options{c.output_dir, "flows", "jsonl", c.rotate_interval_s, c.rotate_size_bytes},
               c.max_queued_bytes) {
         for (const auto& a : c.allow) allow.push_back(parse_cidr(a));
+        template_dir = c.output_dir + "/.templates";
+        if (mkdir(template_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+            throw Error(fmt::format("cannot create {} (UDP templates kept across restarts): {}", template_dir,
+                                    std::strerror(errno)));
+        }
     }
 
     std::vector<Cidr> allow;
@@ -114,6 +124,14 @@ struct Hub {
         return std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
                                                  [this](std::string lines, uint64_t n) { out.push(std::move(lines), n); });
     }
+
+    // Where a UDP session's templates are kept across restarts.
+    std::string template_path(const asio::ip::address& a, uint16_t port) const {
+        std::string addr = plain(a).to_string();
+        std::replace(addr.begin(), addr.end(), ':', '_');
+        return fmt::format("{}/udp-{}-{}.ipfix", template_dir, addr, port);
+    }
+    std::string template_dir;
 
     // Logs a malformed message: the first 10 of a session, then every
     // 1000th (all are counted).
@@ -168,7 +186,11 @@ private:
             // A refused source is remembered (as no session): counted once,
             // its later datagrams ignored.
             auto s = hub_.new_session(from_.address(), from_.port());
-            if (s) spdlog::info("new UDP exporter {}", s->peer());
+            if (s) {
+                size_t replayed = s->persist_templates(hub_.template_path(from_.address(), from_.port()));
+                spdlog::info("new UDP exporter {}{}", s->peer(),
+                             replayed ? " (templates of an earlier run restored)" : "");
+            }
             it = sessions_.emplace(key, std::move(s)).first;
         }
         if (!it->second) return;

@@ -1,6 +1,9 @@
 #include "session.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "error.h"
 
 namespace bpfix {
 
@@ -17,6 +20,22 @@ ExporterSession::ExporterSession(InfoModel& model, std::string exporter, std::st
         lines_ += line;
         ++batch_records_;
     });
+}
+
+size_t ExporterSession::persist_templates(const std::string& path) {
+    auto saved = TemplateStore::load(path);
+    store_ = std::make_unique<TemplateStore>(path);
+    for (const auto& m : saved) {
+        // Template sets only: nothing reaches the sink or the accounting.
+        std::string problem = decoder_->decode_message(m);
+        if (!problem.empty()) {
+            spdlog::warn("exporter {}: saved templates in {} are unusable ({}); waiting for new ones", peer_, path,
+                         problem);
+            break;
+        }
+        store_->observe(m);
+    }
+    return saved.size();
 }
 
 std::string ExporterSession::message(std::span<const uint8_t> msg) {
@@ -52,6 +71,14 @@ std::string ExporterSession::message(std::span<const uint8_t> msg) {
         }
         d.have_next_seq = true;
         d.next_seq = seq + static_cast<uint32_t>(decoded);
+    }
+    if (store_ && problem.empty() && store_->observe(msg)) {
+        try {
+            store_->save_if_changed();
+        } catch (const Error& e) {
+            if (!store_failed_) spdlog::warn("exporter {}: {}; templates are not kept across restarts", peer_, e.what());
+            store_failed_ = true;
+        }
     }
     if (batch_records_) {
         sink_(std::move(lines_), batch_records_);

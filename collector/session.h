@@ -9,6 +9,7 @@
 
 #include "info_model.h"
 #include "ipfix_decoder.h"
+#include "template_store.h"
 
 namespace bpfix {
 
@@ -40,6 +41,11 @@ public:
     // (records before the problem have been delivered).
     std::string message(std::span<const uint8_t> msg);
 
+    // Keeps this session's templates in `path` and first replays what an
+    // earlier run kept there (UDP: data before the next template refresh
+    // decodes at once). Returns how many template messages were replayed.
+    size_t persist_templates(const std::string& path);
+
     const std::string& peer() const { return peer_; }
     const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
 
@@ -50,6 +56,8 @@ private:
     uint64_t batch_records_ = 0;
     std::map<uint32_t, DomainStats> domains_;
     std::unique_ptr<IpfixDecoder> decoder_;
+    std::unique_ptr<TemplateStore> store_;
+    bool store_failed_ = false;
 };
 
 // Totals over sessions, for the log and the exit summary.

@@ -14,11 +14,17 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    equal everything sent (none lost, none duplicated);
 3. kill -9 mid-stream: every final-named file is intact;
 4. --allow 10.0.0.0/8 refuses 127.0.0.1 (counted, nothing written) and
-   --allow 127.0.0.0/8 accepts it.
+   --allow 127.0.0.0/8 accepts it;
+5. restart with UDP: an exporter (a socket here, fixed source port) sends
+   a template and data, the collector restarts on the same port, and data
+   sent after the restart without any template is decoded from the
+   templates the first run kept (output-dir/.templates).
 
 usage: collector_e2e.py BUILD_DIR
 """
 import json
+import socket
+import struct
 import os
 import re
 import shutil
@@ -77,6 +83,20 @@ def export(build, pcap, url):
         raise SystemExit(f"FAIL exporter to {url}: {r.stderr}")
     m = re.search(r"summary: (.*)", r.stderr)
     return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+
+
+def ipfix_message(seq, sets, domain=7):
+    body = b"".join(struct.pack("!HH", sid, 4 + len(data)) + data for sid, data in sets)
+    return struct.pack("!HHIII", 10, 16 + len(body), int(time.time()), seq, domain) + body
+
+
+TEMPLATE = struct.pack("!HH", 300, 4) + struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 8, 1, 8)
+
+
+def data_set(n, first):
+    recs = b"".join(struct.pack("!4s4sQQ", bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), first + i, 100 * (first + i))
+                    for i in range(n))
+    return (300, recs)
 
 
 def read_records(out_dir):
@@ -220,6 +240,32 @@ def main():
             if got != want_records or refused != ("1" if want_records == 0 else "0"):
                 failures.append(f"--allow {allow}: {got} records written (want {want_records}), "
                                 f"refused_exporters={refused}")
+
+        # 5. UDP templates survive a collector restart
+        out5 = os.path.join(tmp, "out5")
+        os.mkdir(out5)
+        c = Collector(build, out5, os.path.join(tmp, "c5a.log"))
+        procs.append(c.p)
+        port = c.udp
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(ipfix_message(0, [(2, TEMPLATE), data_set(3, 1)]), ("127.0.0.1", port))
+        time.sleep(0.3)
+        c.stop()
+        c = Collector(build, out5, os.path.join(tmp, "c5b.log"),
+                      ["--listen", f"udp://127.0.0.1:{port}"])
+        procs.append(c.p)
+        sock.sendto(ipfix_message(3, [data_set(4, 10)]), ("127.0.0.1", c_port := port))
+        time.sleep(0.3)
+        c.stop()
+        sock.close()
+        recs = [r for r in read_records(out5) if r.get("templateId") == 300]
+        counts = sorted(r["packetDeltaCount"] for r in recs)
+        if counts != [1, 2, 3, 10, 11, 12, 13]:
+            failures.append(f"restart: records decoded {counts}, want 1-3 before and 10-13 after the restart "
+                            f"(port {c_port}): " + c.text()[-500:])
+        if "templates of an earlier run restored" not in c.text():
+            failures.append("restart: the second run did not report restoring templates")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -231,7 +277,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart")
     return 0
 
 
