@@ -1,13 +1,20 @@
 #include "ipfix_decoder.h"
 
 #include <arpa/inet.h>
+// fBufRewind: the only way to reset an fBuf left mid-set by an error.
+extern "C" {
+#include <fixbuf/private.h>
+}
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <unordered_map>
 
 #include "error.h"
 
@@ -42,29 +49,26 @@ std::string rfc3339(int64_t seconds, uint64_t fraction, int digits) {
     return fmt::format("{}.{:0{}}Z", buf, fraction, digits);
 }
 
-uint64_t read_unsigned(const uint8_t* p, uint16_t len) {
-    switch (len) {
-        case 1: return *p;
-        case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
-        case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
-        case 8: { uint64_t v; memcpy(&v, p, 8); return v; }
-        default: {
-            // Reduced-size encodings of other widths: libfixbuf leaves them
-            // in network order.
-            uint64_t v = 0;
-            for (uint16_t i = 0; i < len && i < 8; ++i) v = v << 8 | p[i];
-            return v;
-        }
+// Integers as libfixbuf leaves them: elements flagged FB_IE_F_ENDIAN are
+// converted to host order at whatever width they were sent in (reduced-size
+// encoding, RFC 7011 section 6.2); others stay in network order.
+uint64_t read_unsigned(const uint8_t* p, size_t len, bool host_order) {
+    uint64_t v = 0;
+    len = std::min<size_t>(len, 8);
+    if (host_order && std::endian::native == std::endian::little) {
+        for (size_t i = len; i-- > 0;) v = v << 8 | p[i];
+    } else {
+        for (size_t i = 0; i < len; ++i) v = v << 8 | p[i];
     }
+    return v;
 }
 
-int64_t read_signed(const uint8_t* p, uint16_t len) {
-    switch (len) {
-        case 1: return static_cast<int8_t>(*p);
-        case 2: { int16_t v; memcpy(&v, p, 2); return v; }
-        case 4: { int32_t v; memcpy(&v, p, 4); return v; }
-        default: { int64_t v; memcpy(&v, p, 8); return v; }
-    }
+int64_t read_signed(const uint8_t* p, size_t len, bool host_order) {
+    uint64_t v = read_unsigned(p, len, host_order);
+    len = std::min<size_t>(len, 8);
+    if (len == 0 || len == 8) return static_cast<int64_t>(v);
+    uint64_t sign = uint64_t{1} << (len * 8 - 1);
+    return static_cast<int64_t>((v ^ sign) - sign);
 }
 
 std::string hex(const uint8_t* p, size_t len) {
@@ -85,6 +89,9 @@ std::string ntp_time(uint64_t v, bool micro) {
     return rfc3339(secs, (frac * 1000000000ULL) >> 32, 9);
 }
 
+// Template validation guarantees every fixed-size type arrives in a length
+// it allows; the length checks here keep a bad length from reading past the
+// field all the same.
 nlohmann::ordered_json value_of(const Field& f, const uint8_t* rec) {
     const uint8_t* p = rec + f.offset;
     const uint8_t* data = p;
@@ -95,57 +102,135 @@ nlohmann::ordered_json value_of(const Field& f, const uint8_t* rec) {
         data = v.buf;
         len = v.len;
     }
+    bool host = (f.ie->flags & FB_IE_F_ENDIAN) != 0;
     switch (f.ie->type) {
         case FB_UINT_8:
         case FB_UINT_16:
         case FB_UINT_32:
         case FB_UINT_64:
-            return read_unsigned(data, static_cast<uint16_t>(len));
+            if (len == 0 || len > 8) break;
+            return read_unsigned(data, len, host);
         case FB_INT_8:
         case FB_INT_16:
         case FB_INT_32:
         case FB_INT_64:
-            return read_signed(data, static_cast<uint16_t>(len));
-        case FB_FLOAT_32: {
-            if (len == 4) { float v; memcpy(&v, data, 4); return v; }
-            double v; memcpy(&v, data, 8); return v;
-        }
-        case FB_FLOAT_64: {
-            if (len == 4) { float v; memcpy(&v, data, 4); return v; }
-            double v; memcpy(&v, data, 8); return v;
-        }
+            if (len == 0 || len > 8) break;
+            return read_signed(data, len, host);
+        case FB_FLOAT_32:
+        case FB_FLOAT_64:
+            if (len == 4) return std::bit_cast<float>(static_cast<uint32_t>(read_unsigned(data, 4, host)));
+            if (len == 8) return std::bit_cast<double>(read_unsigned(data, 8, host));
+            break;
         case FB_BOOL:
+            if (len != 1) break;
             return *data == 1;
         case FB_MAC_ADDR:
-            if (len != 6) return hex(data, len);
+            if (len != 6) break;
             return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", data[0], data[1], data[2], data[3],
                                data[4], data[5]);
         case FB_STRING:
             return std::string(reinterpret_cast<const char*>(data), strnlen(reinterpret_cast<const char*>(data), len));
         case FB_DT_SEC:
-            return rfc3339(static_cast<int64_t>(read_unsigned(data, static_cast<uint16_t>(len))), 0, 0);
+            if (len != 4) break;
+            return rfc3339(static_cast<int64_t>(read_unsigned(data, len, host)), 0, 0);
         case FB_DT_MILSEC: {
-            uint64_t ms = read_unsigned(data, static_cast<uint16_t>(len));
+            if (len != 8) break;
+            uint64_t ms = read_unsigned(data, len, host);
             return rfc3339(static_cast<int64_t>(ms / 1000), ms % 1000, 3);
         }
         case FB_DT_MICROSEC:
-            return ntp_time(read_unsigned(data, 8), true);
+            if (len != 8) break;
+            return ntp_time(read_unsigned(data, 8, host), true);
         case FB_DT_NANOSEC:
-            return ntp_time(read_unsigned(data, 8), false);
+            if (len != 8) break;
+            return ntp_time(read_unsigned(data, 8, host), false);
         case FB_IP4_ADDR: {
-            uint32_t a = htonl(static_cast<uint32_t>(read_unsigned(data, 4)));
+            if (len != 4) break;
+            uint32_t a = htonl(static_cast<uint32_t>(read_unsigned(data, 4, host)));
             char buf[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, &a, buf, sizeof buf);
             return std::string(buf);
         }
         case FB_IP6_ADDR: {
+            if (len != 16) break;
             char buf[INET6_ADDRSTRLEN];
             inet_ntop(AF_INET6, data, buf, sizeof buf);
             return std::string(buf);
         }
         default:
-            return hex(data, len);
+            break;
     }
+    return hex(data, len);
+}
+
+const char* type_name(uint8_t type) {
+    switch (type) {
+        case FB_OCTET_ARRAY: return "octetArray";
+        case FB_UINT_8: return "unsigned8";
+        case FB_UINT_16: return "unsigned16";
+        case FB_UINT_32: return "unsigned32";
+        case FB_UINT_64: return "unsigned64";
+        case FB_INT_8: return "signed8";
+        case FB_INT_16: return "signed16";
+        case FB_INT_32: return "signed32";
+        case FB_INT_64: return "signed64";
+        case FB_FLOAT_32: return "float32";
+        case FB_FLOAT_64: return "float64";
+        case FB_BOOL: return "boolean";
+        case FB_MAC_ADDR: return "macAddress";
+        case FB_STRING: return "string";
+        case FB_DT_SEC: return "dateTimeSeconds";
+        case FB_DT_MILSEC: return "dateTimeMilliseconds";
+        case FB_DT_MICROSEC: return "dateTimeMicroseconds";
+        case FB_DT_NANOSEC: return "dateTimeNanoseconds";
+        case FB_IP4_ADDR: return "ipv4Address";
+        case FB_IP6_ADDR: return "ipv6Address";
+        case FB_BASIC_LIST: return "basicList";
+        case FB_SUB_TMPL_LIST: return "subTemplateList";
+        case FB_SUB_TMPL_MULTI_LIST: return "subTemplateMultiList";
+        default: return "unknown type";
+    }
+}
+
+// What is wrong with sending an element of this type in `len` octets, or
+// empty. Integers may be shorter than their type (reduced-size encoding),
+// never longer; float64 may go as float32; other fixed-size types take their
+// size exactly; only strings, octet arrays and lists may be variable-length.
+std::string length_problem(uint8_t type, uint16_t len) {
+    if (len == 0) {
+        return "length 0 is invalid";
+    }
+    uint16_t max = 0;
+    bool exact = true;
+    switch (type) {
+        case FB_UINT_8: case FB_INT_8: case FB_BOOL: max = 1; exact = type == FB_BOOL; break;
+        case FB_UINT_16: case FB_INT_16: max = 2; exact = false; break;
+        case FB_UINT_32: case FB_INT_32: max = 4; exact = false; break;
+        case FB_UINT_64: case FB_INT_64: max = 8; exact = false; break;
+        case FB_FLOAT_32: case FB_DT_SEC: case FB_IP4_ADDR: max = 4; break;
+        case FB_FLOAT_64: max = 8; break;
+        case FB_MAC_ADDR: max = 6; break;
+        case FB_DT_MILSEC: case FB_DT_MICROSEC: case FB_DT_NANOSEC: max = 8; break;
+        case FB_IP6_ADDR: max = 16; break;
+        default: return {};  // strings, octet arrays, lists, unknown types: any length
+    }
+    if (len == FB_IE_VARLEN) {
+        return fmt::format("variable length is invalid ({} is fixed-size)", type_name(type));
+    }
+    bool ok = exact ? (len == max || (type == FB_FLOAT_64 && len == 4)) : len <= max;
+    if (!ok) {
+        return fmt::format("length {} is invalid ({} takes {}{} octets)", len, type_name(type),
+                           exact ? "" : "1 to ", type == FB_FLOAT_64 ? std::string("4 or 8") : std::to_string(max));
+    }
+    return {};
+}
+
+uint16_t get_u16(std::span<const uint8_t> m, size_t off) {
+    return static_cast<uint16_t>(m[off] << 8 | m[off + 1]);
+}
+
+uint32_t get_u32(std::span<const uint8_t> m, size_t off) {
+    return static_cast<uint32_t>(get_u16(m, off)) << 16 | get_u16(m, off + 2);
 }
 
 bool is_list(const fbInfoElement_t* ie) {
@@ -262,56 +347,286 @@ void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
     sink_(out);
 }
 
+namespace {
+
+// A template as it is on the wire: the field lengths a data record follows.
+using WireLengths = std::vector<uint16_t>;
+
+std::string varfield_text(const fbVarfield_t& v) {
+    return v.buf ? std::string(reinterpret_cast<const char*>(v.buf), v.len) : std::string();
+}
+
+}  // namespace
+
+struct IpfixDecoder::Screen {
+    IpfixDecoder& dec;
+    std::span<const uint8_t> msg;
+    // Templates (re)defined or withdrawn (nullopt) earlier in this message.
+    std::unordered_map<uint16_t, std::optional<WireLengths>> defined;
+    uint16_t withdrew_all = 0;  // 2: every template, 3: every options template
+
+    std::optional<WireLengths> lookup(uint16_t tid) const {
+        if (auto it = defined.find(tid); it != defined.end()) {
+            return it->second;
+        }
+        GError* err = nullptr;
+        fbTemplate_t* t = fbSessionGetTemplate(dec.session_, FALSE, tid, &err);
+        g_clear_error(&err);
+        if (!t || fbTemplateCountElements(t) == 0) {
+            return std::nullopt;
+        }
+        if (withdrew_all == 2 || (withdrew_all == 3 && fbTemplateGetOptionsScope(t) > 0)) {
+            return std::nullopt;
+        }
+        WireLengths lengths;
+        for (uint32_t i = 0; i < fbTemplateCountElements(t); ++i) {
+            lengths.push_back(fbTemplateGetIndexedIE(t, i)->len);
+        }
+        return lengths;
+    }
+
+    std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id) {
+        const char* kind = set_id == 3 ? "options template" : "template";
+        size_t p = 4;
+        // Fewer than 4 bytes left is padding (RFC 7011 section 3.3.1).
+        while (set.size() - p >= 4) {
+            uint16_t tid = get_u16(set, p);
+            uint16_t count = get_u16(set, p + 2);
+            p += 4;
+            if (count == 0) {
+                // A withdrawal (RFC 7011 section 8.1); the set's own id
+                // withdraws every template of its kind.
+                if (tid == set_id) {
+                    withdrew_all = set_id;
+                    for (auto& [id, t] : defined) t.reset();
+                    continue;
+                }
+                if (tid < 256) {
+                    return fmt::format("{} set at offset {}: withdrawal of reserved template id {}", kind, off, tid);
+                }
+                if (!lookup(tid)) {
+                    // Section 8.1: ignore it, and log it.
+                    spdlog::warn("{} set at offset {}: withdrawal of unknown template {} ignored", kind, off, tid);
+                }
+                defined[tid] = std::nullopt;
+                continue;
+            }
+            if (tid < 256) {
+                return fmt::format("{} set at offset {}: template id {} is reserved (< 256)", kind, off, tid);
+            }
+            if (set_id == 3) {
+                if (set.size() - p < 2) {
+                    return fmt::format("options template {}: scope count runs past the set end", tid);
+                }
+                uint16_t scope = get_u16(set, p);
+                p += 2;
+                if (scope == 0) {
+                    return fmt::format("options template {}: scope count 0 (at least one scope field is required)",
+                                       tid);
+                }
+                if (scope > count) {
+                    return fmt::format("options template {}: scope count {} exceeds its {} fields", tid, scope, count);
+                }
+            }
+            WireLengths lengths;
+            for (uint32_t i = 1; i <= count; ++i) {
+                if (set.size() - p < 4) {
+                    return fmt::format("{} {} field {}: field specifier runs past the set end", kind, tid, i);
+                }
+                uint16_t id = get_u16(set, p);
+                uint16_t len = get_u16(set, p + 2);
+                p += 4;
+                uint32_t pen = 0;
+                if (id & 0x8000) {
+                    if (set.size() - p < 4) {
+                        return fmt::format("{} {} field {}: enterprise-specific field specifier runs past the set end",
+                                           kind, tid, i);
+                    }
+                    pen = get_u32(set, p);
+                    p += 4;
+                    id &= 0x7fff;
+                }
+                const fbInfoElement_t* ie = fbInfoModelGetElementByID(dec.model_.get(), id, pen);
+                // Unknown elements become octet arrays: any length but 0.
+                std::string problem = ie ? length_problem(ie->type, len) : len == 0 ? "length 0 is invalid" : "";
+                if (!problem.empty()) {
+                    return fmt::format("{} {} field {} ({}, {}): {}", kind, tid, i,
+                                       ie ? ie->ref.name : fmt::format("{}/{}", pen, id),
+                                       ie ? type_name(ie->type) : "octetArray", problem);
+                }
+                lengths.push_back(len);
+            }
+            defined[tid] = std::move(lengths);
+        }
+        return {};
+    }
+
+    // Every record must end inside the set: libfixbuf checks variable
+    // lengths too, but cannot say where.
+    static std::string data_set(std::span<const uint8_t> set, size_t off, uint16_t tid, const WireLengths& lengths) {
+        size_t min = 0;
+        for (uint16_t len : lengths) min += len == FB_IE_VARLEN ? 1 : len;
+        if (min == 0) {
+            return fmt::format("set {} at offset {}: template {} has no fields", tid, off, tid);
+        }
+        size_t p = 4;
+        // Fewer bytes than the shortest record are padding.
+        for (size_t rec = 1; set.size() - p >= min; ++rec) {
+            for (size_t i = 0; i < lengths.size(); ++i) {
+                size_t len = lengths[i];
+                if (len == FB_IE_VARLEN) {
+                    if (set.size() - p < 1) {
+                        return fmt::format("set {} at offset {}: record {} field {}: variable-length prefix runs past "
+                                           "the set end", tid, off, rec, i + 1);
+                    }
+                    len = set[p++];
+                    if (len == 255) {
+                        if (set.size() - p < 2) {
+                            return fmt::format("set {} at offset {}: record {} field {}: 3-byte variable-length "
+                                               "prefix runs past the set end", tid, off, rec, i + 1);
+                        }
+                        len = get_u16(set, p);
+                        p += 2;
+                    }
+                }
+                if (set.size() - p < len) {
+                    return fmt::format("set {} at offset {}: record {} field {}: {} bytes runs past the set end ({} "
+                                       "left)", tid, off, rec, i + 1, len, set.size() - p);
+                }
+                p += len;
+            }
+        }
+        return {};
+    }
+
+    // Copies into `accepted` the header and each set libfixbuf should see, up
+    // to the first problem, which it returns.
+    std::string run(std::vector<uint8_t>& accepted) {
+        accepted.assign(msg.begin(), msg.begin() + 16);
+        size_t off = 16;
+        while (off < msg.size()) {
+            size_t rest = msg.size() - off;
+            if (rest < 4) {
+                return fmt::format("{} bytes after the last set (offset {}) are too short for a set header", rest, off);
+            }
+            uint16_t set_id = get_u16(msg, off);
+            uint16_t set_len = get_u16(msg, off + 2);
+            if (set_len < 4) {
+                return fmt::format("set {} at offset {}: length {} is shorter than its 4-byte header", set_id, off,
+                                   set_len);
+            }
+            if (set_len > rest) {
+                return fmt::format("set {} at offset {}: length {} runs past the message end ({} bytes left)", set_id,
+                                   off, set_len, rest);
+            }
+            auto set = msg.subspan(off, set_len);
+            bool keep = true;
+            std::string problem;
+            if (set_id == 2 || set_id == 3) {
+                problem = template_set(set, off, set_id);
+            } else if (set_id < 2) {
+                problem = fmt::format("set {} at offset {}: set ids 0 and 1 are NetFlow v9's, not IPFIX", set_id, off);
+            } else if (set_id < 256) {
+                // Reserved for future use (RFC 7011 section 3.3.2): the length
+                // still frames it, so skip it and decode the rest.
+                spdlog::debug("set {} at offset {}: reserved set id, skipped", set_id, off);
+                ++dec.skipped_sets_;
+                keep = false;
+            } else if (auto lengths = lookup(set_id)) {
+                problem = data_set(set, off, set_id, *lengths);
+            } else {
+                spdlog::debug("set {} at offset {}: no template {} in domain {}, not decoded", set_id, off, set_id,
+                              get_u32(msg, 12));
+                ++dec.unknown_template_sets_;
+                keep = false;
+            }
+            if (!problem.empty()) {
+                return problem;
+            }
+            if (keep) {
+                accepted.insert(accepted.end(), set.begin(), set.end());
+            }
+            off += set_len;
+        }
+        return {};
+    }
+};
+
 std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
     if (message.size() < 16) {
         ++malformed_;
         return fmt::format("message of {} bytes is shorter than the 16-byte IPFIX header", message.size());
     }
-    uint16_t version = static_cast<uint16_t>(message[0] << 8 | message[1]);
-    uint16_t length = static_cast<uint16_t>(message[2] << 8 | message[3]);
+    uint16_t version = get_u16(message, 0);
+    uint16_t length = get_u16(message, 2);
     if (version != 10) {
         ++malformed_;
         return fmt::format("version {} is not IPFIX (10)", version);
+    }
+    if (length < 16) {
+        ++malformed_;
+        return fmt::format("header length {} is shorter than the 16-byte IPFIX header", length);
     }
     if (length != message.size()) {
         ++malformed_;
         return fmt::format("header length {} does not match the {} bytes received", length, message.size());
     }
-    uint32_t domain = static_cast<uint32_t>(message[12]) << 24 | static_cast<uint32_t>(message[13]) << 16 |
-                      static_cast<uint32_t>(message[14]) << 8 | message[15];
+    uint32_t domain = get_u32(message, 12);
     ++messages_;
+    // libfixbuf trusts some lengths and errs on sets it could skip: screen
+    // the message first and hand libfixbuf only the sets it should decode,
+    // up to the first problem (records before it are still delivered).
+    // Templates are per domain: look them up in this message's.
+    fbSessionSetDomain(session_, domain);
+    std::vector<uint8_t> accepted;
+    std::string problem = Screen{*this, message, {}, 0}.run(accepted);
+    if (accepted.size() > 16) {
+        accepted[2] = static_cast<uint8_t>(accepted.size() >> 8);
+        accepted[3] = static_cast<uint8_t>(accepted.size());
+        std::string fb_problem = decode_screened(accepted, domain);
+        if (problem.empty()) {
+            problem = std::move(fb_problem);
+        }
+    }
+    if (!problem.empty()) {
+        ++malformed_;
+    }
+    return problem;
+}
+
+std::string IpfixDecoder::decode_screened(std::vector<uint8_t>& message, uint32_t domain) {
     GError* err = nullptr;
-    // libfixbuf parses in place and may rewrite nothing, but wants a
-    // non-const pointer.
-    std::vector<uint8_t> copy(message.begin(), message.end());
-    fBufSetBuffer(fbuf_, copy.data(), copy.size());
+    // An error leaves the fBuf pointing into the last (freed) message, mid-set;
+    // rewinding forgets that.
+    fBufRewind(fbuf_);
+    fBufSetBuffer(fbuf_, message.data(), message.size());
+    auto fail = [&](std::string what) {
+        g_clear_error(&err);
+        fBufRewind(fbuf_);
+        return what;
+    };
     for (;;) {
         uint16_t ext_tid = 0;
         fbTemplate_t* ext = fBufNextCollectionTemplate(fbuf_, &ext_tid, &err);
         if (!ext) {
             if (err && err->domain == FB_ERROR_DOMAIN &&
                 (err->code == FB_ERROR_EOM || err->code == FB_ERROR_BUFSZ || err->code == FB_ERROR_EOF)) {
-                g_clear_error(&err);
-                return {};
+                return fail({});
             }
-            ++malformed_;
-            return take_error(err);
+            return fail(take_error(err));
         }
         auto* info = static_cast<TemplateInfo*>(fbTemplateGetContext(ext));
         if (!info) {
-            ++malformed_;
-            return fmt::format("no usable template {} for a data set", ext_tid);
+            return fail(fmt::format("data set {}: its template could not be mapped (see the log)", ext_tid));
         }
         if (!fBufSetInternalTemplate(fbuf_, info->internal_id, &err)) {
-            ++malformed_;
-            return take_error(err);
+            return fail(fmt::format("data set {}: {}", ext_tid, take_error(err)));
         }
         if (info->type_info) {
             fbInfoElementOptRec_t opt{};
             size_t len = sizeof opt;
             if (!fBufNext(fbuf_, reinterpret_cast<uint8_t*>(&opt), &len, &err)) {
-                ++malformed_;
-                return take_error(err);
+                return fail(fmt::format("data set {}: {}", ext_tid, take_error(err)));
             }
             fbInfoElementAddOptRecElement(model_.get(), &opt);
             DecodedRecord out;
@@ -323,9 +638,8 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
             out.fields["informationElementDataType"] = opt.ie_type;
             out.fields["informationElementSemantics"] = opt.ie_semantic;
             out.fields["informationElementUnits"] = opt.ie_units;
-            out.fields["informationElementName"] = std::string(reinterpret_cast<const char*>(opt.ie_name.buf), opt.ie_name.len);
-            out.fields["informationElementDescription"] =
-                std::string(reinterpret_cast<const char*>(opt.ie_desc.buf), opt.ie_desc.len);
+            out.fields["informationElementName"] = varfield_text(opt.ie_name);
+            out.fields["informationElementDescription"] = varfield_text(opt.ie_desc);
             ++records_;
             sink_(out);
             continue;
@@ -333,14 +647,34 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
         size_t len = fbTemplateGetIELenOfMemBuffer(info->internal);
         record_.assign(len, 0);
         if (!fBufNext(fbuf_, record_.data(), &len, &err)) {
-            ++malformed_;
-            return take_error(err);
+            return fail(fmt::format("data set {}: {}", ext_tid, take_error(err)));
         }
         decode_record(*info, domain);
         if (info->has_lists) {
             fBufListFree(info->internal, record_.data());
         }
     }
+}
+
+std::optional<size_t> ipfix_message_length(std::span<const uint8_t> buf, std::string& error) {
+    error.clear();
+    if (buf.size() >= 2 && get_u16(buf, 0) != 10) {
+        error = fmt::format("version {} is not IPFIX (10): the stream is not at an IPFIX message header",
+                            get_u16(buf, 0));
+        return std::nullopt;
+    }
+    if (buf.size() < 4) {
+        return std::nullopt;
+    }
+    uint16_t len = get_u16(buf, 2);
+    if (len < 16) {
+        error = fmt::format("IPFIX message header claims length {} (< 16 bytes)", len);
+        return std::nullopt;
+    }
+    if (buf.size() < len) {
+        return std::nullopt;
+    }
+    return len;
 }
 
 void read_ipfix_file(const std::string& path, IpfixDecoder& decoder) {

@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "info_model.h"
 
@@ -43,10 +45,16 @@ public:
     uint64_t messages() const { return messages_; }
     uint64_t records() const { return records_; }
     uint64_t malformed() const { return malformed_; }
+    // Sets with a reserved set id (0, 1, 4-255), skipped per RFC 7011.
+    uint64_t skipped_sets() const { return skipped_sets_; }
+    // Data sets whose template this session does not have: not decoded.
+    uint64_t unknown_template_sets() const { return unknown_template_sets_; }
 
     struct TemplateInfo;
 
 private:
+    struct Screen;
+    std::string decode_screened(std::vector<uint8_t>& message, uint32_t domain);
     static void on_new_template(fbSession_t*, uint16_t, fbTemplate_t*, void*, void**, fbTemplateCtxFree_fn*);
     void decode_record(const TemplateInfo& info, uint32_t domain);
 
@@ -59,7 +67,15 @@ private:
     uint64_t messages_ = 0;
     uint64_t records_ = 0;
     uint64_t malformed_ = 0;
+    uint64_t skipped_sets_ = 0;
+    uint64_t unknown_template_sets_ = 0;
 };
+
+// Frames a stream of IPFIX messages (TCP, files): the length of the complete
+// message at the front of `buf`, or nullopt when more bytes are needed or the
+// front is not an IPFIX message header; then `error` says what is wrong
+// (version not 10, length below 16) and the stream cannot be framed any more.
+std::optional<size_t> ipfix_message_length(std::span<const uint8_t> buf, std::string& error);
 
 // Reads an IPFIX file (RFC 5655: IPFIX messages back to back) and decodes
 // every message. Throws bpfix::Error naming the file and offset of a broken
