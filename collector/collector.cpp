@@ -71,7 +71,12 @@ struct Hub {
     uint64_t sessions_now = 0;
     uint64_t rejected_sessions = 0;
     CollectorTotals closed;  // of sessions already gone (TCP connections)
-    std::vector<std::function<void(CollectorTotals&)>> live_totals;
+    // Each listener's way to visit its live sessions.
+    using Visit = std::function<void(const ExporterSession&)>;
+    std::vector<std::function<void(const Visit&)>> listeners;
+    void each_session(const Visit& v) const {
+        for (const auto& l : listeners) l(v);
+    }
 
     explicit Hub(const CollectorConfig& c)
         : cfg(c),
@@ -161,9 +166,9 @@ public:
         socket_.get_option(got);
         spdlog::info("listening on udp://{} (receive buffer {} bytes)",
                      endpoint_text(socket_.local_endpoint().address(), port_), got.value());
-        hub.live_totals.push_back([this](CollectorTotals& t) {
+        hub.listeners.push_back([this](const Hub::Visit& v) {
             for (const auto& [k, s] : sessions_) {
-                if (s) t.add(*s);
+                if (s) v(*s);
             }
         });
         receive();
@@ -270,9 +275,9 @@ public:
         acceptor_.listen();
         spdlog::info("listening on tcp://{}",
                      endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
-        hub.live_totals.push_back([this](CollectorTotals& t) {
+        hub.listeners.push_back([this](const Hub::Visit& v) {
             for (auto& w : conns_) {
-                if (auto c = w.lock()) t.add(c->session());
+                if (auto c = w.lock()) v(c->session());
             }
         });
         accept();
@@ -304,6 +309,61 @@ private:
     Hub& hub_;
     asio::ip::tcp::acceptor acceptor_;
     std::vector<std::weak_ptr<TcpConnection>> conns_;
+};
+
+// Prometheus text exposition of the accounting, on GET /metrics. One
+// request per connection; anything else gets 404.
+class MetricsServer {
+public:
+    using Render = std::function<std::string()>;
+    MetricsServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep, Render render)
+        : acceptor_(io), render_(std::move(render)) {
+        acceptor_.open(ep.protocol());
+        acceptor_.set_option(asio::socket_base::reuse_address(true));
+        acceptor_.bind(ep);
+        acceptor_.listen();
+        spdlog::info("metrics on http://{}/metrics",
+                     endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
+        accept();
+    }
+
+private:
+    struct Conn {
+        asio::ip::tcp::socket sock;
+        std::string in, out;
+    };
+    void accept() {
+        acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) read(std::make_shared<Conn>(Conn{std::move(sock), {}, {}}));
+            accept();
+        });
+    }
+    void read(std::shared_ptr<Conn> c) {
+        c->in.resize(c->in.size() + 1024);
+        size_t have = c->in.size() - 1024;
+        c->sock.async_read_some(asio::buffer(c->in.data() + have, 1024), [this, c, have](const asio::error_code& ec,
+                                                                                        size_t n) {
+            if (ec) return;
+            c->in.resize(have + n);
+            if (c->in.find("\r\n\r\n") == std::string::npos && c->in.find("\n\n") == std::string::npos) {
+                if (c->in.size() < 8192) read(c);
+                return;
+            }
+            bool ok = c->in.rfind("GET /metrics ", 0) == 0 || c->in.rfind("GET /metrics\r", 0) == 0;
+            std::string body = ok ? render_() : "not found: try /metrics\n";
+            c->out = fmt::format("HTTP/1.1 {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n"
+                                 "Connection: close\r\n\r\n{}",
+                                 ok ? "200 OK" : "404 Not Found", body.size(), body);
+            asio::async_write(c->sock, asio::buffer(c->out), [c](const asio::error_code&, size_t) {
+                asio::error_code ignored;
+                c->sock.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+            });
+        });
+    }
+
+    asio::ip::tcp::acceptor acceptor_;
+    Render render_;
 };
 
 asio::ip::address resolve_address(const std::string& host) {
@@ -344,7 +404,7 @@ int run_collector(const CollectorConfig& cfg) {
 
     auto totals = [&] {
         CollectorTotals t = hub.closed;
-        for (auto& f : hub.live_totals) f(t);
+        hub.each_session([&t](const ExporterSession& s) { t.add(s); });
         t.rejected_sessions = hub.rejected_sessions;
         return t;
     };
@@ -354,6 +414,68 @@ int run_collector(const CollectorConfig& cfg) {
         return d;
     };
     uint64_t drops_at_start = kernel_drops();
+
+    std::unique_ptr<MetricsServer> metrics;
+    if (!cfg.metrics.empty() && cfg.metrics != "off") {
+        CollectorUrl m = parse_listen_url("tcp://" + cfg.metrics);
+        auto render = [&]() {
+            std::string o;
+            auto series = [&o](const char* name, const char* type, const char* help) {
+                o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+            };
+            struct Row {
+                std::string labels;
+                DomainStats d;
+            };
+            std::vector<Row> rows;
+            hub.each_session([&rows](const ExporterSession& s) {
+                for (const auto& [id, d] : s.domains()) {
+                    rows.push_back({fmt::format("exporter=\"{}\",domain=\"{}\"", s.peer(), id), d});
+                }
+            });
+            auto per = [&](const char* name, const char* help, uint64_t DomainStats::*f) {
+                series(name, "counter", help);
+                for (const auto& r : rows) o += fmt::format("{}{{{}}} {}\n", name, r.labels, r.d.*f);
+            };
+            per("bpfix_collector_messages_total", "IPFIX messages decoded, per exporter session and domain",
+                &DomainStats::messages);
+            per("bpfix_collector_records_total", "data records decoded", &DomainStats::records);
+            per("bpfix_collector_bytes_total", "IPFIX message bytes received", &DomainStats::bytes);
+            per("bpfix_collector_lost_records_total", "records lost in transit (sequence number gaps)",
+                &DomainStats::lost_records);
+            per("bpfix_collector_out_of_order_messages_total", "messages whose sequence number went backwards",
+                &DomainStats::out_of_order);
+            per("bpfix_collector_malformed_messages_total", "messages that could not be decoded in full",
+                &DomainStats::malformed);
+            CollectorTotals t = totals();
+            auto one = [&](const char* name, const char* type, const char* help, uint64_t v) {
+                series(name, type, help);
+                o += fmt::format("{} {}\n", name, v);
+            };
+            one("bpfix_collector_sessions", "gauge", "exporter transport sessions open", hub.sessions_now);
+            one("bpfix_collector_all_records_total", "counter", "data records decoded, sessions already closed included",
+                t.records);
+            one("bpfix_collector_rejected_sessions_total", "counter", "sessions refused over max_sessions",
+                hub.rejected_sessions);
+            one("bpfix_collector_refused_exporters_total", "counter", "sessions from exporters outside [listen] allow",
+                hub.refused_exporters);
+            one("bpfix_collector_written_records_total", "counter", "records written to the output files",
+                hub.out.records_written());
+            one("bpfix_collector_output_dropped_records_total", "counter",
+                "records dropped because the output fell behind or the disk refused", hub.out.records_dropped());
+            one("bpfix_collector_udp_kernel_drops_total", "counter",
+                "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
+                kernel_drops() - drops_at_start);
+            return o;
+        };
+        try {
+            metrics = std::make_unique<MetricsServer>(io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port), render);
+        } catch (const asio::system_error& e) {
+            throw Error(fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT, or "
+                                    "--metrics off)",
+                                    cfg.metrics, e.code().message()));
+        }
+    }
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const asio::error_code& ec, int sig) {

@@ -20,6 +20,7 @@ struct CollectorConfig {
     uint64_t max_queued_bytes = 256 << 20;  // records waiting for the disk
     double stats_interval_s = 60;
     std::string log_level = "info";
+    std::string metrics = "127.0.0.1:9739";  // Prometheus /metrics; "off": none
 };
 
 // Reads a TOML file (etc/bpfix/collector.toml documents every key) over

@@ -9,7 +9,7 @@ namespace bpfix {
 
 void load_collector_config(const std::string& path, CollectorConfig& cfg) {
     TomlReader r(path);
-    r.check_keys(r.root(), "", {"listen", "output", "limits", "ipfix", "log"});
+    r.check_keys(r.root(), "", {"listen", "output", "limits", "ipfix", "log", "metrics"});
 
     auto li = r.section("listen");
     r.check_keys(li, "listen", {"urls", "allow", "udp_receive_buffer"});
@@ -37,6 +37,10 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
     r.check_keys(ip, "ipfix", {"pen"});
     cfg.pen = static_cast<uint32_t>(r.integer(ip, "ipfix", "pen", cfg.pen, 1, UINT32_MAX));
 
+    auto me = r.section("metrics");
+    r.check_keys(me, "metrics", {"listen"});
+    cfg.metrics = r.string(me, "metrics", "listen", cfg.metrics);
+
     auto lg = r.section("log");
     r.check_keys(lg, "log", {"level", "stats_interval"});
     cfg.log_level = r.string(lg, "log", "level", cfg.log_level);
@@ -53,6 +57,13 @@ void validate_collector_config(const CollectorConfig& cfg) {
             parse_cidr(a);
         } catch (const Error& e) {
             throw Error(fmt::format("listen.allow: {}", e.what()));
+        }
+    }
+    if (!cfg.metrics.empty() && cfg.metrics != "off") {
+        try {
+            parse_listen_url("tcp://" + cfg.metrics);
+        } catch (const Error& e) {
+            throw Error(fmt::format("metrics.listen '{}' is not ADDR:PORT ([ADDR]:PORT for IPv6), or off", cfg.metrics));
         }
     }
     if (cfg.output_dir.empty()) throw Error("no output directory: give --output-dir DIR (or [output] dir)");

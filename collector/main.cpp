@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     using namespace bpfix;
     CLI::App app{"bpfix-collector: receives IPFIX (RFC 7011) from exporters into rotated files, or decodes files"};
     app.set_version_flag("--version", std::string("bpfix-collector ") + BPFIX_VERSION);
-    std::string config_path, read_path, output_dir, log_level;
+    std::string config_path, read_path, output_dir, log_level, metrics;
     bool check_only = false;
     std::vector<std::string> listen, allow;
     uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
     app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");
     app.add_option("--max-sessions", max_sessions, "exporter transport sessions at once (default 4096)")
         ->check(CLI::Range(1, 1000000));
+    app.add_option("--metrics", metrics, "serve Prometheus /metrics on ADDR:PORT (default 127.0.0.1:9739; off: none)");
     app.add_option("--pen", pen, "private enterprise number of bpfix elements")->check(CLI::Range(1LL, 4294967295LL));
     app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off");
     try {
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
         if (rotate_interval) cfg.rotate_interval_s = rotate_interval;
         if (app.count("--rotate-size")) cfg.rotate_size_bytes = rotate_size;
         if (max_sessions) cfg.max_sessions = max_sessions;
+        if (!metrics.empty()) cfg.metrics = metrics;
         if (pen) cfg.pen = static_cast<uint32_t>(pen);
         if (!log_level.empty()) cfg.log_level = log_level;
         init_logging("bpfix-collector", cfg.log_level);

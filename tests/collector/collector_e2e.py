@@ -6,6 +6,7 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
 1. totals: per transport, the JSONL flow records (count, packetDeltaCount,
    octetDeltaCount) equal what the exporter's summary says it sent, and the
    collector's summary reports no loss, malformed message or sequence gap;
+   its Prometheus /metrics count the same records per exporter session;
 2. rotation under load: with --rotate-interval 1, exporters stream for
    about 4 s; files rotate, a reader polling the directory the whole time
    never finds a final-named file that is partial (every line parses, the
@@ -33,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,15 +46,17 @@ class Collector:
     def __init__(self, build, out_dir, log, extra=()):
         self.log = log
         self.p = subprocess.Popen([os.path.join(build, "bin", "bpfix-collector"), "--listen", "udp://127.0.0.1:0",
-                                   "--listen", "tcp://[::1]:0", "--output-dir", out_dir, *extra],
+                                   "--listen", "tcp://[::1]:0", "--output-dir", out_dir, "--metrics", "127.0.0.1:0",
+                                   *extra],
                                   stderr=open(log, "w"), stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             text = self.text()
             udp = re.search(r"listening on udp://127\.0\.0\.1:(\d+)", text)
             tcp = re.search(r"listening on tcp://\[::1\]:(\d+)", text)
-            if udp and tcp:
-                self.udp, self.tcp = int(udp.group(1)), int(tcp.group(1))
+            metrics = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", text)
+            if udp and tcp and metrics:
+                self.udp, self.tcp, self.metrics = int(udp.group(1)), int(tcp.group(1)), int(metrics.group(1))
                 return
             if self.p.poll() is not None:
                 raise SystemExit("FAIL collector exited at start:\n" + text)
@@ -135,6 +140,21 @@ def main():
         sent_udp = export(build, pcap, f"udp://127.0.0.1:{c.udp}")
         sent_tcp = export(build, pcap, f"tcp://[::1]:{c.tcp}")
         time.sleep(0.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/metrics", timeout=5).read().decode()
+        # the TCP exporter has closed its connection by now: only the UDP
+        # session is live; the all-sessions total has both
+        per_session = [int(l.split()[-1]) for l in body.splitlines()
+                       if l.startswith("bpfix_collector_records_total{")]
+        every = [int(l.split()[-1]) for l in body.splitlines() if l.startswith("bpfix_collector_all_records_total ")]
+        if per_session != [sent_udp["records"]] or every != [sent_udp["records"] + sent_tcp["records"]]:
+            failures.append(f"/metrics: records of live sessions {per_session} (want [{sent_udp['records']}]), of all "
+                            f"{every} (want {sent_udp['records'] + sent_tcp['records']}):\n{body}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/other", timeout=5)
+            failures.append("/other did not answer 404")
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                failures.append(f"/other answered {e.code}, not 404")
         rc = c.stop()
         s = c.summary()
         recs = read_records(out1)

@@ -28,7 +28,7 @@ make_tmpdir work
 "$PY" "$INTEROP_DIR/make_pcap.py" "$work/in.pcap" --no-vlans 2>/dev/null
 
 mkdir "$work/out"
-"$build/bin/bpfix-collector" --listen "udp://127.0.0.1:$port" --output-dir "$work/out" \
+"$build/bin/bpfix-collector" --listen "udp://127.0.0.1:$port" --output-dir "$work/out" --metrics off \
   2>"$work/collector.log" &
 collector=$!
 track_pid "$collector"
