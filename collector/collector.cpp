@@ -81,7 +81,8 @@ struct Hub {
     explicit Hub(const CollectorConfig& c)
         : cfg(c),
           model(c.pen),
-          out(RotatingWriter::Options{c.output_dir, "flows", "jsonl", c.rotate_interval_s, c.rotate_size_bytes},
+          out(RotatingWriter::Options{c.output_dir, "flows", "jsonl", c.rotate_interval_s, c.rotate_size_bytes,
+                                      c.keep_seconds, c.keep_bytes},
               c.max_queued_bytes) {
         for (const auto& a : c.allow) allow.push_back(parse_cidr(a));
         template_dir = c.output_dir + "/.templates";
@@ -477,12 +478,21 @@ int run_collector(const CollectorConfig& cfg) {
         }
     }
 
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const asio::error_code& ec, int sig) {
-        if (ec) return;
-        spdlog::info("signal {}: finishing", sig);
-        io.stop();
-    });
+    asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](const asio::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                spdlog::info("SIGHUP: finishing the current output file");
+                hub.out.rotate_now();
+                wait_signal();
+                return;
+            }
+            spdlog::info("signal {}: finishing", sig);
+            io.stop();
+        });
+    };
+    wait_signal();
     asio::steady_timer timer(io);
     std::function<void()> arm = [&] {
         timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(cfg.stats_interval_s * 1000)));

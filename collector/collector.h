@@ -14,6 +14,8 @@ struct CollectorConfig {
     std::string output_dir;
     uint64_t rotate_interval_s = 300;
     uint64_t rotate_size_bytes = 0;  // 0: only by time
+    uint64_t keep_seconds = 0;       // retention by age of finished files; 0: keep
+    uint64_t keep_bytes = 0;         // retention by their total size; 0: keep
     uint32_t pen = 0;                // enterprise number of bpfix's own elements
     int udp_receive_buffer = 32 << 20;
     uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)

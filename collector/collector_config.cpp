@@ -19,7 +19,12 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
         r.integer(li, "listen", "udp_receive_buffer", cfg.udp_receive_buffer, 65536, int64_t{1} << 30));
 
     auto out = r.section("output");
-    r.check_keys(out, "output", {"dir", "rotate_interval", "rotate_size", "max_queued_bytes"});
+    r.check_keys(out, "output", {"dir", "rotate_interval", "rotate_size", "max_queued_bytes", "keep_seconds",
+                                 "keep_bytes"});
+    cfg.keep_seconds = static_cast<uint64_t>(
+        r.integer(out, "output", "keep_seconds", static_cast<int64_t>(cfg.keep_seconds), 0, int64_t{1} << 40));
+    cfg.keep_bytes = static_cast<uint64_t>(
+        r.integer(out, "output", "keep_bytes", static_cast<int64_t>(cfg.keep_bytes), 0, int64_t{1} << 60));
     cfg.output_dir = r.string(out, "output", "dir", cfg.output_dir);
     cfg.rotate_interval_s = static_cast<uint64_t>(
         r.integer(out, "output", "rotate_interval", static_cast<int64_t>(cfg.rotate_interval_s), 1, 86400));

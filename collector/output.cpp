@@ -9,8 +9,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
+#include <vector>
 
 #include "error.h"
 
@@ -103,6 +106,54 @@ void RotatingWriter::finish() {
 
 void RotatingWriter::tick(int64_t now_s) {
     if (fd_ >= 0 && now_s >= interval_start_ + static_cast<int64_t>(opt_.interval_s)) finish();
+    if (now_s != last_retention_) {
+        last_retention_ = now_s;
+        enforce_retention(now_s);
+    }
+}
+
+size_t RotatingWriter::enforce_retention(int64_t now_s) {
+    if (!opt_.keep_seconds && !opt_.keep_bytes) return 0;
+    struct File {
+        std::string path;
+        int64_t mtime;
+        uint64_t size;
+    };
+    std::vector<File> files;
+    DIR* d = opendir(opt_.dir.c_str());
+    if (!d) return 0;
+    std::string head = opt_.prefix + "-", tail = "." + opt_.extension;
+    while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        // finished files only: never the .partial being written
+        if (n.size() <= head.size() + tail.size() || n.rfind(head, 0) != 0 ||
+            n.compare(n.size() - tail.size(), tail.size(), tail) != 0) {
+            continue;
+        }
+        struct stat st{};
+        std::string path = opt_.dir + "/" + n;
+        if (stat(path.c_str(), &st) == 0) files.push_back({path, st.st_mtime, static_cast<uint64_t>(st.st_size)});
+    }
+    closedir(d);
+    std::sort(files.begin(), files.end(), [](const File& a, const File& b) {
+        return a.mtime != b.mtime ? a.mtime < b.mtime : a.path < b.path;
+    });
+    uint64_t total = 0;
+    for (const auto& f : files) total += f.size;
+    size_t removed = 0;
+    for (const auto& f : files) {
+        bool too_old = opt_.keep_seconds && now_s - f.mtime > static_cast<int64_t>(opt_.keep_seconds);
+        bool too_big = opt_.keep_bytes && total > opt_.keep_bytes;
+        if (!too_old && !too_big) break;
+        if (unlink(f.path.c_str()) == 0) {
+            total -= f.size;
+            ++removed;
+            spdlog::info("retention: removed {}", f.path);
+        } else {
+            spdlog::warn("retention: cannot remove {}: {}", f.path, std::strerror(errno));
+        }
+    }
+    return removed;
 }
 
 void RotatingWriter::write(const std::string& data, int64_t now_s) {
@@ -159,16 +210,27 @@ void OutputQueue::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
+void OutputQueue::rotate_now() {
+    {
+        std::lock_guard lock(mu_);
+        rotate_ = true;
+    }
+    cv_.notify_one();
+}
+
 void OutputQueue::run() {
     for (;;) {
         std::deque<std::pair<std::string, uint64_t>> batch;
-        bool stop = false;
+        bool stop = false, rotate = false;
         {
             std::unique_lock lock(mu_);
-            cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_ || !queue_.empty(); });
+            cv_.wait_for(lock, std::chrono::milliseconds(500),
+                         [this] { return stopping_ || rotate_ || !queue_.empty(); });
             batch.swap(queue_);
             queued_bytes_ = 0;
             stop = stopping_;
+            rotate = rotate_;
+            rotate_ = false;
         }
         int64_t now = wall_now();
         uint64_t total = 0, committed = 0;
@@ -191,6 +253,7 @@ void OutputQueue::run() {
                 if (joined.size() >= (1u << 20)) flush();
             }
             if (!joined.empty()) flush();
+            if (rotate) writer_.close();
             if (stop) {
                 writer_.close();
                 return;

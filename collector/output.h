@@ -25,6 +25,11 @@ public:
         std::string extension = "jsonl";
         uint64_t interval_s = 300;
         uint64_t max_bytes = 0;  // 0: no size limit
+        // Retention of finished files (ours: PREFIX-*.EXT): deleted, oldest
+        // first, when older than this many seconds or while all of them
+        // together exceed this many bytes. 0: keep.
+        uint64_t keep_seconds = 0;
+        uint64_t keep_bytes = 0;
     };
     explicit RotatingWriter(Options opt);
     ~RotatingWriter();
@@ -39,6 +44,9 @@ public:
     void tick(int64_t now_s);
     // Finalizes the open file (if any).
     void close();
+    // Applies the retention limits to the finished files; returns how many
+    // were deleted.
+    size_t enforce_retention(int64_t now_s);
 
     uint64_t files_finished() const { return files_finished_; }
     const std::string& current_path() const { return partial_; }
@@ -54,6 +62,7 @@ private:
     uint64_t bytes_ = 0;
     unsigned part_ = 0;
     uint64_t files_finished_ = 0;
+    int64_t last_retention_ = 0;
 };
 
 // Hands lines from the receiving threads to one writer thread, so that
@@ -70,6 +79,8 @@ public:
     bool push(std::string lines, uint64_t records);
     // Stops accepting, writes everything queued, finalizes the open file.
     void stop();
+    // Finalizes the open file now (SIGHUP); the next records start a new one.
+    void rotate_now();
 
     uint64_t records_written() const;
     // Files finalized (valid after stop()).
@@ -89,6 +100,7 @@ private:
     uint64_t written_ = 0, dropped_ = 0;
     std::string error_;
     bool stopping_ = false;
+    bool rotate_ = false;
     std::thread thread_;
 };
 

@@ -19,7 +19,9 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
 5. restart with UDP: an exporter (a socket here, fixed source port) sends
    a template and data, the collector restarts on the same port, and data
    sent after the restart without any template is decoded from the
-   templates the first run kept (output-dir/.templates).
+   templates the first run kept (output-dir/.templates);
+6. SIGHUP finishes the current file at once (renamed, readable) and the
+   collector goes on into a new one.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -286,6 +288,29 @@ def main():
                             f"(port {c_port}): " + c.text()[-500:])
         if "templates of an earlier run restored" not in c.text():
             failures.append("restart: the second run did not report restoring templates")
+
+        # 6. SIGHUP: the open file is finished now
+        out6 = os.path.join(tmp, "out6")
+        os.mkdir(out6)
+        c = Collector(build, out6, os.path.join(tmp, "c6.log"))
+        procs.append(c.p)
+        export(build, pcap, f"tcp://[::1]:{c.tcp}")
+        time.sleep(0.3)
+        c.p.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(n.endswith(".jsonl") for n in os.listdir(out6)):
+            time.sleep(0.05)
+        after_hup = sorted(os.listdir(out6))
+        export(build, pcap, f"tcp://[::1]:{c.tcp}")
+        time.sleep(0.3)
+        c.stop()
+        finals = [n for n in os.listdir(out6) if n.endswith(".jsonl")]
+        if [n for n in after_hup if n != ".templates"] != [n for n in after_hup if n.endswith(".jsonl")] or \
+                len([n for n in after_hup if n.endswith(".jsonl")]) != 1:
+            failures.append(f"SIGHUP: directory afterwards {after_hup}, want one finished file and no .partial")
+        if len(finals) != 2 or len(read_records(out6)) != 2 * sent_tcp["records"]:
+            failures.append(f"SIGHUP: {finals} with {len(read_records(out6))} records, want 2 files with "
+                            f"{2 * sent_tcp['records']}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -297,7 +322,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates")
     return 0
 
 
