@@ -175,6 +175,11 @@ public:
         receive();
     }
     uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
+    size_t pending() const {
+        asio::error_code ec;
+        size_t n = socket_.available(ec);
+        return ec ? 0 : n;
+    }
     uint16_t port() const { return port_; }
 
 private:
@@ -226,6 +231,12 @@ public:
     }
     void start() { read_header(); }
     const ExporterSession& session() const { return *session_; }
+    // Bytes the kernel holds for us that are not read yet.
+    size_t pending() const {
+        asio::error_code ec;
+        size_t n = sock_.available(ec);
+        return ec ? 0 : n;
+    }
 
 private:
     void read_header() {
@@ -283,7 +294,17 @@ public:
         });
         accept();
     }
-    void close() { acceptor_.close(); }
+    void close() {
+        asio::error_code ec;
+        acceptor_.close(ec);
+    }
+    size_t pending() const {
+        size_t n = 0;
+        for (const auto& w : conns_) {
+            if (auto c = w.lock()) n += c->pending();
+        }
+        return n;
+    }
 
 private:
     void accept() {
@@ -478,6 +499,24 @@ int run_collector(const CollectorConfig& cfg) {
         }
     }
 
+    std::chrono::steady_clock::time_point drain_deadline;
+    asio::steady_timer drain_timer(io);
+    int quiet_checks = 0;
+    std::function<void()> check_drained = [&] {
+        size_t pending = 0;
+        for (auto& u : udp) pending += u->pending();
+        for (auto& t : tcp) pending += t->pending();
+        quiet_checks = pending ? 0 : quiet_checks + 1;
+        if (quiet_checks >= 2 || std::chrono::steady_clock::now() > drain_deadline) {
+            if (pending) spdlog::warn("stopping with {} bytes still unread after 5 s", pending);
+            io.stop();
+            return;
+        }
+        drain_timer.expires_after(std::chrono::milliseconds(20));
+        drain_timer.async_wait([&](const asio::error_code& ec) {
+            if (!ec) check_drained();
+        });
+    };
     asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](const asio::error_code& ec, int sig) {
@@ -488,8 +527,13 @@ int run_collector(const CollectorConfig& cfg) {
                 wait_signal();
                 return;
             }
-            spdlog::info("signal {}: finishing", sig);
-            io.stop();
+            // Stop taking new connections, then read what the kernel has
+            // already accepted for us (TCP data it acknowledged, queued
+            // datagrams) before stopping: nothing accepted is lost.
+            spdlog::info("signal {}: finishing (reading what is already received)", sig);
+            for (auto& t : tcp) t->close();
+            drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            check_drained();
         });
     };
     wait_signal();
