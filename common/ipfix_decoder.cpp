@@ -288,7 +288,15 @@ void IpfixDecoder::on_new_template(fbSession_t* session, uint16_t tid, fbTemplat
         size_t offset = 0;
         for (uint32_t i = 0; i < count; ++i) {
             fbInfoElement_t* ie = fbTemplateGetIndexedIE(tmpl, i);
-            if (!fbTemplateAppend(internal, ie, &err)) {
+            // Append a bare specifier (number, enterprise, length), as read
+            // off the wire: the template's own element carries libfixbuf's
+            // bookkeeping for repeated elements, and appending a repeated
+            // one as is crashed fbTemplateAppend.
+            fbInfoElement_t spec{};
+            spec.num = ie->num;
+            spec.ent = ie->ent;
+            spec.len = ie->len;
+            if (!fbTemplateAppend(internal, &spec, &err)) {
                 spdlog::warn("template {}: cannot map element {}: {}", tid, i, take_error(err));
                 fbTemplateFreeUnused(internal);
                 return;
@@ -341,7 +349,17 @@ void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
         if (is_list(f.ie)) {
             continue;  // structured data (RFC 6313) is not decoded yet
         }
-        out.fields[f.name] = value_of(f, rec);
+        auto value = value_of(f, rec);
+        auto it = out.fields.find(f.name);
+        if (it == out.fields.end()) {
+            out.fields[f.name] = std::move(value);
+        } else if (it->is_array()) {
+            it->push_back(std::move(value));
+        } else {
+            // A repeated element (RFC 7011 section 3.4.1 allows it): all its
+            // values, in template order.
+            *it = nlohmann::ordered_json::array({std::move(*it), std::move(value)});
+        }
     }
     ++records_;
     sink_(out);

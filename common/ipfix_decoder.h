@@ -20,7 +20,8 @@ struct DecodedRecord {
     bool options = false;
     // Element name -> value, in template order. Addresses as text,
     // dateTime elements as RFC 3339 UTC strings, numbers as numbers,
-    // octet arrays as hex.
+    // octet arrays as hex. An element the template repeats maps to an array
+    // of its values.
     nlohmann::ordered_json fields;
 };
 

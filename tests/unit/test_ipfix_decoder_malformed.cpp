@@ -603,4 +603,16 @@ TEST_F(MalformedIpfix, StreamWithALengthFieldLongerThanTheMessage) {
     EXPECT_THAT(rx.errors[1], HasSubstr("not IPFIX"));
 }
 
+// RFC 7011 section 3.4.1 lets a template repeat an element; every value
+// is kept, in template order. (Mapping such a template crashed libfixbuf's
+// fbTemplateAppend, found by fuzz_ipfix_decoder.)
+TEST_F(MalformedIpfix, RepeatedElementsKeepEveryValue) {
+    MessageBuilder m;
+    m.template_set(256, {{58, 2}, {245, 2}, {58, 2}, {245, 2}, {58, 2}});
+    m.begin_set(256).u16(1).u16(2).u16(3).u16(4).u16(5).end_set();
+    ASSERT_EQ(decode(m.build()), "");
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].fields, nlohmann::ordered_json::parse(R"({"vlanId":[1,3,5],"dot1qCustomerVlanId":[2,4]})"));
+}
+
 }  // namespace
