@@ -11,15 +11,28 @@ ExporterSession::ExporterSession(InfoModel& model, std::string exporter, std::st
     : exporter_(std::move(exporter)), peer_(std::move(peer)), sink_(std::move(sink)) {
     exporter_json_ = nlohmann::json(exporter_).dump();
     decoder_ = std::make_unique<IpfixDecoder>(model, [this](const DecodedRecord& rec) {
-        // Element names first, then where the record came from.
+        // Records the decoder does not format itself (RFC 5610 type records,
+        // templates repeating an element): element names first, then where
+        // the record came from.
         std::string line = rec.fields.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
         line.pop_back();  // the closing brace
         if (line.size() > 1) line += ',';
-        line += fmt::format("\"exporter\":{},\"observationDomainId\":{},\"templateId\":{}}}\n", exporter_json_,
-                            rec.observation_domain, rec.template_id);
         lines_ += line;
-        ++batch_records_;
+        tail(lines_, rec.observation_domain, rec.template_id);
+        lines_ += "}\n";
     });
+    decoder_->set_jsonl_output(&lines_, [this](std::string& out, uint32_t domain, uint16_t tid) {
+        tail(out, domain, tid);
+    });
+}
+
+void ExporterSession::tail(std::string& out, uint32_t domain, uint16_t tid) const {
+    out += "\"exporter\":";
+    out += exporter_json_;
+    out += ",\"observationDomainId\":";
+    out += std::to_string(domain);
+    out += ",\"templateId\":";
+    out += std::to_string(tid);
 }
 
 size_t ExporterSession::persist_templates(const std::string& path) {
@@ -80,10 +93,9 @@ std::string ExporterSession::message(std::span<const uint8_t> msg) {
             store_failed_ = true;
         }
     }
-    if (batch_records_) {
-        sink_(std::move(lines_), batch_records_);
+    if (decoded) {
+        sink_(std::move(lines_), decoded);
         lines_.clear();
-        batch_records_ = 0;
     }
     return problem;
 }

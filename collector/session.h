@@ -50,10 +50,12 @@ public:
     const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
 
 private:
+    // Adds "exporter", "observationDomainId" and "templateId" to a line.
+    void tail(std::string& out, uint32_t domain, uint16_t tid) const;
+
     std::string exporter_, peer_, exporter_json_;
     LinesSink sink_;
     std::string lines_;
-    uint64_t batch_records_ = 0;
     std::map<uint32_t, DomainStats> domains_;
     std::unique_ptr<IpfixDecoder> decoder_;
     std::unique_ptr<TemplateStore> store_;

@@ -10,7 +10,9 @@ extern "C" {
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cstring>
+#include <set>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -246,9 +248,199 @@ struct IpfixDecoder::TemplateInfo {
     bool options;
     bool type_info;
     bool has_lists;
+    bool repeats = false;  // an element appears twice: values become arrays (generic path)
     fbTemplate_t* internal;
     std::vector<Field> fields;
+    std::vector<std::string> keys;  // "name": per field, JSON-escaped, for the JSONL path
 };
+
+namespace {
+
+// JSON string contents: quotes, backslashes and control characters
+// escaped; bytes that are not valid UTF-8 become U+FFFD, as the generic
+// path (nlohmann, error_handler replace) does.
+void json_escape(std::string& out, const char* s, size_t n) {
+    static const char hexd[] = "0123456789abcdef";
+    const auto* p = reinterpret_cast<const unsigned char*>(s);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            if (c == '"' || c == '\\') {
+                out += '\\';
+                out += static_cast<char>(c);
+            } else if (c < 0x20) {
+                switch (c) {
+                    case '\b': out += "\\b"; break;
+                    case '\f': out += "\\f"; break;
+                    case '\n': out += "\\n"; break;
+                    case '\r': out += "\\r"; break;
+                    case '\t': out += "\\t"; break;
+                    default:
+                        out += "\\u00";
+                        out += hexd[c >> 4];
+                        out += hexd[c & 15];
+                }
+            } else {
+                out += static_cast<char>(c);
+            }
+            ++i;
+            continue;
+        }
+        // a multi-byte sequence: its length from the lead byte, then
+        // continuation bytes, no overlongs, no surrogates, <= U+10FFFF
+        size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = len != 0 && i + len <= n;
+        uint32_t cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+        for (size_t k = 1; ok && k < len; ++k) {
+            ok = (p[i + k] & 0xc0) == 0x80;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if (ok) {
+            ok = (len == 2 && cp >= 0x80) || (len == 3 && cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) ||
+                 (len == 4 && cp >= 0x10000 && cp <= 0x10ffff);
+        }
+        if (ok) {
+            out.append(s + i, len);
+            i += len;
+        } else {
+            out += "\xef\xbf\xbd";
+            ++i;
+        }
+    }
+}
+
+template <typename T>
+void append_number(std::string& out, T v) {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+void IpfixDecoder::set_jsonl_output(std::string* out, JsonlTail tail) {
+    jsonl_ = out;
+    jsonl_tail_ = std::move(tail);
+}
+
+// One record as a JSON line; value forms as value_of() gives them.
+void IpfixDecoder::append_jsonl(const TemplateInfo& info, uint32_t domain) {
+    std::string& out = *jsonl_;
+    const uint8_t* rec = record_.data();
+    out += '{';
+    bool first = true;
+    auto stamp = [&](int64_t secs) {
+        if (secs != cached_second_) {
+            cached_second_ = secs;
+            time_t t = static_cast<time_t>(secs);
+            struct tm tm{};
+            gmtime_r(&t, &tm);
+            strftime(cached_text_, sizeof cached_text_, "%Y-%m-%dT%H:%M:%S", &tm);
+        }
+        out += '"';
+        out += cached_text_;
+    };
+    auto fraction = [&](uint64_t frac, int digits) {
+        char buf[16];
+        for (int d = digits - 1; d >= 0; --d, frac /= 10) buf[d] = static_cast<char>('0' + frac % 10);
+        out += '.';
+        out.append(buf, static_cast<size_t>(digits));
+        out += "Z\"";
+    };
+    for (size_t i = 0; i < info.fields.size(); ++i) {
+        const Field& f = info.fields[i];
+        if (is_list(f.ie)) continue;
+        if (!first) out += ',';
+        first = false;
+        out += info.keys[i];
+        const uint8_t* data = rec + f.offset;
+        size_t len = f.len;
+        if (f.len == FB_IE_VARLEN) {
+            fbVarfield_t v;
+            memcpy(&v, data, sizeof v);
+            data = v.buf;
+            len = v.len;
+        }
+        bool host = (f.ie->flags & FB_IE_F_ENDIAN) != 0;
+        switch (f.ie->type) {
+            case FB_UINT_8:
+            case FB_UINT_16:
+            case FB_UINT_32:
+            case FB_UINT_64:
+                if (len == 0 || len > 8) break;
+                append_number(out, read_unsigned(data, len, host));
+                continue;
+            case FB_INT_8:
+            case FB_INT_16:
+            case FB_INT_32:
+            case FB_INT_64:
+                if (len == 0 || len > 8) break;
+                append_number(out, read_signed(data, len, host));
+                continue;
+            case FB_IP4_ADDR: {
+                if (len != 4) break;
+                uint32_t a = htonl(static_cast<uint32_t>(read_unsigned(data, 4, host)));
+                char buf[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &a, buf, sizeof buf);
+                out += '"';
+                out += buf;
+                out += '"';
+                continue;
+            }
+            case FB_IP6_ADDR: {
+                if (len != 16) break;
+                char buf[INET6_ADDRSTRLEN];
+                inet_ntop(AF_INET6, data, buf, sizeof buf);
+                out += '"';
+                out += buf;
+                out += '"';
+                continue;
+            }
+            case FB_DT_MILSEC: {
+                if (len != 8) break;
+                uint64_t ms = read_unsigned(data, len, host);
+                stamp(static_cast<int64_t>(ms / 1000));
+                fraction(ms % 1000, 3);
+                continue;
+            }
+            case FB_DT_SEC:
+                if (len != 4) break;
+                stamp(static_cast<int64_t>(read_unsigned(data, len, host)));
+                out += "Z\"";
+                continue;
+            case FB_DT_MICROSEC:
+            case FB_DT_NANOSEC: {
+                if (len != 8) break;
+                uint64_t v = read_unsigned(data, 8, host);
+                stamp(static_cast<int64_t>(v >> 32) - 2208988800LL);
+                uint64_t frac = v & 0xffffffffULL;
+                if (f.ie->type == FB_DT_MICROSEC) {
+                    fraction((frac * 1000000ULL) >> 32, 6);
+                } else {
+                    fraction((frac * 1000000000ULL) >> 32, 9);
+                }
+                continue;
+            }
+            case FB_STRING:
+                out += '"';
+                json_escape(out, reinterpret_cast<const char*>(data),
+                            strnlen(reinterpret_cast<const char*>(data), len));
+                out += '"';
+                continue;
+            default:
+                break;
+        }
+        // everything else (floats, booleans, MACs, octet arrays, and any
+        // length the cases above refused): as the generic path writes it
+        out += value_of(f, rec).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    }
+    if (jsonl_tail_) {
+        if (!first) out += ',';
+        jsonl_tail_(out, domain, info.external_id);
+    }
+    out += "}\n";
+}
 
 IpfixDecoder::IpfixDecoder(InfoModel& model, Sink sink) : model_(model), sink_(std::move(sink)) {
     session_ = fbSessionAlloc(model_.get());
@@ -316,6 +508,13 @@ void IpfixDecoder::on_new_template(fbSession_t* session, uint16_t tid, fbTemplat
             }
             info->fields.push_back(std::move(f));
         }
+        std::set<std::string> names;
+        for (const Field& f : info->fields) {
+            info->repeats = info->repeats || !names.insert(f.name).second;
+            std::string key = "\"";
+            json_escape(key, f.name.data(), f.name.size());
+            info->keys.push_back(key + "\":");
+        }
         if (offset != fbTemplateGetIELenOfMemBuffer(internal)) {
             spdlog::warn("template {}: record layout mismatch ({} vs {} bytes); not decoded", tid, offset,
                          fbTemplateGetIELenOfMemBuffer(internal));
@@ -340,6 +539,11 @@ void IpfixDecoder::on_new_template(fbSession_t* session, uint16_t tid, fbTemplat
 }
 
 void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
+    if (jsonl_ && !info.repeats) {
+        ++records_;
+        append_jsonl(info, domain);
+        return;
+    }
     DecodedRecord out;
     out.observation_domain = domain;
     out.template_id = info.external_id;

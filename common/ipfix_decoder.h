@@ -43,6 +43,15 @@ public:
     // problem have been delivered.
     std::string decode_message(std::span<const uint8_t> message);
 
+    // The fast path for writers: each data record is appended to `*out` as
+    // one JSON line (the same keys and value forms as DecodedRecord::fields,
+    // without building a JSON object), with `tail(out, domain, template id)`
+    // called to add more members before the closing brace. The Sink still
+    // gets RFC 5610 type records and records of templates that repeat an
+    // element. nullptr goes back to the Sink for everything.
+    using JsonlTail = std::function<void(std::string& out, uint32_t domain, uint16_t template_id)>;
+    void set_jsonl_output(std::string* out, JsonlTail tail);
+
     uint64_t messages() const { return messages_; }
     uint64_t records() const { return records_; }
     uint64_t malformed() const { return malformed_; }
@@ -58,6 +67,7 @@ private:
     std::string decode_screened(std::vector<uint8_t>& message, uint32_t domain);
     static void on_new_template(fbSession_t*, uint16_t, fbTemplate_t*, void*, void**, fbTemplateCtxFree_fn*);
     void decode_record(const TemplateInfo& info, uint32_t domain);
+    void append_jsonl(const TemplateInfo& info, uint32_t domain);
 
     InfoModel& model_;
     Sink sink_;
@@ -70,6 +80,10 @@ private:
     uint64_t malformed_ = 0;
     uint64_t skipped_sets_ = 0;
     uint64_t unknown_template_sets_ = 0;
+    std::string* jsonl_ = nullptr;
+    JsonlTail jsonl_tail_;
+    int64_t cached_second_ = INT64_MIN;  // "YYYY-MM-DDTHH:MM:SS" of it, for timestamps
+    char cached_text_[24] = {};
 };
 
 // Frames a stream of IPFIX messages (TCP, files): the length of the complete

@@ -192,3 +192,57 @@ TEST(IpfixRoundTrip, BrokenMessagesAreReportedNotDecoded) {
     EXPECT_EQ(dec.malformed(), 3u);
     EXPECT_TRUE(out.empty());
 }
+
+// The collector's fast path formats records straight into JSON lines; it
+// must write exactly what the generic path decodes: same keys, same values,
+// also for a string that needs escaping and is not valid UTF-8.
+TEST(IpfixRoundTrip, JsonlFastPathWritesWhatTheGenericPathDecodes) {
+    InfoModel model;
+    std::vector<IpfixMessage> msgs;
+    {
+        IpfixEncoder enc(model, 7, 1472, [&](IpfixMessage&& m) { msgs.push_back(std::move(m)); });
+        FlowRecord a = v4_record(1000);
+        const char name[] = "ta\"p\\\x01\xff\xc3\xa9";  // quote, backslash, control, invalid byte, é
+        memcpy(a.interfaceName, name, sizeof name - 1);
+        enc.add_flow(a);
+        enc.add_flow(v6_record());
+        enc.add_flow(v4_record(0xffff));
+        StatsRecord s{};
+        s.observationDomainId = 7;
+        s.exportedFlowRecordTotalCount = 3;
+        enc.add_stats(s);
+        enc.flush();
+    }
+    auto tail = [](std::string& out, uint32_t domain, uint16_t tid) {
+        out += "\"observationDomainId\":" + std::to_string(domain) + ",\"templateId\":" + std::to_string(tid);
+    };
+
+    InfoModel generic_model;
+    std::vector<nlohmann::json> want;
+    IpfixDecoder generic(generic_model, [&](const DecodedRecord& r) {
+        nlohmann::ordered_json j = r.fields;
+        j["observationDomainId"] = r.observation_domain;
+        j["templateId"] = r.template_id;
+        want.push_back(nlohmann::json::parse(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+    });
+    for (const auto& m : msgs) ASSERT_EQ(generic.decode_message(m.bytes), "");
+
+    InfoModel fast_model;
+    std::string lines;
+    size_t sunk = 0;
+    IpfixDecoder fast(fast_model, [&](const DecodedRecord&) { ++sunk; });
+    fast.set_jsonl_output(&lines, tail);
+    for (const auto& m : msgs) ASSERT_EQ(fast.decode_message(m.bytes), "");
+    EXPECT_EQ(sunk, 0u);
+
+    std::vector<nlohmann::json> got;
+    size_t start = 0;
+    for (size_t nl; (nl = lines.find('\n', start)) != std::string::npos; start = nl + 1) {
+        got.push_back(nlohmann::json::parse(lines.substr(start, nl - start)));
+    }
+    EXPECT_EQ(start, lines.size()) << "output does not end with a newline";
+    ASSERT_EQ(got.size(), want.size());
+    ASSERT_EQ(got.size(), 4u);
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want[i]) << "record " << i;
+    EXPECT_EQ(got[0]["interfaceName"], "ta\"p\\\x01\xef\xbf\xbd\xc3\xa9");
+}
