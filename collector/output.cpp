@@ -248,6 +248,15 @@ void OutputQueue::run() {
                 n = 0;
             };
             for (auto& [lines, records] : batch) {
+                if (lines.size() >= (64u << 10)) {
+                    // big enough for a write of its own: no copy
+                    if (!joined.empty()) flush();
+                    writer_.write(lines, now);
+                    committed += records;
+                    std::lock_guard lock(mu_);
+                    written_ += records;
+                    continue;
+                }
                 joined += lines;
                 n += records;
                 if (joined.size() >= (1u << 20)) flush();

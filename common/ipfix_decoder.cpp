@@ -380,12 +380,19 @@ void IpfixDecoder::append_jsonl(const TemplateInfo& info, uint32_t domain) {
                 continue;
             case FB_IP4_ADDR: {
                 if (len != 4) break;
-                uint32_t a = htonl(static_cast<uint32_t>(read_unsigned(data, 4, host)));
-                char buf[INET_ADDRSTRLEN];
-                inet_ntop(AF_INET, &a, buf, sizeof buf);
-                out += '"';
-                out += buf;
-                out += '"';
+                // dotted quad by hand: inet_ntop goes through sprintf
+                uint32_t a = static_cast<uint32_t>(read_unsigned(data, 4, host));
+                char buf[18];
+                char* q = buf;
+                *q++ = '"';
+                for (int shift = 24; shift >= 0; shift -= 8) {
+                    unsigned o = (a >> shift) & 0xff;
+                    if (o >= 100) *q++ = static_cast<char>('0' + o / 100);
+                    if (o >= 10) *q++ = static_cast<char>('0' + o / 10 % 10);
+                    *q++ = static_cast<char>('0' + o % 10);
+                    *q++ = shift ? '.' : '"';
+                }
+                out.append(buf, static_cast<size_t>(q - buf));
                 continue;
             }
             case FB_IP6_ADDR: {
