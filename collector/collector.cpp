@@ -168,11 +168,28 @@ public:
         spdlog::info("listening on udp://{} (receive buffer {} bytes)",
                      endpoint_text(socket_.local_endpoint().address(), port_), got.value());
         hub.listeners.push_back([this](const Hub::Visit& v) {
-            for (const auto& [k, s] : sessions_) {
-                if (s) v(*s);
+            for (const auto& [k, e] : sessions_) {
+                if (e.session) v(*e.session);
             }
         });
         receive();
+    }
+    // Closes sessions silent for longer than `timeout`: their accounting
+    // moves to the totals, their templates stay on disk for their return.
+    void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+            if (now - it->second.last_seen < timeout) {
+                ++it;
+                continue;
+            }
+            if (it->second.session) {
+                spdlog::info("UDP exporter {} silent for {} s: session closed", it->second.session->peer(),
+                             timeout.count());
+                hub_.closed.add(*it->second.session);
+                --hub_.sessions_now;
+            }
+            it = sessions_.erase(it);
+        }
     }
     uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
     size_t pending() const {
@@ -193,6 +210,7 @@ private:
     void datagram(size_t n) {
         auto key = std::make_pair(from_.address(), from_.port());
         auto it = sessions_.find(key);
+        auto now = std::chrono::steady_clock::now();
         if (it == sessions_.end()) {
             // A refused source is remembered (as no session): counted once,
             // its later datagrams ignored.
@@ -202,10 +220,11 @@ private:
                 spdlog::info("new UDP exporter {}{}", s->peer(),
                              replayed ? " (templates of an earlier run restored)" : "");
             }
-            it = sessions_.emplace(key, std::move(s)).first;
+            it = sessions_.emplace(key, Entry{std::move(s), now}).first;
         }
-        if (!it->second) return;
-        ExporterSession& s = *it->second;
+        it->second.last_seen = now;
+        if (!it->second.session) return;
+        ExporterSession& s = *it->second.session;
         std::string problem = s.message(std::span<const uint8_t>(buf_.data(), n));
         if (!problem.empty()) hub_.log_problem(s, problem);
     }
@@ -215,7 +234,11 @@ private:
     asio::ip::udp::endpoint from_;
     std::array<uint8_t, 65536> buf_{};
     uint16_t port_ = 0;
-    std::map<std::pair<asio::ip::address, uint16_t>, std::unique_ptr<ExporterSession>> sessions_;
+    struct Entry {
+        std::unique_ptr<ExporterSession> session;  // null: refused
+        std::chrono::steady_clock::time_point last_seen;
+    };
+    std::map<std::pair<asio::ip::address, uint16_t>, Entry> sessions_;
 };
 
 // One TCP connection: IPFIX messages back to back, framed by their length
@@ -551,6 +574,21 @@ int run_collector(const CollectorConfig& cfg) {
         });
     };
     arm();
+    // UDP sessions end when their exporter goes silent (a restarted
+    // exporter comes back from a new port; without this the old sessions
+    // would pile up until max_sessions refuses new ones).
+    asio::steady_timer expiry(io);
+    auto timeout = std::chrono::seconds(cfg.udp_session_timeout_s);
+    auto period = std::chrono::milliseconds(std::clamp<int64_t>(cfg.udp_session_timeout_s * 250, 250, 10000));
+    std::function<void()> arm_expiry = [&] {
+        expiry.expires_after(period);
+        expiry.async_wait([&](const asio::error_code& ec) {
+            if (ec) return;
+            for (auto& u : udp) u->expire(std::chrono::steady_clock::now(), timeout);
+            arm_expiry();
+        });
+    };
+    arm_expiry();
     io.run();
 
     hub.out.stop();

@@ -19,6 +19,7 @@ struct CollectorConfig {
     uint32_t pen = 0;                // enterprise number of bpfix's own elements
     int udp_receive_buffer = 32 << 20;
     uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)
+    int64_t udp_session_timeout_s = 1800;   // a silent UDP session (and its templates in memory) ends
     uint64_t max_queued_bytes = 256 << 20;  // records waiting for the disk
     double stats_interval_s = 60;
     std::string log_level = "info";

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     bool check_only = false;
     std::vector<std::string> listen, allow;
     uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
+    int64_t udp_timeout = 0;
     int64_t pen = 0;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/collector.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
     app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");
     app.add_option("--max-sessions", max_sessions, "exporter transport sessions at once (default 4096)")
         ->check(CLI::Range(1, 1000000));
+    app.add_option("--udp-session-timeout", udp_timeout, "seconds of silence that end a UDP session (default 1800)")
+        ->check(CLI::Range(1, 604800));
     app.add_option("--metrics", metrics, "serve Prometheus /metrics on ADDR:PORT (default 127.0.0.1:9739; off: none)");
     app.add_option("--pen", pen, "private enterprise number of bpfix elements")->check(CLI::Range(1LL, 4294967295LL));
     app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off");
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
         if (rotate_interval) cfg.rotate_interval_s = rotate_interval;
         if (app.count("--rotate-size")) cfg.rotate_size_bytes = rotate_size;
         if (max_sessions) cfg.max_sessions = max_sessions;
+        if (udp_timeout) cfg.udp_session_timeout_s = udp_timeout;
         if (!metrics.empty()) cfg.metrics = metrics;
         if (pen) cfg.pen = static_cast<uint32_t>(pen);
         if (!log_level.empty()) cfg.log_level = log_level;

@@ -21,7 +21,10 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    sent after the restart without any template is decoded from the
    templates the first run kept (output-dir/.templates);
 6. SIGHUP finishes the current file at once (renamed, readable) and the
-   collector goes on into a new one.
+   collector goes on into a new one;
+7. --udp-session-timeout 1: a silent UDP session ends (the sessions gauge
+   drops to 0, its records stay in the totals); when it sends data again,
+   without templates, its kept templates decode it.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -311,6 +314,34 @@ def main():
         if len(finals) != 2 or len(read_records(out6)) != 2 * sent_tcp["records"]:
             failures.append(f"SIGHUP: {finals} with {len(read_records(out6))} records, want 2 files with "
                             f"{2 * sent_tcp['records']}")
+
+        # 7. silent UDP sessions end; their templates come back with them
+        out7 = os.path.join(tmp, "out7")
+        os.mkdir(out7)
+        c = Collector(build, out7, os.path.join(tmp, "c7.log"), ["--udp-session-timeout", "1"])
+        procs.append(c.p)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(ipfix_message(0, [(2, TEMPLATE), data_set(2, 1)]), ("127.0.0.1", c.udp))
+
+        def gauge():
+            body = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/metrics", timeout=5).read().decode()
+            vals = {l.split()[0]: int(l.split()[1]) for l in body.splitlines()
+                    if l.startswith(("bpfix_collector_sessions ", "bpfix_collector_all_records_total "))}
+            return vals.get("bpfix_collector_sessions"), vals.get("bpfix_collector_all_records_total")
+
+        time.sleep(0.2)
+        during = gauge()
+        time.sleep(2.5)
+        after = gauge()
+        sock.sendto(ipfix_message(2, [data_set(3, 20)]), ("127.0.0.1", c.udp))
+        time.sleep(0.3)
+        c.stop()
+        sock.close()
+        counts = sorted(r["packetDeltaCount"] for r in read_records(out7) if r.get("templateId") == 300)
+        if during != (1, 2) or after != (0, 2) or counts != [1, 2, 20, 21, 22]:
+            failures.append(f"UDP session timeout: sessions/records {during} while sending (want (1, 2)), {after} "
+                            f"after 2.5 s silent (want (0, 2)); records {counts} (want [1, 2, 20, 21, 22])")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -322,7 +353,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end")
     return 0
 
 
