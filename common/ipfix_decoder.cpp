@@ -94,17 +94,28 @@ std::string ntp_time(uint64_t v, bool micro) {
 // Template validation guarantees every fixed-size type arrives in a length
 // it allows; the length checks here keep a bad length from reading past the
 // field all the same.
-nlohmann::ordered_json value_of(const Field& f, const uint8_t* rec) {
-    const uint8_t* p = rec + f.offset;
-    const uint8_t* data = p;
-    size_t len = f.len;
+// A field's value bytes in a record as libfixbuf filled it: in place, or
+// behind an fbVarfield_t for variable-length fields; `host`: integers were
+// converted to host order.
+struct FieldBytes {
+    const uint8_t* data;
+    size_t len;
+    bool host;
+};
+
+FieldBytes field_bytes(const Field& f, const uint8_t* rec) {
+    FieldBytes b{rec + f.offset, f.len, (f.ie->flags & FB_IE_F_ENDIAN) != 0};
     if (f.len == FB_IE_VARLEN) {
         fbVarfield_t v;
-        memcpy(&v, p, sizeof v);
-        data = v.buf;
-        len = v.len;
+        memcpy(&v, b.data, sizeof v);
+        b.data = v.buf;
+        b.len = v.len;
     }
-    bool host = (f.ie->flags & FB_IE_F_ENDIAN) != 0;
+    return b;
+}
+
+nlohmann::ordered_json value_of(const Field& f, const uint8_t* rec) {
+    auto [data, len, host] = field_bytes(f, rec);
     switch (f.ie->type) {
         case FB_UINT_8:
         case FB_UINT_16:
@@ -354,15 +365,7 @@ void IpfixDecoder::append_jsonl(const TemplateInfo& info, uint32_t domain) {
         if (!first) out += ',';
         first = false;
         out += info.keys[i];
-        const uint8_t* data = rec + f.offset;
-        size_t len = f.len;
-        if (f.len == FB_IE_VARLEN) {
-            fbVarfield_t v;
-            memcpy(&v, data, sizeof v);
-            data = v.buf;
-            len = v.len;
-        }
-        bool host = (f.ie->flags & FB_IE_F_ENDIAN) != 0;
+        auto [data, len, host] = field_bytes(f, rec);
         switch (f.ie->type) {
             case FB_UINT_8:
             case FB_UINT_16:
