@@ -127,8 +127,10 @@ struct Hub {
             return nullptr;
         }
         ++sessions_now;
-        return std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
-                                                 [this](std::string lines, uint64_t n) { out.push(std::move(lines), n); });
+        auto s = std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
+                                                   [this](std::string lines, uint64_t n) { out.push(std::move(lines), n); });
+        s->set_max_templates(cfg.max_templates);
+        return s;
     }
 
     // Where a UDP session's templates are kept across restarts.
@@ -508,6 +510,8 @@ int run_collector(const CollectorConfig& cfg) {
                 hub.out.records_written());
             one("bpfix_collector_output_dropped_records_total", "counter",
                 "records dropped because the output fell behind or the disk refused", hub.out.records_dropped());
+            one("bpfix_collector_template_limit_hits_total", "counter",
+                "templates refused because a session held max_templates", t.template_limit_hits);
             one("bpfix_collector_udp_kernel_drops_total", "counter",
                 "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
                 kernel_drops() - drops_at_start);
@@ -596,9 +600,10 @@ int run_collector(const CollectorConfig& cfg) {
     std::string summary = fmt::format(
         "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
         "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} refused_exporters={} "
-        "udp_kernel_drops={} files={}",
+        "template_limit_hits={} udp_kernel_drops={} files={}",
         t.sessions, t.messages, t.records, hub.out.records_written(), hub.out.records_dropped(), t.lost_records,
-        t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, kernel_drops() - drops_at_start,
+        t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, t.template_limit_hits,
+        kernel_drops() - drops_at_start,
         hub.out.files_finished());
     std::fprintf(stderr, "%s\n", summary.c_str());
     return hub.out.records_dropped() ? 1 : 0;

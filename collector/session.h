@@ -47,6 +47,8 @@ public:
     size_t persist_templates(const std::string& path);
 
     const std::string& peer() const { return peer_; }
+    void set_max_templates(size_t n) { decoder_->set_max_templates(n); }
+    uint64_t template_limit_hits() const { return decoder_->template_limit_hits(); }
     const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
 
 private:
@@ -65,7 +67,7 @@ private:
 // Totals over sessions, for the log and the exit summary.
 struct CollectorTotals {
     uint64_t sessions = 0, messages = 0, records = 0, bytes = 0, lost_records = 0, out_of_order = 0,
-             malformed = 0, rejected_sessions = 0;
+             malformed = 0, rejected_sessions = 0, template_limit_hits = 0;
     void add(const ExporterSession& s);
 };
 

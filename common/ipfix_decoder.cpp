@@ -597,6 +597,8 @@ struct IpfixDecoder::Screen {
     std::unordered_map<uint16_t, std::optional<WireLengths>> defined;
     uint16_t withdrew_all = 0;  // 2: every template, 3: every options template
 
+    uint32_t domain() const { return get_u32(msg, 12); }
+
     std::optional<WireLengths> lookup(uint16_t tid) const {
         if (auto it = defined.find(tid); it != defined.end()) {
             return it->second;
@@ -631,6 +633,8 @@ struct IpfixDecoder::Screen {
                 if (tid == set_id) {
                     withdrew_all = set_id;
                     for (auto& [id, t] : defined) t.reset();
+                    std::erase_if(dec.known_templates_,
+                                  [&](const auto& kv) { return kv.first.first == domain() && kv.second == set_id; });
                     continue;
                 }
                 if (tid < 256) {
@@ -641,6 +645,7 @@ struct IpfixDecoder::Screen {
                     spdlog::warn("{} set at offset {}: withdrawal of unknown template {} ignored", kind, off, tid);
                 }
                 defined[tid] = std::nullopt;
+                dec.known_templates_.erase({domain(), tid});
                 continue;
             }
             if (tid < 256) {
@@ -688,6 +693,16 @@ struct IpfixDecoder::Screen {
                 }
                 lengths.push_back(len);
             }
+            // Memory stays bounded under a flood of templates: a session
+            // holds at most max_templates (all domains together).
+            auto key = std::make_pair(domain(), tid);
+            if (dec.max_templates_ && !dec.known_templates_.count(key) &&
+                dec.known_templates_.size() >= dec.max_templates_) {
+                ++dec.template_limit_hits_;
+                return fmt::format("{} {}: this session already holds {} templates, the limit (max_templates)", kind,
+                                   tid, dec.max_templates_);
+            }
+            dec.known_templates_[key] = set_id;
             defined[tid] = std::move(lengths);
         }
         return {};

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -49,6 +50,13 @@ public:
     // called to add more members before the closing brace. The Sink still
     // gets RFC 5610 type records and records of templates that repeat an
     // element. nullptr goes back to the Sink for everything.
+    // At most `n` templates held at once (all observation domains of this
+    // session together; 0: no limit). A template beyond it makes its message
+    // an error from that set on, counted in template_limit_hits().
+    void set_max_templates(size_t n) { max_templates_ = n; }
+    uint64_t template_limit_hits() const { return template_limit_hits_; }
+    size_t templates_held() const { return known_templates_.size(); }
+
     using JsonlTail = std::function<void(std::string& out, uint32_t domain, uint16_t template_id)>;
     void set_jsonl_output(std::string* out, JsonlTail tail);
 
@@ -80,6 +88,9 @@ private:
     uint64_t malformed_ = 0;
     uint64_t skipped_sets_ = 0;
     uint64_t unknown_template_sets_ = 0;
+    std::map<std::pair<uint32_t, uint16_t>, uint16_t> known_templates_;  // (domain, id) -> set id 2 or 3
+    size_t max_templates_ = 0;
+    uint64_t template_limit_hits_ = 0;
     std::string* jsonl_ = nullptr;
     JsonlTail jsonl_tail_;
     int64_t cached_second_ = INT64_MIN;  // "YYYY-MM-DDTHH:MM:SS" of it, for timestamps

@@ -24,7 +24,10 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    collector goes on into a new one;
 7. --udp-session-timeout 1: a silent UDP session ends (the sessions gauge
    drops to 0, its records stay in the totals); when it sends data again,
-   without templates, its kept templates decode it.
+   without templates, its kept templates decode it;
+8. a config file with [limits] max_templates = 1: a second template in the
+   session is refused and counted (template_limit_hits=1 in the summary),
+   the first one still decodes its data.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -342,6 +345,27 @@ def main():
         if during != (1, 2) or after != (0, 2) or counts != [1, 2, 20, 21, 22]:
             failures.append(f"UDP session timeout: sessions/records {during} while sending (want (1, 2)), {after} "
                             f"after 2.5 s silent (want (0, 2)); records {counts} (want [1, 2, 20, 21, 22])")
+
+        # 8. the template limit, from a config file
+        out8 = os.path.join(tmp, "out8")
+        os.mkdir(out8)
+        conf = os.path.join(tmp, "limits.toml")
+        with open(conf, "w") as f:
+            f.write("[limits]\nmax_templates = 1\n")
+        c = Collector(build, out8, os.path.join(tmp, "c8.log"), ["--config", conf])
+        procs.append(c.p)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        second = struct.pack("!HH", 301, 1) + struct.pack("!HH", 8, 4)
+        sock.sendto(ipfix_message(0, [(2, TEMPLATE), data_set(2, 1)]), ("127.0.0.1", c.udp))
+        sock.sendto(ipfix_message(2, [(2, second)]), ("127.0.0.1", c.udp))
+        time.sleep(0.3)
+        c.stop()
+        sock.close()
+        hits = c.summary().get("template_limit_hits")
+        n = len([r for r in read_records(out8) if r.get("templateId") == 300])
+        if hits != "1" or n != 2:
+            failures.append(f"max_templates = 1: template_limit_hits={hits} (want 1), {n} records of the first "
+                            "template (want 2)")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -353,7 +377,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit")
     return 0
 
 

@@ -616,3 +616,32 @@ TEST_F(MalformedIpfix, RepeatedElementsKeepEveryValue) {
 }
 
 }  // namespace
+
+// A flood of templates cannot grow a session without bound: beyond
+// max_templates a new template is refused (its message fails from that set
+// on, counted); redefining a held one, or one after a withdrawal, is fine;
+// other domains count against the same limit.
+TEST_F(MalformedIpfix, TemplatesBeyondTheLimitAreRefusedAndCounted) {
+    dec.set_max_templates(2);
+    EXPECT_EQ(dec.decode_message(MessageBuilder().template_set(256, kFlowFields).template_set(257, kFlowFields).build()),
+              "");
+    EXPECT_EQ(dec.templates_held(), 2u);
+    std::string problem = dec.decode_message(MessageBuilder().template_set(258, kFlowFields).build());
+    EXPECT_NE(problem.find("template 258: this session already holds 2 templates"), std::string::npos) << problem;
+    EXPECT_EQ(dec.template_limit_hits(), 1u);
+    EXPECT_NE(dec.decode_message(MessageBuilder(9).template_set(256, kFlowFields).build()), "");  // domain 9
+    EXPECT_EQ(dec.template_limit_hits(), 2u);
+    // redefining a held template is not a new one
+    EXPECT_EQ(dec.decode_message(MessageBuilder().template_set(257, kFlowFields).build()), "");
+    // withdraw 256, then 258 fits
+    auto withdraw = MessageBuilder().begin_set(2).u16(256).u16(0).end_set().build();
+    EXPECT_EQ(dec.decode_message(withdraw), "");
+    MessageBuilder m;
+    m.template_set(258, kFlowFields);
+    flow_data_set(m, 258, 5);
+    EXPECT_EQ(dec.decode_message(m.build()), "");
+    ASSERT_EQ(out.size(), 1u);
+    expect_flow(out[0], 258, 5);
+    EXPECT_EQ(dec.templates_held(), 2u);
+    EXPECT_EQ(dec.template_limit_hits(), 2u);
+}
