@@ -12,6 +12,7 @@ struct CollectorConfig {
     std::vector<std::string> listen;  // udp://ADDR:PORT, tcp://ADDR:PORT
     std::vector<std::string> allow;   // exporter CIDRs accepted; empty: every exporter
     std::string output_dir;
+    std::vector<std::string> formats = {"jsonl"};  // today only jsonl
     uint64_t rotate_interval_s = 300;
     uint64_t rotate_size_bytes = 0;  // 0: only by time
     uint64_t keep_seconds = 0;       // retention by age of finished files; 0: keep

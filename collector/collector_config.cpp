@@ -19,8 +19,9 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
         r.integer(li, "listen", "udp_receive_buffer", cfg.udp_receive_buffer, 65536, int64_t{1} << 30));
 
     auto out = r.section("output");
-    r.check_keys(out, "output", {"dir", "rotate_interval", "rotate_size", "max_queued_bytes", "keep_seconds",
-                                 "keep_bytes"});
+    r.check_keys(out, "output", {"dir", "format", "rotate_interval", "rotate_size", "max_queued_bytes",
+                                 "keep_seconds", "keep_bytes"});
+    cfg.formats = r.strings(out, "output", "format", cfg.formats);
     cfg.keep_seconds = static_cast<uint64_t>(
         r.integer(out, "output", "keep_seconds", static_cast<int64_t>(cfg.keep_seconds), 0, int64_t{1} << 40));
     cfg.keep_bytes = static_cast<uint64_t>(
@@ -73,6 +74,13 @@ void validate_collector_config(const CollectorConfig& cfg) {
         } catch (const Error& e) {
             throw Error(fmt::format("metrics.listen '{}' is not ADDR:PORT ([ADDR]:PORT for IPv6), or off", cfg.metrics));
         }
+    }
+    if (cfg.formats.empty()) throw Error("output.format: name at least one format (jsonl)");
+    for (const auto& f : cfg.formats) {
+        if (f == "csv" || f == "sqlite" || f == "ipfix") {
+            throw Error(fmt::format("output format '{}' is not available yet in this version; use jsonl", f));
+        }
+        if (f != "jsonl") throw Error(fmt::format("output format '{}' is unknown; use jsonl", f));
     }
     if (cfg.output_dir.empty()) throw Error("no output directory: give --output-dir DIR (or [output] dir)");
     if (cfg.stats_interval_s < 1 || cfg.stats_interval_s > 86400) {

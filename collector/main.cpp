@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("bpfix-collector ") + BPFIX_VERSION);
     std::string config_path, read_path, output_dir, log_level, metrics;
     bool check_only = false;
-    std::vector<std::string> listen, allow;
+    std::vector<std::string> listen, allow, formats;
     uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
     int64_t udp_timeout = 0;
     int64_t pen = 0;
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     app.add_option("--listen", listen, "receive IPFIX on udp://ADDR:PORT or tcp://ADDR:PORT (repeatable; [::] for all)");
     app.add_option("--allow", allow, "accept only exporters in this CIDR (repeatable; default: every exporter)");
     app.add_option("-o,--output-dir", output_dir, "write records here as rotated JSON-lines files");
+    app.add_option("--format", formats, "output formats, comma-separated (today: jsonl, the default)")->delimiter(',');
     app.add_option("--rotate-interval", rotate_interval, "seconds per output file, aligned to the clock (default 300)")
         ->check(CLI::Range(1, 86400));
     app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
         if (!listen.empty()) cfg.listen = listen;
         if (!allow.empty()) cfg.allow = allow;
         if (!output_dir.empty()) cfg.output_dir = output_dir;
+        if (!formats.empty()) cfg.formats = formats;
         if (rotate_interval) cfg.rotate_interval_s = rotate_interval;
         if (app.count("--rotate-size")) cfg.rotate_size_bytes = rotate_size;
         if (max_sessions) cfg.max_sessions = max_sessions;
