@@ -22,6 +22,7 @@
 #include "collector_url.h"
 #include "error.h"
 #include "info_model.h"
+#include "ipfix_output.h"
 #include "output.h"
 #include "session.h"
 
@@ -68,6 +69,9 @@ struct Hub {
     const CollectorConfig& cfg;
     InfoModel model;
     OutputQueue out;
+    bool jsonl_on = true;
+    std::unique_ptr<IpfixOutput> ipfix;
+    uint64_t next_session_id = 0;
     uint64_t sessions_now = 0;
     uint64_t rejected_sessions = 0;
     CollectorTotals closed;  // of sessions already gone (TCP connections)
@@ -85,6 +89,13 @@ struct Hub {
                                       c.keep_seconds, c.keep_bytes},
               c.max_queued_bytes) {
         for (const auto& a : c.allow) allow.push_back(parse_cidr(a));
+        jsonl_on = std::find(c.formats.begin(), c.formats.end(), "jsonl") != c.formats.end();
+        if (std::find(c.formats.begin(), c.formats.end(), "ipfix") != c.formats.end()) {
+            ipfix = std::make_unique<IpfixOutput>(RotatingWriter::Options{c.output_dir, "flows", "ipfix",
+                                                                          c.rotate_interval_s, c.rotate_size_bytes,
+                                                                          c.keep_seconds, c.keep_bytes},
+                                                  c.max_queued_bytes);
+        }
         template_dir = c.output_dir + "/.templates";
         if (mkdir(template_dir.c_str(), 0755) != 0 && errno != EEXIST) {
             throw Error(fmt::format("cannot create {} (UDP templates kept across restarts): {}", template_dir,
@@ -128,8 +139,17 @@ struct Hub {
         }
         ++sessions_now;
         auto s = std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
-                                                   [this](std::string lines, uint64_t n) { out.push(std::move(lines), n); });
+                                                   [this](std::string lines, uint64_t n) {
+                                                       if (jsonl_on) out.push(std::move(lines), n);
+                                                   });
         s->set_max_templates(cfg.max_templates);
+        if (!jsonl_on) s->set_count_only();
+        if (ipfix) {
+            uint64_t id = next_session_id++;
+            s->set_raw_sink([this, id](std::span<const uint8_t> m, uint64_t n) {
+                ipfix->push(id, std::vector<uint8_t>(m.begin(), m.end()), n);
+            });
+        }
         return s;
     }
 
@@ -551,6 +571,7 @@ int run_collector(const CollectorConfig& cfg) {
             if (sig == SIGHUP) {
                 spdlog::info("SIGHUP: finishing the current output file");
                 hub.out.rotate_now();
+                if (hub.ipfix) hub.ipfix->rotate_now();
                 wait_signal();
                 return;
             }
@@ -596,6 +617,7 @@ int run_collector(const CollectorConfig& cfg) {
     io.run();
 
     hub.out.stop();
+    if (hub.ipfix) hub.ipfix->stop();
     CollectorTotals t = totals();
     std::string summary = fmt::format(
         "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
@@ -604,9 +626,14 @@ int run_collector(const CollectorConfig& cfg) {
         t.sessions, t.messages, t.records, hub.out.records_written(), hub.out.records_dropped(), t.lost_records,
         t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, t.template_limit_hits,
         kernel_drops() - drops_at_start,
-        hub.out.files_finished());
+        hub.out.files_finished() + (hub.ipfix ? hub.ipfix->files_finished() : 0));
     std::fprintf(stderr, "%s\n", summary.c_str());
-    return hub.out.records_dropped() ? 1 : 0;
+    if (hub.ipfix) {
+        std::fprintf(stderr, "bpfix-collector: ipfix output: messages=%llu dropped_records=%llu\n",
+                     static_cast<unsigned long long>(hub.ipfix->messages_written()),
+                     static_cast<unsigned long long>(hub.ipfix->records_dropped()));
+    }
+    return hub.out.records_dropped() || (hub.ipfix && hub.ipfix->records_dropped()) ? 1 : 0;
 }
 
 }  // namespace bpfix

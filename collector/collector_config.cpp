@@ -75,12 +75,12 @@ void validate_collector_config(const CollectorConfig& cfg) {
             throw Error(fmt::format("metrics.listen '{}' is not ADDR:PORT ([ADDR]:PORT for IPv6), or off", cfg.metrics));
         }
     }
-    if (cfg.formats.empty()) throw Error("output.format: name at least one format (jsonl)");
+    if (cfg.formats.empty()) throw Error("output.format: name at least one format (jsonl, ipfix)");
     for (const auto& f : cfg.formats) {
-        if (f == "csv" || f == "sqlite" || f == "ipfix") {
-            throw Error(fmt::format("output format '{}' is not available yet in this version; use jsonl", f));
+        if (f == "csv" || f == "sqlite") {
+            throw Error(fmt::format("output format '{}' is not available yet in this version; use jsonl or ipfix", f));
         }
-        if (f != "jsonl") throw Error(fmt::format("output format '{}' is unknown; use jsonl", f));
+        if (f != "jsonl" && f != "ipfix") throw Error(fmt::format("output format '{}' is unknown; use jsonl or ipfix", f));
     }
     if (cfg.output_dir.empty()) throw Error("no output directory: give --output-dir DIR (or [output] dir)");
     if (cfg.stats_interval_s < 1 || cfg.stats_interval_s > 86400) {

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     app.add_option("--listen", listen, "receive IPFIX on udp://ADDR:PORT or tcp://ADDR:PORT (repeatable; [::] for all)");
     app.add_option("--allow", allow, "accept only exporters in this CIDR (repeatable; default: every exporter)");
     app.add_option("-o,--output-dir", output_dir, "write records here as rotated JSON-lines files");
-    app.add_option("--format", formats, "output formats, comma-separated (today: jsonl, the default)")->delimiter(',');
+    app.add_option("--format", formats, "output formats, comma-separated: jsonl (default), ipfix")->delimiter(',');
     app.add_option("--rotate-interval", rotate_interval, "seconds per output file, aligned to the clock (default 300)")
         ->check(CLI::Range(1, 86400));
     app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");

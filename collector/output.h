@@ -50,6 +50,14 @@ public:
 
     uint64_t files_finished() const { return files_finished_; }
     const std::string& current_path() const { return partial_; }
+    bool is_open() const { return fd_ >= 0; }
+    // Whether writing `bytes` at `now_s` starts a new file (none open, the
+    // interval over, or the size limit passed): for formats whose files
+    // must each begin with their own context (IPFIX templates).
+    bool starts_new_file(size_t bytes, int64_t now_s) const {
+        return fd_ < 0 || now_s >= interval_start_ + static_cast<int64_t>(opt_.interval_s) ||
+               (opt_.max_bytes && bytes_ > 0 && bytes_ + bytes > opt_.max_bytes);
+    }
 
 private:
     void open(int64_t now_s);

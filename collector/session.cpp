@@ -97,6 +97,7 @@ std::string ExporterSession::message(std::span<const uint8_t> msg) {
         sink_(std::move(lines_), decoded);
         lines_.clear();
     }
+    if (raw_ && problem.empty()) raw_(msg, decoded);
     return problem;
 }
 

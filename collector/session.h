@@ -48,6 +48,12 @@ public:
 
     const std::string& peer() const { return peer_; }
     void set_max_templates(size_t n) { decoder_->set_max_templates(n); }
+    // No JSON lines at all (the jsonl format is off): records only counted.
+    void set_count_only() { decoder_->set_count_only(true); }
+    // Also hands every message that decoded without a problem, with its
+    // data record count, to `raw` (the ipfix output).
+    using RawSink = std::function<void(std::span<const uint8_t> message, uint64_t records)>;
+    void set_raw_sink(RawSink raw) { raw_ = std::move(raw); }
     uint64_t template_limit_hits() const { return decoder_->template_limit_hits(); }
     const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
 
@@ -57,6 +63,7 @@ private:
 
     std::string exporter_, peer_, exporter_json_;
     LinesSink sink_;
+    RawSink raw_;
     std::string lines_;
     std::map<uint32_t, DomainStats> domains_;
     std::unique_ptr<IpfixDecoder> decoder_;

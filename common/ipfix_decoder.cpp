@@ -549,6 +549,10 @@ void IpfixDecoder::on_new_template(fbSession_t* session, uint16_t tid, fbTemplat
 }
 
 void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
+    if (count_only_) {
+        ++records_;
+        return;
+    }
     if (jsonl_ && !info.repeats) {
         ++records_;
         append_jsonl(info, domain);

@@ -57,6 +57,10 @@ public:
     uint64_t template_limit_hits() const { return template_limit_hits_; }
     size_t templates_held() const { return known_templates_.size(); }
 
+    // Count data records without formatting them (a writer that stores the
+    // messages themselves). RFC 5610 type records still reach the Sink.
+    void set_count_only(bool on) { count_only_ = on; }
+
     using JsonlTail = std::function<void(std::string& out, uint32_t domain, uint16_t template_id)>;
     void set_jsonl_output(std::string* out, JsonlTail tail);
 
@@ -92,6 +96,7 @@ private:
     size_t max_templates_ = 0;
     uint64_t template_limit_hits_ = 0;
     std::string* jsonl_ = nullptr;
+    bool count_only_ = false;
     JsonlTail jsonl_tail_;
     int64_t cached_second_ = INT64_MIN;  // "YYYY-MM-DDTHH:MM:SS" of it, for timestamps
     char cached_text_[24] = {};

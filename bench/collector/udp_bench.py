@@ -6,7 +6,7 @@ collector in turn (pinned to the other CPU); prints, per collector and
 load: records received and stored, loss, collector CPU seconds, and records
 per CPU-second.
 
-  udp_bench.py BUILD_DIR [--loads 50000,100000,200000,400000] [--seconds 5]
+  udp_bench.py BUILD_DIR [--loads 50000,100000,200000,400000] [--seconds 5] [--format jsonl|ipfix]
 
 Records: the same 11-field IPv4 flow layout as ingest.py (45 bytes), 30 per
 1,366-byte message; the template is repeated every 50 messages (and first).
@@ -72,13 +72,13 @@ def send(port, rate, seconds):
     return sent
 
 
-def run_bpfix(build, work, rate, seconds):
+def run_bpfix(build, work, rate, seconds, fmt="jsonl"):
     out = os.path.join(work, "bpfix")
     os.makedirs(out)
     port = free_udp_port()
     log = os.path.join(work, "bpfix.log")
     p = subprocess.Popen(["taskset", "-c", "1", os.path.join(build, "bin", "bpfix-collector"), "--listen",
-                          f"udp://127.0.0.1:{port}", "--output-dir", out, "--metrics", "off"],
+                          f"udp://127.0.0.1:{port}", "--output-dir", out, "--metrics", "off", "--format", fmt],
                          stderr=open(log, "w"))
     for _ in range(100):
         if "listening on udp" in open(log).read():
@@ -91,7 +91,15 @@ def run_bpfix(build, work, rate, seconds):
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
     summ = dict(kv.split("=") for kv in re.search(r"summary: (.*)", open(log).read()).group(1).split())
-    stored = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
+    if fmt == "jsonl":
+        stored = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
+    else:  # the stored messages, decoded back
+        stored = 0
+        for n in os.listdir(out):
+            if n.endswith(".ipfix"):
+                r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--read", os.path.join(out, n)],
+                                   capture_output=True, text=True, check=True)
+                stored += r.stdout.count("\n")
     return sent, stored, cpu, int(summ["udp_kernel_drops"])
 
 
@@ -122,6 +130,7 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--loads", default="50000,100000,200000,400000")
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--format", default="jsonl", choices=("jsonl", "ipfix"), help="bpfix-collector's output")
     a = ap.parse_args()
     if not shutil.which("nfcapd"):
         print("udp_bench: needs nfcapd (apt-get install nfdump)", file=sys.stderr)
@@ -133,7 +142,7 @@ def main():
             work = tempfile.mkdtemp(prefix="bpfix-udpbench-")
             try:
                 if name == "bpfix":
-                    sent, stored, cpu, drops = run_bpfix(a.build, work, rate, a.seconds)
+                    sent, stored, cpu, drops = run_bpfix(a.build, work, rate, a.seconds, a.format)
                 else:
                     sent, stored, cpu, drops = run_nfcapd(work, rate, a.seconds)
             finally:
@@ -141,7 +150,8 @@ def main():
             per = stored / cpu if cpu > 0 else float("inf")
             rows.append({"collector": name, "offered": rate, "sent": sent, "stored": stored, "lost": sent - stored,
                          "cpu_s": cpu, "per_cpu_s": per})
-            print(f"| {name} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {cpu:.2f} | {per:,.0f} |",
+            label = f"bpfix ({a.format})" if name == "bpfix" else name
+            print(f"| {label} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {cpu:.2f} | {per:,.0f} |",
                   flush=True)
     print(json.dumps(rows))
     return 0

@@ -97,7 +97,9 @@ TEST(CollectorConfig, ErrorsNameTheKey) {
     EXPECT_NE(error_of("[listen]\nurls = [\"ftp://x:1\"]\n").find("ftp://x:1"), std::string::npos);
     EXPECT_NE(error_of("[listen]\nallow = [\"10.0.0.0/40\"]\n").find("listen.allow"), std::string::npos);
     EXPECT_NE(error_of("[output]\nrotate_interval = 0\n").find("output.rotate_interval"), std::string::npos);
-    EXPECT_NE(error_of("[output]\nformat = [\"ipfix\"]\n").find("'ipfix' is not available yet"), std::string::npos);
+    EXPECT_NE(error_of("[output]\nformat = [\"csv\"]\n").find("'csv' is not available yet"), std::string::npos);
+    EXPECT_NE(error_of("[output]\nformat = [\"xml\"]\n").find("'xml' is unknown"), std::string::npos);
+    EXPECT_EQ(error_of("[output]\nformat = [\"jsonl\", \"ipfix\"]\n"), "");
     EXPECT_NE(error_of("[metrics]\nlisten = \"nowhere\"\n").find("metrics.listen"), std::string::npos);
     EXPECT_NE(error_of("[limits]\nmax_templates = \"many\"\n").find("limits.max_templates"), std::string::npos);
     EXPECT_NE(error_of("[bogus]\n").find("bogus"), std::string::npos);

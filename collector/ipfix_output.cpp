@@ -1,0 +1,305 @@
+#include "ipfix_output.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <set>
+
+#include "error.h"
+
+namespace bpfix {
+
+namespace {
+
+uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint32_t be32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
+           p[3];
+}
+void set16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+void set32(uint8_t* p, uint32_t v) {
+    set16(p, static_cast<uint16_t>(v >> 16));
+    set16(p + 2, static_cast<uint16_t>(v));
+}
+
+// A template or options template record's length, from its field count.
+size_t template_record_len(const uint8_t* p, size_t avail, uint16_t set_id) {
+    size_t head = set_id == 3 ? 6 : 4;
+    if (avail < 4) return 0;
+    uint16_t count = be16(p + 2);
+    if (count == 0) return 4;
+    size_t q = head;
+    for (uint16_t i = 0; i < count; ++i) {
+        if (q + 4 > avail) return 0;
+        q += (p[q] & 0x80) ? 8 : 4;
+    }
+    return q > avail ? 0 : q;
+}
+
+int64_t wall_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+IpfixOutput::IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes)
+    : writer_(std::move(opt)), max_queued_(max_queued_bytes), thread_([this] { run(); }) {}
+
+IpfixOutput::~IpfixOutput() { stop(); }
+
+bool IpfixOutput::push(uint64_t session, std::vector<uint8_t> message, uint64_t records) {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || queued_bytes_ + message.size() > max_queued_) {
+            dropped_ += records;
+            return false;
+        }
+        queued_bytes_ += message.size();
+        queue_.push_back({session, std::move(message), records});
+    }
+    cv_.notify_one();
+    return true;
+}
+
+void IpfixOutput::rotate_now() {
+    {
+        std::lock_guard lock(mu_);
+        rotate_ = true;
+    }
+    cv_.notify_one();
+}
+
+void IpfixOutput::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+}
+
+uint64_t IpfixOutput::messages_written() const {
+    std::lock_guard lock(mu_);
+    return written_;
+}
+
+uint64_t IpfixOutput::records_dropped() const {
+    std::lock_guard lock(mu_);
+    return dropped_;
+}
+
+void IpfixOutput::run() {
+    for (;;) {
+        std::deque<Item> batch;
+        bool stop = false, rotate = false;
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, std::chrono::milliseconds(500),
+                         [this] { return stopping_ || rotate_ || !queue_.empty(); });
+            batch.swap(queue_);
+            queued_bytes_ = 0;
+            stop = stopping_;
+            rotate = rotate_;
+            rotate_ = false;
+        }
+        int64_t now = wall_now();
+        for (auto& item : batch) {
+            try {
+                write_one(item, now);
+                std::lock_guard lock(mu_);
+                ++written_;
+            } catch (const Error& e) {
+                spdlog::error("{}", e.what());
+                std::lock_guard lock(mu_);
+                dropped_ += item.records;
+            }
+        }
+        try {
+            if (batch.empty()) writer_.tick(now);
+            if (rotate || stop) writer_.close();
+        } catch (const Error& e) {
+            spdlog::error("{}", e.what());
+        }
+        if (stop) return;
+    }
+}
+
+void IpfixOutput::write_one(Item& item, int64_t now) {
+    if (item.msg.size() < 16) return;
+    // A new file knows no template yet: finish the old one first, so that
+    // the writer never rotates under a message built for the old file.
+    auto new_file = [&] {
+        writer_.close();
+        file_ids_.clear();
+        next_id_.clear();
+        file_seq_.clear();
+    };
+    if (writer_.starts_new_file(item.msg.size(), now)) new_file();
+    std::string out = build(item);
+    if (writer_.is_open() && writer_.starts_new_file(out.size(), now)) {
+        new_file();
+        out = build(item);  // again, for the new file (templates first)
+    }
+    writer_.write(out, now);
+}
+
+std::string IpfixOutput::build(Item& item) {
+    std::vector<uint8_t>& m = item.msg;
+    const uint32_t domain = be32(&m[12]);
+    const uint32_t export_time = be32(&m[4]);
+    auto key = [&](uint16_t tid) { return std::make_tuple(item.session, domain, tid); };
+    auto allocate = [&](uint16_t tid) {
+        uint32_t& next = next_id_[domain];
+        if (next < 256) next = 256;
+        if (next > 0xffff) throw Error("ipfix output: more than 65280 templates in one domain of one file");
+        uint16_t id = static_cast<uint16_t>(next++);
+        file_ids_[key(tid)] = id;
+        return id;
+    };
+
+    std::string out;  // the bytes for the file: context message(s), then the message
+    auto header = [&](std::vector<uint8_t>& msg) {
+        msg.assign(16, 0);
+        set16(&msg[0], 10);
+        set32(&msg[4], export_time);
+        set32(&msg[8], file_seq_[domain]);
+        set32(&msg[12], domain);
+    };
+    auto finish = [&](std::vector<uint8_t>& msg) {
+        set16(&msg[2], static_cast<uint16_t>(msg.size()));
+        out.append(reinterpret_cast<const char*>(msg.data()), msg.size());
+    };
+
+    // Pass 1: templates this message's data sets need that the file does
+    // not have yet (defined in an earlier message of this session, maybe
+    // before a rotation) go first, in context messages of their own.
+    std::set<uint16_t> defined_here;
+    std::vector<uint8_t> ctx;
+    std::map<uint16_t, std::vector<uint8_t>> ctx_sets;  // set id -> records
+    for (size_t off = 16; off + 4 <= m.size();) {
+        uint16_t set_id = be16(&m[off]), len = be16(&m[off + 2]);
+        if (len < 4 || off + len > m.size()) break;
+        if (set_id == 2 || set_id == 3) {
+            for (size_t p = off + 4; p + 4 <= off + len;) {
+                size_t rl = template_record_len(&m[p], off + len - p, set_id);
+                if (rl == 0) break;
+                if (be16(&m[p + 2]) != 0) defined_here.insert(be16(&m[p]));
+                p += rl;
+            }
+        } else if (set_id >= 256 && !defined_here.count(set_id) && !file_ids_.count(key(set_id))) {
+            auto t = templates_.find(key(set_id));
+            if (t != templates_.end()) {
+                std::vector<uint8_t> rec = t->second.second;
+                set16(&rec[0], allocate(set_id));
+                auto& recs = ctx_sets[t->second.first];
+                recs.insert(recs.end(), rec.begin(), rec.end());
+            }
+        }
+        off += len;
+    }
+    for (auto& [set_id, recs] : ctx_sets) {
+        header(ctx);
+        ctx.push_back(static_cast<uint8_t>(set_id >> 8));
+        ctx.push_back(static_cast<uint8_t>(set_id));
+        size_t n = recs.size() + 4;
+        if (n + 16 > 65535) throw Error("ipfix output: a session's templates do not fit one message");
+        ctx.push_back(static_cast<uint8_t>(n >> 8));
+        ctx.push_back(static_cast<uint8_t>(n));
+        ctx.insert(ctx.end(), recs.begin(), recs.end());
+        finish(ctx);
+    }
+
+    // Pass 2: the message itself, template ids renumbered; withdrawals of
+    // templates the file does not have are dropped, "withdraw all" becomes
+    // the withdrawals of this session's templates (other sessions share
+    // the domain in the file).
+    std::vector<uint8_t> msg;
+    header(msg);
+    std::vector<std::pair<uint16_t, uint16_t>> withdraw_after;  // (set id, file id)
+    for (size_t off = 16; off + 4 <= m.size();) {
+        uint16_t set_id = be16(&m[off]), len = be16(&m[off + 2]);
+        if (len < 4 || off + len > m.size()) break;
+        size_t set_start = msg.size();
+        if (set_id == 2 || set_id == 3) {
+            msg.insert(msg.end(), &m[off], &m[off] + 4);
+            for (size_t p = off + 4; p + 4 <= off + len;) {
+                size_t rl = template_record_len(&m[p], off + len - p, set_id);
+                if (rl == 0) break;
+                uint16_t tid = be16(&m[p]), count = be16(&m[p + 2]);
+                if (count == 0) {
+                    if (tid == set_id) {
+                        for (auto it = templates_.begin(); it != templates_.end();) {
+                            const auto& [s, d, t] = it->first;
+                            if (s == item.session && d == domain && it->second.first == set_id) {
+                                if (auto f = file_ids_.find(it->first); f != file_ids_.end()) {
+                                    withdraw_after.push_back({set_id, f->second});
+                                    file_ids_.erase(f);
+                                }
+                                it = templates_.erase(it);
+                            } else {
+                                ++it;
+                            }
+                        }
+                    } else if (auto f = file_ids_.find(key(tid)); f != file_ids_.end()) {
+                        size_t at = msg.size();
+                        msg.insert(msg.end(), &m[p], &m[p] + rl);
+                        set16(&msg[at], f->second);
+                        file_ids_.erase(f);
+                        templates_.erase(key(tid));
+                    }
+                } else {
+                    templates_[key(tid)] = {set_id, std::vector<uint8_t>(&m[p], &m[p] + rl)};
+                    auto f = file_ids_.find(key(tid));
+                    uint16_t id = f != file_ids_.end() ? f->second : allocate(tid);
+                    size_t at = msg.size();
+                    msg.insert(msg.end(), &m[p], &m[p] + rl);
+                    set16(&msg[at], id);
+                }
+                p += rl;
+            }
+            if (msg.size() - set_start == 4) {
+                msg.resize(set_start);  // nothing left in it
+            } else {
+                set16(&msg[set_start + 2], static_cast<uint16_t>(msg.size() - set_start));
+            }
+        } else if (set_id >= 256) {
+            auto f = file_ids_.find(key(set_id));
+            if (f != file_ids_.end()) {
+                msg.insert(msg.end(), &m[off], &m[off] + len);
+                set16(&msg[set_start], f->second);
+            }
+        }
+        off += len;
+    }
+    if (msg.size() > 16) {
+        finish(msg);
+        file_seq_[domain] += static_cast<uint32_t>(item.records);
+    }
+    if (!withdraw_after.empty()) {
+        for (uint16_t kind : {2, 3}) {
+            std::vector<uint8_t> w;
+            header(w);
+            w.push_back(0);
+            w.push_back(static_cast<uint8_t>(kind));
+            w.push_back(0);
+            w.push_back(0);
+            for (auto [k, id] : withdraw_after) {
+                if (k != kind) continue;
+                w.push_back(static_cast<uint8_t>(id >> 8));
+                w.push_back(static_cast<uint8_t>(id));
+                w.push_back(0);
+                w.push_back(0);
+            }
+            if (w.size() == 20) continue;
+            set16(&w[18], static_cast<uint16_t>(w.size() - 16));
+            finish(w);
+        }
+    }
+    return out;
+}
+
+}  // namespace bpfix

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "output.h"
+
+namespace bpfix {
+
+// The `ipfix` output format: the messages as received, in rotated IPFIX
+// files (RFC 5655: messages back to back, flows-TIME.ipfix). Messages of
+// all sessions share a file, so template ids are renumbered per file
+// (session, domain, template -> a file-unique id; observation domains and
+// records stay as sent), each file starts every template it uses before
+// its first data set, and sequence numbers are rewritten to count the data
+// records of each domain in the file. The exporter's address is not in the
+// file (it is in the JSONL output). Writing happens on its own thread,
+// behind a bounded queue like OutputQueue.
+class IpfixOutput {
+public:
+    IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes);
+    ~IpfixOutput();
+
+    // One message that decoded without a problem, with its data record count.
+    bool push(uint64_t session, std::vector<uint8_t> message, uint64_t records);
+    void rotate_now();
+    void stop();
+
+    uint64_t messages_written() const;
+    uint64_t records_dropped() const;
+    uint64_t files_finished() const { return writer_.files_finished(); }
+
+private:
+    struct Item {
+        uint64_t session;
+        std::vector<uint8_t> msg;
+        uint64_t records;
+    };
+    void run();
+    void write_one(Item& item, int64_t now);
+    std::string build(Item& item);  // the bytes for the current file
+
+    RotatingWriter writer_;
+    uint64_t max_queued_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Item> queue_;
+    uint64_t queued_bytes_ = 0, written_ = 0, dropped_ = 0;
+    bool stopping_ = false, rotate_ = false;
+
+    // Writer-thread state. Every template each session defined, as raw
+    // records: (session, domain, id) -> (set id, record).
+    std::map<std::tuple<uint64_t, uint32_t, uint16_t>, std::pair<uint16_t, std::vector<uint8_t>>> templates_;
+    // This file: (session, domain, id) -> file id; next free id and data
+    // records written per domain.
+    std::map<std::tuple<uint64_t, uint32_t, uint16_t>, uint16_t> file_ids_;
+    std::map<uint32_t, uint32_t> next_id_, file_seq_;
+    std::thread thread_;
+};
+
+}  // namespace bpfix
