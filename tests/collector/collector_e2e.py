@@ -32,7 +32,9 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    exporter stream (the same domain and template ids: the file must
    renumber them): every .ipfix file decodes on its own, with
    bpfix-collector --read and with tshark (no malformed packet, no expert
-   warning), and together they hold exactly the JSONL records.
+   warning), and together they hold exactly the JSONL records;
+10. --format ipfix alone (records counted, not formatted, mostly without
+   libfixbuf): the summary counts every record sent, and the file holds them.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -403,6 +405,26 @@ def main():
         if len(ipfix_files) < 2 or sorted(strip(r) for r in from_ipfix) != jsonl:
             failures.append(f"ipfix output: {len(ipfix_files)} files with {len(from_ipfix)} records, JSONL has "
                             f"{len(jsonl)} ({k} exports)")
+
+        # 10. ipfix alone: counting without formatting
+        out10 = os.path.join(tmp, "out10")
+        os.mkdir(out10)
+        c = Collector(build, out10, os.path.join(tmp, "c10.log"), ["--format", "ipfix"])
+        procs.append(c.p)
+        sent = [export(build, pcap, f"udp://127.0.0.1:{c.udp}")["records"] for _ in range(3)]
+        time.sleep(0.3)
+        c.stop()
+        in_files = 0
+        for n in os.listdir(out10):
+            if n.endswith(".ipfix"):
+                r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--read", os.path.join(out10, n)],
+                                   capture_output=True, text=True)
+                in_files += r.stdout.count("\n")
+        s10 = c.summary()
+        if s10.get("records") != str(sum(sent)) or in_files != sum(sent) or any(
+                n.endswith(".jsonl") for n in os.listdir(out10)):
+            failures.append(f"--format ipfix: summary records={s10.get('records')}, {in_files} in the files, sent "
+                            f"{sum(sent)}; files {os.listdir(out10)}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -414,7 +436,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL)")
     return 0
 
 
