@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -222,23 +223,47 @@ public:
     uint16_t port() const { return port_; }
 
 private:
+    // Waits until the socket is readable, then takes datagrams in batches
+    // (recvmmsg: one system call for up to kBatch of them).
     void receive() {
-        socket_.async_receive_from(asio::buffer(buf_), from_, [this](const asio::error_code& ec, size_t n) {
+        socket_.async_wait(asio::ip::udp::socket::wait_read, [this](const asio::error_code& ec) {
             if (ec == asio::error::operation_aborted) return;
-            if (!ec) datagram(n);
+            if (!ec) drain();
             receive();
         });
     }
-    void datagram(size_t n) {
-        auto key = std::make_pair(from_.address(), from_.port());
+    void drain() {
+        // at most 16 batches before the loop serves others (TCP, timers)
+        for (int round = 0; round < 16; ++round) {
+            for (size_t i = 0; i < kBatch; ++i) {
+                iov_[i] = {bufs_.data() + i * kDatagram, kDatagram};
+                msgs_[i] = {};
+                msgs_[i].msg_hdr.msg_iov = &iov_[i];
+                msgs_[i].msg_hdr.msg_iovlen = 1;
+                msgs_[i].msg_hdr.msg_name = &addrs_[i];
+                msgs_[i].msg_hdr.msg_namelen = sizeof addrs_[i];
+            }
+            int n = recvmmsg(socket_.native_handle(), msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
+            if (n <= 0) return;
+            for (int i = 0; i < n; ++i) {
+                asio::ip::udp::endpoint from;
+                std::memcpy(from.data(), &addrs_[static_cast<size_t>(i)], msgs_[static_cast<size_t>(i)].msg_hdr.msg_namelen);
+                from.resize(msgs_[static_cast<size_t>(i)].msg_hdr.msg_namelen);
+                datagram(bufs_.data() + static_cast<size_t>(i) * kDatagram, msgs_[static_cast<size_t>(i)].msg_len, from);
+            }
+            if (static_cast<size_t>(n) < kBatch) return;
+        }
+    }
+    void datagram(const uint8_t* data, size_t n, const asio::ip::udp::endpoint& sender) {
+        auto key = std::make_pair(sender.address(), sender.port());
         auto it = sessions_.find(key);
         auto now = std::chrono::steady_clock::now();
         if (it == sessions_.end()) {
             // A refused source is remembered (as no session): counted once,
             // its later datagrams ignored.
-            auto s = hub_.new_session(from_.address(), from_.port());
+            auto s = hub_.new_session(sender.address(), sender.port());
             if (s) {
-                size_t replayed = s->persist_templates(hub_.template_path(from_.address(), from_.port()));
+                size_t replayed = s->persist_templates(hub_.template_path(sender.address(), sender.port()));
                 spdlog::info("new UDP exporter {}{}", s->peer(),
                              replayed ? " (templates of an earlier run restored)" : "");
             }
@@ -247,14 +272,17 @@ private:
         it->second.last_seen = now;
         if (!it->second.session) return;
         ExporterSession& s = *it->second.session;
-        std::string problem = s.message(std::span<const uint8_t>(buf_.data(), n));
+        std::string problem = s.message(std::span<const uint8_t>(data, n));
         if (!problem.empty()) hub_.log_problem(s, problem);
     }
 
     Hub& hub_;
     asio::ip::udp::socket socket_;
-    asio::ip::udp::endpoint from_;
-    std::array<uint8_t, 65536> buf_{};
+    static constexpr size_t kBatch = 32, kDatagram = 65536;
+    std::vector<uint8_t> bufs_ = std::vector<uint8_t>(kBatch * kDatagram);
+    std::array<iovec, kBatch> iov_{};
+    std::array<mmsghdr, kBatch> msgs_{};
+    std::array<sockaddr_storage, kBatch> addrs_{};
     uint16_t port_ = 0;
     struct Entry {
         std::unique_ptr<ExporterSession> session;  // null: refused
