@@ -47,39 +47,17 @@ int64_t wall_now() {
 }  // namespace
 
 IpfixOutput::IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes)
-    : writer_(std::move(opt)), max_queued_(max_queued_bytes), thread_([this] { run(); }) {}
+    : writer_(std::move(opt)),
+      worker_(max_queued_bytes, [this](std::deque<Item>& b, bool rotate, bool stop) { write_batch(b, rotate, stop); }) {}
 
 IpfixOutput::~IpfixOutput() { stop(); }
 
 bool IpfixOutput::push(uint64_t session, std::vector<uint8_t> message, uint64_t records) {
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ || queued_bytes_ + message.size() > max_queued_) {
-            dropped_ += records;
-            return false;
-        }
-        queued_bytes_ += message.size();
-        queue_.push_back({session, std::move(message), records});
-    }
-    cv_.notify_one();
-    return true;
-}
-
-void IpfixOutput::rotate_now() {
-    {
-        std::lock_guard lock(mu_);
-        rotate_ = true;
-    }
-    cv_.notify_one();
-}
-
-void IpfixOutput::stop() {
-    {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    uint64_t bytes = message.size();
+    if (worker_.push({session, std::move(message), records}, bytes)) return true;
+    std::lock_guard lock(mu_);
+    dropped_ += records;
+    return false;
 }
 
 uint64_t IpfixOutput::messages_written() const {
@@ -92,39 +70,24 @@ uint64_t IpfixOutput::records_dropped() const {
     return dropped_;
 }
 
-void IpfixOutput::run() {
-    for (;;) {
-        std::deque<Item> batch;
-        bool stop = false, rotate = false;
-        {
-            std::unique_lock lock(mu_);
-            cv_.wait_for(lock, std::chrono::milliseconds(500),
-                         [this] { return stopping_ || rotate_ || !queue_.empty(); });
-            batch.swap(queue_);
-            queued_bytes_ = 0;
-            stop = stopping_;
-            rotate = rotate_;
-            rotate_ = false;
-        }
-        int64_t now = wall_now();
-        for (auto& item : batch) {
-            try {
-                write_one(item, now);
-                std::lock_guard lock(mu_);
-                ++written_;
-            } catch (const Error& e) {
-                spdlog::error("{}", e.what());
-                std::lock_guard lock(mu_);
-                dropped_ += item.records;
-            }
-        }
+void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
+    int64_t now = wall_now();
+    for (auto& item : batch) {
         try {
-            if (batch.empty()) writer_.tick(now);
-            if (rotate || stop) writer_.close();
+            write_one(item, now);
+            std::lock_guard lock(mu_);
+            ++written_;
         } catch (const Error& e) {
             spdlog::error("{}", e.what());
+            std::lock_guard lock(mu_);
+            dropped_ += item.records;
         }
-        if (stop) return;
+    }
+    try {
+        if (batch.empty()) writer_.tick(now);
+        if (rotate || stop) writer_.close();
+    } catch (const Error& e) {
+        spdlog::error("{}", e.what());
     }
 }
 

@@ -1,12 +1,10 @@
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -30,8 +28,8 @@ public:
 
     // One message that decoded without a problem, with its data record count.
     bool push(uint64_t session, std::vector<uint8_t> message, uint64_t records);
-    void rotate_now();
-    void stop();
+    void rotate_now() { worker_.rotate_now(); }
+    void stop() { worker_.stop(); }
 
     uint64_t messages_written() const;
     uint64_t records_dropped() const;
@@ -43,17 +41,13 @@ private:
         std::vector<uint8_t> msg;
         uint64_t records;
     };
-    void run();
+    void write_batch(std::deque<Item>& batch, bool rotate, bool stop);
     void write_one(Item& item, int64_t now);
     std::string build(Item& item);  // the bytes for the current file
 
     RotatingWriter writer_;
-    uint64_t max_queued_;
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<Item> queue_;
-    uint64_t queued_bytes_ = 0, written_ = 0, dropped_ = 0;
-    bool stopping_ = false, rotate_ = false;
+    mutable std::mutex mu_;  // the counters
+    uint64_t written_ = 0, dropped_ = 0;
 
     // Writer-thread state. Every template each session defined, as raw
     // records: (session, domain, id) -> (set id, record).
@@ -62,7 +56,7 @@ private:
     // records written per domain.
     std::map<std::tuple<uint64_t, uint32_t, uint16_t>, uint16_t> file_ids_;
     std::map<uint32_t, uint32_t> next_id_, file_seq_;
-    std::thread thread_;
+    WriterThread<Item> worker_;  // last: its thread uses the rest
 };
 
 }  // namespace bpfix

@@ -182,101 +182,63 @@ void RotatingWriter::write(const std::string& data, int64_t now_s) {
 void RotatingWriter::close() { finish(); }
 
 OutputQueue::OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes)
-    : writer_(std::move(opt)), max_queued_(max_queued_bytes), thread_([this] { run(); }) {}
+    : writer_(std::move(opt)),
+      worker_(max_queued_bytes, [this](std::deque<Lines>& b, bool rotate, bool stop) { write_batch(b, rotate, stop); }) {}
 
 OutputQueue::~OutputQueue() { stop(); }
 
 bool OutputQueue::push(std::string lines, uint64_t records) {
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ || queued_bytes_ + lines.size() > max_queued_) {
-            dropped_ += records;
-            return false;
-        }
-        queued_bytes_ += lines.size();
-        queue_.emplace_back(std::move(lines), records);
-    }
-    cv_.notify_one();
-    return true;
+    uint64_t bytes = lines.size();
+    if (worker_.push({std::move(lines), records}, bytes)) return true;
+    std::lock_guard lock(mu_);
+    dropped_ += records;
+    return false;
 }
 
-void OutputQueue::stop() {
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ && !thread_.joinable()) return;
-        stopping_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-}
+void OutputQueue::stop() { worker_.stop(); }
 
-void OutputQueue::rotate_now() {
-    {
-        std::lock_guard lock(mu_);
-        rotate_ = true;
-    }
-    cv_.notify_one();
-}
+void OutputQueue::rotate_now() { worker_.rotate_now(); }
 
-void OutputQueue::run() {
-    for (;;) {
-        std::deque<std::pair<std::string, uint64_t>> batch;
-        bool stop = false, rotate = false;
-        {
-            std::unique_lock lock(mu_);
-            cv_.wait_for(lock, std::chrono::milliseconds(500),
-                         [this] { return stopping_ || rotate_ || !queue_.empty(); });
-            batch.swap(queue_);
-            queued_bytes_ = 0;
-            stop = stopping_;
-            rotate = rotate_;
-            rotate_ = false;
-        }
-        int64_t now = wall_now();
-        uint64_t total = 0, committed = 0;
-        for (const auto& item : batch) total += item.second;
-        try {
-            if (batch.empty()) writer_.tick(now);
-            std::string joined;
-            uint64_t n = 0;
-            auto flush = [&] {
-                writer_.write(joined, now);
-                committed += n;
-                std::lock_guard lock(mu_);
-                written_ += n;
-                joined.clear();
-                n = 0;
-            };
-            for (auto& [lines, records] : batch) {
-                if (lines.size() >= (64u << 10)) {
-                    // big enough for a write of its own: no copy
-                    if (!joined.empty()) flush();
-                    writer_.write(lines, now);
-                    committed += records;
-                    std::lock_guard lock(mu_);
-                    written_ += records;
-                    continue;
-                }
-                joined += lines;
-                n += records;
-                if (joined.size() >= (1u << 20)) flush();
-            }
-            if (!joined.empty()) flush();
-            if (rotate) writer_.close();
-            if (stop) {
-                writer_.close();
-                return;
-            }
-        } catch (const Error& e) {
-            // The disk refused: what was written stays in a valid file; the
-            // rest of this batch is counted as dropped, and writing is tried
-            // again with the next batch.
-            spdlog::error("{}", e.what());
+void OutputQueue::write_batch(std::deque<Lines>& batch, bool rotate, bool stop) {
+    int64_t now = wall_now();
+    uint64_t total = 0, committed = 0;
+    for (const auto& item : batch) total += item.second;
+    try {
+        if (batch.empty()) writer_.tick(now);
+        std::string joined;
+        uint64_t n = 0;
+        auto flush = [&] {
+            writer_.write(joined, now);
+            committed += n;
             std::lock_guard lock(mu_);
-            error_ = e.what();
-            dropped_ += total - committed;
-            if (stop) return;
+            written_ += n;
+            joined.clear();
+            n = 0;
+        };
+        for (auto& [lines, records] : batch) {
+            if (lines.size() >= (64u << 10)) {
+                // big enough for a write of its own: no copy
+                if (!joined.empty()) flush();
+                writer_.write(lines, now);
+                committed += records;
+                std::lock_guard lock(mu_);
+                written_ += records;
+                continue;
+            }
+            joined += lines;
+            n += records;
+            if (joined.size() >= (1u << 20)) flush();
         }
+        if (!joined.empty()) flush();
+        if (rotate || stop) writer_.close();
+    } catch (const Error& e) {
+        // The disk refused: what was written stays in a valid file; the
+        // rest of this batch is counted as dropped, and writing is tried
+        // again with the next batch.
+        spdlog::error("{}", e.what());
+        std::lock_guard lock(mu_);
+        error_ = e.what();
+        dropped_ += total - committed;
     }
 }
 

@@ -1,12 +1,12 @@
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "writer_thread.h"
 
 namespace bpfix {
 
@@ -73,8 +73,8 @@ private:
     int64_t last_retention_ = 0;
 };
 
-// Hands lines from the receiving threads to one writer thread, so that
-// disk latency (fsync, rotation) never blocks receiving. Bounded: when the
+// JSON lines from the receiving threads, written into rotated files on a
+// WriterThread, so that disk latency never blocks receiving. When the
 // writer falls behind by more than `max_queued_bytes`, new batches are
 // dropped and counted (never silently).
 class OutputQueue {
@@ -97,19 +97,14 @@ public:
     std::string last_error() const;
 
 private:
-    void run();
+    using Lines = std::pair<std::string, uint64_t>;
+    void write_batch(std::deque<Lines>& batch, bool rotate, bool stop);
 
     RotatingWriter writer_;
-    uint64_t max_queued_;
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::pair<std::string, uint64_t>> queue_;
-    uint64_t queued_bytes_ = 0;
+    mutable std::mutex mu_;  // the counters
     uint64_t written_ = 0, dropped_ = 0;
     std::string error_;
-    bool stopping_ = false;
-    bool rotate_ = false;
-    std::thread thread_;
+    WriterThread<Lines> worker_;  // last: its thread uses the rest
 };
 
 }  // namespace bpfix

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace bpfix {
+
+// The thread an output format writes on, so that disk latency (fsync,
+// rotation) never blocks receiving: receiving threads push items, the
+// thread takes them in batches and hands each batch to `process`. Bounded:
+// push() refuses items beyond `max_queued_bytes` (the caller counts them).
+// Declare it after everything `process` uses: its thread starts at once.
+template <typename Item>
+class WriterThread {
+public:
+    // Runs on the thread: a batch (maybe empty, every 500 ms at least), and
+    // whether a rotation was asked for or the thread is stopping (last call).
+    using Process = std::function<void(std::deque<Item>& batch, bool rotate, bool stop)>;
+
+    WriterThread(uint64_t max_queued_bytes, Process process)
+        : max_queued_(max_queued_bytes), process_(std::move(process)), thread_([this] { run(); }) {}
+    ~WriterThread() { stop(); }
+    WriterThread(const WriterThread&) = delete;
+    WriterThread& operator=(const WriterThread&) = delete;
+
+    bool push(Item item, uint64_t bytes) {
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_ || queued_bytes_ + bytes > max_queued_) return false;
+            queued_bytes_ += bytes;
+            queue_.push_back(std::move(item));
+        }
+        cv_.notify_one();
+        return true;
+    }
+    void rotate_now() {
+        {
+            std::lock_guard lock(mu_);
+            rotate_ = true;
+        }
+        cv_.notify_one();
+    }
+    // Stops accepting; the thread processes what was queued, then ends.
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            std::deque<Item> batch;
+            bool stop = false, rotate = false;
+            {
+                std::unique_lock lock(mu_);
+                cv_.wait_for(lock, std::chrono::milliseconds(500),
+                             [this] { return stopping_ || rotate_ || !queue_.empty(); });
+                batch.swap(queue_);
+                queued_bytes_ = 0;
+                stop = stopping_;
+                rotate = rotate_;
+                rotate_ = false;
+            }
+            process_(batch, rotate, stop);
+            if (stop) return;
+        }
+    }
+
+    uint64_t max_queued_;
+    Process process_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Item> queue_;
+    uint64_t queued_bytes_ = 0;
+    bool stopping_ = false, rotate_ = false;
+    std::thread thread_;  // last: starts once the rest exists
+};
+
+}  // namespace bpfix
