@@ -75,6 +75,7 @@ void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
     for (auto& item : batch) {
         try {
             write_one(item, now);
+            if (item.msg.empty()) continue;
             std::lock_guard lock(mu_);
             ++written_;
         } catch (const Error& e) {
@@ -92,6 +93,14 @@ void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
 }
 
 void IpfixOutput::write_one(Item& item, int64_t now) {
+    if (item.msg.empty()) {
+        // the session ended: its templates go (they stay defined in the
+        // current file, which is harmless)
+        auto mine = [&](const auto& kv) { return std::get<0>(kv.first) == item.session; };
+        std::erase_if(templates_, mine);
+        std::erase_if(file_ids_, mine);
+        return;
+    }
     if (item.msg.size() < 16) return;
     // A new file knows no template yet: finish the old one first, so that
     // the writer never rotates under a message built for the old file.

@@ -26,7 +26,8 @@ public:
     IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes);
     ~IpfixOutput();
 
-    // One message that decoded without a problem, with its data record count.
+    // One message that decoded without a problem, with its data record
+    // count; an empty message: the session ended, forget its templates.
     bool push(uint64_t session, std::vector<uint8_t> message, uint64_t records);
     void rotate_now() { worker_.rotate_now(); }
     void stop() { worker_.stop(); }

@@ -35,6 +35,10 @@ void ExporterSession::tail(std::string& out, uint32_t domain, uint16_t tid) cons
     out += std::to_string(tid);
 }
 
+ExporterSession::~ExporterSession() {
+    if (raw_) raw_({}, 0);
+}
+
 size_t ExporterSession::persist_templates(const std::string& path) {
     auto saved = TemplateStore::load(path);
     store_ = std::make_unique<TemplateStore>(path);

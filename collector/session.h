@@ -36,6 +36,7 @@ public:
     // record); `peer` adds the port, for logs.
     using LinesSink = std::function<void(std::string lines, uint64_t records)>;
     ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink);
+    ~ExporterSession();  // tells the raw sink (an empty message) that the session is gone
 
     // Decodes one complete IPFIX message. Returns "" or what was wrong
     // (records before the problem have been delivered).
@@ -51,7 +52,8 @@ public:
     // No JSON lines at all (the jsonl format is off): records only counted.
     void set_count_only() { decoder_->set_count_only(true); }
     // Also hands every message that decoded without a problem, with its
-    // data record count, to `raw` (the ipfix output).
+    // data record count, to `raw` (the ipfix output); an empty message when
+    // the session ends.
     using RawSink = std::function<void(std::span<const uint8_t> message, uint64_t records)>;
     void set_raw_sink(RawSink raw) { raw_ = std::move(raw); }
     uint64_t template_limit_hits() const { return decoder_->template_limit_hits(); }
