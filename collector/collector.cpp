@@ -24,6 +24,7 @@
 #include "error.h"
 #include "info_model.h"
 #include "ipfix_output.h"
+#include "line_formats.h"
 #include "output.h"
 #include "session.h"
 
@@ -69,8 +70,13 @@ uint64_t udp_kernel_drops(uint16_t port) {
 struct Hub {
     const CollectorConfig& cfg;
     InfoModel model;
-    OutputQueue out;
-    bool jsonl_on = true;
+    // The record formats configured (jsonl, csv, sqlite; each its own
+    // writer thread), all fed the same JSON lines, and the ipfix output.
+    struct LineOutput {
+        std::string format;
+        std::unique_ptr<OutputQueue> queue;
+    };
+    std::vector<LineOutput> outs;
     std::unique_ptr<IpfixOutput> ipfix;
     uint64_t next_session_id = 0;
     uint64_t sessions_now = 0;
@@ -83,25 +89,56 @@ struct Hub {
         for (const auto& l : listeners) l(v);
     }
 
-    explicit Hub(const CollectorConfig& c)
-        : cfg(c),
-          model(c.pen),
-          out(RotatingWriter::Options{c.output_dir, "flows", "jsonl", c.rotate_interval_s, c.rotate_size_bytes,
-                                      c.keep_seconds, c.keep_bytes},
-              c.max_queued_bytes) {
+    RotatingWriter::Options file_options(const std::string& extension, bool compressible) const {
+        RotatingWriter::Options o;
+        o.dir = cfg.output_dir;
+        o.prefix = "flows";
+        o.extension = extension;
+        o.interval_s = cfg.rotate_interval_s;
+        o.max_bytes = cfg.rotate_size_bytes;
+        o.keep_seconds = cfg.keep_seconds;
+        o.keep_bytes = cfg.keep_bytes;
+        if (compressible && cfg.compress == "zstd") o.zstd_level = cfg.compress_level;
+        return o;
+    }
+
+    explicit Hub(const CollectorConfig& c) : cfg(c), model(c.pen) {
         for (const auto& a : c.allow) allow.push_back(parse_cidr(a));
-        jsonl_on = std::find(c.formats.begin(), c.formats.end(), "jsonl") != c.formats.end();
-        if (std::find(c.formats.begin(), c.formats.end(), "ipfix") != c.formats.end()) {
-            ipfix = std::make_unique<IpfixOutput>(RotatingWriter::Options{c.output_dir, "flows", "ipfix",
-                                                                          c.rotate_interval_s, c.rotate_size_bytes,
-                                                                          c.keep_seconds, c.keep_bytes},
-                                                  c.max_queued_bytes);
+        for (const auto& f : c.formats) {
+            if (f == "ipfix") {
+                ipfix = std::make_unique<IpfixOutput>(file_options("ipfix", false), c.max_queued_bytes);
+            } else {
+                outs.push_back({f, std::make_unique<OutputQueue>(file_options(f, f != "sqlite"), c.max_queued_bytes,
+                                                                 make_line_format(f))});
+            }
         }
         template_dir = c.output_dir + "/.templates";
         if (mkdir(template_dir.c_str(), 0755) != 0 && errno != EEXIST) {
             throw Error(fmt::format("cannot create {} (UDP templates kept across restarts): {}", template_dir,
                                     std::strerror(errno)));
         }
+    }
+
+    // Records written by the record formats (each gets every record; the
+    // first one's count), dropped by any output, files finished by all.
+    uint64_t written() const { return outs.empty() ? 0 : outs.front().queue->records_written(); }
+    uint64_t dropped() const {
+        uint64_t n = ipfix ? ipfix->records_dropped() : 0;
+        for (const auto& o : outs) n += o.queue->records_dropped();
+        return n;
+    }
+    uint64_t files() const {
+        uint64_t n = ipfix ? ipfix->files_finished() : 0;
+        for (const auto& o : outs) n += o.queue->files_finished();
+        return n;
+    }
+    void rotate_all() {
+        for (auto& o : outs) o.queue->rotate_now();
+        if (ipfix) ipfix->rotate_now();
+    }
+    void stop_all() {
+        for (auto& o : outs) o.queue->stop();
+        if (ipfix) ipfix->stop();
     }
 
     std::vector<Cidr> allow;
@@ -141,10 +178,13 @@ struct Hub {
         ++sessions_now;
         auto s = std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
                                                    [this](std::string lines, uint64_t n) {
-                                                       if (jsonl_on) out.push(std::move(lines), n);
+                                                       for (size_t i = 0; i + 1 < outs.size(); ++i) {
+                                                           outs[i].queue->push(lines, n);
+                                                       }
+                                                       if (!outs.empty()) outs.back().queue->push(std::move(lines), n);
                                                    });
         s->set_max_templates(cfg.max_templates);
-        if (!jsonl_on) s->set_count_only();
+        if (outs.empty()) s->set_count_only();
         if (ipfix) {
             uint64_t id = next_session_id++;
             s->set_raw_sink([this, id](std::span<const uint8_t> m, uint64_t n) {
@@ -554,10 +594,13 @@ int run_collector(const CollectorConfig& cfg) {
                 hub.rejected_sessions);
             one("bpfix_collector_refused_exporters_total", "counter", "sessions from exporters outside [listen] allow",
                 hub.refused_exporters);
-            one("bpfix_collector_written_records_total", "counter", "records written to the output files",
-                hub.out.records_written());
+            series("bpfix_collector_written_records_total", "counter", "records written to the output files, per format");
+            for (const auto& out : hub.outs) {
+                o += fmt::format("bpfix_collector_written_records_total{{format=\"{}\"}} {}\n", out.format,
+                                 out.queue->records_written());
+            }
             one("bpfix_collector_output_dropped_records_total", "counter",
-                "records dropped because the output fell behind or the disk refused", hub.out.records_dropped());
+                "records dropped because an output fell behind or the disk refused", hub.dropped());
             one("bpfix_collector_template_limit_hits_total", "counter",
                 "templates refused because a session held max_templates", t.template_limit_hits);
             one("bpfix_collector_udp_kernel_drops_total", "counter",
@@ -598,8 +641,7 @@ int run_collector(const CollectorConfig& cfg) {
             if (ec) return;
             if (sig == SIGHUP) {
                 spdlog::info("SIGHUP: finishing the current output file");
-                hub.out.rotate_now();
-                if (hub.ipfix) hub.ipfix->rotate_now();
+                hub.rotate_all();
                 wait_signal();
                 return;
             }
@@ -621,8 +663,8 @@ int run_collector(const CollectorConfig& cfg) {
             CollectorTotals t = totals();
             spdlog::info("sessions={} messages={} records={} written={} lost_in_transit={} malformed={} "
                          "udp_kernel_drops={} output_dropped={}",
-                         t.sessions, t.messages, t.records, hub.out.records_written(), t.lost_records, t.malformed,
-                         kernel_drops() - drops_at_start, hub.out.records_dropped());
+                         t.sessions, t.messages, t.records, hub.written(), t.lost_records, t.malformed,
+                         kernel_drops() - drops_at_start, hub.dropped());
             arm();
         });
     };
@@ -644,24 +686,29 @@ int run_collector(const CollectorConfig& cfg) {
     arm_expiry();
     io.run();
 
-    hub.out.stop();
-    if (hub.ipfix) hub.ipfix->stop();
+    hub.stop_all();
     CollectorTotals t = totals();
     std::string summary = fmt::format(
         "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
         "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} refused_exporters={} "
         "template_limit_hits={} udp_kernel_drops={} files={}",
-        t.sessions, t.messages, t.records, hub.out.records_written(), hub.out.records_dropped(), t.lost_records,
+        t.sessions, t.messages, t.records, hub.written(), hub.dropped(), t.lost_records,
         t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, t.template_limit_hits,
         kernel_drops() - drops_at_start,
-        hub.out.files_finished() + (hub.ipfix ? hub.ipfix->files_finished() : 0));
+        hub.files());
     std::fprintf(stderr, "%s\n", summary.c_str());
+    for (const auto& o : hub.outs) {
+        std::fprintf(stderr, "bpfix-collector: %s output: written=%llu dropped_records=%llu files=%llu\n",
+                     o.format.c_str(), static_cast<unsigned long long>(o.queue->records_written()),
+                     static_cast<unsigned long long>(o.queue->records_dropped()),
+                     static_cast<unsigned long long>(o.queue->files_finished()));
+    }
     if (hub.ipfix) {
         std::fprintf(stderr, "bpfix-collector: ipfix output: messages=%llu dropped_records=%llu\n",
                      static_cast<unsigned long long>(hub.ipfix->messages_written()),
                      static_cast<unsigned long long>(hub.ipfix->records_dropped()));
     }
-    return hub.out.records_dropped() || (hub.ipfix && hub.ipfix->records_dropped()) ? 1 : 0;
+    return hub.dropped() ? 1 : 0;
 }
 
 }  // namespace bpfix

@@ -12,7 +12,9 @@ struct CollectorConfig {
     std::vector<std::string> listen;  // udp://ADDR:PORT, tcp://ADDR:PORT
     std::vector<std::string> allow;   // exporter CIDRs accepted; empty: every exporter
     std::string output_dir;
-    std::vector<std::string> formats = {"jsonl"};  // today only jsonl
+    std::vector<std::string> formats = {"jsonl"};  // jsonl, csv, sqlite, ipfix
+    std::string compress = "none";                 // jsonl and csv files: none or zstd
+    int compress_level = 3;                        // zstd level 1..19
     uint64_t rotate_interval_s = 300;
     uint64_t rotate_size_bytes = 0;  // 0: only by time
     uint64_t keep_seconds = 0;       // retention by age of finished files; 0: keep
@@ -36,7 +38,7 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg);
 void validate_collector_config(const CollectorConfig& cfg);
 
 // Receives IPFIX on every listener until SIGINT/SIGTERM, writes every record
-// as a JSON line into rotated files, then finalizes them and returns the
+// into rotated files in each configured format, then finalizes them and returns the
 // exit code. Throws bpfix::Error for a listener or directory it cannot use.
 int run_collector(const CollectorConfig& cfg);
 

@@ -20,7 +20,9 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
 
     auto out = r.section("output");
     r.check_keys(out, "output", {"dir", "format", "rotate_interval", "rotate_size", "max_queued_bytes",
-                                 "keep_seconds", "keep_bytes"});
+                                 "keep_seconds", "keep_bytes", "compress", "compress_level"});
+    cfg.compress = r.string(out, "output", "compress", cfg.compress);
+    cfg.compress_level = static_cast<int>(r.integer(out, "output", "compress_level", cfg.compress_level, 1, 19));
     cfg.formats = r.strings(out, "output", "format", cfg.formats);
     cfg.keep_seconds = static_cast<uint64_t>(
         r.integer(out, "output", "keep_seconds", static_cast<int64_t>(cfg.keep_seconds), 0, int64_t{1} << 40));
@@ -75,12 +77,22 @@ void validate_collector_config(const CollectorConfig& cfg) {
             throw Error(fmt::format("metrics.listen '{}' is not ADDR:PORT ([ADDR]:PORT for IPv6), or off", cfg.metrics));
         }
     }
-    if (cfg.formats.empty()) throw Error("output.format: name at least one format (jsonl, ipfix)");
-    for (const auto& f : cfg.formats) {
-        if (f == "csv" || f == "sqlite") {
-            throw Error(fmt::format("output format '{}' is not available yet in this version; use jsonl or ipfix", f));
+    if (cfg.formats.empty()) throw Error("output.format: name at least one format (jsonl, csv, sqlite, ipfix)");
+    for (size_t i = 0; i < cfg.formats.size(); ++i) {
+        const auto& f = cfg.formats[i];
+        if (f != "jsonl" && f != "csv" && f != "sqlite" && f != "ipfix") {
+            throw Error(fmt::format("output format '{}' is unknown; use jsonl, csv, sqlite or ipfix", f));
         }
-        if (f != "jsonl" && f != "ipfix") throw Error(fmt::format("output format '{}' is unknown; use jsonl or ipfix", f));
+        for (size_t j = 0; j < i; ++j) {
+            if (cfg.formats[j] == f) throw Error(fmt::format("output format '{}' is named twice", f));
+        }
+    }
+    if (cfg.compress != "none" && cfg.compress != "zstd") {
+        throw Error(fmt::format("output.compress '{}' is unknown; use none or zstd (it applies to jsonl and csv)",
+                                cfg.compress));
+    }
+    if (cfg.compress_level < 1 || cfg.compress_level > 19) {
+        throw Error(fmt::format("output.compress_level {} is out of range 1..19", cfg.compress_level));
     }
     if (cfg.output_dir.empty()) throw Error("no output directory: give --output-dir DIR (or [output] dir)");
     if (cfg.stats_interval_s < 1 || cfg.stats_interval_s > 86400) {

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
     using namespace bpfix;
     CLI::App app{"bpfix-collector: receives IPFIX (RFC 7011) from exporters into rotated files, or decodes files"};
     app.set_version_flag("--version", std::string("bpfix-collector ") + BPFIX_VERSION);
-    std::string config_path, read_path, output_dir, log_level, metrics;
+    std::string config_path, read_path, output_dir, log_level, metrics, compress;
+    int compress_level = 0;
     bool check_only = false;
     std::vector<std::string> listen, allow, formats;
     uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
@@ -29,8 +30,11 @@ int main(int argc, char** argv) {
     app.add_option("-r,--read", read_path, "decode this IPFIX file and print its records as JSON lines");
     app.add_option("--listen", listen, "receive IPFIX on udp://ADDR:PORT or tcp://ADDR:PORT (repeatable; [::] for all)");
     app.add_option("--allow", allow, "accept only exporters in this CIDR (repeatable; default: every exporter)");
-    app.add_option("-o,--output-dir", output_dir, "write records here as rotated JSON-lines files");
-    app.add_option("--format", formats, "output formats, comma-separated: jsonl (default), ipfix")->delimiter(',');
+    app.add_option("-o,--output-dir", output_dir, "write records here, in rotated files");
+    app.add_option("--format", formats, "output formats, comma-separated: jsonl (default), csv, sqlite, ipfix")
+        ->delimiter(',');
+    app.add_option("--compress", compress, "compress jsonl and csv files: none (default) or zstd");
+    app.add_option("--compress-level", compress_level, "zstd level (1..19, default 3)")->check(CLI::Range(1, 19));
     app.add_option("--rotate-interval", rotate_interval, "seconds per output file, aligned to the clock (default 300)")
         ->check(CLI::Range(1, 86400));
     app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");
@@ -54,6 +58,8 @@ int main(int argc, char** argv) {
         if (!allow.empty()) cfg.allow = allow;
         if (!output_dir.empty()) cfg.output_dir = output_dir;
         if (!formats.empty()) cfg.formats = formats;
+        if (!compress.empty()) cfg.compress = compress;
+        if (compress_level) cfg.compress_level = compress_level;
         if (rotate_interval) cfg.rotate_interval_s = rotate_interval;
         if (app.count("--rotate-size")) cfg.rotate_size_bytes = rotate_size;
         if (max_sessions) cfg.max_sessions = max_sessions;

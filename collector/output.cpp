@@ -14,6 +14,7 @@
 #include <ctime>
 #include <dirent.h>
 #include <vector>
+#include <zstd.h>
 
 #include "error.h"
 
@@ -37,8 +38,24 @@ int64_t wall_now() {
 
 }  // namespace
 
+struct RotatingWriter::Zstd {
+    ZSTD_CCtx* ctx = ZSTD_createCCtx();
+    std::string buf;
+    ~Zstd() { ZSTD_freeCCtx(ctx); }
+};
+
 RotatingWriter::RotatingWriter(Options opt) : opt_(std::move(opt)) {
     if (opt_.interval_s == 0) opt_.interval_s = 300;
+    if (opt_.zstd_level) {
+        if (opt_.zstd_level < 1 || opt_.zstd_level > 19) {
+            throw Error(fmt::format("zstd level {} is out of range 1..19", opt_.zstd_level));
+        }
+        zstd_ = std::make_unique<Zstd>();
+        if (!zstd_->ctx) throw Error("cannot create a zstd compression context (out of memory)");
+        ZSTD_CCtx_setParameter(zstd_->ctx, ZSTD_c_compressionLevel, opt_.zstd_level);
+        ZSTD_CCtx_setParameter(zstd_->ctx, ZSTD_c_checksumFlag, 1);
+        opt_.extension += ".zst";
+    }
     struct stat st{};
     if (stat(opt_.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         throw Error(fmt::format("output directory {} does not exist; create it (mkdir -p) or choose another "
@@ -79,10 +96,12 @@ void RotatingWriter::open(int64_t now_s) {
     }
     bytes_ = 0;
     ++part_;
+    if (opt_.on_open) opt_.on_open(partial_);
 }
 
 void RotatingWriter::finish() {
     if (fd_ < 0) return;
+    if (opt_.before_finish) opt_.before_finish();
     int fd = fd_;
     fd_ = -1;
     if (fsync(fd) != 0) {
@@ -156,12 +175,32 @@ size_t RotatingWriter::enforce_retention(int64_t now_s) {
     return removed;
 }
 
-void RotatingWriter::write(const std::string& data, int64_t now_s) {
+bool RotatingWriter::prepare(size_t bytes, int64_t now_s) {
     tick(now_s);
-    if (fd_ >= 0 && opt_.max_bytes && bytes_ > 0 && bytes_ + data.size() > opt_.max_bytes) finish();
-    if (fd_ < 0) open(now_s);
-    const char* p = data.data();
-    size_t left = data.size();
+    if (fd_ >= 0 && opt_.max_bytes && bytes_ > 0 && bytes_ + bytes > opt_.max_bytes) finish();
+    if (fd_ >= 0) return false;
+    open(now_s);
+    return true;
+}
+
+void RotatingWriter::write(const std::string& data, int64_t now_s) {
+    if (prepare(data.size(), now_s) && opt_.header) {
+        std::string head = opt_.header();
+        if (!head.empty()) raw_write(head.data(), head.size());
+    }
+    raw_write(data.data(), data.size());
+}
+
+void RotatingWriter::raw_write(const char* p, size_t left) {
+    if (zstd_) {
+        // One frame per write: the file is valid after each.
+        zstd_->buf.resize(ZSTD_compressBound(left));
+        size_t n = ZSTD_compress2(zstd_->ctx, zstd_->buf.data(), zstd_->buf.size(), p, left);
+        if (ZSTD_isError(n)) throw Error(fmt::format("cannot compress for {}: {}", partial_, ZSTD_getErrorName(n)));
+        p = zstd_->buf.data();
+        left = n;
+    }
+    size_t total = left;
     while (left > 0) {
         ssize_t n = ::write(fd_, p, left);
         if (n < 0) {
@@ -171,18 +210,22 @@ void RotatingWriter::write(const std::string& data, int64_t now_s) {
             if (ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) {
                 spdlog::warn("cannot truncate {} after a failed write", partial_);
             }
+            if (lseek(fd_, static_cast<off_t>(bytes_), SEEK_SET) < 0) {
+                spdlog::warn("cannot seek in {} after a failed write", partial_);
+            }
             throw Error(fmt::format("cannot write {}: {}", partial_, std::strerror(e)));
         }
         p += n;
         left -= static_cast<size_t>(n);
     }
-    bytes_ += data.size();
+    bytes_ += total;
 }
 
 void RotatingWriter::close() { finish(); }
 
-OutputQueue::OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes)
-    : writer_(std::move(opt)),
+OutputQueue::OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes, std::unique_ptr<LineFormat> format)
+    : format_(format ? std::move(format) : std::make_unique<JsonlFormat>()),
+      writer_(configured(std::move(opt), *format_)),
       worker_(max_queued_bytes, [this](std::deque<Lines>& b, bool rotate, bool stop) { write_batch(b, rotate, stop); }) {}
 
 OutputQueue::~OutputQueue() { stop(); }
@@ -201,36 +244,17 @@ void OutputQueue::rotate_now() { worker_.rotate_now(); }
 
 void OutputQueue::write_batch(std::deque<Lines>& batch, bool rotate, bool stop) {
     int64_t now = wall_now();
-    uint64_t total = 0, committed = 0;
+    uint64_t total = 0, stored = 0;
     for (const auto& item : batch) total += item.second;
     try {
         if (batch.empty()) writer_.tick(now);
-        std::string joined;
-        uint64_t n = 0;
-        auto flush = [&] {
-            writer_.write(joined, now);
-            committed += n;
-            std::lock_guard lock(mu_);
-            written_ += n;
-            joined.clear();
-            n = 0;
-        };
-        for (auto& [lines, records] : batch) {
-            if (lines.size() >= (64u << 10)) {
-                // big enough for a write of its own: no copy
-                if (!joined.empty()) flush();
-                writer_.write(lines, now);
-                committed += records;
-                std::lock_guard lock(mu_);
-                written_ += records;
-                continue;
-            }
-            joined += lines;
-            n += records;
-            if (joined.size() >= (1u << 20)) flush();
+        format_->store(writer_, batch, now, stored);
+        if (rotate || stop) {
+            format_->flush(writer_);
+            writer_.close();
         }
-        if (!joined.empty()) flush();
-        if (rotate || stop) writer_.close();
+        std::lock_guard lock(mu_);
+        written_ += stored;
     } catch (const Error& e) {
         // The disk refused: what was written stays in a valid file; the
         // rest of this batch is counted as dropped, and writing is tried
@@ -238,8 +262,33 @@ void OutputQueue::write_batch(std::deque<Lines>& batch, bool rotate, bool stop) 
         spdlog::error("{}", e.what());
         std::lock_guard lock(mu_);
         error_ = e.what();
-        dropped_ += total - committed;
+        written_ += stored;
+        dropped_ += total - stored;
     }
+}
+
+void JsonlFormat::store(RotatingWriter& w, std::deque<Lines>& batch, int64_t now, uint64_t& stored) {
+    std::string joined;
+    uint64_t n = 0;
+    auto flush = [&] {
+        w.write(joined, now);
+        stored += n;
+        joined.clear();
+        n = 0;
+    };
+    for (auto& [lines, records] : batch) {
+        if (lines.size() >= (64u << 10)) {
+            // big enough for a write of its own: no copy
+            if (!joined.empty()) flush();
+            w.write(lines, now);
+            stored += records;
+            continue;
+        }
+        joined += lines;
+        n += records;
+        if (joined.size() >= (1u << 20)) flush();
+    }
+    if (!joined.empty()) flush();
 }
 
 uint64_t OutputQueue::records_written() const {

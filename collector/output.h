@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -30,6 +32,17 @@ public:
         // together exceed this many bytes. 0: keep.
         uint64_t keep_seconds = 0;
         uint64_t keep_bytes = 0;
+        // Compression: 0 none; 1..19 a zstd level, and ".zst" is appended
+        // to the extension. Every write() is one zstd frame, so a file cut
+        // back after a failed write is still a valid .zst stream.
+        int zstd_level = 0;
+        // Formats with their own needs: the first bytes of every file (a
+        // CSV header), told when a file was created (its .partial path), and
+        // asked to finish before it is fsynced and renamed (a database
+        // closing its handle).
+        std::function<std::string()> header;
+        std::function<void(const std::string& partial)> on_open;
+        std::function<void()> before_finish;
     };
     explicit RotatingWriter(Options opt);
     ~RotatingWriter();
@@ -40,6 +53,12 @@ public:
     // first when the interval or the size limit says so. Throws
     // bpfix::Error naming the file when the disk refuses (full, gone).
     void write(const std::string& data, int64_t now_s);
+    // For formats that write through their own handle (sqlite): rotates by
+    // time and size as write() would for `bytes` more and opens a file if
+    // none is; returns whether it opened one. add_bytes() then counts what
+    // was written, for the size limit.
+    bool prepare(size_t bytes, int64_t now_s);
+    void add_bytes(uint64_t n) { bytes_ += n; }
     // Rotates if the current file's interval has ended, even without data.
     void tick(int64_t now_s);
     // Finalizes the open file (if any).
@@ -62,8 +81,11 @@ public:
 private:
     void open(int64_t now_s);
     void finish();
+    void raw_write(const char* p, size_t n);
 
     Options opt_;
+    struct Zstd;
+    std::unique_ptr<Zstd> zstd_;
     int fd_ = -1;
     std::string partial_, final_;
     int64_t interval_start_ = 0;
@@ -73,13 +95,30 @@ private:
     int64_t last_retention_ = 0;
 };
 
-// JSON lines from the receiving threads, written into rotated files on a
+// What an output format does, on the writer thread, with batches of JSON
+// lines (the decoder's form of every record; see line_formats.h).
+class LineFormat {
+public:
+    using Lines = std::pair<std::string, uint64_t>;  // whole JSON lines, records in them
+    virtual ~LineFormat() = default;
+    // Sets the hooks the format needs in its writer's options.
+    virtual void configure(RotatingWriter::Options&) {}
+    // Stores `batch` through `w`, adding to `stored` the records of every
+    // item once it is in the file. Throws bpfix::Error when the disk
+    // refuses; the items not counted in `stored` are then dropped.
+    virtual void store(RotatingWriter& w, std::deque<Lines>& batch, int64_t now, uint64_t& stored) = 0;
+    // Before the writer finishes the open file on request (SIGHUP, stop).
+    virtual void flush(RotatingWriter&) {}
+};
+
+// Records from the receiving threads, as JSON lines, written by one
+// LineFormat (JSONL when none is given) into rotated files on a
 // WriterThread, so that disk latency never blocks receiving. When the
 // writer falls behind by more than `max_queued_bytes`, new batches are
 // dropped and counted (never silently).
 class OutputQueue {
 public:
-    OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes);
+    OutputQueue(RotatingWriter::Options opt, uint64_t max_queued_bytes, std::unique_ptr<LineFormat> format = nullptr);
     ~OutputQueue();  // finishes writing what was queued, finalizes the file
 
     // Queues whole lines holding `records` records. Returns false (and
@@ -97,14 +136,25 @@ public:
     std::string last_error() const;
 
 private:
-    using Lines = std::pair<std::string, uint64_t>;
+    using Lines = LineFormat::Lines;
     void write_batch(std::deque<Lines>& batch, bool rotate, bool stop);
+    static RotatingWriter::Options configured(RotatingWriter::Options opt, LineFormat& f) {
+        f.configure(opt);
+        return opt;
+    }
 
+    std::unique_ptr<LineFormat> format_;
     RotatingWriter writer_;
     mutable std::mutex mu_;  // the counters
     uint64_t written_ = 0, dropped_ = 0;
     std::string error_;
     WriterThread<Lines> worker_;  // last: its thread uses the rest
+};
+
+// The JSONL format: the lines as they are.
+class JsonlFormat : public LineFormat {
+public:
+    void store(RotatingWriter& w, std::deque<Lines>& batch, int64_t now, uint64_t& stored) override;
 };
 
 }  // namespace bpfix

@@ -34,7 +34,12 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    bpfix-collector --read and with tshark (no malformed packet, no expert
    warning), and together they hold exactly the JSONL records;
 10. --format ipfix alone (records counted, not formatted, mostly without
-   libfixbuf): the summary counts every record sent, and the file holds them.
+   libfixbuf): the summary counts every record sent, and the file holds them;
+11. --format jsonl,csv,sqlite,ipfix --compress zstd with --rotate-interval 1
+   while a UDP and a TCP exporter stream: every format holds exactly the
+   same records (jsonl and csv read through `zstd -dc`, csv with Python's
+   csv module, sqlite with Python's sqlite3, ipfix with --read), no
+   .partial file is left, and the flow totals equal what was sent.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -425,6 +430,64 @@ def main():
                 n.endswith(".jsonl") for n in os.listdir(out10)):
             failures.append(f"--format ipfix: summary records={s10.get('records')}, {in_files} in the files, sent "
                             f"{sum(sent)}; files {os.listdir(out10)}")
+
+        # 11. every format at once, jsonl and csv compressed: the same records
+        out11 = os.path.join(tmp, "out11")
+        os.mkdir(out11)
+        c = Collector(build, out11, os.path.join(tmp, "c11.log"),
+                      ["--format", "jsonl,csv,sqlite,ipfix", "--compress", "zstd", "--rotate-interval", "1"])
+        procs.append(c.p)
+        end = time.monotonic() + 2.2
+        k = 0
+        sent11 = {"records": 0, "ip_packets": 0}
+        while time.monotonic() < end:
+            got = export(build, pcap, f"udp://127.0.0.1:{c.udp}" if k % 2 else f"tcp://[::1]:{c.tcp}")
+            for n in sent11:
+                sent11[n] += got[n]
+            k += 1
+        time.sleep(0.5)
+        rc11 = c.stop()
+        names = sorted(os.listdir(out11))
+        norm = lambda v: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))  # noqa: E731
+        key = lambda d: json.dumps({k: v for k, v in d.items() if v not in ("", None)}, sort_keys=True)  # noqa: E731
+        by_format = {"jsonl": [], "csv": [], "sqlite": [], "ipfix": []}
+        import csv
+        import io
+        import sqlite3
+        for n in names:
+            path = os.path.join(out11, n)
+            if n.endswith(".jsonl.zst"):
+                text = subprocess.run(["zstd", "-dcq", path], capture_output=True, text=True, check=True).stdout
+                by_format["jsonl"] += [key({k: norm(v) for k, v in json.loads(l).items()}) for l in text.splitlines()]
+            elif n.endswith(".csv.zst"):
+                text = subprocess.run(["zstd", "-dcq", path], capture_output=True, text=True, check=True).stdout
+                by_format["csv"] += [key(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
+            elif n.endswith(".sqlite"):
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                cur = db.execute("SELECT * FROM flows")
+                cols = [d[0] for d in cur.description]
+                by_format["sqlite"] += [key({c: (v if v is None or isinstance(v, str) else json.dumps(v))
+                                             for c, v in zip(cols, row)}) for row in cur]
+                db.close()
+            elif n.endswith(".ipfix"):
+                r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--read", path],
+                                   capture_output=True, text=True)
+                by_format["ipfix"] += [json.loads(l) for l in r.stdout.splitlines()]
+        drop = lambda rec: key({k: v for k, v in json.loads(rec).items() if k not in ("exporter", "templateId")})  # noqa: E731
+        jl = sorted(by_format["jsonl"])
+        jl_no_origin = sorted(drop(r) for r in jl)
+        ipfix_recs = sorted(key({k: norm(v) for k, v in r.items() if k not in ("exporter", "templateId")})
+                            for r in by_format["ipfix"])
+        recs11 = [json.loads(r) for r in jl]
+        want = sent11["records"]
+        if (rc11 != 0 or any(n.endswith(".partial") for n in names) or len(jl) != want
+                or sorted(by_format["csv"]) != jl or sorted(by_format["sqlite"]) != jl or ipfix_recs != jl_no_origin
+                or sum(int(r["packetDeltaCount"]) for r in recs11 if r["templateId"] in ("256", "257"))
+                != sent11["ip_packets"]):
+            failures.append(f"all formats: exit {rc11}, sent {want} records ({k} exports); jsonl {len(jl)}, csv "
+                            f"{len(by_format['csv'])} (same: {sorted(by_format['csv']) == jl}), sqlite "
+                            f"{len(by_format['sqlite'])} (same: {sorted(by_format['sqlite']) == jl}), ipfix "
+                            f"{len(ipfix_recs)} (same: {ipfix_recs == jl_no_origin}); files {names}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -436,7 +499,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL)")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records")
     return 0
 
 

@@ -97,7 +97,12 @@ TEST(CollectorConfig, ErrorsNameTheKey) {
     EXPECT_NE(error_of("[listen]\nurls = [\"ftp://x:1\"]\n").find("ftp://x:1"), std::string::npos);
     EXPECT_NE(error_of("[listen]\nallow = [\"10.0.0.0/40\"]\n").find("listen.allow"), std::string::npos);
     EXPECT_NE(error_of("[output]\nrotate_interval = 0\n").find("output.rotate_interval"), std::string::npos);
-    EXPECT_NE(error_of("[output]\nformat = [\"csv\"]\n").find("'csv' is not available yet"), std::string::npos);
+    EXPECT_EQ(error_of("[output]\nformat = [\"csv\", \"sqlite\", \"jsonl\", \"ipfix\"]\n"), "");
+    EXPECT_NE(error_of("[output]\nformat = [\"parquet\"]\n").find("'parquet' is unknown"), std::string::npos);
+    EXPECT_NE(error_of("[output]\nformat = [\"csv\", \"csv\"]\n").find("'csv' is named twice"), std::string::npos);
+    EXPECT_NE(error_of("[output]\ncompress = \"gzip\"\n").find("'gzip' is unknown; use none or zstd"),
+              std::string::npos);
+    EXPECT_NE(error_of("[output]\ncompress_level = 22\n").find("compress_level"), std::string::npos);
     EXPECT_NE(error_of("[output]\nformat = [\"xml\"]\n").find("'xml' is unknown"), std::string::npos);
     EXPECT_EQ(error_of("[output]\nformat = [\"jsonl\", \"ipfix\"]\n"), "");
     EXPECT_NE(error_of("[metrics]\nlisten = \"nowhere\"\n").find("metrics.listen"), std::string::npos);

@@ -40,6 +40,19 @@ struct TempDir {
     }
 };
 
+RotatingWriter::Options opts(const std::string& dir, const std::string& prefix, const std::string& ext,
+                             uint64_t interval, uint64_t max_bytes, uint64_t keep_s = 0, uint64_t keep_b = 0) {
+    RotatingWriter::Options o;
+    o.dir = dir;
+    o.prefix = prefix;
+    o.extension = ext;
+    o.interval_s = interval;
+    o.max_bytes = max_bytes;
+    o.keep_seconds = keep_s;
+    o.keep_bytes = keep_b;
+    return o;
+}
+
 // 2024-01-02T03:04:05Z
 constexpr int64_t kT = 1704164645;
 
@@ -47,7 +60,7 @@ constexpr int64_t kT = 1704164645;
 
 TEST(RotatingWriter, NamesFilesAfterTheAlignedIntervalAndRenamesWhenDone) {
     TempDir d;
-    RotatingWriter w({d.path, "flows", "jsonl", 300, 0});
+    RotatingWriter w(opts(d.path, "flows", "jsonl", 300, 0));
     w.write("a\n", kT);
     // 03:04:05 falls in the 03:00:00 interval; being written: .partial only
     EXPECT_EQ(d.names(), (std::set<std::string>{"flows-20240102T030000Z.jsonl.partial"}));
@@ -64,7 +77,7 @@ TEST(RotatingWriter, NamesFilesAfterTheAlignedIntervalAndRenamesWhenDone) {
 TEST(RotatingWriter, SizeLimitStartsNumberedFilesAndNamesAreNeverReused) {
     TempDir d;
     {
-        RotatingWriter w({d.path, "flows", "jsonl", 300, 10});
+        RotatingWriter w(opts(d.path, "flows", "jsonl", 300, 10));
         w.write("123456\n", kT);
         w.write("123456\n", kT);  // would pass 10 bytes: a new part
         w.write("123456\n", kT);
@@ -72,7 +85,7 @@ TEST(RotatingWriter, SizeLimitStartsNumberedFilesAndNamesAreNeverReused) {
     EXPECT_EQ(d.names(), (std::set<std::string>{"flows-20240102T030000Z.jsonl", "flows-20240102T030000Z-1.jsonl",
                                                 "flows-20240102T030000Z-2.jsonl"}));
     // A restart within the same interval continues the numbering.
-    RotatingWriter again({d.path, "flows", "jsonl", 300, 0});
+    RotatingWriter again(opts(d.path, "flows", "jsonl", 300, 0));
     again.write("x\n", kT + 1);
     again.close();
     EXPECT_TRUE(d.names().count("flows-20240102T030000Z-3.jsonl"));
@@ -82,7 +95,7 @@ TEST(RotatingWriter, SizeLimitStartsNumberedFilesAndNamesAreNeverReused) {
 TEST(RotatingWriter, RetentionRemovesTheOldestFinishedFilesFirst) {
     TempDir d;
     {
-        RotatingWriter w({d.path, "flows", "jsonl", 60, 0});
+        RotatingWriter w(opts(d.path, "flows", "jsonl", 60, 0));
         for (int i = 0; i < 4; ++i) w.write("0123456789\n", kT + 60 * i);  // four files of 11 bytes
     }
     // Make their ages distinct and known: oldest first.
@@ -93,18 +106,18 @@ TEST(RotatingWriter, RetentionRemovesTheOldestFinishedFilesFirst) {
         ++i;
     }
     std::ofstream(d.path + "/notes.txt") << "not ours";
-    RotatingWriter sized({d.path, "flows", "jsonl", 60, 0, 0, 25});
+    RotatingWriter sized(opts(d.path, "flows", "jsonl", 60, 0, 0, 25));
     EXPECT_EQ(sized.enforce_retention(kT + 10), 2u);  // 44 bytes -> 22 <= 25
     EXPECT_EQ(d.names(), (std::set<std::string>{"flows-20240102T030600Z.jsonl", "flows-20240102T030700Z.jsonl",
                                                 "notes.txt"}));
-    RotatingWriter aged({d.path, "flows", "jsonl", 60, 0, 5, 0});
+    RotatingWriter aged(opts(d.path, "flows", "jsonl", 60, 0, 5, 0));
     EXPECT_EQ(aged.enforce_retention(kT + 8), 1u);  // ages 6 and 5 s: only the first is over 5
     EXPECT_TRUE(d.names().count("notes.txt"));
 }
 
 TEST(RotatingWriter, MissingOrReadOnlyDirectoryIsAClearError) {
     try {
-        RotatingWriter w({"/nonexistent/bpfix", "flows", "jsonl", 300, 0});
+        RotatingWriter w(opts("/nonexistent/bpfix", "flows", "jsonl", 300, 0));
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("/nonexistent/bpfix does not exist"), std::string::npos) << e.what();
@@ -115,7 +128,7 @@ TEST(OutputQueue, WritesEverythingQueuedBeforeStopAndCountsWhatDoesNotFit) {
     TempDir d;
     uint64_t dropped;
     {
-        OutputQueue q({d.path, "flows", "jsonl", 300, 0}, 64);
+        OutputQueue q(opts(d.path, "flows", "jsonl", 300, 0), 64);
         EXPECT_TRUE(q.push("{\"a\":1}\n{\"a\":2}\n", 2));
         EXPECT_FALSE(q.push(std::string(100, 'x') + "\n", 1));  // larger than the whole queue
         q.stop();
