@@ -39,7 +39,11 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    while a UDP and a TCP exporter stream: every format holds exactly the
    same records (jsonl and csv read through `zstd -dc`, csv with Python's
    csv module, sqlite with Python's sqlite3, ipfix with --read), no
-   .partial file is left, and the flow totals equal what was sent.
+   .partial file is left, and the flow totals equal what was sent;
+12. RFC 5610 over the network: an exporter (a socket here) announces an
+   enterprise element (PEN 99999, id 5, "labWidgetCount", unsigned64) with
+   a type-information options record, over UDP and over TCP, then sends
+   data using it: the JSONL names it "labWidgetCount" with its value.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -488,6 +492,40 @@ def main():
                             f"{len(by_format['csv'])} (same: {sorted(by_format['csv']) == jl}), sqlite "
                             f"{len(by_format['sqlite'])} (same: {sorted(by_format['sqlite']) == jl}), ipfix "
                             f"{len(ipfix_recs)} (same: {ipfix_recs == jl_no_origin}); files {names}")
+
+        # 12. enterprise elements named from RFC 5610 type records
+        out12 = os.path.join(tmp, "out12")
+        os.mkdir(out12)
+        c = Collector(build, out12, os.path.join(tmp, "c12.log"))
+        procs.append(c.p)
+        name = b"labWidgetCount"
+        desc = b"widgets counted by a lab exporter"
+        # scope: privateEnterpriseNumber, informationElementId; then
+        # dataType, semantics, units, range begin/end, name, description
+        type_tmpl = struct.pack("!HHH", 400, 9, 2) + struct.pack(
+            "!HHHHHHHHHHHHHHHHHH", 346, 4, 303, 2, 339, 1, 344, 1, 345, 2, 342, 8, 343, 8, 341, 0xFFFF, 340, 0xFFFF)
+        type_rec = struct.pack("!IHBBHQQ", 99999, 5, 4, 2, 0, 0, 0) + bytes([len(name)]) + name + \
+            bytes([len(desc)]) + desc  # unsigned64, totalCounter
+        data_tmpl = struct.pack("!HH", 301, 2) + struct.pack("!HHHHI", 8, 4, 0x8000 | 5, 8, 99999)
+        data12 = struct.pack("!4sQ", bytes([192, 0, 2, 1]), 4242)
+        msg = lambda seq: ipfix_message(seq, [(3, type_tmpl), (400, type_rec), (2, data_tmpl)]) + \
+            ipfix_message(seq, [(301, data12)])  # noqa: E731
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        first = msg(0)
+        cut = struct.unpack("!H", first[2:4])[0]
+        sock.sendto(first[:cut], ("127.0.0.1", c.udp))
+        sock.sendto(first[cut:], ("127.0.0.1", c.udp))
+        sock.close()
+        t = socket.create_connection(("::1", c.tcp))
+        t.sendall(msg(0))
+        t.close()
+        time.sleep(0.5)
+        c.stop()
+        got12 = [r for r in read_records(out12) if r.get("templateId") == 301]
+        if len(got12) != 2 or any(r.get("labWidgetCount") != 4242 or r.get("sourceIPv4Address") != "192.0.2.1"
+                                  for r in got12):
+            failures.append(f"RFC 5610: records of the template using the announced element: {got12} (want 2 "
+                            "with labWidgetCount 4242)")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -499,7 +537,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records; enterprise elements named by RFC 5610 over UDP and TCP")
     return 0
 
 
