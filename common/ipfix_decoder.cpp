@@ -599,7 +599,11 @@ struct IpfixDecoder::Screen {
     std::span<const uint8_t> msg;
     // Templates (re)defined or withdrawn (nullopt) earlier in this message.
     std::unordered_map<uint16_t, std::optional<WireLengths>> defined;
-    uint16_t withdrew_all = 0;  // 2: every template, 3: every options template
+    bool withdrew_all[2] = {false, false};  // every template, every options template
+    // Templates the "withdraw all" records remove: libfixbuf refuses those
+    // records (template id 2 or 3), so they are taken out of the message
+    // and the templates removed from its session here.
+    std::vector<uint16_t> withdraw_from_session;
     bool has_templates = false;  // template or options template sets seen
     size_t records = 0;          // data records in the sets accepted
 
@@ -615,7 +619,7 @@ struct IpfixDecoder::Screen {
         if (!t || fbTemplateCountElements(t) == 0) {
             return std::nullopt;
         }
-        if (withdrew_all == 2 || (withdrew_all == 3 && fbTemplateGetOptionsScope(t) > 0)) {
+        if (withdrew_all[fbTemplateGetOptionsScope(t) > 0 ? 1 : 0]) {
             return std::nullopt;
         }
         WireLengths lengths;
@@ -625,11 +629,19 @@ struct IpfixDecoder::Screen {
         return lengths;
     }
 
-    std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id) {
+    // `kept` gets the set as libfixbuf should see it: without "withdraw
+    // all" records.
+    std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id, std::vector<uint8_t>& kept) {
         const char* kind = set_id == 3 ? "options template" : "template";
         size_t p = 4;
+        kept.assign(set.begin(), set.begin() + 4);
+        size_t rec_start = p;
+        auto keep_record = [&] {
+            kept.insert(kept.end(), set.begin() + static_cast<std::ptrdiff_t>(rec_start),
+                        set.begin() + static_cast<std::ptrdiff_t>(p));
+        };
         // Fewer than 4 bytes left is padding (RFC 7011 section 3.3.1).
-        while (set.size() - p >= 4) {
+        for (; set.size() - p >= 4; rec_start = p) {
             uint16_t tid = get_u16(set, p);
             uint16_t count = get_u16(set, p + 2);
             p += 4;
@@ -637,8 +649,11 @@ struct IpfixDecoder::Screen {
                 // A withdrawal (RFC 7011 section 8.1); the set's own id
                 // withdraws every template of its kind.
                 if (tid == set_id) {
-                    withdrew_all = set_id;
+                    withdrew_all[set_id == 3 ? 1 : 0] = true;
                     for (auto& [id, t] : defined) t.reset();
+                    for (const auto& [key, kind_id] : dec.known_templates_) {
+                        if (key.first == domain() && kind_id == set_id) withdraw_from_session.push_back(key.second);
+                    }
                     std::erase_if(dec.known_templates_,
                                   [&](const auto& kv) { return kv.first.first == domain() && kv.second == set_id; });
                     continue;
@@ -652,6 +667,7 @@ struct IpfixDecoder::Screen {
                 }
                 defined[tid] = std::nullopt;
                 dec.known_templates_.erase({domain(), tid});
+                keep_record();
                 continue;
             }
             if (tid < 256) {
@@ -710,7 +726,10 @@ struct IpfixDecoder::Screen {
             }
             dec.known_templates_[key] = set_id;
             defined[tid] = std::move(lengths);
+            keep_record();
         }
+        kept[2] = static_cast<uint8_t>(kept.size() >> 8);
+        kept[3] = static_cast<uint8_t>(kept.size());
         return {};
     }
 
@@ -778,7 +797,10 @@ struct IpfixDecoder::Screen {
             std::string problem;
             if (set_id == 2 || set_id == 3) {
                 has_templates = true;
-                problem = template_set(set, off, set_id);
+                std::vector<uint8_t> kept;
+                problem = template_set(set, off, set_id, kept);
+                if (problem.empty() && kept.size() > 4) accepted.insert(accepted.end(), kept.begin(), kept.end());
+                keep = false;
             } else if (set_id < 2) {
                 problem = fmt::format("set {} at offset {}: set ids 0 and 1 are NetFlow v9's, not IPFIX", set_id, off);
             } else if (set_id < 256) {
@@ -836,8 +858,14 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
     // Templates are per domain: look them up in this message's.
     fbSessionSetDomain(session_, domain);
     std::vector<uint8_t> accepted;
-    Screen screen{*this, message, {}, 0};
+    Screen screen{*this, message, {}, {false, false}, {}, false, 0};
     std::string problem = screen.run(accepted);
+    for (uint16_t tid : screen.withdraw_from_session) {
+        // (A template defined earlier in the same message and withdrawn by
+        // the same "withdraw all" is re-added by libfixbuf below: exporters
+        // withdraw before they redefine, not after.)
+        fbSessionRemoveTemplate(session_, FALSE, tid, nullptr);
+    }
     if (count_only_ && problem.empty() && !screen.has_templates) {
         // Only data sets of known templates, all screened record by
         // record: the count is known without libfixbuf decoding them.

@@ -14,94 +14,15 @@
 
 #include "info_model.h"
 #include "ipfix_decoder.h"
+#include "ipfix_builder.h"
 
 using namespace bpfix;
 using ::testing::HasSubstr;
+using bpfix::test::FieldSpec;
+using bpfix::test::kVarLen;
+using bpfix::test::MessageBuilder;
 
 namespace {
-
-constexpr uint16_t kVarLen = 65535;
-
-struct FieldSpec {
-    uint16_t id;
-    uint16_t len;
-    uint32_t pen = 0;
-};
-
-// Writes an IPFIX message field by field; build() fills in the message
-// length. Offsets it reports let a test corrupt one field afterwards.
-class MessageBuilder {
-public:
-    explicit MessageBuilder(uint32_t domain = 1, uint32_t sequence = 0) {
-        u16(10).u16(0).u32(1700000000).u32(sequence).u32(domain);
-    }
-
-    MessageBuilder& u8(uint8_t v) {
-        bytes_.push_back(v);
-        return *this;
-    }
-    MessageBuilder& u16(uint16_t v) { return u8(static_cast<uint8_t>(v >> 8)).u8(static_cast<uint8_t>(v)); }
-    MessageBuilder& u32(uint32_t v) { return u16(static_cast<uint16_t>(v >> 16)).u16(static_cast<uint16_t>(v)); }
-    MessageBuilder& u64(uint64_t v) { return u32(static_cast<uint32_t>(v >> 32)).u32(static_cast<uint32_t>(v)); }
-    MessageBuilder& raw(std::string_view s) {
-        bytes_.insert(bytes_.end(), s.begin(), s.end());
-        return *this;
-    }
-    // A variable-length value: 1-byte length, or 255 + 2-byte length.
-    MessageBuilder& varlen(std::string_view s) {
-        if (s.size() < 255) {
-            u8(static_cast<uint8_t>(s.size()));
-        } else {
-            u8(255).u16(static_cast<uint16_t>(s.size()));
-        }
-        return raw(s);
-    }
-
-    MessageBuilder& begin_set(uint16_t set_id) {
-        set_start_ = bytes_.size();
-        return u16(set_id).u16(0);
-    }
-    MessageBuilder& end_set() {
-        put_u16(set_start_ + 2, static_cast<uint16_t>(bytes_.size() - set_start_));
-        return *this;
-    }
-    MessageBuilder& field(const FieldSpec& f) {
-        if (f.pen) {
-            return u16(f.id | 0x8000).u16(f.len).u32(f.pen);
-        }
-        return u16(f.id).u16(f.len);
-    }
-    MessageBuilder& template_record(uint16_t tid, const std::vector<FieldSpec>& fields) {
-        u16(tid).u16(static_cast<uint16_t>(fields.size()));
-        for (const auto& f : fields) field(f);
-        return *this;
-    }
-    MessageBuilder& options_template_record(uint16_t tid, uint16_t scope_count, const std::vector<FieldSpec>& fields) {
-        u16(tid).u16(static_cast<uint16_t>(fields.size())).u16(scope_count);
-        for (const auto& f : fields) field(f);
-        return *this;
-    }
-    MessageBuilder& template_set(uint16_t tid, const std::vector<FieldSpec>& fields) {
-        return begin_set(2).template_record(tid, fields).end_set();
-    }
-
-    size_t size() const { return bytes_.size(); }
-    size_t set_start() const { return set_start_; }
-    void put_u16(size_t offset, uint16_t v) {
-        bytes_.at(offset) = static_cast<uint8_t>(v >> 8);
-        bytes_.at(offset + 1) = static_cast<uint8_t>(v);
-    }
-    std::vector<uint8_t> build() const {
-        std::vector<uint8_t> m = bytes_;
-        m[2] = static_cast<uint8_t>(m.size() >> 8);
-        m[3] = static_cast<uint8_t>(m.size());
-        return m;
-    }
-
-private:
-    std::vector<uint8_t> bytes_;
-    size_t set_start_ = 0;
-};
 
 void put_u16(std::vector<uint8_t>& m, size_t offset, uint16_t v) {
     m.at(offset) = static_cast<uint8_t>(v >> 8);
@@ -318,6 +239,37 @@ TEST_F(MalformedIpfix, WithdrawnTemplateNoLongerDecodes) {
     ASSERT_EQ(decode(r.build()), "");
     ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[1].fields, nlohmann::ordered_json({{"ingressInterface", 7}}));
+}
+
+// RFC 7011 section 8.1: a withdrawal record whose template id is the set's
+// own id (2 for templates, 3 for options templates) withdraws every
+// template of that kind in the domain, and nothing of the other kind.
+TEST_F(MalformedIpfix, WithdrawAllTemplatesOfOneKind) {
+    MessageBuilder m;
+    m.template_set(256, kFlowFields);
+    m.template_set(257, {{10, 4}});
+    m.begin_set(3).options_template_record(258, 1, {{149, 4}, {41, 8}}).end_set();
+    ASSERT_EQ(decode(m.build()), "");
+
+    MessageBuilder w(1, 0);
+    w.begin_set(2).u16(2).u16(0).end_set();  // all (non-options) templates
+    flow_data_set(w, 256, 2);
+    w.begin_set(257).u32(7).end_set();
+    w.begin_set(258).u32(1).u64(5).end_set();  // the options template stays
+    EXPECT_EQ(decode(w.build()), "");
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0].options);
+    EXPECT_EQ(out[0].template_id, 258);
+    EXPECT_EQ(dec.unknown_template_sets(), 2u);
+
+    MessageBuilder o(1, 1);
+    o.begin_set(3).u16(3).u16(0).end_set();  // all options templates
+    o.begin_set(258).u32(1).u64(5).end_set();
+    EXPECT_EQ(decode(o.build()), "");
+    EXPECT_EQ(out.size(), 1u);
+    EXPECT_EQ(dec.unknown_template_sets(), 3u);
+    EXPECT_EQ(dec.templates_held(), 0u);
+    expect_still_decodes();
 }
 
 // RFC 7011 section 8.1: a withdrawal of a template the collector does not
