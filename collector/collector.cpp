@@ -303,6 +303,7 @@ private:
             // its later datagrams ignored.
             auto s = hub_.new_session(sender.address(), sender.port());
             if (s) {
+                s->set_template_lifetime(std::chrono::seconds(hub_.cfg.udp_template_lifetime_s));
                 size_t replayed = s->persist_templates(hub_.template_path(sender.address(), sender.port()));
                 spdlog::info("new UDP exporter {}{}", s->peer(),
                              replayed ? " (templates of an earlier run restored)" : "");
@@ -603,6 +604,8 @@ int run_collector(const CollectorConfig& cfg) {
                 "records dropped because an output fell behind or the disk refused", hub.dropped());
             one("bpfix_collector_template_limit_hits_total", "counter",
                 "templates refused because a session held max_templates", t.template_limit_hits);
+            one("bpfix_collector_templates_expired_total", "counter",
+                "UDP templates expired (not sent again within udp_template_lifetime)", t.templates_expired);
             one("bpfix_collector_udp_kernel_drops_total", "counter",
                 "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
                 kernel_drops() - drops_at_start);
@@ -691,9 +694,10 @@ int run_collector(const CollectorConfig& cfg) {
     std::string summary = fmt::format(
         "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
         "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} refused_exporters={} "
-        "template_limit_hits={} udp_kernel_drops={} files={}",
+        "template_limit_hits={} templates_expired={} udp_kernel_drops={} files={}",
         t.sessions, t.messages, t.records, hub.written(), hub.dropped(), t.lost_records,
         t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, t.template_limit_hits,
+        t.templates_expired,
         kernel_drops() - drops_at_start,
         hub.files());
     std::fprintf(stderr, "%s\n", summary.c_str());

@@ -24,6 +24,7 @@ struct CollectorConfig {
     uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)
     int64_t udp_session_timeout_s = 1800;   // a silent UDP session (and its templates in memory) ends
     uint64_t max_templates = 1024;          // templates one session may hold (all its domains)
+    int64_t udp_template_lifetime_s = 1800;  // a UDP template not sent again within it expires; 0: never
     uint64_t max_queued_bytes = 256 << 20;  // records waiting for the disk
     double stats_interval_s = 60;
     std::string log_level = "info";

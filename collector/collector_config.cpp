@@ -37,7 +37,9 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
         out, "output", "max_queued_bytes", static_cast<int64_t>(cfg.max_queued_bytes), 1 << 20, int64_t{1} << 40));
 
     auto lim = r.section("limits");
-    r.check_keys(lim, "limits", {"max_sessions", "udp_session_timeout", "max_templates"});
+    r.check_keys(lim, "limits", {"max_sessions", "udp_session_timeout", "max_templates", "udp_template_lifetime"});
+    cfg.udp_template_lifetime_s =
+        r.integer(lim, "limits", "udp_template_lifetime", cfg.udp_template_lifetime_s, 0, 86400 * 7);
     cfg.max_templates = static_cast<uint64_t>(
         r.integer(lim, "limits", "max_templates", static_cast<int64_t>(cfg.max_templates), 1, 65536 * 16));
     cfg.udp_session_timeout_s = r.integer(lim, "limits", "udp_session_timeout", cfg.udp_session_timeout_s, 1, 86400 * 7);

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     bool check_only = false;
     std::vector<std::string> listen, allow, formats;
     uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
-    int64_t udp_timeout = 0;
+    int64_t udp_timeout = 0, template_lifetime = -1;
     int64_t pen = 0;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/collector.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1000000));
     app.add_option("--udp-session-timeout", udp_timeout, "seconds of silence that end a UDP session (default 1800)")
         ->check(CLI::Range(1, 604800));
+    app.add_option("--udp-template-lifetime", template_lifetime,
+                   "seconds a UDP template stays valid unless sent again (default 1800; 0: forever)")
+        ->check(CLI::Range(0, 604800));
     app.add_option("--metrics", metrics, "serve Prometheus /metrics on ADDR:PORT (default 127.0.0.1:9739; off: none)");
     app.add_option("--pen", pen, "private enterprise number of bpfix elements")->check(CLI::Range(1LL, 4294967295LL));
     app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off");
@@ -64,6 +67,7 @@ int main(int argc, char** argv) {
         if (app.count("--rotate-size")) cfg.rotate_size_bytes = rotate_size;
         if (max_sessions) cfg.max_sessions = max_sessions;
         if (udp_timeout) cfg.udp_session_timeout_s = udp_timeout;
+        if (template_lifetime >= 0) cfg.udp_template_lifetime_s = template_lifetime;
         if (!metrics.empty()) cfg.metrics = metrics;
         if (pen) cfg.pen = static_cast<uint32_t>(pen);
         if (!log_level.empty()) cfg.log_level = log_level;

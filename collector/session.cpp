@@ -108,6 +108,7 @@ std::string ExporterSession::message(std::span<const uint8_t> msg) {
 void CollectorTotals::add(const ExporterSession& s) {
     ++sessions;
     template_limit_hits += s.template_limit_hits();
+    templates_expired += s.templates_expired();
     for (const auto& [id, d] : s.domains()) {
         messages += d.messages;
         records += d.records;

@@ -49,6 +49,9 @@ public:
 
     const std::string& peer() const { return peer_; }
     void set_max_templates(size_t n) { decoder_->set_max_templates(n); }
+    // UDP: templates not received again within `s` expire (0: never).
+    void set_template_lifetime(std::chrono::seconds s) { decoder_->set_template_lifetime(s); }
+    uint64_t templates_expired() const { return decoder_->templates_expired(); }
     // No JSON lines at all (the jsonl format is off): records only counted.
     void set_count_only() { decoder_->set_count_only(true); }
     // Also hands every message that decoded without a problem, with its
@@ -76,7 +79,7 @@ private:
 // Totals over sessions, for the log and the exit summary.
 struct CollectorTotals {
     uint64_t sessions = 0, messages = 0, records = 0, bytes = 0, lost_records = 0, out_of_order = 0,
-             malformed = 0, rejected_sessions = 0, template_limit_hits = 0;
+             malformed = 0, rejected_sessions = 0, template_limit_hits = 0, templates_expired = 0;
     void add(const ExporterSession& s);
 };
 

@@ -725,6 +725,7 @@ struct IpfixDecoder::Screen {
                                    tid, dec.max_templates_);
             }
             dec.known_templates_[key] = set_id;
+            if (dec.lifetime_.count()) dec.template_seen_[key] = dec.now_;
             defined[tid] = std::move(lengths);
             keep_record();
         }
@@ -852,6 +853,13 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
     }
     uint32_t domain = get_u32(message, 12);
     ++messages_;
+    if (lifetime_.count()) {
+        now_ = std::chrono::steady_clock::now();
+        if (now_ >= next_expiry_check_) {
+            expire_templates(now_);
+            next_expiry_check_ = now_ + std::chrono::seconds(1);
+        }
+    }
     // libfixbuf trusts some lengths and errs on sets it could skip: screen
     // the message first and hand libfixbuf only the sets it should decode,
     // up to the first problem (records before it are still delivered).
@@ -884,6 +892,32 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
         ++malformed_;
     }
     return problem;
+}
+
+size_t IpfixDecoder::expire_templates(std::chrono::steady_clock::time_point now) {
+    if (!lifetime_.count()) return 0;
+    size_t n = 0;
+    for (auto it = template_seen_.begin(); it != template_seen_.end();) {
+        auto known = known_templates_.find(it->first);
+        if (known == known_templates_.end()) {
+            it = template_seen_.erase(it);  // withdrawn meanwhile
+            continue;
+        }
+        if (now - it->second <= lifetime_) {
+            ++it;
+            continue;
+        }
+        const auto [domain, tid] = it->first;
+        fbSessionSetDomain(session_, domain);
+        fbSessionRemoveTemplate(session_, FALSE, tid, nullptr);
+        spdlog::info("template {} of observation domain {} expired: not received again within {} s", tid, domain,
+                     lifetime_.count());
+        known_templates_.erase(known);
+        it = template_seen_.erase(it);
+        ++n;
+    }
+    templates_expired_ += n;
+    return n;
 }
 
 std::string IpfixDecoder::decode_screened(std::vector<uint8_t>& message, uint32_t domain) {

@@ -2,6 +2,7 @@
 
 #include <fixbuf/public.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -57,6 +58,16 @@ public:
     uint64_t template_limit_hits() const { return template_limit_hits_; }
     size_t templates_held() const { return known_templates_.size(); }
 
+    // RFC 7011 section 8.4 (UDP): a template not received again within
+    // `lifetime` expires; data for it is then counted as data of an unknown
+    // template until the exporter sends it again. 0: templates never expire
+    // (TCP, files). Checked as messages arrive, at most once a second.
+    void set_template_lifetime(std::chrono::seconds lifetime) { lifetime_ = lifetime; }
+    // Expires the templates last received before `now - lifetime`; returns
+    // how many (decode_message calls it with the current time).
+    size_t expire_templates(std::chrono::steady_clock::time_point now);
+    uint64_t templates_expired() const { return templates_expired_; }
+
     // Count data records without formatting them (a writer that stores the
     // messages themselves). RFC 5610 type records still reach the Sink.
     void set_count_only(bool on) { count_only_ = on; }
@@ -94,6 +105,10 @@ private:
     uint64_t unknown_template_sets_ = 0;
     std::map<std::pair<uint32_t, uint16_t>, uint16_t> known_templates_;  // (domain, id) -> set id 2 or 3
     size_t max_templates_ = 0;
+    std::chrono::seconds lifetime_{0};
+    std::chrono::steady_clock::time_point now_{}, next_expiry_check_{};
+    std::map<std::pair<uint32_t, uint16_t>, std::chrono::steady_clock::time_point> template_seen_;
+    uint64_t templates_expired_ = 0;
     uint64_t template_limit_hits_ = 0;
     std::string* jsonl_ = nullptr;
     bool count_only_ = false;

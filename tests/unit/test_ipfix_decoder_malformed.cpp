@@ -272,6 +272,28 @@ TEST_F(MalformedIpfix, WithdrawAllTemplatesOfOneKind) {
     expect_still_decodes();
 }
 
+// RFC 7011 section 8.4: over UDP a template not refreshed within its
+// lifetime expires; sent again, it decodes again.
+TEST_F(MalformedIpfix, UdpTemplateLifetime) {
+    dec.set_template_lifetime(std::chrono::seconds(1800));
+    MessageBuilder m;
+    m.template_set(256, kFlowFields);
+    flow_data_set(m, 256, 1);
+    ASSERT_EQ(decode(m.build()), "");
+    ASSERT_EQ(out.size(), 1u);
+    auto now = std::chrono::steady_clock::now();
+    EXPECT_EQ(dec.expire_templates(now + std::chrono::seconds(1000)), 0u);
+    EXPECT_EQ(dec.expire_templates(now + std::chrono::seconds(1801)), 1u);
+    EXPECT_EQ(dec.templates_expired(), 1u);
+    EXPECT_EQ(dec.templates_held(), 0u);
+    MessageBuilder d(1, 1);
+    flow_data_set(d, 256, 2);
+    EXPECT_EQ(decode(d.build()), "");
+    EXPECT_EQ(out.size(), 1u);
+    EXPECT_EQ(dec.unknown_template_sets(), 1u);
+    expect_still_decodes();  // the template again, with data
+}
+
 // RFC 7011 section 8.1: a withdrawal of a template the collector does not
 // have "MUST" be ignored (and logged); the data records around it still
 // decode.
