@@ -1,0 +1,135 @@
+#include "dns.h"
+
+#include <fmt/format.h>
+
+namespace bpfix {
+
+namespace {
+
+uint16_t be16(std::span<const uint8_t> m, size_t off) { return static_cast<uint16_t>(m[off] << 8 | m[off + 1]); }
+
+bool fail(std::string* error, std::string what) {
+    if (error) *error = std::move(what);
+    return false;
+}
+
+// Reads the name at `off`; `end` gets the offset after it in the message
+// (after the first pointer when there is one).
+bool read_name(std::span<const uint8_t> m, size_t off, std::string& name, size_t& end, std::string* error) {
+    name.clear();
+    bool jumped = false;
+    int jumps = 0;
+    size_t wire = 0;  // octets of the name as uncompressed wire format
+    for (;;) {
+        if (off >= m.size()) return fail(error, fmt::format("name runs past the message end at offset {}", off));
+        uint8_t len = m[off];
+        if ((len & 0xc0) == 0xc0) {
+            if (off + 1 >= m.size()) return fail(error, "compression pointer cut by the message end");
+            size_t target = static_cast<size_t>(len & 0x3f) << 8 | m[off + 1];
+            if (target >= off) return fail(error, fmt::format("compression pointer at {} points forward", off));
+            if (++jumps > 16) return fail(error, "more than 16 compression pointers in one name");
+            if (!jumped) end = off + 2;
+            jumped = true;
+            off = target;
+            continue;
+        }
+        if (len & 0xc0) return fail(error, fmt::format("label type 0x{:02x} at offset {} is not supported", len, off));
+        if (len == 0) {
+            if (!jumped) end = off + 1;
+            if (name.empty()) name.push_back('.');
+            return true;
+        }
+        wire += 1u + len;
+        if (wire + 1 > 255) return fail(error, "name longer than 255 octets");
+        if (off + 1 + len > m.size()) return fail(error, fmt::format("label at offset {} runs past the message end", off));
+        if (!name.empty()) name += '.';
+        for (size_t i = 0; i < len; ++i) {
+            uint8_t c = m[off + 1 + i];
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+                name += static_cast<char>(c);
+            } else if (c == '.') {
+                name += "\\.";
+            } else {
+                name += fmt::format("\\{:03d}", c);
+            }
+        }
+        off += 1u + len;
+    }
+}
+
+}  // namespace
+
+std::optional<DnsMessage> parse_dns(std::span<const uint8_t> m, std::string* error) {
+    if (m.size() < 12) {
+        fail(error, fmt::format("{} bytes are shorter than the 12-byte DNS header", m.size()));
+        return std::nullopt;
+    }
+    DnsMessage d;
+    d.id = be16(m, 0);
+    d.flags = be16(m, 2);
+    d.qdcount = be16(m, 4);
+    d.ancount = be16(m, 6);
+    d.nscount = be16(m, 8);
+    d.arcount = be16(m, 10);
+    if (d.qdcount == 0) return d;
+    size_t end = 0;
+    if (!read_name(m, 12, d.qname, end, error)) return std::nullopt;
+    if (end + 4 > m.size()) {
+        fail(error, "question type and class run past the message end");
+        return std::nullopt;
+    }
+    d.qtype = be16(m, end);
+    d.qclass = be16(m, end + 2);
+    if (d.qname.size() > kDnsMaxName) d.qname.resize(kDnsMaxName);
+    return d;
+}
+
+std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload) {
+    std::vector<DnsMessage> out;
+    size_t off = 0;
+    while (payload.size() - off >= 2) {
+        size_t len = be16(payload, off);
+        if (len == 0 || payload.size() - off - 2 < len) break;
+        if (auto d = parse_dns(payload.subspan(off + 2, len))) out.push_back(std::move(*d));
+        off += 2 + len;
+    }
+    return out;
+}
+
+void DnsTransactions::query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns) {
+    Key k{client, server, q.id};
+    auto it = pending_.find(k);
+    if (it != pending_.end()) {
+        it->second = {q, t_ns};
+        return;
+    }
+    if (pending_.size() >= max_pending_) {
+        ++overflow_;
+        return;
+    }
+    pending_.emplace(k, Pending{q, t_ns});
+}
+
+std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint& server, const Endpoint& client,
+                                                                   const DnsMessage& r, uint64_t t_ns) {
+    auto it = pending_.find(Key{client, server, r.id});
+    if (it == pending_.end()) return std::nullopt;
+    Outcome o{it->second.query, it->second.t_ns, r, t_ns >= it->second.t_ns ? t_ns - it->second.t_ns : 0};
+    pending_.erase(it);
+    return o;
+}
+
+std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
+    std::vector<Outcome> out;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (now_ns >= it->second.t_ns && now_ns - it->second.t_ns > timeout_ns_) {
+            out.push_back({it->second.query, it->second.t_ns, std::nullopt, 0});
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return out;
+}
+
+}  // namespace bpfix
