@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace bpfix {
 
 namespace {
@@ -96,25 +99,27 @@ std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload) {
     return out;
 }
 
-void DnsTransactions::query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns) {
+void DnsTransactions::query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns,
+                            const bpfix_flow_key& flow) {
     Key k{client, server, q.id};
     auto it = pending_.find(k);
     if (it != pending_.end()) {
-        it->second = {q, t_ns};
+        it->second = {q, t_ns, flow};
         return;
     }
     if (pending_.size() >= max_pending_) {
         ++overflow_;
         return;
     }
-    pending_.emplace(k, Pending{q, t_ns});
+    pending_.emplace(k, Pending{q, t_ns, flow});
 }
 
 std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint& server, const Endpoint& client,
                                                                    const DnsMessage& r, uint64_t t_ns) {
     auto it = pending_.find(Key{client, server, r.id});
     if (it == pending_.end()) return std::nullopt;
-    Outcome o{it->second.query, it->second.t_ns, r, t_ns >= it->second.t_ns ? t_ns - it->second.t_ns : 0};
+    Outcome o{it->second.flow, it->second.query, it->second.t_ns, r,
+              t_ns >= it->second.t_ns ? t_ns - it->second.t_ns : 0};
     pending_.erase(it);
     return o;
 }
@@ -123,13 +128,110 @@ std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
     std::vector<Outcome> out;
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (now_ns >= it->second.t_ns && now_ns - it->second.t_ns > timeout_ns_) {
-            out.push_back({it->second.query, it->second.t_ns, std::nullopt, 0});
+            out.push_back({it->second.flow, it->second.query, it->second.t_ns, std::nullopt, 0});
             it = pending_.erase(it);
         } else {
             ++it;
         }
     }
     return out;
+}
+
+size_t DnsEnricher::KeyHash::operator()(const bpfix_flow_key& k) const noexcept {
+    // FNV-1a over the key's bytes (the key has no implicit padding).
+    const auto* p = reinterpret_cast<const uint8_t*>(&k);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+    return static_cast<size_t>(h);
+}
+
+bool DnsEnricher::KeyEq::operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+DnsEnricher::DnsEnricher(Config cfg) : cfg_(std::move(cfg)), tx_(cfg_.timeout_ns, cfg_.max_flows) {}
+
+bool DnsEnricher::wants(const bpfix_flow_key& key) const {
+    if (key.protocol != BPFIX_PROTO_UDP && key.protocol != BPFIX_PROTO_TCP) return false;
+    for (uint16_t p : cfg_.ports) {
+        if (key.src_port == p || key.dst_port == p) return true;
+    }
+    return false;
+}
+
+DnsSummary* DnsEnricher::summary(const bpfix_flow_key& key) {
+    auto it = summaries_.find(key);
+    if (it != summaries_.end()) return &it->second;
+    if (summaries_.size() >= cfg_.max_flows) {
+        ++overflow_;
+        return nullptr;
+    }
+    return &summaries_[key];
+}
+
+void DnsEnricher::packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload) {
+    if (payload.empty() || !wants(key)) return;
+    if (key.protocol == BPFIX_PROTO_TCP) {
+        // Segments without a whole message at their start (continuations,
+        // pure ACKs) carry nothing to parse.
+        for (const auto& m : parse_dns_tcp(payload)) message(key, ts_ns, m);
+        return;
+    }
+    if (auto m = parse_dns(payload)) {
+        message(key, ts_ns, *m);
+    } else {
+        ++malformed_;
+    }
+}
+
+void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m) {
+    DnsTransactions::Endpoint src, dst;
+    std::memcpy(src.addr.data(), key.src_addr, 16);
+    std::memcpy(dst.addr.data(), key.dst_addr, 16);
+    src.port = key.src_port;
+    dst.port = key.dst_port;
+    std::optional<DnsTransactions::Outcome> answered;
+    if (m.response()) {
+        answered = tx_.response(src, dst, m, ts_ns);
+    } else {
+        tx_.query(src, dst, m, ts_ns, key);
+    }
+    DnsSummary* s = summary(key);
+    if (!s) return;
+    s->id = m.id;
+    s->flags = m.flags;
+    s->qtype = m.qtype;
+    s->qname = m.qname;
+    ++s->messages;
+    if (answered) {
+        ++s->answered;
+        s->last_latency_ns = answered->latency_ns;
+        s->max_latency_ns = std::max(s->max_latency_ns, answered->latency_ns);
+    }
+}
+
+void DnsEnricher::advance(uint64_t now_ns) {
+    for (const auto& o : tx_.expire(now_ns)) {
+        if (DnsSummary* s = summary(o.query_flow)) {
+            ++s->unanswered;
+            if (s->messages == 0) {
+                // the flow's record went out before the timeout: this record
+                // of the same flow reports the query it is about
+                s->id = o.query.id;
+                s->flags = o.query.flags;
+                s->qtype = o.query.qtype;
+                s->qname = o.query.qname;
+            }
+        }
+    }
+}
+
+std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key) {
+    auto it = summaries_.find(key);
+    if (it == summaries_.end()) return std::nullopt;
+    DnsSummary s = std::move(it->second);
+    summaries_.erase(it);
+    return s;
 }
 
 }  // namespace bpfix

@@ -12,7 +12,10 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
+
+#include "bpfix_abi.h"
 
 namespace bpfix {
 
@@ -58,6 +61,7 @@ public:
         auto operator<=>(const Endpoint&) const = default;
     };
     struct Outcome {
+        bpfix_flow_key query_flow{};  // the flow the query travelled in
         DnsMessage query;
         uint64_t query_ns = 0;
         std::optional<DnsMessage> response;  // nullopt: unanswered within the timeout
@@ -69,7 +73,8 @@ public:
 
     // A query from `client` to `server` at `t_ns`. A repeated query (same
     // key) restarts its clock: the latency is the last try's.
-    void query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns);
+    void query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns,
+               const bpfix_flow_key& flow = {});
     // A response from `server` to `client`; returns the transaction when it
     // answers a pending query (which is then done).
     std::optional<Outcome> response(const Endpoint& server, const Endpoint& client, const DnsMessage& r,
@@ -87,11 +92,73 @@ private:
     struct Pending {
         DnsMessage query;
         uint64_t t_ns;
+        bpfix_flow_key flow;
     };
     uint64_t timeout_ns_;
     size_t max_pending_;
     std::map<Key, Pending> pending_;
     uint64_t overflow_ = 0;
+};
+
+// What a flow record says about the DNS messages of its flow (see
+// docs/fields.md). The direction decides: a flow carrying queries reports
+// its last query and how many of its queries went unanswered; a flow
+// carrying responses reports its last response (with the query's name and
+// type as echoed) and the latency of the last and of the slowest
+// response it answered.
+struct DnsSummary {
+    uint16_t id = 0;        // of the last message
+    uint16_t flags = 0;     // header flags word of the last message
+    uint16_t qtype = 0;
+    std::string qname;
+    uint32_t messages = 0;     // DNS messages parsed in this flow since its last record
+    uint32_t unanswered = 0;   // queries of this flow with no response within the timeout
+    uint32_t answered = 0;     // responses of this flow that matched a query
+    uint64_t last_latency_ns = 0, max_latency_ns = 0;  // of the answered ones
+    bool response() const { return flags & 0x8000; }
+};
+
+// DNS enrichment for one metering process (pcap mode, or live mode from the
+// packets the kernel hands up): parses the DNS messages in UDP and TCP
+// payloads of the DNS ports, matches responses to queries, and keeps a
+// DnsSummary per flow key until the flow's record takes it.
+class DnsEnricher {
+public:
+    struct Config {
+        uint64_t timeout_ns = 5'000'000'000ULL;  // a query unanswered this long counts as unanswered
+        std::vector<uint16_t> ports = {53};
+        size_t max_flows = 65536;  // summaries held at once; beyond, new flows are not enriched (counted)
+    };
+    explicit DnsEnricher(Config cfg);
+
+    // Whether a packet of this flow key may carry DNS (protocol and ports).
+    bool wants(const bpfix_flow_key& key) const;
+    // One packet's transport payload (UDP datagram or TCP segment) at `ts_ns`.
+    void packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload);
+    // Queries older than the timeout at `now_ns` become unanswered, counted
+    // in their query flow's summary.
+    void advance(uint64_t now_ns);
+    // The summary of this flow since its last record (and forgets it).
+    std::optional<DnsSummary> take(const bpfix_flow_key& key);
+
+    uint64_t malformed() const { return malformed_; }
+    uint64_t overflow() const { return overflow_ + tx_.overflow(); }
+    size_t flows() const { return summaries_.size(); }
+
+private:
+    struct KeyHash {
+        size_t operator()(const bpfix_flow_key& k) const noexcept;
+    };
+    struct KeyEq {
+        bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept;
+    };
+    DnsSummary* summary(const bpfix_flow_key& key);
+    void message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m);
+
+    Config cfg_;
+    DnsTransactions tx_;
+    std::unordered_map<bpfix_flow_key, DnsSummary, KeyHash, KeyEq> summaries_;
+    uint64_t malformed_ = 0, overflow_ = 0;
 };
 
 }  // namespace bpfix

@@ -32,6 +32,14 @@ bool parse_transport(const uint8_t* p, size_t len, uint8_t proto, ParsedPacket& 
         out.key.dst_port = be16(p + 2);
         if (proto == BPFIX_PROTO_TCP) {
             out.tcp_flags = static_cast<uint16_t>((p[12] & 0x01) << 8 | p[13]);
+            size_t doff = static_cast<size_t>(p[12] >> 4) * 4;
+            if (doff >= 20 && doff <= len) {
+                out.payload = p + doff;
+                out.payload_len = len - doff;
+            }
+        } else if (proto == BPFIX_PROTO_UDP) {
+            out.payload = p + 8;
+            out.payload_len = len - 8;
         }
     } else if (proto == BPFIX_PROTO_ICMP || proto == BPFIX_PROTO_ICMPV6) {
         out.key.icmp_type_code = static_cast<uint16_t>(p[0] << 8 | p[1]);

@@ -31,6 +31,11 @@ struct ParsedPacket {
     // Fragments: `fragment` for any fragment; `first_fragment` when it is the
     // one at offset 0 (it carries the transport header). `frag_id` is the IPv4
     // identification or the IPv6 fragment header's.
+    // The TCP or UDP payload (in the frame given to parse_packet), cut to
+    // what the capture holds and the IP length covers; none for other
+    // protocols and for fragments after the first.
+    const uint8_t* payload = nullptr;
+    size_t payload_len = 0;
     bool fragment = false;
     bool first_fragment = false;
     uint32_t frag_id = 0;

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "dns.h"
+#include "packet_builder.h"
+#include "packet_parser.h"
 
 using namespace bpfix;
 
@@ -164,4 +166,111 @@ TEST(Dns, PendingQueriesAreBounded) {
     }
     EXPECT_EQ(tx.pending(), 2u);
     EXPECT_EQ(tx.overflow(), 3u);
+}
+
+namespace {
+
+// One DNS message over UDP from 10.0.0.1:40000 to 10.0.0.2:53 (or back),
+// through the real frame parser, into the enricher.
+struct Wire {
+    DnsEnricher& dns;
+    bpfix_flow_key send(const std::vector<uint8_t>& msg, bool from_client, uint64_t ts, bool tcp = false) {
+        bpfix::test::Frame f;
+        std::vector<uint8_t> payload = msg;
+        if (tcp) {
+            payload.insert(payload.begin(), {static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size())});
+        }
+        uint16_t l4 = tcp ? 20 : 8;
+        f.eth(0x0800).ipv4(tcp ? 6 : 17, from_client ? std::initializer_list<uint8_t>{10, 0, 0, 1}
+                                                     : std::initializer_list<uint8_t>{10, 0, 0, 2},
+                           from_client ? std::initializer_list<uint8_t>{10, 0, 0, 2}
+                                       : std::initializer_list<uint8_t>{10, 0, 0, 1},
+                           static_cast<uint16_t>(20 + l4 + payload.size()));
+        uint16_t sport = from_client ? 40000 : 53, dport = from_client ? 53 : 40000;
+        if (tcp) {
+            f.tcp(sport, dport, 0x18);
+        } else {
+            f.udp(sport, dport, static_cast<uint16_t>(8 + payload.size()));
+        }
+        f.bytes(payload);
+        ParsedPacket p;
+        EXPECT_EQ(parse_packet(f.data().data(), f.size(), f.size(), 1, p), ParseStatus::ok);
+        EXPECT_EQ(p.payload_len, payload.size());
+        EXPECT_TRUE(dns.wants(p.key));
+        dns.packet(p.key, ts, std::span<const uint8_t>(p.payload, p.payload_len));
+        return p.key;
+    }
+};
+
+}  // namespace
+
+TEST(DnsEnricher, QueryFlowAndResponseFlowEachSayTheirPart) {
+    DnsEnricher dns({});
+    Wire w{dns};
+    auto q = Msg::header(0x1234, 0x0100).name({"www", "example", "org"}).u16(1).u16(1).b;
+    auto r = Msg::header(0x1234, 0x8183).name({"www", "example", "org"}).u16(1).u16(1).b;  // NXDOMAIN
+    auto qkey = w.send(q, true, 1'000'000'000);
+    auto rkey = w.send(r, false, 1'003'500'000);  // 3.5 ms later
+    auto qs = dns.take(qkey);
+    auto rs = dns.take(rkey);
+    ASSERT_TRUE(qs && rs);
+    EXPECT_FALSE(qs->response());
+    EXPECT_EQ(qs->id, 0x1234);
+    EXPECT_EQ(qs->qname, "www.example.org");
+    EXPECT_EQ(qs->messages, 1u);
+    EXPECT_EQ(qs->answered, 0u);
+    EXPECT_TRUE(rs->response());
+    EXPECT_EQ(rs->flags & 0xf, 3);
+    EXPECT_EQ(rs->answered, 1u);
+    EXPECT_EQ(rs->last_latency_ns, 3'500'000u);
+    EXPECT_FALSE(dns.take(qkey));  // taken
+}
+
+TEST(DnsEnricher, UnansweredQueriesCountInTheQueryFlowAfterTheTimeout) {
+    DnsEnricher::Config cfg;
+    cfg.timeout_ns = 2'000'000'000;
+    DnsEnricher dns(cfg);
+    Wire w{dns};
+    auto q1 = Msg::header(1, 0x0100).name({"a", "test"}).u16(1).u16(1).b;
+    auto q2 = Msg::header(2, 0x0100).name({"b", "test"}).u16(28).u16(1).b;
+    auto r2 = Msg::header(2, 0x8180).name({"b", "test"}).u16(28).u16(1).b;
+    auto qkey = w.send(q1, true, 0);
+    w.send(q2, true, 1'000'000);
+    auto rkey = w.send(r2, false, 9'000'000);
+    dns.advance(1'000'000'000);
+    EXPECT_EQ(dns.take(qkey)->unanswered, 0u);  // record taken before the timeout: nothing yet
+    dns.advance(2'500'000'000);
+    auto late = dns.take(qkey);  // the flow's next record reports it, with the query it is about
+    ASSERT_TRUE(late);
+    EXPECT_EQ(late->unanswered, 1u);
+    EXPECT_EQ(late->id, 1);
+    EXPECT_EQ(late->qname, "a.test");
+    EXPECT_EQ(dns.take(rkey)->max_latency_ns, 8'000'000u);
+}
+
+TEST(DnsEnricher, TcpMessagesAndPortsAndMalformedPayloads) {
+    DnsEnricher dns({});
+    Wire w{dns};
+    auto q = Msg::header(9, 0x0100).name({"big", "test"}).u16(255).u16(1).b;
+    auto r = Msg::header(9, 0x8180).name({"big", "test"}).u16(255).u16(1).b;
+    w.send(q, true, 100, true);
+    auto rkey = w.send(r, false, 600, true);
+    auto rs = dns.take(rkey);
+    ASSERT_TRUE(rs);
+    EXPECT_EQ(rs->qtype, 255);
+    EXPECT_EQ(rs->last_latency_ns, 500u);
+    // not a DNS message over UDP: counted as malformed, no summary
+    auto junk = std::vector<uint8_t>{1, 2, 3};
+    auto jkey = w.send(junk, true, 700);
+    EXPECT_EQ(dns.malformed(), 1u);
+    EXPECT_FALSE(dns.take(jkey));
+    bpfix_flow_key web{};
+    web.protocol = 6;
+    web.src_port = 40000;
+    web.dst_port = 443;
+    EXPECT_FALSE(dns.wants(web));
+    DnsEnricher::Config other;
+    other.ports = {53, 5353};
+    web.dst_port = 5353;
+    EXPECT_TRUE(DnsEnricher(other).wants(web));
 }
