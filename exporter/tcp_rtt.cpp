@@ -1,0 +1,82 @@
+#include "tcp_rtt.h"
+
+#include <cstring>
+
+namespace bpfix {
+
+bpfix_flow_key reverse_key(const bpfix_flow_key& k) {
+    bpfix_flow_key r = k;
+    std::memcpy(r.src_addr, k.dst_addr, sizeof r.src_addr);
+    std::memcpy(r.dst_addr, k.src_addr, sizeof r.dst_addr);
+    r.src_port = k.dst_port;
+    r.dst_port = k.src_port;
+    return r;
+}
+
+size_t HandshakeRttEstimator::KeyHash::operator()(const bpfix_flow_key& k) const noexcept {
+    const auto* p = reinterpret_cast<const uint8_t*>(&k);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+    return static_cast<size_t>(h);
+}
+
+bool HandshakeRttEstimator::KeyEq::operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, uint16_t flags) {
+    constexpr uint16_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
+    bool syn = flags & kSyn, ack = flags & kAck;
+    if (flags & kRst) {
+        pending_.erase(key);
+        pending_.erase(reverse_key(key));
+        return;
+    }
+    if (syn && !ack) {
+        // A SYN (or its retransmission: the RTT counts from the last one).
+        auto it = pending_.find(key);
+        if (it == pending_.end()) {
+            if (pending_.size() >= max_pending_) {
+                ++overflow_;
+                return;
+            }
+            it = pending_.emplace(key, Pending{}).first;
+        }
+        it->second = {ts_ns, 0};
+        return;
+    }
+    if (syn && ack) {
+        auto it = pending_.find(reverse_key(key));
+        if (it != pending_.end() && !it->second.synack_ns && ts_ns >= it->second.syn_ns) it->second.synack_ns = ts_ns;
+        return;
+    }
+    if (ack) {
+        auto it = pending_.find(key);
+        if (it == pending_.end() || !it->second.synack_ns || ts_ns < it->second.synack_ns) return;
+        if (done_.size() + 2 > 2 * max_pending_) {
+            ++overflow_;
+            pending_.erase(it);
+            return;
+        }
+        HandshakeRtt r{ts_ns - it->second.syn_ns, it->second.synack_ns - it->second.syn_ns,
+                       ts_ns - it->second.synack_ns};
+        done_[key] = r;
+        done_[reverse_key(key)] = r;
+        pending_.erase(it);
+        ++measured_;
+    }
+}
+
+std::optional<HandshakeRtt> HandshakeRttEstimator::take(const bpfix_flow_key& key) {
+    auto it = done_.find(key);
+    if (it == done_.end()) return std::nullopt;
+    HandshakeRtt r = it->second;
+    done_.erase(it);
+    return r;
+}
+
+void HandshakeRttEstimator::expire(uint64_t older_than_ns) {
+    std::erase_if(pending_, [&](const auto& kv) { return kv.second.syn_ns < older_than_ns; });
+}
+
+}  // namespace bpfix

@@ -1,0 +1,65 @@
+// TCP round-trip time from the three-way handshake, as seen at the capture
+// point (pcap mode, where no kernel socket is there to ask): the SYN at t1,
+// the SYN-ACK at t2, the client's first ACK at t3. t2 - t1 is the time from
+// here to the server and back, t3 - t2 the time from here to the client and
+// back; t3 - t1 is the whole path's round trip, the figure `ss -ti` shows
+// at either end (within the hosts' processing times). Both directions' flow
+// records carry it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+
+#include "bpfix_abi.h"
+
+namespace bpfix {
+
+struct HandshakeRtt {
+    uint64_t rtt_ns = 0;          // t3 - t1
+    uint64_t server_side_ns = 0;  // t2 - t1
+    uint64_t client_side_ns = 0;  // t3 - t2
+};
+
+class HandshakeRttEstimator {
+public:
+    // At most `max_pending` handshakes followed at once (beyond: not
+    // measured, counted).
+    explicit HandshakeRttEstimator(size_t max_pending = 65536) : max_pending_(max_pending) {}
+
+    // Every TCP packet: its flow key (direction as sent), time and flags
+    // (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
+    void packet(const bpfix_flow_key& key, uint64_t ts_ns, uint16_t tcp_flags);
+    // The RTT measured for this flow (either direction) since its last
+    // record; forgets it for this direction.
+    std::optional<HandshakeRtt> take(const bpfix_flow_key& key);
+    // Forgets handshakes that started before `older_than_ns` and never
+    // completed.
+    void expire(uint64_t older_than_ns);
+
+    uint64_t measured() const { return measured_; }
+    uint64_t overflow() const { return overflow_; }
+    size_t pending() const { return pending_.size(); }
+
+private:
+    struct KeyHash {
+        size_t operator()(const bpfix_flow_key& k) const noexcept;
+    };
+    struct KeyEq {
+        bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept;
+    };
+    struct Pending {
+        uint64_t syn_ns = 0, synack_ns = 0;
+    };
+    size_t max_pending_;
+    // keyed by the client-to-server flow key (the SYN's)
+    std::unordered_map<bpfix_flow_key, Pending, KeyHash, KeyEq> pending_;
+    std::unordered_map<bpfix_flow_key, HandshakeRtt, KeyHash, KeyEq> done_;  // both directions' keys
+    uint64_t measured_ = 0, overflow_ = 0;
+};
+
+// The flow key of the other direction (addresses and ports swapped; the
+// interface and direction fields as given).
+bpfix_flow_key reverse_key(const bpfix_flow_key& k);
+
+}  // namespace bpfix
