@@ -127,7 +127,8 @@ enum bpfix_counter_index {
     BPFIX_CNT_MAP_FULL = 2,   /* flow map full: counted here, never lost */
     BPFIX_CNT_SAMPLED_OUT = 3, /* not selected by 1-in-N sampling */
     BPFIX_CNT_FILTERED = 4,    /* rejected by the filter rules */
-    BPFIX_CNT_MAX = 5,
+    BPFIX_CNT_DNS_LOST = 5,    /* DNS packets not handed to user space (ring buffer full) */
+    BPFIX_CNT_MAX = 6,
 };
 struct bpfix_counter {
     __u64 packets;
@@ -176,5 +177,23 @@ struct bpfix_filter_rule {
     __u8 pad[3];
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_filter_rule) == 80, "bpfix_filter_rule layout");
+
+/* DNS enrichment: the TC programs copy the transport payload of UDP and
+ * TCP packets to or from one of the DNS ports (up to BPFIX_DNS_MAX_PORTS,
+ * host byte order, set before load) into the ring buffer `dns_events`, the
+ * first BPFIX_DNS_SNAP bytes (the header and question of any DNS message
+ * fit); user space parses them (the same parser as pcap mode). Packets
+ * without payload (TCP ACKs) are not copied. */
+#define BPFIX_DNS_MAX_PORTS 8
+#define BPFIX_DNS_SNAP 512
+struct bpfix_dns_event {
+    struct bpfix_flow_key key;  /* ifindex and direction set */
+    __u32 len;                  /* bytes in data */
+    __u64 ts_ns;                /* bpf_ktime_get_ns() */
+    __u32 orig_len;             /* payload bytes in the packet */
+    __u32 pad;
+    __u8 data[BPFIX_DNS_SNAP];
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_dns_event) == 584, "bpfix_dns_event layout");
 
 #endif /* BPFIX_ABI_H */

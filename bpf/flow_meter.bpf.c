@@ -69,6 +69,14 @@ struct {
 
 /* Filter rules (first match wins); set before load. With no rules every
  * packet is metered. */
+volatile const __u32 dns_port_count = 0;
+volatile const __u16 dns_ports[BPFIX_DNS_MAX_PORTS] = {};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 18); /* user space sets the size before load */
+} dns_events SEC(".maps");
+
 volatile const __u32 filter_rule_count = 0;
 volatile const __u32 filter_default_action = BPFIX_FILTER_ACCEPT;
 
@@ -95,6 +103,8 @@ struct packet {
     __u8 first_fragment;
     __u32 frag_id;
     __u32 hdr_len; /* IP + transport header bytes, repeated in every GSO segment */
+    __u32 payload_off; /* TCP/UDP payload: [payload_off, payload_end) in the skb; 0: none */
+    __u32 payload_end;
 };
 
 /* Copies header bytes at offset `off` into `buf`: `len` (a constant) of
@@ -146,6 +156,14 @@ static __always_inline int parse_transport(struct __sk_buff *skb, __u32 off, __u
     if (proto == BPFIX_PROTO_TCP) {
         p->tcp_flags = (__u16)(th[12] & 1) << 8 | th[13];
         p->hdr_len += (__u32)(th[12] >> 4) * 4 - need;
+        __u32 doff = (__u32)(th[12] >> 4) * 4;
+        if (doff >= 20 && off + doff < end) {
+            p->payload_off = off + doff;
+            p->payload_end = end;
+        }
+    } else if (proto == BPFIX_PROTO_UDP && off + 8 < end) {
+        p->payload_off = off + 8;
+        p->payload_end = end;
     }
     return PARSE_OK;
 }
@@ -643,6 +661,44 @@ static __always_inline void account_shared(struct packet *p, __u64 skb_len, __u3
 }
 #endif
 
+/* DNS enrichment: the payload of a packet to or from a DNS port, to user
+ * space through the ring buffer (see bpfix_dns_event). */
+static __always_inline void dns_copy(struct __sk_buff *skb, const struct packet *p)
+{
+    if (!p->payload_off || p->payload_end <= p->payload_off)
+        return;
+    int match = 0;
+    for (__u32 i = 0; i < BPFIX_DNS_MAX_PORTS; i++) {
+        if (i >= dns_port_count)
+            break;
+        if (p->key.src_port == dns_ports[i] || p->key.dst_port == dns_ports[i])
+            match = 1;
+    }
+    if (!match)
+        return;
+    struct bpfix_dns_event *ev = bpf_ringbuf_reserve(&dns_events, sizeof(*ev), 0);
+    if (!ev) {
+        count(BPFIX_CNT_DNS_LOST, skb->len);
+        return;
+    }
+    __u64 len = (__u32)(p->payload_end - p->payload_off);
+    ev->key = p->key;
+    ev->ts_ns = bpf_ktime_get_ns();
+    ev->orig_len = (__u32)len;
+    ev->pad = 0;
+    if (len > BPFIX_DNS_SNAP)
+        len = BPFIX_DNS_SNAP;
+    /* bound the register the helper call gets, not a copy of it */
+    asm volatile("" : "+r"(len));
+    if (len < 1 || len > BPFIX_DNS_SNAP || bpf_skb_load_bytes(skb, p->payload_off, ev->data, len) < 0) {
+        bpf_ringbuf_discard(ev, 0);
+        count(BPFIX_CNT_DNS_LOST, skb->len);
+        return;
+    }
+    ev->len = (__u32)len;
+    bpf_ringbuf_submit(ev, 0);
+}
+
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
     if (sampling_interval > 1) {
@@ -674,6 +730,8 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
     }
     p.key.ifindex = skb->ifindex;
     p.key.direction = direction;
+    if (dns_port_count && (!p.fragment || p.first_fragment))
+        dns_copy(skb, &p);
     __u32 segs = skb->gso_segs > 1 && !p.fragment ? skb->gso_segs : 1;
 #ifdef BPFIX_SHARED_MAP_VARIANT
     account_shared(&p, skb->len, segs);

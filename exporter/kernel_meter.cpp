@@ -61,8 +61,12 @@ bool is_our_program(uint32_t prog_id) {
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
 
 KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const CompiledFilter& filter,
-                         AttachMode mode, uint32_t cache_slots)
+                         AttachMode mode, uint32_t cache_slots, const std::vector<uint16_t>& dns_ports)
     : mode_(mode), cache_slots_(cache_slots) {
+    if (dns_ports.size() > BPFIX_DNS_MAX_PORTS) {
+        throw Error(fmt::format("{} DNS ports given; the eBPF programs watch at most {}", dns_ports.size(),
+                                BPFIX_DNS_MAX_PORTS));
+    }
     if (cache_slots != 0 && (cache_slots & (cache_slots - 1)) != 0) {
         throw Error(fmt::format("flow cache size {} is not a power of two", cache_slots));
     }
@@ -86,6 +90,11 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
     skel_->rodata->sampling_interval = sampling_interval;
     skel_->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
     skel_->rodata->filter_default_action = filter.default_action;
+    skel_->rodata->dns_port_count = static_cast<uint32_t>(dns_ports.size());
+    for (size_t i = 0; i < dns_ports.size(); ++i) skel_->rodata->dns_ports[i] = dns_ports[i];
+    // 256 KiB hold ~440 DNS packets between reads; one page when DNS is off.
+    bpf_map__set_max_entries(skel_->maps.dns_events,
+                             dns_ports.empty() ? static_cast<uint32_t>(sysconf(_SC_PAGESIZE)) : 1u << 18);
     int err = flow_meter__load(skel_.get());
     if (err) {
         throw Error(fmt::format("cannot load the eBPF flow meter: {}; it needs CAP_BPF, CAP_NET_ADMIN and "
@@ -98,6 +107,8 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
         }
     }
 }
+
+int KernelMeter::dns_ring_fd() const { return bpf_map__fd(skel_->maps.dns_events); }
 
 KernelMeter::~KernelMeter() {
     for (int ifindex : attached_interfaces()) {
@@ -339,6 +350,7 @@ KernelCounters KernelMeter::counters() const {
     sum(BPFIX_CNT_MAP_FULL, out.map_full_packets, &out.map_full_bytes);
     sum(BPFIX_CNT_SAMPLED_OUT, out.sampled_out_packets, nullptr);
     sum(BPFIX_CNT_FILTERED, out.filtered_packets, nullptr);
+    sum(BPFIX_CNT_DNS_LOST, out.dns_lost_packets, nullptr);
     return out;
 }
 

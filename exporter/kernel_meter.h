@@ -28,6 +28,7 @@ struct KernelCounters {
     uint64_t map_full_packets = 0, map_full_bytes = 0;
     uint64_t sampled_out_packets = 0;  // not selected by 1-in-N sampling
     uint64_t filtered_packets = 0;     // rejected by the filter rules
+    uint64_t dns_lost_packets = 0;     // DNS packets not handed to user space (ring buffer full)
 };
 
 // How the programs are hooked to an interface: TCX links (kernel 6.6+:
@@ -50,8 +51,11 @@ public:
     // chooses which packets are metered at all.
     // `cache_slots` (0, or a power of two) sizes the per-CPU flow cache in
     // front of the flow maps; 0 sends every packet to the maps.
+    // `dns_ports` (at most BPFIX_DNS_MAX_PORTS): the payload of packets to
+    // or from them goes to the ring buffer dns_ring_fd(); none: DNS off.
     KernelMeter(uint32_t map_entries, uint32_t sampling_interval = 1, const CompiledFilter& filter = {},
-                AttachMode mode = AttachMode::kAuto, uint32_t cache_slots = kDefaultCacheSlots);
+                AttachMode mode = AttachMode::kAuto, uint32_t cache_slots = kDefaultCacheSlots,
+                const std::vector<uint16_t>& dns_ports = {});
     static constexpr uint32_t kDefaultCacheSlots = 4096;
     ~KernelMeter();
     KernelMeter(const KernelMeter&) = delete;
@@ -60,6 +64,9 @@ public:
     // Whether the programs are attached as TCX links (known after the
     // first attach).
     bool using_tcx() const { return mode_ == AttachMode::kTcx; }
+    // The ring buffer of bpfix_dns_event (see bpfix_abi.h); read it with
+    // libbpf's ring_buffer__new.
+    int dns_ring_fd() const;
     // Attaches to both directions of `ifindex`. Throws bpfix::Error naming
     // the interface when the kernel refuses.
     void attach(int ifindex, const std::string& name);

@@ -452,3 +452,64 @@ TEST(FlowMeterBpf, FilterRulesFirstMatchWins) {
     EXPECT_EQ(k.src_port, 4000);
     EXPECT_EQ(counters[BPFIX_CNT_FILTERED].packets, 2u);
 }
+
+// DNS enrichment: packets to or from a configured DNS port hand their
+// payload (up to BPFIX_DNS_SNAP bytes) to user space through the ring
+// buffer; others, and packets without payload, do not.
+TEST(FlowMeterBpf, DnsPayloadsReachUserSpaceThroughTheRing) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to load BPF programs";
+    for (uint32_t ports : {0u, 1u}) {
+        flow_meter* raw = flow_meter__open();
+        ASSERT_TRUE(raw);
+        std::unique_ptr<flow_meter, SkelDeleter> skel(raw);
+        skel->rodata->dns_port_count = ports;
+        skel->rodata->dns_ports[0] = 53;
+        ASSERT_EQ(flow_meter__load(raw), 0);
+        // a query for example.org, type A
+        std::vector<uint8_t> q = {0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7,   'e', 'x', 'a',
+                                  'm',  'p',  'l',  'e',  3, 'o', 'r', 'g', 0, 0, 1, 0, 1};
+        const std::initializer_list<uint8_t> a{10, 0, 0, 1}, b{10, 0, 0, 2};
+        std::vector<Frame> frames;
+        frames.push_back(Frame().eth(0x0800).ipv4(17, a, b, static_cast<uint16_t>(28 + q.size()))
+                             .udp(40000, 53, static_cast<uint16_t>(8 + q.size())).bytes(q));
+        std::vector<uint8_t> tcpq = {0, static_cast<uint8_t>(q.size())};
+        tcpq.insert(tcpq.end(), q.begin(), q.end());
+        frames.push_back(Frame().eth(0x0800).ipv4(6, b, a, static_cast<uint16_t>(40 + tcpq.size()))
+                             .tcp(53, 40001, 0x18).bytes(tcpq));
+        frames.push_back(Frame().eth(0x0800).ipv4(6, a, b, 40).tcp(40001, 53, 0x10));  // pure ACK: nothing
+        frames.push_back(Frame().eth(0x0800).ipv4(17, a, b, 28 + 20).udp(40000, 80, 28).zeros(20));  // not DNS
+        frames.push_back(Frame().eth(0x0800).ipv4(17, b, a, 28 + 1000).udp(53, 40000, 1008).zeros(1000));  // big
+        for (const Frame& f : frames) {
+            std::vector<uint8_t> data = f.data();
+            LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(),
+                        .data_size_in = static_cast<__u32>(data.size()), .repeat = 1);
+            ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_ingress), &opts), 0);
+        }
+        std::vector<bpfix_dns_event> events;
+        auto cb = [](void* ctx, void* data, size_t size) -> int {
+            EXPECT_EQ(size, sizeof(bpfix_dns_event));
+            auto* out = static_cast<std::vector<bpfix_dns_event>*>(ctx);
+            out->push_back(*static_cast<const bpfix_dns_event*>(data));
+            return 0;
+        };
+        ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel->maps.dns_events), cb, &events, nullptr);
+        ASSERT_TRUE(rb);
+        ring_buffer__consume(rb);
+        ring_buffer__free(rb);
+        if (ports == 0) {
+            EXPECT_TRUE(events.empty()) << "DNS off, yet " << events.size() << " events";
+            continue;
+        }
+        ASSERT_EQ(events.size(), 3u);
+        EXPECT_EQ(events[0].key.src_port, 40000);
+        EXPECT_EQ(events[0].key.dst_port, 53);
+        EXPECT_EQ(events[0].key.direction, BPFIX_DIR_INGRESS);
+        ASSERT_EQ(events[0].len, q.size());
+        EXPECT_EQ(std::vector<uint8_t>(events[0].data, events[0].data + events[0].len), q);
+        EXPECT_NE(events[0].ts_ns, 0u);
+        EXPECT_EQ(events[1].key.protocol, 6);
+        EXPECT_EQ(std::vector<uint8_t>(events[1].data, events[1].data + events[1].len), tcpq);
+        EXPECT_EQ(events[2].orig_len, 1000u);
+        EXPECT_EQ(events[2].len, static_cast<uint32_t>(BPFIX_DNS_SNAP));
+    }
+}
