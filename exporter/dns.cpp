@@ -90,11 +90,23 @@ std::optional<DnsMessage> parse_dns(std::span<const uint8_t> m, std::string* err
 std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload) {
     std::vector<DnsMessage> out;
     size_t off = 0;
-    while (payload.size() - off >= 2) {
+    while (payload.size() - off >= 2 + 12) {
         size_t len = be16(payload, off);
-        if (len == 0 || payload.size() - off - 2 < len) break;
-        if (auto d = parse_dns(payload.subspan(off + 2, len))) out.push_back(std::move(*d));
+        if (len < 12) break;
+        // The last message may go on in later segments (or past a capture's
+        // snap length): its header and question are normally all here.
+        size_t have = std::min(len, payload.size() - off - 2);
+        auto d = parse_dns(payload.subspan(off + 2, have));
+        // Without reassembly, a segment that continues an earlier message
+        // can look like one: keep only what reads as a query or response
+        // with one question of a real class.
+        if (!d || d->qdcount != 1 || !(d->qclass == 1 || d->qclass == 3 || d->qclass == 4 || d->qclass == 255) ||
+            d->opcode() > 6) {
+            break;
+        }
+        out.push_back(std::move(*d));
         off += 2 + len;
+        if (off > payload.size()) break;
     }
     return out;
 }

@@ -47,7 +47,10 @@ std::optional<DnsMessage> parse_dns(std::span<const uint8_t> msg, std::string* e
 
 // The DNS messages in a TCP segment's payload that starts at a message
 // boundary (the usual case: one query or response per segment, each behind
-// its 2-byte length). A message cut by the segment end is not parsed.
+// its 2-byte length). A message the segment cuts is parsed from what is
+// there (its header and question come first). Without stream reassembly a
+// segment continuing a message could pass for one: only messages with one
+// question of class IN, CH, HS or ANY and a known opcode are kept.
 std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload);
 
 // Matches responses to queries: a query is keyed by (client address and

@@ -113,7 +113,9 @@ TEST(Dns, MalformedMessagesAreRefusedWithAReason) {
 
 TEST(Dns, TcpFramingTwoMessagesAndACutOne) {
     auto q1 = Msg::header(1, 0x0100).name({"a", "test"}).u16(1).u16(1);
-    auto q2 = Msg::header(2, 0x0100).name({"b", "test"}).u16(16).u16(1);
+    // a response with an answer (TXT "hi") after its question
+    auto q2 = Msg::header(2, 0x8180, 1, 1).name({"b", "test"}).u16(16).u16(1);
+    q2.u16(0xc00c).u16(16).u16(1).u16(0).u16(60).u16(3).u8(2).u8('h').u8('i');
     std::vector<uint8_t> seg;
     for (auto* q : {&q1, &q2}) {
         seg.push_back(static_cast<uint8_t>(q->b.size() >> 8));
@@ -124,8 +126,14 @@ TEST(Dns, TcpFramingTwoMessagesAndACutOne) {
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].qname, "a.test");
     EXPECT_EQ(got[1].qtype, 16);
-    seg.resize(seg.size() - 3);
+    seg.resize(seg.size() - 3);  // the second message cut: its question is still whole
+    EXPECT_EQ(parse_dns_tcp(seg).size(), 2u);
+    seg.resize(seg.size() - 18);  // now the cut takes the question: only the first
     EXPECT_EQ(parse_dns_tcp(seg).size(), 1u);
+    // a continuation segment: bytes from the middle of a message
+    std::vector<uint8_t> middle(q1.b.begin() + 5, q1.b.end());
+    middle.insert(middle.begin(), {0, 40});
+    EXPECT_TRUE(parse_dns_tcp(middle).empty());
 }
 
 TEST(Dns, TransactionsMatchByIdAndEndpointsAndTimeOut) {
