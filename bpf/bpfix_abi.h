@@ -196,4 +196,26 @@ struct bpfix_dns_event {
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_dns_event) == 584, "bpfix_dns_event layout");
 
+/* Kernel packet drops (bpf/drop_tracker.bpf.c, a tp_btf/kfree_skb program).
+ * A dropped packet whose headers parse is keyed like the TC meter keys it
+ * (struct bpfix_flow_key, with the interface and direction it is attributed
+ * to, docs/live-mode.md) and counted in a per-CPU hash, double-buffered like
+ * the flow maps (`active_drops` names the one being written). `last_reason`
+ * is the kernel's enum skb_drop_reason value of the running kernel; user
+ * space names it from the kernel's BTF. */
+struct bpfix_drop_stats {
+    __u64 packets;
+    __u64 bytes;       /* IP octets, as the flow counters */
+    __u64 last_ns;     /* bpf_ktime_get_ns() of the latest drop */
+    __u32 last_reason; /* enum skb_drop_reason of the latest drop */
+    __u32 pad;
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_drop_stats) == 32, "bpfix_drop_stats layout");
+
+/* Drops on a metered interface that could not be keyed (not IPv4/IPv6,
+ * headers unreadable, or the drop map full), per-CPU hash keyed by the
+ * reason (__u32), value struct bpfix_counter (bytes: skb length). Totals
+ * since load, never cleared. */
+#define BPFIX_MAX_DROP_REASONS 1024
+
 #endif /* BPFIX_ABI_H */

@@ -28,6 +28,9 @@ fbInfoElementSpec_t kFlowRecordSpec[] = {
     SPEC("flowDirection", 1, 0),
     SPEC("flowEndReason", 1, 0),
     SPEC("paddingOctets", 6, kSpecInternal),
+    SPEC("droppedOctetDeltaCount", 8, kSpecDrops),
+    SPEC("droppedPacketDeltaCount", 8, kSpecDrops),
+    SPEC("bpfixDropReason", FB_IE_VARLEN, kSpecDrops),
     FB_IESPEC_NULL,
 };
 
@@ -55,6 +58,15 @@ fbInfoElementSpec_t kSamplingRecordSpec[] = {
     SPEC("selectorId", 8, 0),
     SPEC("selectorIdTotalPktsObserved", 8, 0),
     SPEC("selectorIdTotalPktsSelected", 8, 0),
+    FB_IESPEC_NULL,
+};
+
+fbInfoElementSpec_t kDropReasonRecordSpec[] = {
+    SPEC("observationDomainId", 4, 0),
+    SPEC("paddingOctets", 4, kSpecInternal),
+    SPEC("bpfixDropReason", FB_IE_VARLEN, 0),
+    SPEC("droppedPacketTotalCount", 8, 0),
+    SPEC("droppedOctetTotalCount", 8, 0),
     FB_IESPEC_NULL,
 };
 

@@ -14,16 +14,21 @@ inline constexpr uint16_t kTemplateFlowV6 = 257;
 inline constexpr uint16_t kTemplateStats = 258;
 inline constexpr uint16_t kTemplateTypeInfo = 259;  // RFC 5610 type records
 inline constexpr uint16_t kTemplateSampling = 260;  // how packets were selected (RFC 5476)
+inline constexpr uint16_t kTemplateDropReasons = 261;  // drops attributed to no flow, per reason
 // Internal-only template ids (never on the wire).
 inline constexpr uint16_t kInternalFlow = 0x8000;
 inline constexpr uint16_t kInternalStats = 0x8001;
 inline constexpr uint16_t kInternalTypeInfo = 0x8002;
 inline constexpr uint16_t kInternalSampling = 0x8003;
+inline constexpr uint16_t kInternalDropReasons = 0x8004;
 
 // Spec flags: an element is in a template when (spec.flags & tmpl_flags) ==
 // spec.flags. Internal templates use every flag.
 inline constexpr uint32_t kSpecV4 = 0x1;
 inline constexpr uint32_t kSpecV6 = 0x2;
+// Enrichment: the flow templates carry these elements only when the
+// enricher is on (IpfixEncoder's `enrichments`).
+inline constexpr uint32_t kSpecDrops = 0x4;
 inline constexpr uint32_t kSpecInternal = 0x80;  // padding: memory layout only
 inline constexpr uint32_t kSpecAll = 0xffffffff;
 
@@ -62,9 +67,14 @@ struct FlowRecord {
     uint8_t flowDirection;
     uint8_t flowEndReason;
     uint8_t ipVersion;  // selects the template; not exported
-    uint8_t padding[5];
+    uint8_t padding[1];
+    uint32_t dropReasonCode;  // kernel enum skb_drop_reason value; not exported (the name is)
+    // Drops (kSpecDrops): packets of this flow's key the kernel dropped.
+    uint64_t droppedOctetDeltaCount;
+    uint64_t droppedPacketDeltaCount;
+    fbVarfield_t bpfixDropReason;  // name of the latest drop reason; must outlive the encoding
 };
-static_assert(sizeof(FlowRecord) == 120, "FlowRecord must match kFlowRecordSpec");
+static_assert(sizeof(FlowRecord) == 152, "FlowRecord must match kFlowRecordSpec");
 
 // Exporter statistics (RFC 7011 §4 style), options template scoped by
 // observationDomainId.
@@ -99,7 +109,22 @@ struct SamplingRecord {
 };
 static_assert(sizeof(SamplingRecord) == 40, "SamplingRecord must match kSamplingRecordSpec");
 
+// Drops that were attributed to no exported flow (not IP, headers
+// unreadable, or no metered flow with their key), totals since start per
+// kernel drop reason: options template scoped by observationDomainId and
+// the reason name.
+struct DropReasonRecord {
+    uint32_t observationDomainId;  // scope
+    uint8_t padding[4];
+    fbVarfield_t bpfixDropReason;  // scope
+    uint64_t droppedPacketTotalCount;
+    uint64_t droppedOctetTotalCount;
+};
+static_assert(sizeof(DropReasonRecord) == 40, "DropReasonRecord must match kDropReasonRecordSpec");
+
 extern fbInfoElementSpec_t kFlowRecordSpec[];
+extern fbInfoElementSpec_t kDropReasonRecordSpec[];
+inline constexpr uint32_t kDropReasonScopeCount = 2;
 extern fbInfoElementSpec_t kSamplingRecordSpec[];
 extern fbInfoElementSpec_t kStatsRecordSpec[];
 inline constexpr uint32_t kStatsScopeCount = 1;

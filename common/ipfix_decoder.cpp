@@ -142,6 +142,8 @@ nlohmann::ordered_json value_of(const Field& f, const uint8_t* rec) {
             return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", data[0], data[1], data[2], data[3],
                                data[4], data[5]);
         case FB_STRING:
+            // (an empty variable-length value has no buffer at all)
+            if (len == 0) return std::string();
             return std::string(reinterpret_cast<const char*>(data), strnlen(reinterpret_cast<const char*>(data), len));
         case FB_DT_SEC:
             if (len != 4) break;
@@ -434,8 +436,7 @@ void IpfixDecoder::append_jsonl(const TemplateInfo& info, uint32_t domain) {
             }
             case FB_STRING:
                 out += '"';
-                json_escape(out, reinterpret_cast<const char*>(data),
-                            strnlen(reinterpret_cast<const char*>(data), len));
+                if (len) json_escape(out, reinterpret_cast<const char*>(data), strnlen(reinterpret_cast<const char*>(data), len));
                 out += '"';
                 continue;
             default:

@@ -23,8 +23,9 @@ bool is_end_of_message(const GError* err) {
 }  // namespace
 
 IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, uint16_t max_message_size,
-                           Sink sink)
-    : model_(model), domain_(observation_domain), sink_(std::move(sink)), buffer_(max_message_size) {
+                           Sink sink, uint32_t enrichments)
+    : model_(model), domain_(observation_domain), enrichments_(enrichments), sink_(std::move(sink)),
+      buffer_(max_message_size) {
     if (max_message_size < 512) {
         throw Error(fmt::format("IPFIX message size {} is too small (minimum 512 bytes)", max_message_size));
     }
@@ -33,13 +34,20 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
     // and sequence numbers are per domain.
     fbSessionSetDomain(session_, domain_);
 
-    add_template(kInternalFlow, true, kFlowRecordSpec, kSpecAll, 0);
-    add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4, 0);
-    add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6, 0);
+    // The record in memory always holds the enrichment fields (at its end);
+    // the internal template reads only those of the enrichers that are on,
+    // so a model without their elements still encodes plain flows.
+    add_template(kInternalFlow, true, kFlowRecordSpec, kSpecV4 | kSpecV6 | kSpecInternal | enrichments_, 0);
+    add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4 | enrichments_, 0);
+    add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6 | enrichments_, 0);
     add_template(kInternalStats, true, kStatsRecordSpec, kSpecAll, kStatsScopeCount);
     add_template(kTemplateStats, false, kStatsRecordSpec, 0, kStatsScopeCount);
     add_template(kInternalSampling, true, kSamplingRecordSpec, kSpecAll, 1);
     add_template(kTemplateSampling, false, kSamplingRecordSpec, 0, 1);
+    if (enrichments_ & kSpecDrops) {
+        add_template(kInternalDropReasons, true, kDropReasonRecordSpec, kSpecAll, kDropReasonScopeCount);
+        add_template(kTemplateDropReasons, false, kDropReasonRecordSpec, 0, kDropReasonScopeCount);
+    }
     if (!model_.enterprise_elements().empty()) {
         GError* err = nullptr;
         for (bool internal : {true, false}) {
@@ -83,6 +91,7 @@ void IpfixEncoder::add_template(uint16_t id, bool internal, fbInfoElementSpec_t*
     if (!fbSessionAddTemplate(session_, internal, id, t, &err)) {
         throw Error(fmt::format("template {:#x}: {}", id, take_error(err)));
     }
+    if (!internal) external_templates_.push_back(id);
 }
 
 void IpfixEncoder::select(uint16_t internal_id, uint16_t external_id) {
@@ -139,6 +148,14 @@ void IpfixEncoder::add_sampling(const SamplingRecord& rec) {
     ++data_records_;
 }
 
+void IpfixEncoder::add_drop_reason(const DropReasonRecord& rec) {
+    if (!(enrichments_ & kSpecDrops)) {
+        throw Error("drop-reason record without the drops enrichment (encoder built without kSpecDrops)");
+    }
+    append(&rec, sizeof rec, kInternalDropReasons, kTemplateDropReasons);
+    ++data_records_;
+}
+
 void IpfixEncoder::emit() {
     if (pending_records_ == 0 && !pending_templates_) {
         return;
@@ -151,7 +168,9 @@ void IpfixEncoder::emit() {
     IpfixMessage msg;
     msg.bytes.assign(buffer_.begin(), buffer_.begin() + static_cast<ptrdiff_t>(len));
     msg.data_records = pending_records_;
-    msg.templates = pending_templates_;
+    // The RFC 5610 type records belong to the announcement: a transport
+    // sends them with the templates, first on every connection.
+    msg.templates = pending_templates_ || collecting_templates_;
     pending_records_ = 0;
     pending_templates_ = false;
     ++messages_;
@@ -169,18 +188,12 @@ void IpfixEncoder::export_templates() {
     template_messages_.clear();
     collecting_templates_ = true;
     GError* err = nullptr;
-    // Templates go out in automatic mode into an empty buffer (libfixbuf
-    // insists on a fresh message after a template export in manual mode);
-    // the data that follows is appended in manual mode so that we see and
-    // deliver every message ourselves.
-    fBufSetAutomaticMode(fbuf_, TRUE);
-    if (!fbSessionExportTemplates(session_, &err)) {
-        throw Error("cannot export templates: " + take_error(err));
+    // The RFC 5610 type template and records go first: a collector maps a
+    // template's elements when the template arrives, so it must know the
+    // enterprise elements by then, or it names them by number.
+    if (!model_.enterprise_elements().empty()) {
+        export_template_set({kTemplateTypeInfo});
     }
-    fBufSetAutomaticMode(fbuf_, FALSE);
-    pending_templates_ = true;
-    emit();
-    cur_internal_ = cur_external_ = 0;
     for (const fbInfoElement_t* ie : model_.enterprise_elements()) {
         select(kInternalTypeInfo, kTemplateTypeInfo);
         if (fbInfoElementWriteOptionsRecord(fbuf_, ie, kInternalTypeInfo, kTemplateTypeInfo, &err)) {
@@ -202,7 +215,26 @@ void IpfixEncoder::export_templates() {
         ++data_records_;
     }
     emit();
+    cur_internal_ = cur_external_ = 0;
+    export_template_set(external_templates_);
     collecting_templates_ = false;
+}
+
+void IpfixEncoder::export_template_set(const std::vector<uint16_t>& ids) {
+    GError* err = nullptr;
+    // Templates go out in automatic mode into an empty buffer (libfixbuf
+    // insists on a fresh message after a template export in manual mode);
+    // the data that follows is appended in manual mode so that we see and
+    // deliver every message ourselves.
+    fBufSetAutomaticMode(fbuf_, TRUE);
+    for (uint16_t id : ids) {
+        if (!fbSessionExportTemplate(session_, id, &err)) {
+            throw Error(fmt::format("cannot export template {}: {}", id, take_error(err)));
+        }
+    }
+    fBufSetAutomaticMode(fbuf_, FALSE);
+    pending_templates_ = true;
+    emit();
     cur_internal_ = cur_external_ = 0;
 }
 

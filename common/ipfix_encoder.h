@@ -27,7 +27,10 @@ class IpfixEncoder {
 public:
     using Sink = std::function<void(IpfixMessage&&)>;
 
-    IpfixEncoder(const InfoModel& model, uint32_t observation_domain, uint16_t max_message_size, Sink sink);
+    // `enrichments` (kSpecDrops, ...) chooses the optional elements of the
+    // flow templates and the options templates that go with them.
+    IpfixEncoder(const InfoModel& model, uint32_t observation_domain, uint16_t max_message_size, Sink sink,
+                 uint32_t enrichments = 0);
     ~IpfixEncoder();
     IpfixEncoder(const IpfixEncoder&) = delete;
     IpfixEncoder& operator=(const IpfixEncoder&) = delete;
@@ -35,6 +38,9 @@ public:
     void add_flow(const FlowRecord& rec);
     void add_stats(const StatsRecord& rec);
     void add_sampling(const SamplingRecord& rec);
+    // Only with kSpecDrops in `enrichments`.
+    void add_drop_reason(const DropReasonRecord& rec);
+    uint32_t enrichments() const { return enrichments_; }
     // Ends the pending message, then sends every template and the RFC 5610
     // type records for the enterprise elements in their own message(s).
     void export_templates();
@@ -56,9 +62,12 @@ private:
     void select(uint16_t internal_id, uint16_t external_id);
     void append(const void* rec, size_t len, uint16_t internal_id, uint16_t external_id);
     void emit();
+    // One message holding the templates `ids` (external).
+    void export_template_set(const std::vector<uint16_t>& ids);
 
     const InfoModel& model_;
     uint32_t domain_;
+    uint32_t enrichments_;
     Sink sink_;
     std::vector<uint8_t> buffer_;
     fbExporter_t* exporter_ = nullptr;  // owned by fbuf_
@@ -70,6 +79,7 @@ private:
     bool pending_templates_ = false;
     bool collecting_templates_ = false;
     std::vector<IpfixMessage> template_messages_;
+    std::vector<uint16_t> external_templates_;  // data and options templates, in the order added
     uint64_t messages_ = 0;
     uint64_t octets_ = 0;
     uint64_t flow_records_ = 0;

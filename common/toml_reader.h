@@ -67,6 +67,13 @@ public:
         return n;
     }
 
+    bool boolean(const toml::value& t, const std::string& sect, const std::string& key, bool def) const {
+        if (!t.contains(key)) return def;
+        const auto& v = t.at(key);
+        if (!v.is_boolean()) fail(sect + "." + key, "must be true or false");
+        return v.as_boolean();
+    }
+
     std::string string(const toml::value& t, const std::string& sect, const std::string& key,
                        const std::string& def) const {
         if (!t.contains(key)) return def;

@@ -13,7 +13,7 @@ std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(s
 
 }  // namespace
 
-ExportPipeline::ExportPipeline(const ExporterConfig& cfg)
+ExportPipeline::ExportPipeline(const ExporterConfig& cfg, uint32_t enrichments)
     : cfg_(cfg), init_ms_(wall_ms()), model_(cfg.pen), url_(parse_collector_url(cfg.collector)),
       work_(asio::make_work_guard(io_)) {
     // The transport asks the encoder for templates when it (re)connects; the
@@ -22,7 +22,8 @@ ExportPipeline::ExportPipeline(const ExporterConfig& cfg)
         return encoder_->template_messages();
     });
     encoder_ = std::make_unique<IpfixEncoder>(model_, cfg.observation_domain, transport_->max_message_size(),
-                                              [this](IpfixMessage&& m) { transport_->send(std::move(m)); });
+                                              [this](IpfixMessage&& m) { transport_->send(std::move(m)); },
+                                              enrichments);
     auto now = std::chrono::steady_clock::now();
     next_refresh_ = now + seconds(cfg.template_refresh_s);
     next_stats_ = now + seconds(cfg.stats_interval_s);
@@ -51,6 +52,17 @@ void ExportPipeline::add_stats(const MeterLoss& loss) {
         r.selectorIdTotalPktsObserved = loss.observed_packets;
         r.selectorIdTotalPktsSelected = loss.selected_packets;
         encoder_->add_sampling(r);
+    }
+    if (encoder_->enrichments() & kSpecDrops) {
+        for (const auto& [name, counts] : loss.unattributed_drops) {
+            DropReasonRecord d{};
+            d.observationDomainId = cfg_.observation_domain;
+            d.bpfixDropReason.buf = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
+            d.bpfixDropReason.len = name.size();
+            d.droppedPacketTotalCount = counts.first;
+            d.droppedOctetTotalCount = counts.second;
+            encoder_->add_drop_reason(d);
+        }
     }
 }
 

@@ -3,6 +3,9 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <chrono>
+#include <map>
+#include <string>
+#include <utility>
 #include <memory>
 
 #include "collector_url.h"
@@ -23,11 +26,17 @@ struct MeterLoss {
     // Sampling (live mode): interval 1 means every packet, and no record.
     uint32_t sampling_interval = 1;
     uint64_t observed_packets = 0, selected_packets = 0;
+    // Kernel drops attributed to no flow, totals per drop reason name
+    // (packets, octets); sent as options template 261 with the statistics
+    // when the drops enrichment is on.
+    std::map<std::string, std::pair<uint64_t, uint64_t>> unattributed_drops = {};
 };
 
 class ExportPipeline {
 public:
-    explicit ExportPipeline(const ExporterConfig& cfg);
+    // `enrichments` (kSpecDrops, ...): the optional elements the flow
+    // templates carry, for the enrichers that are running.
+    explicit ExportPipeline(const ExporterConfig& cfg, uint32_t enrichments = 0);
 
     asio::io_context& io() { return io_; }
     Transport& transport() { return *transport_; }

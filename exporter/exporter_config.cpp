@@ -29,7 +29,7 @@ FlowTableConfig ExporterConfig::flow_table() const {
 void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     TomlReader r(path);
     const toml::value& root = r.root();
-    r.check_keys(root, "", {"export", "transport", "flows", "live", "pcap", "log"});
+    r.check_keys(root, "", {"export", "transport", "flows", "live", "enrich", "pcap", "log"});
     auto section = [&](const char* name) { return r.section(name); };
 
     auto ex = section("export");
@@ -112,6 +112,10 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cfg.interfaces = r.strings(lv, "live", "interfaces", cfg.interfaces);
     cfg.exclude = r.strings(lv, "live", "exclude", cfg.exclude);
     cfg.drain_interval_s = r.number(lv, "live", "drain_interval", cfg.drain_interval_s);
+
+    auto en = section("enrich");
+    r.check_keys(en, "enrich", {"drops"});
+    cfg.enrich_drops = r.boolean(en, "enrich", "drops", cfg.enrich_drops);
 
     auto pc = section("pcap");
     r.check_keys(pc, "pcap", {"file", "interface_index", "direction"});

@@ -45,6 +45,9 @@ struct ExporterConfig {
     // [[live.filter]] rules, first match wins.
     std::vector<FilterRuleText> filters;
 
+    // [enrich] (live mode): kernel packet drops on the flow records.
+    bool enrich_drops = true;
+
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;
     uint8_t pcap_direction = 0;  // flowDirection: 0 ingress, 1 egress

@@ -44,6 +44,10 @@ public:
     // as per packet, with the delta's OR-ed flags.
     void add_delta(const bpfix_flow_key& key, uint64_t first_ns, uint64_t last_ns, uint64_t packets,
                    uint64_t octets, uint16_t tcp_flags, uint8_t tos);
+    // Adds kernel drops of `key` to its flow, with the latest drop reason
+    // (kernel enum skb_drop_reason value). False when no flow with that key
+    // is open: the caller accounts the drops elsewhere.
+    bool add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason);
     // Ends every flow (end of input): forced end, or end detected after FIN.
     void flush();
 
@@ -61,6 +65,8 @@ private:
         uint64_t hash;
         uint64_t start_ns, last_ns, fin_ns;
         uint64_t packets, octets;
+        uint64_t dropped_packets, dropped_octets;
+        uint32_t drop_reason;
         uint16_t flags;
         uint8_t tos;
         bool fin;

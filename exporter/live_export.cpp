@@ -11,6 +11,7 @@
 #include <map>
 #include <ctime>
 
+#include "drop_tracker.h"
 #include "error.h"
 #include "export_pipeline.h"
 #include "flow_table.h"
@@ -25,7 +26,7 @@ namespace {
 // What the statistics and sampling records report. `metered` counts the
 // packets that reached a flow so far.
 MeterLoss loss(const KernelCounters& c, uint32_t sampling, uint64_t metered) {
-    MeterLoss l{c.malformed_packets, c.malformed_bytes, c.map_full_packets, c.map_full_bytes, sampling, 0, 0};
+    MeterLoss l{c.malformed_packets, c.malformed_bytes, c.map_full_packets, c.map_full_bytes, sampling, 0, 0, {}};
     l.selected_packets = metered + c.map_full_packets + c.malformed_packets + c.non_ip_packets;
     l.observed_packets = l.selected_packets + c.sampled_out_packets;
     return l;
@@ -52,13 +53,25 @@ int run_live_export(const ExporterConfig& cfg) {
         }
     }
 
-    ExportPipeline out(cfg);
+    // Drops: optional. A kernel that cannot trace them costs the drop
+    // elements, never the flows; the templates say which elements come.
+    std::unique_ptr<DropTracker> drops;
+    if (cfg.enrich_drops) {
+        try {
+            drops = std::make_unique<DropTracker>();
+            spdlog::info("drops: tracing kernel packet drops (tp_btf/kfree_skb, {} reason names from BTF)",
+                         drops->names().size());
+        } catch (const Error& e) {
+            spdlog::warn("drops: off, flows are exported without drop elements: {}", e.what());
+        }
+    }
+    ExportPipeline out(cfg, drops ? kSpecDrops : 0);
     AttachMode mode = cfg.attach == "tcx" ? AttachMode::kTcx : cfg.attach == "tc" ? AttachMode::kTc : AttachMode::kAuto;
     KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode, cfg.cache_slots);
     // Names of every interface metered in this run, kept after one vanishes
     // so its last records still carry it.
     std::map<int, std::string> names;
-    FlowTable table(cfg.flow_table(), [&out, &names](const FlowRecord& r) {
+    FlowTable table(cfg.flow_table(), [&out, &names, &drops](const FlowRecord& r) {
         FlowRecord named = r;
         uint32_t idx = r.flowDirection ? r.egressInterface : r.ingressInterface;
         if (auto it = names.find(static_cast<int>(idx)); it != names.end()) {
@@ -67,9 +80,26 @@ int run_live_export(const ExporterConfig& cfg) {
             std::memcpy(named.interfaceName, it->second.data(),
                         std::min(it->second.size(), sizeof named.interfaceName));
         }
+        if (drops && r.droppedPacketDeltaCount) {
+            // The name lives in DropReasonNames for the whole run.
+            const std::string& reason = drops->names().name(r.dropReasonCode);
+            named.bpfixDropReason.buf = reinterpret_cast<uint8_t*>(const_cast<char*>(reason.data()));
+            named.bpfixDropReason.len = reason.size();
+        }
         out.add_flow(named);
     });
     uint64_t packets = 0, octets = 0;
+    uint64_t drops_in_flows = 0;
+    // The statistics' view of the meter, with the drops no flow took.
+    auto meter_loss = [&] {
+        MeterLoss l = loss(kernel.counters(), cfg.sampling, packets);
+        if (drops) {
+            for (const auto& [reason, t] : drops->unattributed()) {
+                l.unattributed_drops[drops->names().name(reason)] = {t.packets, t.bytes};
+            }
+        }
+        return l;
+    };
 
     auto rescan = [&] {
         auto now = InterfaceSelector::list_interfaces();
@@ -78,6 +108,7 @@ int run_live_export(const ExporterConfig& cfg) {
             if (!wanted.count(idx)) {
                 spdlog::info("interface ifindex {} is gone or no longer selected; stopped metering it", idx);
                 kernel.detach(idx);
+                if (drops) drops->unwatch(idx);
             }
         }
         for (const auto& [idx, name] : wanted) {
@@ -85,6 +116,7 @@ int run_live_export(const ExporterConfig& cfg) {
             try {
                 names[idx] = name;
                 kernel.attach(idx, name);
+                if (drops) drops->watch(idx);
             } catch (const Error& e) {
                 // An interface can vanish between listing and attaching.
                 spdlog::warn("{}", e.what());
@@ -96,13 +128,26 @@ int run_live_export(const ExporterConfig& cfg) {
         // Kernel times are CLOCK_MONOTONIC; records carry wall-clock time.
         const uint64_t now_real = clock_ns(CLOCK_REALTIME);
         const uint64_t offset = now_real - clock_ns(CLOCK_MONOTONIC);
+        // Drops first: a packet is metered (TC) before the stack drops it,
+        // so every drop read now belongs to a packet already in the flow
+        // maps drained next, and its flow is in the table when the drops
+        // are merged.
+        std::vector<KernelDrop> dropped;
+        if (drops) dropped = drops->drain();
         kernel.drain([&](const KernelFlow& f) {
             table.add_delta(f.key, f.first_ns + offset, f.last_ns + offset, f.packets, f.bytes, f.tcp_flags, f.tos);
             packets += f.packets;
             octets += f.bytes;
         });
+        for (const KernelDrop& d : dropped) {
+            if (table.add_drops(d.key, d.packets, d.bytes, d.last_reason)) {
+                drops_in_flows += d.packets;
+            } else {
+                drops->add_unattributed(d.last_reason, d.packets, d.bytes);
+            }
+        }
         table.advance(now_real);
-        out.tick(loss(kernel.counters(), cfg.sampling, packets));
+        out.tick(meter_loss());
     };
 
     rescan();
@@ -158,7 +203,17 @@ int run_live_export(const ExporterConfig& cfg) {
     std::vector<int> ifaces = kernel.attached_interfaces();
     for (int idx : ifaces) kernel.detach(idx);
     auto c = kernel.counters();
-    bool delivered = out.finish(loss(c, cfg.sampling, packets));
+    MeterLoss final_loss = meter_loss();
+    bool delivered = out.finish(final_loss);
+    std::string drop_summary = "drops=off";
+    if (drops) {
+        uint64_t other = 0;
+        for (const auto& [name, t] : final_loss.unattributed_drops) {
+            spdlog::info("drops attributed to no flow: {} {} packets {} octets", name, t.first, t.second);
+            other += t.first;
+        }
+        drop_summary = fmt::format("dropped_in_flows={} dropped_unattributed={}", drops_in_flows, other);
+    }
     if (c.map_full_packets) {
         spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
                       c.map_full_packets, c.map_full_bytes);
@@ -166,11 +221,11 @@ int run_live_export(const ExporterConfig& cfg) {
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: interfaces={} packets={} octets={} non_ip={} malformed={} map_full={} "
-               "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={}\n",
+               "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={} {}\n",
                ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
                c.sampled_out_packets, c.filtered_packets,
                out.encoder().flow_records(), out.encoder().data_records(), out.encoder().messages(),
-               out.transport().records_not_sent());
+               out.transport().records_not_sent(), drop_summary);
     return delivered ? 0 : 1;
 }
 

@@ -16,8 +16,8 @@ Fails (exit 1, every problem listed) when:
     IP version;
   - the earliest flowStart / latest flowEnd (milliseconds) differ from the
     first / last IP packet of the pcap (when the records carry them);
-  - with --flow-templates: data sets use other template ids than those and
-    --stats-template, or IPv4 records are not in the first / IPv6 not in the
+  - with --flow-templates: data sets use other template ids than those,
+    --stats-template and 259 (RFC 5610 type records), or IPv4 records are not in the first / IPv6 not in the
     second template; with --stats-template: not exactly one statistics record
     per export, or its exportedFlowRecordTotalCount differs from the number of
     flow records.
@@ -257,7 +257,8 @@ def main():
     if ends:
         cmp("latest flowEnd (ms)", max(ends), want["last_ms"])
     if flow_ids is not None:
-        allowed = set(flow_ids) | ({args.stats_template} if args.stats_template else set())
+        # 259: RFC 5610 type records announcing the enterprise elements
+        allowed = set(flow_ids) | ({args.stats_template} if args.stats_template else set()) | {259}
         for sid in sorted(set(data_sets) - allowed):
             problems.append(f"data set with unexpected template id {sid} ({data_sets[sid]} records)")
         for sid, vers in ver_in_set.items():

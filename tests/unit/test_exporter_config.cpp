@@ -49,6 +49,7 @@ TEST(ExporterConfig, ShippedExampleIsValidAndMatchesDefaults) {
     EXPECT_EQ(cfg.pen, def.pen);
     EXPECT_EQ(cfg.observation_domain, def.observation_domain);
     EXPECT_EQ(cfg.transport.mtu, def.transport.mtu);
+    EXPECT_EQ(cfg.enrich_drops, def.enrich_drops);
 }
 
 TEST(ExporterConfig, ReadsValues) {

@@ -307,6 +307,24 @@ TEST_F(MalformedIpfix, WithdrawalOfAnUnknownTemplateIsIgnored) {
     expect_flow(out[0], 256, 3);
 }
 
+// An empty variable-length string (length prefix 0) decodes to "", in both
+// the generic and the JSONL path (found by the fuzzer: no buffer behind it).
+TEST_F(MalformedIpfix, EmptyVariableLengthString) {
+    MessageBuilder m;
+    m.template_set(256, {{8, 4}, {82, kVarLen}});
+    m.begin_set(256).u32(0xc0000201).varlen("").end_set();
+    auto msg = m.build();
+    ASSERT_EQ(decode(msg), "");
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].fields.at("interfaceName"), "");
+    InfoModel model2;
+    std::string lines;
+    IpfixDecoder fast(model2, [](const DecodedRecord&) {});
+    fast.set_jsonl_output(&lines, [](std::string&, uint32_t, uint16_t) {});
+    ASSERT_EQ(fast.decode_message(msg), "");
+    EXPECT_NE(lines.find("\"interfaceName\":\"\""), std::string::npos) << lines;
+}
+
 TEST_F(MalformedIpfix, FieldLengthZero) {
     MessageBuilder m;
     m.template_set(256, {{8, 4}, {2, 0}});

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Kernel packet drops, attributed to flows: a tp_btf/kfree_skb program
+ * (kfree_skb is traced only for real drops; freed-after-use packets go to
+ * consume_skb). For each dropped skb on a metered interface of our network
+ * namespace it reads the drop reason and parses the packet's IPv4/IPv6 and
+ * TCP/UDP/... headers from skb->head at the network header offset into the
+ * same struct bpfix_flow_key the TC meter (flow_meter.bpf.c) fills, then
+ * counts the drop under that key. Attribution (docs/live-mode.md): a packet
+ * the kernel received (skb_iif set) is keyed at the ingress of the
+ * interface it arrived on, where the TC ingress hook metered it before the
+ * stack dropped it; a locally sent packet at the egress of its output
+ * device. Kernel structures are read with CO-RE (BPF_CORE_READ) through the
+ * minimal definitions below, so field offsets come from the running
+ * kernel's BTF. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "bpfix_abi.h"
+
+/* Only the members read here; libbpf relocates each access against the
+ * kernel's own layout (fields inside anonymous unions/structs included). */
+struct net_device;
+struct ns_common {
+    unsigned int inum;
+} __attribute__((preserve_access_index));
+struct net {
+    struct ns_common ns;
+} __attribute__((preserve_access_index));
+typedef struct {
+    struct net *net;
+} possible_net_t;
+struct net_device {
+    int ifindex;
+    possible_net_t nd_net;
+} __attribute__((preserve_access_index));
+struct dst_entry {
+    struct net_device *dev;
+} __attribute__((preserve_access_index));
+struct skb_shared_info {
+    unsigned short gso_size;
+    unsigned short gso_segs;
+} __attribute__((preserve_access_index));
+struct sk_buff {
+    struct net_device *dev;
+    unsigned long _skb_refdst;
+    unsigned int len;
+    __u16 vlan_tci;
+    __be16 vlan_proto;
+    int skb_iif;
+    __be16 protocol;
+    __u16 transport_header;
+    __u16 network_header;
+    __u16 mac_header;
+    unsigned int end;
+    unsigned char *head;
+} __attribute__((preserve_access_index));
+/* Kernels before 6.1 flagged a VLAN tag in the skb with a bit. */
+struct sk_buff___vlan_bit {
+    __u8 vlan_present : 1;
+} __attribute__((preserve_access_index));
+enum skb_drop_reason {
+    SKB_NOT_DROPPED_YET = 0,
+    SKB_CONSUMED = 1,
+};
+
+/* The network namespace (inode number of /proc/self/ns/net) whose
+ * interfaces the exporter meters; set before load. ifindexes are per
+ * namespace, so drops elsewhere are not ours. */
+volatile const __u32 netns_inum = 0;
+
+/* Interfaces the TC meter is attached to (user space keeps it in step). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u8);
+} watched SEC(".maps");
+
+/* Drops keyed by flow, double-buffered like the flow maps: the program
+ * writes the map named by `active_drops`, user space flips it and drains
+ * the other. Sized before load. */
+struct drop_map {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct bpfix_flow_key);
+    __type(value, struct bpfix_drop_stats);
+};
+struct drop_map drops_0 SEC(".maps");
+struct drop_map drops_1 SEC(".maps");
+volatile __u32 active_drops = 0;
+
+/* Drops that could not be keyed, per reason (totals, never cleared). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, BPFIX_MAX_DROP_REASONS);
+    __type(key, __u32);
+    __type(value, struct bpfix_counter);
+} unkeyed SEC(".maps");
+
+#define ETH_P_8021AD_ 0x88A8
+#define ETH_P_QINQ_LEGACY 0x9100
+#define MAX_VLAN_TAGS 4
+#define MAX_IPV6_EXT 8
+
+static __always_inline int read_at(const unsigned char *head, __u32 off, void *buf, __u32 len)
+{
+    return bpf_probe_read_kernel(buf, len, head + off);
+}
+
+static __always_inline int is_tag(__u16 type)
+{
+    return type == ETH_P_8021Q || type == ETH_P_8021AD_ || type == ETH_P_QINQ_LEGACY;
+}
+
+/* VLAN ids as the TC meter numbers them: the tag the stack took off the
+ * frame first, then the tags still between the MAC and network headers. */
+static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head, __u16 nh,
+                                  struct bpfix_flow_key *key)
+{
+    int count = 0;
+    int present;
+    if (bpf_core_field_exists(((struct sk_buff___vlan_bit *)0)->vlan_present))
+        present = BPF_CORE_READ_BITFIELD_PROBED((struct sk_buff___vlan_bit *)skb, vlan_present);
+    else
+        present = BPF_CORE_READ(skb, vlan_proto) != 0;
+    if (present) {
+        key->vlan_id = BPF_CORE_READ(skb, vlan_tci) & 0x0fff;
+        count = 1;
+    }
+    __u16 mh = BPF_CORE_READ(skb, mac_header);
+    if (mh == (__u16)~0U || mh + 14 > nh)
+        return;
+    __u8 t[2];
+    if (read_at(head, mh + 12, t, 2) < 0)
+        return;
+    __u16 type = (__u16)t[0] << 8 | t[1];
+    __u32 off = mh + 14;
+    int i;
+    for (i = 0; i < MAX_VLAN_TAGS; i++) {
+        if (!is_tag(type) || off + 4 > nh)
+            break;
+        __u8 tag[4];
+        if (read_at(head, off, tag, 4) < 0)
+            return;
+        __u16 vid = ((__u16)tag[0] << 8 | tag[1]) & 0x0fff;
+        if (count == 0)
+            key->vlan_id = vid;
+        else if (count == 1)
+            key->inner_vlan_id = vid;
+        count++;
+        type = (__u16)tag[2] << 8 | tag[3];
+        off += 4;
+    }
+}
+
+static __always_inline int is_ipv6_extension(__u8 next)
+{
+    return next == 0 || next == 43 || next == 60 || next == 135 || next == 139 || next == 140 || next == 253 ||
+           next == 254 || next == 51 || next == 44;
+}
+
+/* Fills the key's addresses, protocol and ports from the IP header at `nh`;
+ * returns the IP length (0: not parseable) and the IP + transport header
+ * length in *hdr_len. Later fragments keep ports 0 (the TC meter's
+ * fragment table is not consulted). */
+static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16 proto,
+                                      struct bpfix_flow_key *key, __u32 *hdr_len)
+{
+    __u32 ip_len, th;
+    if (proto == bpf_htons(ETH_P_IP)) {
+        __u8 h[20];
+        if (read_at(head, nh, h, sizeof h) < 0 || (h[0] >> 4) != 4)
+            return 0;
+        __u32 ihl = (__u32)(h[0] & 0x0f) * 4;
+        ip_len = (__u32)h[2] << 8 | h[3];
+        if (ihl < 20 || ip_len < ihl)
+            return 0;
+        key->ip_version = BPFIX_IPV4;
+        key->protocol = h[9];
+        __builtin_memcpy(key->src_addr, h + 12, 4);
+        __builtin_memcpy(key->dst_addr, h + 16, 4);
+        __u16 frag = (__u16)h[6] << 8 | h[7];
+        *hdr_len = ihl;
+        if (frag & 0x1fff)
+            return ip_len;
+        th = nh + ihl;
+    } else if (proto == bpf_htons(ETH_P_IPV6)) {
+        __u8 h[40];
+        if (read_at(head, nh, h, sizeof h) < 0 || (h[0] >> 4) != 6)
+            return 0;
+        ip_len = ((__u32)h[4] << 8 | h[5]) + 40;
+        key->ip_version = BPFIX_IPV6;
+        __builtin_memcpy(key->src_addr, h + 8, 16);
+        __builtin_memcpy(key->dst_addr, h + 24, 16);
+        __u8 next = h[6];
+        th = nh + 40;
+        int i;
+        for (i = 0; i < MAX_IPV6_EXT; i++) {
+            if (!is_ipv6_extension(next))
+                break;
+            __u8 eh[4];
+            if (read_at(head, th, eh, sizeof eh) < 0)
+                return 0;
+            if (next == 44) {  /* fragment: only the first carries ports */
+                __u16 fo = (__u16)eh[2] << 8 | eh[3];
+                next = eh[0];
+                th += 8;
+                if (fo >> 3) {
+                    key->protocol = next;
+                    *hdr_len = th - nh;
+                    return ip_len;
+                }
+                continue;
+            }
+            th += next == 51 ? ((__u32)eh[1] + 2) * 4 : ((__u32)eh[1] + 1) * 8;
+            next = eh[0];
+        }
+        if (is_ipv6_extension(next))
+            return 0;
+        key->protocol = next;
+        *hdr_len = th - nh;
+    } else {
+        return 0;
+    }
+    int need = bpfix_transport_header_len(key->protocol);
+    if (need == 0)
+        return ip_len;
+    __u8 t[14];
+    if (read_at(head, th, t, sizeof t) < 0)
+        return ip_len;  /* addresses known, ports not: still this host's drop */
+    if (key->protocol == BPFIX_PROTO_ICMP || key->protocol == BPFIX_PROTO_ICMPV6) {
+        key->icmp_type_code = (__u16)t[0] << 8 | t[1];
+        return ip_len;
+    }
+    key->src_port = (__u16)t[0] << 8 | t[1];
+    key->dst_port = (__u16)t[2] << 8 | t[3];
+    *hdr_len += key->protocol == BPFIX_PROTO_TCP ? (__u32)(t[12] >> 4) * 4 : (__u32)need;
+    return ip_len;
+}
+
+static __always_inline void count_unkeyed(__u32 reason, __u64 bytes)
+{
+    struct bpfix_counter *c = bpf_map_lookup_elem(&unkeyed, &reason);
+    if (!c) {
+        struct bpfix_counter fresh = {};
+        bpf_map_update_elem(&unkeyed, &reason, &fresh, BPF_NOEXIST);
+        c = bpf_map_lookup_elem(&unkeyed, &reason);
+        if (!c)
+            return;
+    }
+    c->packets += 1;
+    c->bytes += bytes;
+}
+
+static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key, __u32 reason, __u64 packets,
+                                        __u64 bytes, __u64 skb_len)
+{
+    struct bpfix_drop_stats *s = bpf_map_lookup_elem(drops, key);
+    if (!s) {
+        struct bpfix_drop_stats fresh = {};
+        bpf_map_update_elem(drops, key, &fresh, BPF_NOEXIST);
+        s = bpf_map_lookup_elem(drops, key);
+        if (!s) {
+            count_unkeyed(reason, skb_len);  /* map full: still counted */
+            return;
+        }
+    }
+    s->packets += packets;
+    s->bytes += bytes;
+    s->last_ns = bpf_ktime_get_ns();
+    s->last_reason = reason;
+}
+
+SEC("tp_btf/kfree_skb")
+int drop_kfree_skb(__u64 *ctx)
+{
+    struct sk_buff *skb = (struct sk_buff *)ctx[0];
+    __u32 reason = (__u32)ctx[2];
+    if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+        reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+        return 0;
+    if (reason == SKB_NOT_DROPPED_YET)
+        return 0;
+
+    struct bpfix_flow_key key = {};
+    struct net_device *dev = BPF_CORE_READ(skb, dev);
+    int iif = BPF_CORE_READ(skb, skb_iif);
+    if (iif) {
+        key.direction = BPFIX_DIR_INGRESS;
+        key.ifindex = (__u32)iif;
+    } else {
+        /* Sent from this host: before ip_output() the skb has no device
+         * yet; its route names the one it would leave by. */
+        if (!dev) {
+            struct dst_entry *dst = (struct dst_entry *)(BPF_CORE_READ(skb, _skb_refdst) & ~1UL);
+            if (dst)
+                dev = BPF_CORE_READ(dst, dev);
+        }
+        if (!dev)
+            return 0;
+        key.direction = BPFIX_DIR_EGRESS;
+        key.ifindex = (__u32)BPF_CORE_READ(dev, ifindex);
+    }
+    /* A received packet is still on the device it arrived on (or one
+     * stacked on it, in the same namespace). */
+    if (dev && BPF_CORE_READ(dev, nd_net.net, ns.inum) != netns_inum)
+        return 0;
+    if (!bpf_map_lookup_elem(&watched, &key.ifindex))
+        return 0;
+
+    __u64 skb_len = BPF_CORE_READ(skb, len);
+    const unsigned char *head = BPF_CORE_READ(skb, head);
+    __u16 nh = BPF_CORE_READ(skb, network_header);
+    __u32 hdr_len = 0, ip_len = 0;
+    if (head && nh != (__u16)~0U) {
+        vlans(skb, head, nh, &key);
+        ip_len = parse_ip(head, nh, BPF_CORE_READ(skb, protocol), &key, &hdr_len);
+    }
+    if (ip_len == 0) {
+        count_unkeyed(reason, skb_len);
+        return 0;
+    }
+    /* A GSO super-packet is gso_segs packets, each with its own headers
+     * (as the TC meter counts it). */
+    __u64 packets = 1, bytes = ip_len;
+    struct skb_shared_info *shinfo = (struct skb_shared_info *)(head + BPF_CORE_READ(skb, end));
+    __u16 segs = BPF_CORE_READ(shinfo, gso_segs);
+    if (BPF_CORE_READ(shinfo, gso_size) && segs > 1) {
+        packets = segs;
+        bytes += (__u64)(segs - 1) * hdr_len;
+    }
+    if (active_drops)
+        count_keyed(&drops_1, &key, reason, packets, bytes, skb_len);
+    else
+        count_keyed(&drops_0, &key, reason, packets, bytes, skb_len);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
