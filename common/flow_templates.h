@@ -29,6 +29,9 @@ inline constexpr uint32_t kSpecV6 = 0x2;
 // Enrichment: the flow templates carry these elements only when the
 // enricher is on (IpfixEncoder's `enrichments`).
 inline constexpr uint32_t kSpecDrops = 0x4;
+inline constexpr uint32_t kSpecDns = 0x8;
+inline constexpr uint32_t kSpecRtt = 0x10;
+inline constexpr uint32_t kSpecEnrichments = kSpecDrops | kSpecDns | kSpecRtt;
 inline constexpr uint32_t kSpecInternal = 0x80;  // padding: memory layout only
 inline constexpr uint32_t kSpecAll = 0xffffffff;
 
@@ -73,8 +76,37 @@ struct FlowRecord {
     uint64_t droppedOctetDeltaCount;
     uint64_t droppedPacketDeltaCount;
     fbVarfield_t bpfixDropReason;  // name of the latest drop reason; must outlive the encoding
+    // DNS (kSpecDns): the DNS messages of this flow since its last record
+    // (docs/fields.md: a query flow reports its last query, a response flow
+    // its last response and latencies).
+    uint32_t bpfixDnsMessages;
+    uint32_t bpfixDnsAnswered;
+    uint32_t bpfixDnsUnanswered;
+    uint32_t bpfixDnsLatencyMicroseconds;
+    uint32_t bpfixDnsMaxLatencyMicroseconds;
+    uint16_t bpfixDnsId;
+    uint16_t bpfixDnsFlags;
+    uint16_t bpfixDnsQueryType;
+    uint8_t bpfixDnsResponseCode;
+    uint8_t dnsPadding[5];
+    fbVarfield_t bpfixDnsQueryName;  // must outlive the encoding
+    // TCP round-trip time (kSpecRtt), microseconds, over the record's
+    // interval; the method says where it comes from (see docs/fields.md).
+    uint32_t bpfixTcpRttMinMicroseconds;
+    uint32_t bpfixTcpRttMaxMicroseconds;
+    uint32_t bpfixTcpRttLastMicroseconds;
+    uint32_t bpfixTcpRttSamples;
+    uint8_t bpfixTcpRttMethod;
+    uint8_t rttPadding[7];
 };
-static_assert(sizeof(FlowRecord) == 152, "FlowRecord must match kFlowRecordSpec");
+static_assert(sizeof(FlowRecord) == 224, "FlowRecord must match kFlowRecordSpec");
+
+// bpfixTcpRttMethod values.
+enum class RttMethod : uint8_t {
+    none = 0,
+    kernel_srtt = 1,  // the kernel's smoothed RTT of the local socket (live mode)
+    handshake = 2,    // SYN to first ACK as seen at the capture point (pcap mode)
+};
 
 // Exporter statistics (RFC 7011 §4 style), options template scoped by
 // observationDomainId.

@@ -34,10 +34,18 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
     // and sequence numbers are per domain.
     fbSessionSetDomain(session_, domain_);
 
-    // The record in memory always holds the enrichment fields (at its end);
-    // the internal template reads only those of the enrichers that are on,
-    // so a model without their elements still encodes plain flows.
-    add_template(kInternalFlow, true, kFlowRecordSpec, kSpecV4 | kSpecV6 | kSpecInternal | enrichments_, 0);
+    // The record in memory always holds the enrichment fields (at its end,
+    // in groups: drops, DNS, RTT); the internal template must describe the
+    // memory up to the last group that is on (a group skipped in the middle
+    // would shift the ones after it), and no further, so a model without
+    // the enterprise elements still encodes plain flows. The external
+    // templates carry only the groups that are on.
+    uint32_t internal_groups = 0, upto = 0;
+    for (uint32_t group : {kSpecDrops, kSpecDns, kSpecRtt}) {
+        upto |= group;
+        if (enrichments_ & group) internal_groups = upto;
+    }
+    add_template(kInternalFlow, true, kFlowRecordSpec, kSpecV4 | kSpecV6 | kSpecInternal | internal_groups, 0);
     add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4 | enrichments_, 0);
     add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6 | enrichments_, 0);
     add_template(kInternalStats, true, kStatsRecordSpec, kSpecAll, kStatsScopeCount);

@@ -95,6 +95,21 @@ public:
         return out;
     }
 
+    std::vector<int64_t> integers(const toml::value& t, const std::string& sect, const std::string& key,
+                                  const std::vector<int64_t>& def, int64_t lo, int64_t hi) const {
+        if (!t.contains(key)) return def;
+        const auto& v = t.at(key);
+        if (!v.is_array()) fail(sect + "." + key, "must be an array of integers");
+        std::vector<int64_t> out;
+        for (const auto& e : v.as_array()) {
+            if (!e.is_integer()) fail(sect + "." + key, "must be an array of integers");
+            int64_t n = e.as_integer();
+            if (n < lo || n > hi) fail(sect + "." + key, fmt::format("{} is out of range {}..{}", n, lo, hi));
+            out.push_back(n);
+        }
+        return out;
+    }
+
 private:
     std::string path_;
     toml::value root_;

@@ -1,5 +1,7 @@
 #include "exporter_config.h"
 
+#include "bpfix_abi.h"
+
 #include <fmt/format.h>
 
 #include <set>
@@ -114,8 +116,21 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cfg.drain_interval_s = r.number(lv, "live", "drain_interval", cfg.drain_interval_s);
 
     auto en = section("enrich");
-    r.check_keys(en, "enrich", {"drops"});
+    r.check_keys(en, "enrich", {"drops", "dns", "dns_ports", "dns_timeout", "rtt"});
     cfg.enrich_drops = r.boolean(en, "enrich", "drops", cfg.enrich_drops);
+    cfg.enrich_dns = r.boolean(en, "enrich", "dns", cfg.enrich_dns);
+    cfg.enrich_rtt = r.boolean(en, "enrich", "rtt", cfg.enrich_rtt);
+    std::vector<int64_t> ports(cfg.dns_ports.begin(), cfg.dns_ports.end());
+    ports = r.integers(en, "enrich", "dns_ports", ports, 1, 65535);
+    if (ports.empty() || ports.size() > BPFIX_DNS_MAX_PORTS) {
+        r.fail("enrich.dns_ports", fmt::format("give 1 to {} ports ({} given); switch DNS off with dns = false",
+                                               BPFIX_DNS_MAX_PORTS, ports.size()));
+    }
+    cfg.dns_ports.assign(ports.begin(), ports.end());
+    cfg.dns_timeout_s = r.number(en, "enrich", "dns_timeout", cfg.dns_timeout_s);
+    if (!(cfg.dns_timeout_s >= 0.1 && cfg.dns_timeout_s <= 300)) {
+        r.fail("enrich.dns_timeout", fmt::format("{} is out of range 0.1..300 seconds", cfg.dns_timeout_s));
+    }
 
     auto pc = section("pcap");
     r.check_keys(pc, "pcap", {"file", "interface_index", "direction"});

@@ -47,6 +47,13 @@ struct ExporterConfig {
 
     // [enrich] (live mode): kernel packet drops on the flow records.
     bool enrich_drops = true;
+    // [enrich] DNS on the flow records (live and pcap mode).
+    bool enrich_dns = true;
+    std::vector<uint16_t> dns_ports = {53};
+    double dns_timeout_s = 5.0;
+    // [enrich] TCP RTT on the flow records (live: the kernel's; pcap: the
+    // handshake's).
+    bool enrich_rtt = true;
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

@@ -50,6 +50,7 @@ void FlowMeter::expire_fragments(uint64_t now) {
 void FlowMeter::packet(const uint8_t* data, size_t caplen, size_t wirelen, int dlt, uint64_t ts) {
     ++counters_.frames;
     if (ts > now_) now_ = ts;
+    if (observer_) observer_->clock(now_);
     table_.advance(now_);
     ParsedPacket p;
     switch (parse_packet(data, caplen, wirelen, dlt, p)) {
@@ -79,6 +80,7 @@ void FlowMeter::packet(const uint8_t* data, size_t caplen, size_t wirelen, int d
             p.key.icmp_type_code = it->second.icmp_type_code;
         }
     }
+    if (observer_) observer_->packet(p, ts);
     table_.add(p.key, ts, p.ip_octets, p.tcp_flags, p.tos);
 }
 

@@ -18,6 +18,15 @@ struct MeterCounters {
     uint64_t malformed_octets = 0;  // captured wire length of malformed frames
 };
 
+// Sees what a FlowMeter meters: its clock, before flows that are due end,
+// and every packet counted (key complete), for enrichment.
+class PacketObserver {
+public:
+    virtual ~PacketObserver() = default;
+    virtual void clock(uint64_t now_ns) = 0;
+    virtual void packet(const ParsedPacket& p, uint64_t ts_ns) = 0;
+};
+
 // Meters captured frames (pcap mode): parse, attribute fragments, count in
 // the flow table. The observation point (ifindex, direction) is fixed per
 // meter.
@@ -34,6 +43,8 @@ public:
     }
 
     const MeterCounters& counters() const { return counters_; }
+    void set_observer(PacketObserver* o) { observer_ = o; }
+    FlowTable& table() { return table_; }
     const FlowTable& table() const { return table_; }
 
 private:
@@ -60,6 +71,7 @@ private:
     uint8_t direction_;
     uint64_t now_ = 0;
     MeterCounters counters_;
+    PacketObserver* observer_ = nullptr;
     std::unordered_map<FragKey, FragPorts, FragKeyHash> frags_;
     std::deque<std::pair<uint64_t, FragKey>> frag_order_;
 };

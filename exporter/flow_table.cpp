@@ -152,6 +152,7 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
     index_erase(idx);
     free_.push_back(idx);
     ++records_;
+    if (enrich_) enrich_(e.key, r);
     sink_(r);
 }
 

@@ -32,6 +32,10 @@ public:
     using Sink = std::function<void(const FlowRecord&)>;
 
     FlowTable(const FlowTableConfig& cfg, Sink sink);
+    // Called with each record's key just before the record goes to the
+    // sink, to fill in enrichment elements (DNS, RTT).
+    using Enrich = std::function<void(const bpfix_flow_key&, FlowRecord&)>;
+    void set_enrich(Enrich enrich) { enrich_ = std::move(enrich); }
 
     // Ends every flow that is due at time `now_ns`.
     void advance(uint64_t now_ns);
@@ -89,6 +93,7 @@ private:
 
     FlowTableConfig cfg_;
     Sink sink_;
+    Enrich enrich_;
     std::vector<Entry> entries_;
     std::vector<uint32_t> free_;
     std::vector<uint64_t> slots_;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "enrichment.h"
 #include "export_pipeline.h"
 #include "flow_meter.h"
 #include "pcap_source.h"
@@ -13,10 +14,14 @@
 namespace bpfix {
 
 int run_pcap_export(const ExporterConfig& cfg) {
-    ExportPipeline out(cfg);
+    // DNS from the packets, RTT from the handshakes (packet timestamps).
+    Enrichment enrich(cfg, true);
+    ExportPipeline out(cfg, enrich.spec_flags());
     PcapSource source(cfg.pcap_file);
     FlowMeter meter(cfg.flow_table(), cfg.pcap_interface_index, cfg.pcap_direction,
                     [&out](const FlowRecord& r) { out.add_flow(r); });
+    meter.set_observer(&enrich);
+    meter.table().set_enrich([&enrich](const bpfix_flow_key& k, FlowRecord& r) { enrich.enrich(k, r); });
 
     spdlog::info("metering {} (link type {}) to {}", cfg.pcap_file, source.link_type(), out.url().str());
     bool more = true;

@@ -92,12 +92,27 @@ TEST(EnrichConfig, DropsKeyIsReadAndChecked) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("enrich.drops: must be true or false"), std::string::npos) << e.what();
     }
-    std::ofstream(name) << "[enrich]\ndns = true\n";
-    try {
-        load_exporter_config(name, cfg);
-        ADD_FAILURE() << "no error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("enrich.dns"), std::string::npos) << e.what();
+    std::ofstream(name) << "[enrich]\ndns = false\nrtt = false\ndns_ports = [53, 5353]\ndns_timeout = 2.5\n";
+    ExporterConfig dns;
+    load_exporter_config(name, dns);
+    EXPECT_FALSE(dns.enrich_dns);
+    EXPECT_FALSE(dns.enrich_rtt);
+    EXPECT_EQ(dns.dns_ports, (std::vector<uint16_t>{53, 5353}));
+    EXPECT_EQ(dns.dns_timeout_s, 2.5);
+    for (auto [text, want] : std::vector<std::pair<std::string, std::string>>{
+             {"dns_ports = []", "enrich.dns_ports: give 1 to 8 ports"},
+             {"dns_ports = [1,2,3,4,5,6,7,8,9]", "enrich.dns_ports: give 1 to 8 ports"},
+             {"dns_ports = [0]", "enrich.dns_ports: 0 is out of range"},
+             {"dns_timeout = 0", "enrich.dns_timeout"},
+             {"dnss = true", "dnss"}}) {
+        std::ofstream(name) << "[enrich]\n" << text << "\n";
+        try {
+            ExporterConfig c;
+            load_exporter_config(name, c);
+            ADD_FAILURE() << text << ": no error";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+        }
     }
     std::remove(name);
 }
