@@ -29,6 +29,8 @@ int DnsRing::on_event(void* ctx, void* data, size_t size) {
     return 0;
 }
 
+int DnsRing::epoll_fd() const { return ring_buffer__epoll_fd(rb_); }
+
 size_t DnsRing::poll() {
     int n = ring_buffer__consume(rb_);
     return n > 0 ? static_cast<size_t>(n) : 0;

@@ -25,6 +25,8 @@ public:
     // Events whose payload was cut at BPFIX_DNS_SNAP bytes.
     uint64_t truncated() const { return truncated_; }
     uint64_t events() const { return events_; }
+    // Readable when events wait (for an event loop).
+    int epoll_fd() const;
 
 private:
     static int on_event(void* ctx, void* data, size_t size);

@@ -11,7 +11,9 @@
 #include <map>
 #include <ctime>
 
+#include "dns_ring.h"
 #include "drop_tracker.h"
+#include "enrichment.h"
 #include "error.h"
 #include "export_pipeline.h"
 #include "flow_table.h"
@@ -65,9 +67,21 @@ int run_live_export(const ExporterConfig& cfg) {
             spdlog::warn("drops: off, flows are exported without drop elements: {}", e.what());
         }
     }
-    ExportPipeline out(cfg, drops ? kSpecDrops : 0);
+    // DNS: the TC programs hand DNS payloads up through a ring buffer.
+    Enrichment enrich(cfg, false);
+    if (cfg.enrich_rtt) {
+        spdlog::warn("rtt: the kernel's TCP RTT is not collected in live mode by this version; flows are exported "
+                     "without RTT elements");
+    }
+    ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | enrich.spec_flags());
     AttachMode mode = cfg.attach == "tcx" ? AttachMode::kTcx : cfg.attach == "tc" ? AttachMode::kTc : AttachMode::kAuto;
-    KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode, cfg.cache_slots);
+    KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode, cfg.cache_slots,
+                       enrich.dns() ? cfg.dns_ports : std::vector<uint16_t>{});
+    std::unique_ptr<DnsRing> dns_ring;
+    if (enrich.dns()) {
+        dns_ring = std::make_unique<DnsRing>(kernel.dns_ring_fd(), *enrich.dns());
+        spdlog::info("dns: parsing DNS on ports {} (timeout {} s)", fmt::join(cfg.dns_ports, ","), cfg.dns_timeout_s);
+    }
     // Names of every interface metered in this run, kept after one vanishes
     // so its last records still carry it.
     std::map<int, std::string> names;
@@ -88,6 +102,7 @@ int run_live_export(const ExporterConfig& cfg) {
         }
         out.add_flow(named);
     });
+    table.set_enrich([&enrich](const bpfix_flow_key& k, FlowRecord& r) { enrich.enrich(k, r); });
     uint64_t packets = 0, octets = 0;
     uint64_t drops_in_flows = 0;
     // The statistics' view of the meter, with the drops no flow took.
@@ -134,6 +149,10 @@ int run_live_export(const ExporterConfig& cfg) {
         // are merged.
         std::vector<KernelDrop> dropped;
         if (drops) dropped = drops->drain();
+        // DNS messages so far, and queries now past their timeout, before
+        // the flows they belong to can end.
+        if (dns_ring) dns_ring->poll();
+        enrich.clock(clock_ns(CLOCK_MONOTONIC));
         kernel.drain([&](const KernelFlow& f) {
             table.add_delta(f.key, f.first_ns + offset, f.last_ns + offset, f.packets, f.bytes, f.tcp_flags, f.tos);
             packets += f.packets;
@@ -170,6 +189,19 @@ int run_live_export(const ExporterConfig& cfg) {
             spdlog::error("{}", e.what());
         }
     });
+    // DNS events are read as they come (the ring holds a few hundred).
+    std::unique_ptr<asio::posix::stream_descriptor> dns_wait;
+    std::function<void()> wait_dns = [&] {
+        dns_wait->async_wait(asio::posix::stream_descriptor::wait_read, [&](const asio::error_code& ec) {
+            if (ec || stopping) return;
+            dns_ring->poll();
+            wait_dns();
+        });
+    };
+    if (dns_ring) {
+        dns_wait = std::make_unique<asio::posix::stream_descriptor>(out.io(), ::dup(dns_ring->epoll_fd()));
+        wait_dns();
+    }
     asio::signal_set signals(out.io(), SIGINT, SIGTERM);
     asio::steady_timer timer(out.io());
     signals.async_wait([&](const asio::error_code& ec, int sig) {
@@ -217,6 +249,10 @@ int run_live_export(const ExporterConfig& cfg) {
     if (c.map_full_packets) {
         spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
                       c.map_full_packets, c.map_full_bytes);
+    }
+    if (dns_ring) {
+        drop_summary += fmt::format(" dns_events={} dns_lost={} dns_malformed={}", dns_ring->events(),
+                                    c.dns_lost_packets, enrich.dns()->malformed());
     }
     std::fflush(stderr);
     fmt::print(stderr,
