@@ -34,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
-ALL_TOOLS = ["baseline", "tcfloor", "bpfix", "softflowd", "pmacctd", "tcpdump"]
+ALL_TOOLS = ["baseline", "tcfloor", "bpfix", "bpfix_off", "softflowd", "pmacctd", "tcpdump"]
 
 
 class Stop(Exception):
@@ -388,7 +388,19 @@ class Tcpdump(Tool):
         return got["captured"] or 0, {"tcpdump": got}
 
 
-TOOL_CLASSES = {c.name: c for c in (Bpfix, Softflowd, Pmacctd, Tcpdump)}
+class BpfixEnrichersOff(Bpfix):
+    """bpfix with every enricher off ([enrich] drops, dns, rtt = false):
+    the baseline for what the enrichers cost."""
+    name, label = "bpfix_off", "bpfix-exporter, enrichers off"
+
+    def argv(self):
+        conf = os.path.join(self.work, "enrichers-off.toml")
+        with open(conf, "w") as f:
+            f.write("[enrich]\ndrops = false\ndns = false\nrtt = false\n")
+        return super().argv() + ["--config", conf]
+
+
+TOOL_CLASSES = {c.name: c for c in (Bpfix, BpfixEnrichersOff, Softflowd, Pmacctd, Tcpdump)}
 
 
 # -------------------------------------------------------------- benchmark
@@ -753,6 +765,11 @@ def targets(summary):
         line(rt < 0.1, f"bpfix CPU < 1/10 of softflowd's, whole run (start to exit): {b['total_cpu_s']:.3f} s vs "
                        f"{sf['total_cpu_s']:.3f} s = {rt:.3f}")
     line(b["peak_rss_mib"] < 16, f"bpfix peak RSS < 16 MiB: {b['peak_rss_mib']:.1f} MiB")
+    off = summary.get("bpfix_off")
+    if off:
+        ratio = b["vs_baseline"] / off["vs_baseline"] if off["vs_baseline"] else float("inf")
+        line(ratio >= 0.97, f"bpfix with its enrichers (drops, DNS, RTT as configured by default) >= 0.97 x "
+                            f"enrichers off: {b['vs_baseline']:.3f} / {off['vs_baseline']:.3f} = {ratio:.3f}")
     return out
 
 
@@ -791,9 +808,10 @@ def main():
     if "tcfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)):
         log("live_bench: no --floor-obj; the TC floor is left out")
         tools.remove("tcfloor")
-    if "bpfix" in tools and not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
-        log(f"live_bench: no {a.build}/bin/bpfix-exporter; bpfix is left out")
-        tools.remove("bpfix")
+    for t in ("bpfix", "bpfix_off"):
+        if t in tools and not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
+            log(f"live_bench: no {a.build}/bin/bpfix-exporter; {t} is left out")
+            tools.remove(t)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -160,6 +160,30 @@ def body(build, tmp, failures, extra):
             if abs(lv.get("bpfixDnsLatencyMicroseconds", 0) - pv.get("bpfixDnsLatencyMicroseconds", 0)) > 2000:
                 failures.append(f"--pcap {k}: latency {pv.get('bpfixDnsLatencyMicroseconds')} us, live "
                                 f"{lv.get('bpfixDnsLatencyMicroseconds')} us")
+        # RFC 5610: a PEN the reader does not know; names and types from the stream
+        pen_conf = os.path.join(tmp, "pen.toml")
+        with open(pen_conf, "w") as f:
+            f.write("[export]\npen = 55556\n[enrich]\ndns_timeout = 1.0\n")
+        pen_out = os.path.join(tmp, "pen.ipfix")
+        sh(os.path.join(build, "bin", "bpfix-exporter"), "--pcap", cap, "--collector", "file:" + pen_out, "--config",
+           pen_conf)
+        recs = [json.loads(l) for l in sh(os.path.join(build, "bin", "bpfix-collector"), "--read",
+                                          pen_out).stdout.splitlines()]
+        flow_recs = [r for r in recs if "packetDeltaCount" in r]
+        want_types = {"bpfixDnsQueryName": str, "bpfixDnsId": int, "bpfixDnsLatencyMicroseconds": int,
+                      "bpfixTcpRttLastMicroseconds": int, "bpfixTcpRttMethod": int}
+        for name, typ in want_types.items():
+            if not flow_recs or not all(isinstance(r.get(name), typ) for r in flow_recs):
+                failures.append(f"PEN 55556: {name} not named, or not a {typ.__name__}, in "
+                                f"{flow_recs[:1]}")
+        import xml.etree.ElementTree as ET
+        ns = {"i": "http://www.iana.org/assignments"}
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "templates", "bpfix-elements.xml")
+        names = {e.text for e in ET.parse(src).getroot().iter("{http://www.iana.org/assignments}name")}
+        ts = sh("tshark", "-r", pen_out, "-T", "fields", "-e", "cflow.information_element_name", check=False).stdout
+        announced = {n for line in ts.split() for n in line.split(",")}
+        if not names or not names <= announced:
+            failures.append(f"tshark shows no RFC 5610 record for {sorted(names - announced)}")
         lat_ok = one(live, (B_IP, 53, A_IP, 41001, 17), [], "").get("bpfixDnsLatencyMicroseconds")
     return (f"unanswered, NOERROR (latency {lat_ok} us, dig {ok['ms']} ms), NXDOMAIN, TC then TCP: right id, name, "
             f"type, rcode live; --pcap of the capture gives the same on {len(live)} DNS flows")
