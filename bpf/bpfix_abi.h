@@ -208,7 +208,8 @@ struct bpfix_drop_stats {
     __u64 bytes;       /* IP octets, as the flow counters */
     __u64 last_ns;     /* bpf_ktime_get_ns() of the latest drop */
     __u32 last_reason; /* enum skb_drop_reason of the latest drop */
-    __u32 pad;
+    __u8 tcp_state;    /* TCP state of the socket of the latest drop that had one (1 ESTABLISHED .. 12 NEW_SYN_RECV); 0: none */
+    __u8 pad[3];
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_drop_stats) == 32, "bpfix_drop_stats layout");
 

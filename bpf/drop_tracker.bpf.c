@@ -42,7 +42,16 @@ struct skb_shared_info {
     unsigned short gso_size;
     unsigned short gso_segs;
 } __attribute__((preserve_access_index));
+struct sock_common {
+    unsigned short skc_family;
+    volatile unsigned char skc_state;
+} __attribute__((preserve_access_index));
+struct sock {
+    struct sock_common __sk_common;
+    __u16 sk_protocol;
+} __attribute__((preserve_access_index));
 struct sk_buff {
+    struct sock *sk;
     struct net_device *dev;
     unsigned long _skb_refdst;
     unsigned int len;
@@ -255,7 +264,7 @@ static __always_inline void count_unkeyed(__u32 reason, __u64 bytes)
 }
 
 static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key, __u32 reason, __u64 packets,
-                                        __u64 bytes, __u64 skb_len)
+                                        __u64 bytes, __u64 skb_len, __u8 tcp_state)
 {
     struct bpfix_drop_stats *s = bpf_map_lookup_elem(drops, key);
     if (!s) {
@@ -271,6 +280,24 @@ static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key,
     s->bytes += bytes;
     s->last_ns = bpf_ktime_get_ns();
     s->last_reason = reason;
+    if (tcp_state)
+        s->tcp_state = tcp_state;
+}
+
+/* The TCP state of the socket a dropped TCP packet belongs to, when the
+ * skb still names one (packets sent from a local socket; received ones
+ * while they are attached to theirs); 0 otherwise. */
+static __always_inline __u8 tcp_state_of(struct sk_buff *skb)
+{
+    struct sock *sk = BPF_CORE_READ(skb, sk);
+    if (!sk)
+        return 0;
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    if (family != 2 /* AF_INET */ && family != 10 /* AF_INET6 */)
+        return 0;
+    if (BPF_CORE_READ(sk, sk_protocol) != 6 /* IPPROTO_TCP */)
+        return 0;
+    return BPF_CORE_READ(sk, __sk_common.skc_state);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -331,10 +358,11 @@ int drop_kfree_skb(__u64 *ctx)
         packets = segs;
         bytes += (__u64)(segs - 1) * hdr_len;
     }
+    __u8 tcp_state = key.protocol == 6 ? tcp_state_of(skb) : 0;
     if (active_drops)
-        count_keyed(&drops_1, &key, reason, packets, bytes, skb_len);
+        count_keyed(&drops_1, &key, reason, packets, bytes, skb_len, tcp_state);
     else
-        count_keyed(&drops_0, &key, reason, packets, bytes, skb_len);
+        count_keyed(&drops_0, &key, reason, packets, bytes, skb_len, tcp_state);
     return 0;
 }
 

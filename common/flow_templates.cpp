@@ -31,6 +31,8 @@ fbInfoElementSpec_t kFlowRecordSpec[] = {
     SPEC("droppedOctetDeltaCount", 8, kSpecDrops),
     SPEC("droppedPacketDeltaCount", 8, kSpecDrops),
     SPEC("bpfixDropReason", FB_IE_VARLEN, kSpecDrops),
+    SPEC("bpfixDropTcpState", 1, kSpecDrops),
+    SPEC("paddingOctets", 7, kSpecInternal | kSpecDrops),
     SPEC("bpfixDnsMessages", 4, kSpecDns),
     SPEC("bpfixDnsAnswered", 4, kSpecDns),
     SPEC("bpfixDnsUnanswered", 4, kSpecDns),

@@ -76,6 +76,8 @@ struct FlowRecord {
     uint64_t droppedOctetDeltaCount;
     uint64_t droppedPacketDeltaCount;
     fbVarfield_t bpfixDropReason;  // name of the latest drop reason; must outlive the encoding
+    uint8_t bpfixDropTcpState;     // TCP state of the latest drop's socket (1 ESTABLISHED ..); 0: none
+    uint8_t dropPadding[7];
     // DNS (kSpecDns): the DNS messages of this flow since its last record
     // (docs/fields.md: a query flow reports its last query, a response flow
     // its last response and latencies).
@@ -99,7 +101,7 @@ struct FlowRecord {
     uint8_t bpfixTcpRttMethod;
     uint8_t rttPadding[7];
 };
-static_assert(sizeof(FlowRecord) == 224, "FlowRecord must match kFlowRecordSpec");
+static_assert(sizeof(FlowRecord) == 232, "FlowRecord must match kFlowRecordSpec");
 
 // bpfixTcpRttMethod values.
 enum class RttMethod : uint8_t {

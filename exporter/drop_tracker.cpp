@@ -184,6 +184,9 @@ std::vector<KernelDrop> DropTracker::drain() {
                 if (v.last_ns >= d.last_ns) {
                     d.last_ns = v.last_ns;
                     d.last_reason = v.last_reason;
+                    if (v.tcp_state) d.tcp_state = v.tcp_state;
+                } else if (!d.tcp_state) {
+                    d.tcp_state = v.tcp_state;
                 }
             }
         }

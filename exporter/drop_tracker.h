@@ -42,6 +42,7 @@ struct KernelDrop {
     bpfix_flow_key key;
     uint64_t packets = 0, bytes = 0, last_ns = 0;
     uint32_t last_reason = 0;  // enum skb_drop_reason of the latest drop
+    uint8_t tcp_state = 0;     // of the latest drop with a TCP socket; 0: none
 };
 
 struct DropTotals {

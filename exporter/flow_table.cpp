@@ -142,6 +142,7 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
     r.droppedPacketDeltaCount = e.dropped_packets;
     r.droppedOctetDeltaCount = e.dropped_octets;
     r.dropReasonCode = e.drop_reason;
+    r.bpfixDropTcpState = e.drop_tcp_state;
     // The timer that fired is the reason; only the end of input reports a
     // flow that saw FIN as ended by detection rather than forced.
     r.flowEndReason = static_cast<uint8_t>(e.fin && reason == FlowEndReason::forced_end ? FlowEndReason::end_detected
@@ -205,6 +206,7 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
         e.packets = e.octets = 0;
         e.dropped_packets = e.dropped_octets = 0;
         e.drop_reason = 0;
+        e.drop_tcp_state = 0;
         e.flags = 0;
         e.tos = tos;
         e.fin = false;
@@ -235,13 +237,15 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
     }
 }
 
-bool FlowTable::add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason) {
+bool FlowTable::add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason,
+                          uint8_t tcp_state) {
     uint64_t slot = slots_[find_slot(key, FlowKeyHash{}(key))];
     if (!slot) return false;
     Entry& e = entries_[(slot & 0xffffffffu) - 1];
     e.dropped_packets += packets;
     e.dropped_octets += octets;
     e.drop_reason = reason;
+    if (tcp_state) e.drop_tcp_state = tcp_state;
     return true;
 }
 

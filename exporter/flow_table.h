@@ -51,7 +51,9 @@ public:
     // Adds kernel drops of `key` to its flow, with the latest drop reason
     // (kernel enum skb_drop_reason value). False when no flow with that key
     // is open: the caller accounts the drops elsewhere.
-    bool add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason);
+    // `tcp_state`: of the socket of the latest drop that had one (0: none).
+    bool add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason,
+                   uint8_t tcp_state = 0);
     // Ends every flow (end of input): forced end, or end detected after FIN.
     void flush();
 
@@ -71,6 +73,7 @@ private:
         uint64_t packets, octets;
         uint64_t dropped_packets, dropped_octets;
         uint32_t drop_reason;
+        uint8_t drop_tcp_state;
         uint16_t flags;
         uint8_t tos;
         bool fin;

@@ -159,7 +159,7 @@ int run_live_export(const ExporterConfig& cfg) {
             octets += f.bytes;
         });
         for (const KernelDrop& d : dropped) {
-            if (table.add_drops(d.key, d.packets, d.bytes, d.last_reason)) {
+            if (table.add_drops(d.key, d.packets, d.bytes, d.last_reason, d.tcp_state)) {
                 drops_in_flows += d.packets;
             } else {
                 drops->add_unattributed(d.last_reason, d.packets, d.bytes);

@@ -18,6 +18,10 @@ datagram to port 9999 (its counter must say N afterwards):
    know: it names bpfixDropReason from the RFC 5610 type records alone, and
    tshark shows those type records (informationElementName).
 6. With [enrich] drops = false the flow template has no drop elements.
+7. B serves a TCP connection (port 9100) whose data beyond 3000 bytes an
+   nftables output rule in B drops (B's socket keeps retransmitting): the
+   egress record of that flow shows drops and bpfixDropTcpState 1
+   (ESTABLISHED, the socket's state when its packets were dropped).
 Everything made here (namespaces, veths, nft tables in them, processes) is
 removed, also on failure.
 
@@ -59,6 +63,8 @@ def body(build, tmp, failures, extra):
         nft(b, "add", "rule", "inet", "bpfixdrops", "in", "udp", "dport", "9999", "counter", "drop")
         nft(b, "add", "chain", "inet", "bpfixdrops", "out", "{ type filter hook output priority 0; }")
         nft(b, "add", "rule", "inet", "bpfixdrops", "out", "udp", "dport", "7777", "counter", "drop")
+        nft(b, "add", "rule", "inet", "bpfixdrops", "out", "tcp", "sport", "9100", "quota", "over", "3000", "bytes",
+            "drop")
 
         conf = os.path.join(tmp, "exporter.toml")
         with open(conf, "w") as f:
@@ -81,8 +87,24 @@ def body(build, tmp, failures, extra):
                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                f"s.bind(('{B_IP}',40103))\nfor i in range({K}):\n"
                f"  try: s.sendto(b'x'*{PM},('{A_IP}',7777))\n  except PermissionError: pass\n")
-            time.sleep(1.5)  # a drain interval
+            # 7. a TCP sender whose packets beyond 3000 bytes are dropped
+            server = subprocess.Popen(["ip", "netns", "exec", b, "/usr/bin/python3", "-c",
+                                       "import socket,time\ns=socket.socket()\n"
+                                       "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                                       f"s.bind(('{B_IP}',9100))\ns.listen(1)\nc,_=s.accept()\n"
+                                       "c.setblocking(False)\n"
+                                       "try: c.send(b'x'*20000)\nexcept BlockingIOError: pass\n"
+                                       "time.sleep(6)\n"])
+            time.sleep(0.3)
+            client = subprocess.Popen(["ip", "netns", "exec", a, "/usr/bin/python3", "-c",
+                                       "import socket,time\nc=socket.create_connection"
+                                       f"(('{B_IP}',9100))\nt=time.time()\n"
+                                       "while time.time()-t<6:\n  c.settimeout(0.2)\n"
+                                       "  try: c.recv(65536)\n  except OSError: pass\n"])
+            time.sleep(1.5)  # a drain interval (and TCP retransmissions)
             rc = ex.stop()
+            server.kill()
+            client.kill()
         finally:
             listener.kill()
             listener.wait()
@@ -126,8 +148,9 @@ def body(build, tmp, failures, extra):
         if nf.get("droppedPacketTotalCount") != K or nf.get("droppedOctetTotalCount") != K * (28 + PM):
             failures.append(f"options template 261: NETFILTER_DROP {nf}, want {K} packets {K * (28 + PM)} octets "
                             f"(all: {list(last.values())})")
-        if f"dropped_in_flows={N + M}" not in ex.summary():
-            failures.append(f"summary does not count {N + M} drops in flows: {ex.summary()}")
+        tcp_drops = sum(r.get("droppedPacketDeltaCount", 0) for r in recs if r.get("protocolIdentifier") == 6)
+        if f"dropped_in_flows={N + M + tcp_drops}" not in ex.summary():
+            failures.append(f"summary does not count {N + M} + {tcp_drops} (TCP) drops in flows: {ex.summary()}")
         # 5. RFC 5610: the collector does not know PEN 55555, tshark shows the type records
         if not any("bpfixDropReason" in r for r in recs):
             failures.append("bpfix-collector --read did not name bpfixDropReason (PEN 55555) from RFC 5610")
@@ -139,6 +162,14 @@ def body(build, tmp, failures, extra):
         if f"({PEN})" not in tsv:
             failures.append(f"tshark shows no element of PEN {PEN}")
 
+        # 7. TCP state of the dropped packets' socket
+        tcp = [r for r in recs if r.get("protocolIdentifier") == 6 and r.get("sourceTransportPort") == 9100 and
+               r.get("flowDirection") == 1]
+        if (not tcp or sum(r.get("droppedPacketDeltaCount", 0) for r in tcp) == 0 or
+                {r.get("bpfixDropTcpState") for r in tcp if r.get("droppedPacketDeltaCount")} != {1}):
+            failures.append(f"TCP flow from 9100 with output drops: want drops and bpfixDropTcpState 1 "
+                            f"(ESTABLISHED): {tcp}")
+
         # 6. drops off: no drop elements in the flow template
         conf_off = os.path.join(tmp, "off.toml")
         with open(conf_off, "w") as f:
@@ -149,12 +180,14 @@ def body(build, tmp, failures, extra):
         time.sleep(0.3)
         ex.stop()
         sel = udp_records(ex.records(), 9999)
-        if not sel or any("droppedPacketDeltaCount" in r or "bpfixDropReason" in r for r in sel):
+        if not sel or any("droppedPacketDeltaCount" in r or "bpfixDropReason" in r or "bpfixDropTcpState" in r
+                          for r in sel):
             failures.append(f"with drops = false the records still carry drop elements (or none came): {sel}")
         if "drops=off" not in ex.summary():
             failures.append("drops = false: summary does not say drops=off: " + ex.summary())
     return (f"{N} netfilter drops and {M} NO_SOCKET drops on their flows, {K} unattributed drops per reason, "
-            f"names from RFC 5610 (PEN {PEN}), drops=false drops the elements")
+            f"names from RFC 5610 (PEN {PEN}), TCP state ESTABLISHED on a socket's dropped packets, drops=false "
+            f"drops the elements")
 
 
 if __name__ == "__main__":
