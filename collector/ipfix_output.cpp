@@ -47,7 +47,8 @@ int64_t wall_now() {
 }  // namespace
 
 IpfixOutput::IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes)
-    : writer_(std::move(opt)),
+    : writer_(opt),
+      max_file_bytes_(opt.max_bytes),
       worker_(max_queued_bytes, [this](std::deque<Item>& b, bool rotate, bool stop) { write_batch(b, rotate, stop); }) {}
 
 IpfixOutput::~IpfixOutput() { stop(); }
@@ -75,9 +76,6 @@ void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
     for (auto& item : batch) {
         try {
             write_one(item, now);
-            if (item.msg.empty()) continue;
-            std::lock_guard lock(mu_);
-            ++written_;
         } catch (const Error& e) {
             spdlog::error("{}", e.what());
             std::lock_guard lock(mu_);
@@ -85,11 +83,38 @@ void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
         }
     }
     try {
+        flush(now);
         if (batch.empty()) writer_.tick(now);
         if (rotate || stop) writer_.close();
     } catch (const Error& e) {
         spdlog::error("{}", e.what());
     }
+}
+
+bool IpfixOutput::starts_new_file(size_t bytes, int64_t now) const {
+    if (writer_.starts_new_file(0, now)) return true;  // none open, or its interval is over
+    uint64_t have = file_bytes_ + pending_.size();
+    return max_file_bytes_ && have > 0 && have + bytes > max_file_bytes_;
+}
+
+void IpfixOutput::flush(int64_t now) {
+    if (pending_.empty()) return;
+    uint64_t messages = pending_messages_, records = pending_records_;
+    pending_messages_ = pending_records_ = 0;
+    std::string data;
+    data.swap(pending_);
+    try {
+        // `now` is the one every check of this batch used: the writer does
+        // not rotate under these bytes.
+        writer_.write(data, now);
+    } catch (const Error&) {
+        std::lock_guard lock(mu_);
+        dropped_ += records;
+        throw;
+    }
+    file_bytes_ += data.size();
+    std::lock_guard lock(mu_);
+    written_ += messages;
 }
 
 void IpfixOutput::write_one(Item& item, int64_t now) {
@@ -102,21 +127,28 @@ void IpfixOutput::write_one(Item& item, int64_t now) {
         return;
     }
     if (item.msg.size() < 16) return;
-    // A new file knows no template yet: finish the old one first, so that
-    // the writer never rotates under a message built for the old file.
+    // A new file knows no template yet: finish the old one first (with what
+    // is pending for it), so that the writer never rotates under a message
+    // built for the old file.
     auto new_file = [&] {
+        flush(now);
         writer_.close();
         file_ids_.clear();
         next_id_.clear();
         file_seq_.clear();
+        writer_.write(std::string(), now);  // opens the next one
+        file_bytes_ = 0;
     };
-    if (writer_.starts_new_file(item.msg.size(), now)) new_file();
+    if (starts_new_file(item.msg.size(), now)) new_file();
     std::string out = build(item);
-    if (writer_.is_open() && writer_.starts_new_file(out.size(), now)) {
+    if (starts_new_file(out.size(), now)) {
         new_file();
         out = build(item);  // again, for the new file (templates first)
     }
-    writer_.write(out, now);
+    pending_ += out;
+    ++pending_messages_;
+    pending_records_ += item.records;
+    if (pending_.size() >= (1u << 20)) flush(now);
 }
 
 std::string IpfixOutput::build(Item& item) {

@@ -585,9 +585,6 @@ void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
 
 namespace {
 
-// A template as it is on the wire: the field lengths a data record follows.
-using WireLengths = std::vector<uint16_t>;
-
 std::string varfield_text(const fbVarfield_t& v) {
     return v.buf ? std::string(reinterpret_cast<const char*>(v.buf), v.len) : std::string();
 }
@@ -598,35 +595,57 @@ struct IpfixDecoder::Screen {
     IpfixDecoder& dec;
     std::span<const uint8_t> msg;
     // Templates (re)defined or withdrawn (nullopt) earlier in this message.
-    std::unordered_map<uint16_t, std::optional<WireLengths>> defined;
+    std::unordered_map<uint16_t, std::optional<WireShape>> defined;
+    WireShape scratch;  // a shape not cached (templates withdrawn earlier in this message)
     uint16_t withdrew_all = 0;  // 2: every template, 3: every options template
     bool has_templates = false;  // template or options template sets seen
     size_t records = 0;          // data records in the sets accepted
 
     uint32_t domain() const { return get_u32(msg, 12); }
 
-    std::optional<WireLengths> lookup(uint16_t tid) const {
+    static WireShape shape_of(std::vector<uint16_t> lengths) {
+        WireShape shape;
+        for (uint16_t len : lengths) {
+            shape.fixed = shape.fixed && len != FB_IE_VARLEN;
+            shape.min_len += len == FB_IE_VARLEN ? 1 : len;
+        }
+        shape.lengths = std::move(lengths);
+        return shape;
+    }
+
+    // The shape data set `tid` follows, or nullptr when there is no such
+    // template.
+    const WireShape* lookup(uint16_t tid) {
         if (auto it = defined.find(tid); it != defined.end()) {
-            return it->second;
+            return it->second ? &*it->second : nullptr;
+        }
+        auto key = std::make_pair(domain(), tid);
+        if (withdrew_all == 0) {
+            if (auto it = dec.shapes_.find(key); it != dec.shapes_.end()) return &it->second;
         }
         GError* err = nullptr;
         fbTemplate_t* t = fbSessionGetTemplate(dec.session_, FALSE, tid, &err);
         g_clear_error(&err);
         if (!t || fbTemplateCountElements(t) == 0) {
-            return std::nullopt;
+            return nullptr;
         }
         if (withdrew_all == 2 || (withdrew_all == 3 && fbTemplateGetOptionsScope(t) > 0)) {
-            return std::nullopt;
+            return nullptr;
         }
-        WireLengths lengths;
+        std::vector<uint16_t> lengths;
         for (uint32_t i = 0; i < fbTemplateCountElements(t); ++i) {
             lengths.push_back(fbTemplateGetIndexedIE(t, i)->len);
         }
-        return lengths;
+        if (withdrew_all == 0) return &(dec.shapes_[key] = shape_of(std::move(lengths)));
+        scratch = shape_of(std::move(lengths));
+        return &scratch;
     }
 
     std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id) {
         const char* kind = set_id == 3 ? "options template" : "template";
+        // The session's templates change from here: shapes are looked up
+        // afresh (the session has them after libfixbuf took this message).
+        dec.shapes_.clear();
         size_t p = 4;
         // Fewer than 4 bytes left is padding (RFC 7011 section 3.3.1).
         while (set.size() - p >= 4) {
@@ -671,7 +690,7 @@ struct IpfixDecoder::Screen {
                     return fmt::format("options template {}: scope count {} exceeds its {} fields", tid, scope, count);
                 }
             }
-            WireLengths lengths;
+            std::vector<uint16_t> lengths;
             for (uint32_t i = 1; i <= count; ++i) {
                 if (set.size() - p < 4) {
                     return fmt::format("{} {} field {}: field specifier runs past the set end", kind, tid, i);
@@ -709,19 +728,24 @@ struct IpfixDecoder::Screen {
                                    tid, dec.max_templates_);
             }
             dec.known_templates_[key] = set_id;
-            defined[tid] = std::move(lengths);
+            defined[tid] = shape_of(std::move(lengths));
         }
         return {};
     }
 
     // Every record must end inside the set: libfixbuf checks variable
     // lengths too, but cannot say where.
-    static std::string data_set(std::span<const uint8_t> set, size_t off, uint16_t tid, const WireLengths& lengths,
+    static std::string data_set(std::span<const uint8_t> set, size_t off, uint16_t tid, const WireShape& shape,
                                 size_t& records) {
-        size_t min = 0;
-        for (uint16_t len : lengths) min += len == FB_IE_VARLEN ? 1 : len;
+        const size_t min = shape.min_len;
+        const auto& lengths = shape.lengths;
         if (min == 0) {
             return fmt::format("set {} at offset {}: template {} has no fields", tid, off, tid);
+        }
+        if (shape.fixed) {
+            // Every record is min long; fewer bytes than that are padding.
+            records += (set.size() - 4) / min;
+            return {};
         }
         size_t p = 4;
         // Fewer bytes than the shortest record are padding.
@@ -753,10 +777,10 @@ struct IpfixDecoder::Screen {
         return {};
     }
 
-    // Copies into `accepted` the header and each set libfixbuf should see, up
-    // to the first problem, which it returns.
-    std::string run(std::vector<uint8_t>& accepted) {
-        accepted.assign(msg.begin(), msg.begin() + 16);
+    // Notes in dec.kept_sets_ each set libfixbuf should see, up to the first
+    // problem, which it returns.
+    std::string run() {
+        dec.kept_sets_.clear();
         size_t off = 16;
         while (off < msg.size()) {
             size_t rest = msg.size() - off;
@@ -787,9 +811,9 @@ struct IpfixDecoder::Screen {
                 spdlog::debug("set {} at offset {}: reserved set id, skipped", set_id, off);
                 ++dec.skipped_sets_;
                 keep = false;
-            } else if (auto lengths = lookup(set_id)) {
+            } else if (const WireShape* shape = lookup(set_id)) {
                 size_t n = 0;
-                problem = data_set(set, off, set_id, *lengths, n);
+                problem = data_set(set, off, set_id, *shape, n);
                 if (problem.empty()) records += n;
             } else {
                 spdlog::debug("set {} at offset {}: no template {} in domain {}, not decoded", set_id, off, set_id,
@@ -801,7 +825,7 @@ struct IpfixDecoder::Screen {
                 return problem;
             }
             if (keep) {
-                accepted.insert(accepted.end(), set.begin(), set.end());
+                dec.kept_sets_.emplace_back(off, set_len);
             }
             off += set_len;
         }
@@ -835,14 +859,18 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
     // up to the first problem (records before it are still delivered).
     // Templates are per domain: look them up in this message's.
     fbSessionSetDomain(session_, domain);
-    std::vector<uint8_t> accepted;
-    Screen screen{*this, message, {}, 0};
-    std::string problem = screen.run(accepted);
+    Screen screen{*this, message, {}, {}, 0};
+    std::string problem = screen.run();
     if (count_only_ && problem.empty() && !screen.has_templates) {
         // Only data sets of known templates, all screened record by
         // record: the count is known without libfixbuf decoding them.
         records_ += screen.records;
         return {};
+    }
+    std::vector<uint8_t> accepted(message.begin(), message.begin() + 16);
+    for (auto [off, len] : kept_sets_) {
+        accepted.insert(accepted.end(), message.begin() + static_cast<ptrdiff_t>(off),
+                        message.begin() + static_cast<ptrdiff_t>(off + len));
     }
     if (accepted.size() > 16) {
         accepted[2] = static_cast<uint8_t>(accepted.size() >> 8);
