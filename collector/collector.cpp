@@ -148,7 +148,7 @@ struct Hub {
         if (ipfix) {
             uint64_t id = next_session_id++;
             s->set_raw_sink([this, id](std::span<const uint8_t> m, uint64_t n) {
-                ipfix->push(id, std::vector<uint8_t>(m.begin(), m.end()), n);
+                ipfix->push(id, m, n);
             });
         }
         return s;

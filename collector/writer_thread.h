@@ -48,6 +48,23 @@ public:
         if (wake) cv_.notify_one();
         return true;
     }
+    // Like push(), but first offers the item to `merge` with the last item
+    // queued (not yet taken by the thread): when it returns true, the
+    // bytes went into that one (small items gathered into one buffer).
+    template <typename Merge, typename Make>
+    bool push_merged(uint64_t bytes, Merge merge, Make make) {
+        bool wake;
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_ || queued_bytes_ + bytes > max_queued_) return false;
+            queued_bytes_ += bytes;
+            if (queue_.empty() || !merge(queue_.back())) queue_.push_back(make());
+            wake = waiting_ && queued_bytes_ >= wake_bytes_;
+            if (wake) waiting_ = false;
+        }
+        if (wake) cv_.notify_one();
+        return true;
+    }
     void rotate_now() {
         {
             std::lock_guard lock(mu_);
