@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -11,6 +12,9 @@
 #include <cstring>
 
 #include <array>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <asio.hpp>
 #include <csignal>
 #include <cstdio>
@@ -72,9 +76,12 @@ struct Hub {
     OutputQueue out;
     bool jsonl_on = true;
     std::unique_ptr<IpfixOutput> ipfix;
+    // Decode threads share the Hub: `mu` guards `closed` and the session
+    // bookkeeping of new_session(); counters read elsewhere are atomic.
+    std::mutex mu;
     uint64_t next_session_id = 0;
-    uint64_t sessions_now = 0;
-    uint64_t rejected_sessions = 0;
+    std::atomic<uint64_t> sessions_now{0};
+    std::atomic<uint64_t> rejected_sessions{0};
     CollectorTotals closed;  // of sessions already gone (TCP connections)
     // Each listener's way to visit its live sessions.
     using Visit = std::function<void(const ExporterSession&)>;
@@ -105,7 +112,7 @@ struct Hub {
     }
 
     std::vector<Cidr> allow;
-    uint64_t refused_exporters = 0;
+    std::atomic<uint64_t> refused_exporters{0};
 
     bool allowed(const asio::ip::address& addr) const {
         if (allow.empty()) return true;
@@ -126,7 +133,10 @@ struct Hub {
         return false;
     }
 
-    std::unique_ptr<ExporterSession> new_session(const asio::ip::address& a, uint16_t port) {
+    // `worker_model`: the information model of the decode thread the session
+    // lives on.
+    std::unique_ptr<ExporterSession> new_session(const asio::ip::address& a, uint16_t port, InfoModel& worker_model) {
+        std::lock_guard lock(mu);
         if (!allowed(a)) {
             if (refused_exporters++ < 10) {
                 spdlog::warn("exporter {} is not in [listen] allow; its IPFIX is ignored",
@@ -139,7 +149,7 @@ struct Hub {
             return nullptr;
         }
         ++sessions_now;
-        auto s = std::make_unique<ExporterSession>(model, plain(a).to_string(), endpoint_text(a, port),
+        auto s = std::make_unique<ExporterSession>(worker_model, plain(a).to_string(), endpoint_text(a, port),
                                                    [this](std::string lines, uint64_t n) {
                                                        if (jsonl_on) out.push(std::move(lines), n);
                                                    });
@@ -173,33 +183,33 @@ struct Hub {
     }
 };
 
-class UdpListener {
+// A decode thread: its event loop, the information model of its sessions
+// (libfixbuf's model is not thread-safe: templates add unknown elements to
+// it, RFC 5610 records add theirs), and a lock it holds while it works on
+// its sessions, so that the main thread (metrics, stats, expiry) can visit
+// them.
+struct Worker {
+    size_t index;
+    asio::io_context& io;
+    InfoModel& model;
+    std::mutex mu;
+};
+
+// One of a UDP listener's sockets (one per worker, on the same port with
+// SO_REUSEPORT: the kernel hashes each exporter's address and port to one
+// socket, so a session lives on one thread without hand-offs) and the UDP
+// sessions the kernel hashes to it.
+class UdpSocket {
 public:
-    UdpListener(asio::io_context& io, Hub& hub, const asio::ip::udp::endpoint& ep) : hub_(hub), socket_(io) {
-        socket_.open(ep.protocol());
-        if (ep.address().is_v6()) socket_.set_option(asio::ip::v6_only(false));
-        socket_.set_option(asio::socket_base::reuse_address(true));
-        int want = hub.cfg.udp_receive_buffer;
-        // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; else SO_RCVBUF.
-        if (setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
-            setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
-        }
-        socket_.bind(ep);
-        port_ = socket_.local_endpoint().port();
-        asio::socket_base::receive_buffer_size got;
-        socket_.get_option(got);
-        spdlog::info("listening on udp://{} (receive buffer {} bytes)",
-                     endpoint_text(socket_.local_endpoint().address(), port_), got.value());
-        hub.listeners.push_back([this](const Hub::Visit& v) {
-            for (const auto& [k, e] : sessions_) {
-                if (e.session) v(*e.session);
-            }
-        });
-        receive();
+    UdpSocket(Worker& w, Hub& hub, asio::ip::udp::socket sock) : worker_(w), hub_(hub), socket_(std::move(sock)) {}
+    // Starts reading, on the worker's thread.
+    void start() {
+        asio::post(worker_.io, [this] { receive(); });
     }
     // Closes sessions silent for longer than `timeout`: their accounting
     // moves to the totals, their templates stay on disk for their return.
     void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
+        std::lock_guard lock(worker_.mu);
         for (auto it = sessions_.begin(); it != sessions_.end();) {
             if (now - it->second.last_seen < timeout) {
                 ++it;
@@ -208,19 +218,24 @@ public:
             if (it->second.session) {
                 spdlog::info("UDP exporter {} silent for {} s: session closed", it->second.session->peer(),
                              timeout.count());
+                std::lock_guard hub_lock(hub_.mu);
                 hub_.closed.add(*it->second.session);
                 --hub_.sessions_now;
             }
             it = sessions_.erase(it);
         }
     }
-    uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
+    void visit(const Hub::Visit& v) {
+        std::lock_guard lock(worker_.mu);
+        for (const auto& [k, e] : sessions_) {
+            if (e.session) v(*e.session);
+        }
+    }
     size_t pending() const {
         asio::error_code ec;
         size_t n = socket_.available(ec);
         return ec ? 0 : n;
     }
-    uint16_t port() const { return port_; }
 
 private:
     // Waits until the socket is readable, then takes datagrams in batches
@@ -233,6 +248,7 @@ private:
         });
     }
     void drain() {
+        std::lock_guard lock(worker_.mu);
         // at most 16 batches before the loop serves others (TCP, timers)
         for (int round = 0; round < 16; ++round) {
             for (size_t i = 0; i < kBatch; ++i) {
@@ -245,11 +261,11 @@ private:
             }
             int n = recvmmsg(socket_.native_handle(), msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
             if (n <= 0) return;
-            for (int i = 0; i < n; ++i) {
+            for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
                 asio::ip::udp::endpoint from;
-                std::memcpy(from.data(), &addrs_[static_cast<size_t>(i)], msgs_[static_cast<size_t>(i)].msg_hdr.msg_namelen);
-                from.resize(msgs_[static_cast<size_t>(i)].msg_hdr.msg_namelen);
-                datagram(bufs_.data() + static_cast<size_t>(i) * kDatagram, msgs_[static_cast<size_t>(i)].msg_len, from);
+                std::memcpy(from.data(), &addrs_[i], msgs_[i].msg_hdr.msg_namelen);
+                from.resize(msgs_[i].msg_hdr.msg_namelen);
+                datagram(bufs_.data() + i * kDatagram, msgs_[i].msg_len, from);
             }
             if (static_cast<size_t>(n) < kBatch) return;
         }
@@ -261,10 +277,10 @@ private:
         if (it == sessions_.end()) {
             // A refused source is remembered (as no session): counted once,
             // its later datagrams ignored.
-            auto s = hub_.new_session(sender.address(), sender.port());
+            auto s = hub_.new_session(sender.address(), sender.port(), worker_.model);
             if (s) {
                 size_t replayed = s->persist_templates(hub_.template_path(sender.address(), sender.port()));
-                spdlog::info("new UDP exporter {}{}", s->peer(),
+                spdlog::info("new UDP exporter {} (thread {}){}", s->peer(), worker_.index,
                              replayed ? " (templates of an earlier run restored)" : "");
             }
             it = sessions_.emplace(key, Entry{std::move(s), now}).first;
@@ -276,6 +292,7 @@ private:
         if (!problem.empty()) hub_.log_problem(s, problem);
     }
 
+    Worker& worker_;
     Hub& hub_;
     asio::ip::udp::socket socket_;
     static constexpr size_t kBatch = 32, kDatagram = 65536;
@@ -283,7 +300,6 @@ private:
     std::array<iovec, kBatch> iov_{};
     std::array<mmsghdr, kBatch> msgs_{};
     std::array<sockaddr_storage, kBatch> addrs_{};
-    uint16_t port_ = 0;
     struct Entry {
         std::unique_ptr<ExporterSession> session;  // null: refused
         std::chrono::steady_clock::time_point last_seen;
@@ -291,17 +307,72 @@ private:
     std::map<std::pair<asio::ip::address, uint16_t>, Entry> sessions_;
 };
 
+// A UDP listen URL: one socket per worker on the same address and port.
+class UdpListener {
+public:
+    UdpListener(std::vector<std::unique_ptr<Worker>>& workers, Hub& hub, const asio::ip::udp::endpoint& ep) {
+        asio::ip::udp::endpoint at = ep;
+        for (auto& w : workers) {
+            asio::ip::udp::socket sock(w->io);
+            sock.open(at.protocol());
+            if (at.address().is_v6()) sock.set_option(asio::ip::v6_only(false));
+            sock.set_option(asio::socket_base::reuse_address(true));
+            int on = 1;
+            if (workers.size() > 1 && setsockopt(sock.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+                throw asio::system_error(asio::error_code(errno, asio::system_category()));
+            }
+            int want = hub.cfg.udp_receive_buffer;
+            // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; else SO_RCVBUF.
+            if (setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+                setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+            }
+            sock.bind(at);
+            if (sockets_.empty()) {
+                port_ = sock.local_endpoint().port();
+                at.port(port_);  // port 0: the others join the port the first one got
+                asio::socket_base::receive_buffer_size got;
+                sock.get_option(got);
+                spdlog::info("listening on udp://{} (receive buffer {} bytes{})",
+                             endpoint_text(sock.local_endpoint().address(), port_), got.value(),
+                             workers.size() > 1 ? fmt::format(", {} sockets with SO_REUSEPORT", workers.size()) : "");
+            }
+            sockets_.push_back(std::make_unique<UdpSocket>(*w, hub, std::move(sock)));
+        }
+        hub.listeners.push_back([this](const Hub::Visit& v) {
+            for (auto& s : sockets_) s->visit(v);
+        });
+        for (auto& s : sockets_) s->start();
+    }
+    void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
+        for (auto& s : sockets_) s->expire(now, timeout);
+    }
+    // The kernel's drops summed over every socket on the port.
+    uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
+    size_t pending() const {
+        size_t n = 0;
+        for (const auto& s : sockets_) n += s->pending();
+        return n;
+    }
+    uint16_t port() const { return port_; }
+
+private:
+    std::vector<std::unique_ptr<UdpSocket>> sockets_;
+    uint16_t port_ = 0;
+};
+
 // One TCP connection: IPFIX messages back to back, framed by their length
 // field. A broken frame (length < 16, version not 10) ends the connection:
 // nothing after it can be trusted.
 class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
 public:
-    TcpConnection(asio::ip::tcp::socket sock, Hub& hub, std::unique_ptr<ExporterSession> session)
-        : sock_(std::move(sock)), hub_(hub), session_(std::move(session)) {}
+    TcpConnection(asio::ip::tcp::socket sock, Worker& w, Hub& hub, std::unique_ptr<ExporterSession> session)
+        : sock_(std::move(sock)), worker_(w), hub_(hub), session_(std::move(session)) {}
     ~TcpConnection() {
+        std::lock_guard lock(hub_.mu);
         hub_.closed.add(*session_);
         --hub_.sessions_now;
     }
+    Worker& worker() const { return worker_; }
     void start() { read_header(); }
     const ExporterSession& session() const { return *session_; }
     // Bytes the kernel holds for us that are not read yet.
@@ -330,8 +401,11 @@ private:
             asio::async_read(sock_, asio::buffer(msg_.data() + 4, len - 4u),
                              [this, self](const asio::error_code& ec2, size_t) {
                                  if (ec2) return done(ec2);
-                                 std::string problem = session_->message(msg_);
-                                 if (!problem.empty()) hub_.log_problem(*session_, problem);
+                                 {
+                                     std::lock_guard lock(worker_.mu);
+                                     std::string problem = session_->message(msg_);
+                                     if (!problem.empty()) hub_.log_problem(*session_, problem);
+                                 }
                                  read_header();
                              });
         });
@@ -345,6 +419,7 @@ private:
     }
 
     asio::ip::tcp::socket sock_;
+    Worker& worker_;
     Hub& hub_;
     std::unique_ptr<ExporterSession> session_;
     std::vector<uint8_t> msg_;
@@ -352,7 +427,10 @@ private:
 
 class TcpListener {
 public:
-    TcpListener(asio::io_context& io, Hub& hub, const asio::ip::tcp::endpoint& ep) : hub_(hub), acceptor_(io) {
+    // Accepts on `io`; each connection goes to the next of `workers`.
+    TcpListener(asio::io_context& io, std::vector<std::unique_ptr<Worker>>& workers, Hub& hub,
+                const asio::ip::tcp::endpoint& ep)
+        : workers_(workers), hub_(hub), acceptor_(io) {
         acceptor_.open(ep.protocol());
         if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
         acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -362,7 +440,10 @@ public:
                      endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
         hub.listeners.push_back([this](const Hub::Visit& v) {
             for (auto& w : conns_) {
-                if (auto c = w.lock()) v(c->session());
+                if (auto c = w.lock()) {
+                    std::lock_guard lock(c->worker().mu);
+                    v(c->session());
+                }
             }
         });
         accept();
@@ -381,19 +462,21 @@ public:
 
 private:
     void accept() {
-        acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+        Worker& w = *workers_[next_worker_++ % workers_.size()];
+        acceptor_.async_accept(w.io, [this, &w](const asio::error_code& ec, asio::ip::tcp::socket sock) {
             if (ec == asio::error::operation_aborted) return;
             if (!ec) {
-                auto peer = sock.remote_endpoint();
-                auto s = hub_.new_session(peer.address(), peer.port());
+                asio::error_code peer_ec;
+                auto peer = sock.remote_endpoint(peer_ec);
+                auto s = peer_ec ? nullptr : hub_.new_session(peer.address(), peer.port(), w.model);
                 if (s) {
-                    spdlog::info("new TCP exporter {}", s->peer());
-                    auto c = std::make_shared<TcpConnection>(std::move(sock), hub_, std::move(s));
+                    spdlog::info("new TCP exporter {} (thread {})", s->peer(), w.index);
+                    auto c = std::make_shared<TcpConnection>(std::move(sock), w, hub_, std::move(s));
                     conns_.push_back(c);
-                    c->start();
-                } else {
+                    asio::post(w.io, [c] { c->start(); });
+                } else if (!peer_ec) {
                     spdlog::warn("TCP exporter {} refused: {} sessions open (max_sessions)",
-                                 endpoint_text(peer.address(), peer.port()), hub_.sessions_now);
+                                 endpoint_text(peer.address(), peer.port()), hub_.sessions_now.load());
                 }
             }
             std::erase_if(conns_, [](const std::weak_ptr<TcpConnection>& w) { return w.expired(); });
@@ -401,6 +484,8 @@ private:
         });
     }
 
+    std::vector<std::unique_ptr<Worker>>& workers_;
+    size_t next_worker_ = 0;
     Hub& hub_;
     asio::ip::tcp::acceptor acceptor_;
     std::vector<std::weak_ptr<TcpConnection>> conns_;
@@ -473,12 +558,41 @@ asio::ip::address resolve_address(const std::string& host) {
     return a;
 }
 
+// Decode threads: as configured, or one per CPU this process may run on, at
+// most 4.
+size_t collector_threads(const CollectorConfig& cfg) {
+    if (cfg.threads > 0) return cfg.threads;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return static_cast<size_t>(std::clamp(cpus, 1, 4));
+}
+
 }  // namespace
 
 int run_collector(const CollectorConfig& cfg) {
     validate_collector_config(cfg);
-    Hub hub(cfg);  // outlives the io_context: TCP connections report to it when they go
+    Hub hub(cfg);  // outlives the io_contexts: TCP connections report to it when they go
+    // Decode threads: the main thread is the first (its loop also serves
+    // signals, timers, metrics and TCP accepts); each other one has a loop
+    // and an information model of its own. Models outlive the loops (TCP
+    // sessions in their handlers use them).
+    const size_t n_threads = collector_threads(cfg);
+    std::vector<std::unique_ptr<InfoModel>> models;
     asio::io_context io;
+    std::vector<std::unique_ptr<asio::io_context>> loops;
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (size_t i = 0; i < n_threads; ++i) {
+        InfoModel* model = &hub.model;
+        asio::io_context* loop = &io;
+        if (i > 0) {
+            models.push_back(std::make_unique<InfoModel>(cfg.pen));
+            model = models.back().get();
+            loops.push_back(std::make_unique<asio::io_context>());
+            loop = loops.back().get();
+        }
+        workers.push_back(std::unique_ptr<Worker>(new Worker{i, *loop, *model, {}}));
+    }
     std::vector<std::unique_ptr<UdpListener>> udp;
     std::vector<std::unique_ptr<TcpListener>> tcp;
     for (const auto& text : cfg.listen) {
@@ -486,9 +600,10 @@ int run_collector(const CollectorConfig& cfg) {
         auto addr = resolve_address(url.host);
         try {
             if (url.kind == CollectorUrl::Kind::udp) {
-                udp.push_back(std::make_unique<UdpListener>(io, hub, asio::ip::udp::endpoint(addr, url.port)));
+                udp.push_back(std::make_unique<UdpListener>(workers, hub, asio::ip::udp::endpoint(addr, url.port)));
             } else if (url.kind == CollectorUrl::Kind::tcp) {
-                tcp.push_back(std::make_unique<TcpListener>(io, hub, asio::ip::tcp::endpoint(addr, url.port)));
+                tcp.push_back(
+                    std::make_unique<TcpListener>(io, workers, hub, asio::ip::tcp::endpoint(addr, url.port)));
             } else {
                 throw Error(fmt::format("--listen {}: only udp:// and tcp:// can be listened on", text));
             }
@@ -498,7 +613,11 @@ int run_collector(const CollectorConfig& cfg) {
     }
 
     auto totals = [&] {
-        CollectorTotals t = hub.closed;
+        CollectorTotals t;
+        {
+            std::lock_guard lock(hub.mu);
+            t = hub.closed;
+        }
         hub.each_session([&t](const ExporterSession& s) { t.add(s); });
         t.rejected_sessions = hub.rejected_sessions;
         return t;
@@ -547,13 +666,13 @@ int run_collector(const CollectorConfig& cfg) {
                 series(name, type, help);
                 o += fmt::format("{} {}\n", name, v);
             };
-            one("bpfix_collector_sessions", "gauge", "exporter transport sessions open", hub.sessions_now);
+            one("bpfix_collector_sessions", "gauge", "exporter transport sessions open", hub.sessions_now.load());
             one("bpfix_collector_all_records_total", "counter", "data records decoded, sessions already closed included",
                 t.records);
             one("bpfix_collector_rejected_sessions_total", "counter", "sessions refused over max_sessions",
-                hub.rejected_sessions);
+                hub.rejected_sessions.load());
             one("bpfix_collector_refused_exporters_total", "counter", "sessions from exporters outside [listen] allow",
-                hub.refused_exporters);
+                hub.refused_exporters.load());
             one("bpfix_collector_written_records_total", "counter", "records written to the output files",
                 hub.out.records_written());
             one("bpfix_collector_output_dropped_records_total", "counter",
@@ -584,6 +703,7 @@ int run_collector(const CollectorConfig& cfg) {
         quiet_checks = pending ? 0 : quiet_checks + 1;
         if (quiet_checks >= 2 || std::chrono::steady_clock::now() > drain_deadline) {
             if (pending) spdlog::warn("stopping with {} bytes still unread after 5 s", pending);
+            for (auto& l : loops) l->stop();
             io.stop();
             return;
         }
@@ -642,7 +762,27 @@ int run_collector(const CollectorConfig& cfg) {
         });
     };
     arm_expiry();
+    // The other decode threads; joined (their loops stopped) however this
+    // function is left.
+    struct Threads {
+        std::vector<std::unique_ptr<asio::io_context>>& loops;
+        std::vector<std::thread> threads;
+        ~Threads() {
+            for (auto& l : loops) l->stop();
+            for (auto& t : threads) t.join();
+        }
+    } threads{loops, {}};
+    for (auto& l : loops) {
+        threads.threads.emplace_back([&l] {
+            auto guard = asio::make_work_guard(*l);  // idle until a TCP connection comes
+            l->run();
+        });
+    }
+    if (n_threads > 1) spdlog::info("decoding on {} threads", n_threads);
     io.run();
+    for (auto& l : loops) l->stop();
+    for (auto& t : threads.threads) t.join();
+    threads.threads.clear();
 
     hub.out.stop();
     if (hub.ipfix) hub.ipfix->stop();
@@ -652,7 +792,7 @@ int run_collector(const CollectorConfig& cfg) {
         "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} refused_exporters={} "
         "template_limit_hits={} udp_kernel_drops={} files={}",
         t.sessions, t.messages, t.records, hub.out.records_written(), hub.out.records_dropped(), t.lost_records,
-        t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters, t.template_limit_hits,
+        t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters.load(), t.template_limit_hits,
         kernel_drops() - drops_at_start,
         hub.out.files_finished() + (hub.ipfix ? hub.ipfix->files_finished() : 0));
     std::fprintf(stderr, "%s\n", summary.c_str());
