@@ -115,18 +115,19 @@ void IpfixOutput::flush(int64_t now) {
     if (pending_.empty()) return;
     uint64_t messages = pending_messages_, records = pending_records_;
     pending_messages_ = pending_records_ = 0;
-    std::string data;
-    data.swap(pending_);
+    size_t bytes = pending_.size();
     try {
         // `now` is the one every check of this batch used: the writer does
         // not rotate under these bytes.
-        writer_.write(data, now);
+        writer_.write(pending_, now);
     } catch (const Error&) {
+        pending_.clear();
         std::lock_guard lock(mu_);
         dropped_ += records;
         throw;
     }
-    file_bytes_ += data.size();
+    pending_.clear();  // keeps its capacity: no regrowing (and copying) per batch
+    file_bytes_ += bytes;
     std::lock_guard lock(mu_);
     written_ += messages;
 }
