@@ -269,7 +269,7 @@ def main():
                 per = stored / cpu if cpu > 0 else float("inf")
                 rows.append({"collector": name, "offered": rate, "sent": sent, "stored": stored, "lost": sent - stored,
                              "kernel_drops": drops, "cpu_s": round(cpu, 2), "per_cpu_s": round(per)})
-                if sent != stored or drops:
+                if stored < sent or drops:
                     first_loss.setdefault(name, rate)
                 label = f"bpfix ({a.format})" if name == "bpfix" else name
                 print(f"| {label} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {drops:,} | {cpu:.2f} | "
