@@ -185,11 +185,12 @@ struct Hub {
     }
 };
 
-// A decode thread: its event loop, the information model of its sessions
-// (libfixbuf's model is not thread-safe: templates add unknown elements to
-// it, RFC 5610 records add theirs), and a lock it holds while it works on
-// its sessions, so that the main thread (metrics, stats, expiry) can visit
-// them.
+// A share of the decoding: one UDP socket per listener (each read on its
+// own thread) and the TCP connections given to it (on its event loop), the
+// information model of their sessions (libfixbuf's model is not
+// thread-safe: templates add unknown elements to it, RFC 5610 records add
+// theirs), and a lock held while its sessions decode, so that they share
+// the model and the main thread (metrics, stats, expiry) can visit them.
 struct Worker {
     size_t index;
     asio::io_context& io;
@@ -199,8 +200,8 @@ struct Worker {
 
 // One of a UDP listener's sockets (one per worker, on the same port with
 // SO_REUSEPORT: the kernel hashes each exporter's address and port to one
-// socket, so a session lives on one thread without hand-offs) and the UDP
-// sessions the kernel hashes to it.
+// socket, so a session stays on one socket without hand-offs), the thread
+// reading it and the UDP sessions the kernel hashes to it.
 class UdpSocket {
 public:
     // Takes the socket out of its event loop (which would otherwise wake for
@@ -617,10 +618,10 @@ size_t collector_threads(const CollectorConfig& cfg) {
 int run_collector(const CollectorConfig& cfg) {
     validate_collector_config(cfg);
     Hub hub(cfg);  // outlives the io_contexts: TCP connections report to it when they go
-    // Decode threads: the main thread is the first (its loop also serves
-    // signals, timers, metrics and TCP accepts); each other one has a loop
-    // and an information model of its own. Models outlive the loops (TCP
-    // sessions in their handlers use them).
+    // Workers: the first uses the main thread's loop (which also serves
+    // signals, timers, metrics and TCP accepts) and the Hub's model; each
+    // other one has a loop on a thread and a model of its own. Models
+    // outlive the loops (TCP sessions in their handlers use them).
     const size_t n_threads = collector_threads(cfg);
     std::vector<std::unique_ptr<InfoModel>> models;
     asio::io_context io;
