@@ -68,7 +68,7 @@ private:
     std::string pending_;
     uint64_t pending_messages_ = 0, pending_records_ = 0;
     uint64_t file_bytes_ = 0;  // written into the open file
-    mutable std::mutex mu_;  // the counters
+    mutable std::mutex mu_;    // the counters
     uint64_t written_ = 0, dropped_ = 0;
 
     // Writer-thread state. Every template each session defined, as raw

@@ -22,10 +22,11 @@ bool glib_message_logged() {
     static int64_t second = 0;
     static uint64_t in_second = 0, left_out = 0;
     std::lock_guard lock(mu);
-    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now().time_since_epoch()).count();
+    int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
     if (now != second) {
-        if (left_out) spdlog::warn("glib: {} more messages left out of the log (at most {} a second)", left_out, kPerSecond);
+        if (left_out)
+            spdlog::warn("glib: {} more messages left out of the log (at most {} a second)", left_out, kPerSecond);
         second = now;
         in_second = left_out = 0;
     }
