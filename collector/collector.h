@@ -21,6 +21,7 @@ struct CollectorConfig {
     uint64_t keep_bytes = 0;         // retention by their total size; 0: keep
     uint32_t pen = 0;                // enterprise number of bpfix's own elements
     int udp_receive_buffer = 32 << 20;
+    unsigned threads = 0;  // decode workers; 0: one per CPU the process may use, at most 4
     uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)
     int64_t udp_session_timeout_s = 1800;   // a silent UDP session (and its templates in memory) ends
     uint64_t max_templates = 1024;          // templates one session may hold (all its domains)

@@ -12,7 +12,8 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
     r.check_keys(r.root(), "", {"listen", "output", "limits", "ipfix", "log", "metrics"});
 
     auto li = r.section("listen");
-    r.check_keys(li, "listen", {"urls", "allow", "udp_receive_buffer"});
+    r.check_keys(li, "listen", {"urls", "allow", "udp_receive_buffer", "threads"});
+    cfg.threads = static_cast<unsigned>(r.integer(li, "listen", "threads", cfg.threads, 0, 256));
     cfg.listen = r.strings(li, "listen", "urls", cfg.listen);
     cfg.allow = r.strings(li, "listen", "allow", cfg.allow);
     cfg.udp_receive_buffer = static_cast<int>(

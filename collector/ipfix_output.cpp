@@ -47,14 +47,27 @@ int64_t wall_now() {
 }  // namespace
 
 IpfixOutput::IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes)
-    : writer_(std::move(opt)),
+    : writer_(opt),
+      max_file_bytes_(opt.max_bytes),
       worker_(max_queued_bytes, [this](std::deque<Item>& b, bool rotate, bool stop) { write_batch(b, rotate, stop); }) {}
 
 IpfixOutput::~IpfixOutput() { stop(); }
 
-bool IpfixOutput::push(uint64_t session, std::vector<uint8_t> message, uint64_t records) {
-    uint64_t bytes = message.size();
-    if (worker_.push({session, std::move(message), records}, bytes)) return true;
+bool IpfixOutput::push(uint64_t session, std::span<const uint8_t> message, uint64_t records) {
+    constexpr size_t kItemBytes = 256 << 10;
+    auto append = [&](Item& item) {
+        if (!item.bytes.empty() && item.bytes.size() + message.size() > kItemBytes) return false;
+        item.messages.push_back({session, item.bytes.size(), message.size(), records});
+        item.bytes.insert(item.bytes.end(), message.begin(), message.end());
+        return true;
+    };
+    auto make = [&] {
+        Item item;
+        item.bytes.reserve(std::max(kItemBytes, message.size()));
+        append(item);
+        return item;
+    };
+    if (worker_.push_merged(message.size(), append, make)) return true;
     std::lock_guard lock(mu_);
     dropped_ += records;
     return false;
@@ -72,19 +85,20 @@ uint64_t IpfixOutput::records_dropped() const {
 
 void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
     int64_t now = wall_now();
-    for (auto& item : batch) {
-        try {
-            write_one(item, now);
-            if (item.msg.empty()) continue;
-            std::lock_guard lock(mu_);
-            ++written_;
-        } catch (const Error& e) {
-            spdlog::error("{}", e.what());
-            std::lock_guard lock(mu_);
-            dropped_ += item.records;
+    for (const auto& item : batch) {
+        for (const auto& q : item.messages) {
+            Message m{q.session, std::span<const uint8_t>(item.bytes.data() + q.offset, q.length), q.records};
+            try {
+                write_one(m, now);
+            } catch (const Error& e) {
+                spdlog::error("{}", e.what());
+                std::lock_guard lock(mu_);
+                dropped_ += m.records;
+            }
         }
     }
     try {
+        flush(now);
         if (batch.empty()) writer_.tick(now);
         if (rotate || stop) writer_.close();
     } catch (const Error& e) {
@@ -92,35 +106,69 @@ void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
     }
 }
 
-void IpfixOutput::write_one(Item& item, int64_t now) {
-    if (item.msg.empty()) {
+bool IpfixOutput::starts_new_file(uint64_t have, size_t bytes, int64_t now) const {
+    if (writer_.starts_new_file(0, now)) return true;  // none open, or its interval is over
+    return max_file_bytes_ && have > 0 && have + bytes > max_file_bytes_;
+}
+
+void IpfixOutput::flush(int64_t now) {
+    if (pending_.empty()) return;
+    uint64_t messages = pending_messages_, records = pending_records_;
+    pending_messages_ = pending_records_ = 0;
+    size_t bytes = pending_.size();
+    try {
+        // `now` is the one every check of this batch used: the writer does
+        // not rotate under these bytes.
+        writer_.write(pending_, now);
+    } catch (const Error&) {
+        pending_.clear();
+        std::lock_guard lock(mu_);
+        dropped_ += records;
+        throw;
+    }
+    pending_.clear();  // keeps its capacity: no regrowing (and copying) per batch
+    file_bytes_ += bytes;
+    std::lock_guard lock(mu_);
+    written_ += messages;
+}
+
+void IpfixOutput::write_one(const Message& m, int64_t now) {
+    if (m.msg.empty()) {
         // the session ended: its templates go (they stay defined in the
         // current file, which is harmless)
-        auto mine = [&](const auto& kv) { return std::get<0>(kv.first) == item.session; };
+        auto mine = [&](const auto& kv) { return std::get<0>(kv.first) == m.session; };
         std::erase_if(templates_, mine);
         std::erase_if(file_ids_, mine);
         return;
     }
-    if (item.msg.size() < 16) return;
-    // A new file knows no template yet: finish the old one first, so that
-    // the writer never rotates under a message built for the old file.
+    if (m.msg.size() < 16) return;
+    // A new file knows no template yet: finish the old one first (with what
+    // is pending for it), so that the writer never rotates under a message
+    // built for the old file.
     auto new_file = [&] {
+        flush(now);
         writer_.close();
         file_ids_.clear();
         next_id_.clear();
         file_seq_.clear();
+        writer_.write(std::string(), now);  // opens the next one
+        file_bytes_ = 0;
     };
-    if (writer_.starts_new_file(item.msg.size(), now)) new_file();
-    std::string out = build(item);
-    if (writer_.is_open() && writer_.starts_new_file(out.size(), now)) {
+    if (starts_new_file(file_bytes_ + pending_.size(), m.msg.size(), now)) new_file();
+    size_t mark = pending_.size();
+    build(m, pending_);
+    if (starts_new_file(file_bytes_ + mark, pending_.size() - mark, now)) {
+        pending_.resize(mark);
         new_file();
-        out = build(item);  // again, for the new file (templates first)
+        build(m, pending_);  // again, for the new file (templates first)
     }
-    writer_.write(out, now);
+    ++pending_messages_;
+    pending_records_ += m.records;
+    if (pending_.size() >= (1u << 20)) flush(now);
 }
 
-std::string IpfixOutput::build(Item& item) {
-    std::vector<uint8_t>& m = item.msg;
+void IpfixOutput::build(const Message& item, std::string& out) {
+    const std::span<const uint8_t> m = item.msg;
     const uint32_t domain = be32(&m[12]);
     const uint32_t export_time = be32(&m[4]);
     auto key = [&](uint16_t tid) { return std::make_tuple(item.session, domain, tid); };
@@ -133,7 +181,7 @@ std::string IpfixOutput::build(Item& item) {
         return id;
     };
 
-    std::string out;  // the bytes for the file: context message(s), then the message
+    // out gets: context message(s), then the message
     auto header = [&](std::vector<uint8_t>& msg) {
         msg.assign(16, 0);
         set16(&msg[0], 10);
@@ -189,15 +237,23 @@ std::string IpfixOutput::build(Item& item) {
     // templates the file does not have are dropped, "withdraw all" becomes
     // the withdrawals of this session's templates (other sessions share
     // the domain in the file).
-    std::vector<uint8_t> msg;
-    header(msg);
+    // Written straight into `out` from `start` on.
+    const size_t start = out.size();
+    uint8_t head[16] = {};
+    set16(&head[0], 10);
+    set32(&head[4], export_time);
+    set32(&head[8], file_seq_[domain]);
+    set32(&head[12], domain);
+    out.append(reinterpret_cast<const char*>(head), sizeof head);
+    auto at = [&](size_t pos) { return reinterpret_cast<uint8_t*>(out.data() + pos); };
+    auto append = [&](const uint8_t* p, size_t n) { out.append(reinterpret_cast<const char*>(p), n); };
     std::vector<std::pair<uint16_t, uint16_t>> withdraw_after;  // (set id, file id)
     for (size_t off = 16; off + 4 <= m.size();) {
         uint16_t set_id = be16(&m[off]), len = be16(&m[off + 2]);
         if (len < 4 || off + len > m.size()) break;
-        size_t set_start = msg.size();
+        size_t set_start = out.size();
         if (set_id == 2 || set_id == 3) {
-            msg.insert(msg.end(), &m[off], &m[off] + 4);
+            append(&m[off], 4);
             for (size_t p = off + 4; p + 4 <= off + len;) {
                 size_t rl = template_record_len(&m[p], off + len - p, set_id);
                 if (rl == 0) break;
@@ -217,9 +273,9 @@ std::string IpfixOutput::build(Item& item) {
                             }
                         }
                     } else if (auto f = file_ids_.find(key(tid)); f != file_ids_.end()) {
-                        size_t at = msg.size();
-                        msg.insert(msg.end(), &m[p], &m[p] + rl);
-                        set16(&msg[at], f->second);
+                        size_t pos = out.size();
+                        append(&m[p], rl);
+                        set16(at(pos), f->second);
                         file_ids_.erase(f);
                         templates_.erase(key(tid));
                     }
@@ -227,29 +283,31 @@ std::string IpfixOutput::build(Item& item) {
                     templates_[key(tid)] = {set_id, std::vector<uint8_t>(&m[p], &m[p] + rl)};
                     auto f = file_ids_.find(key(tid));
                     uint16_t id = f != file_ids_.end() ? f->second : allocate(tid);
-                    size_t at = msg.size();
-                    msg.insert(msg.end(), &m[p], &m[p] + rl);
-                    set16(&msg[at], id);
+                    size_t pos = out.size();
+                    append(&m[p], rl);
+                    set16(at(pos), id);
                 }
                 p += rl;
             }
-            if (msg.size() - set_start == 4) {
-                msg.resize(set_start);  // nothing left in it
+            if (out.size() - set_start == 4) {
+                out.resize(set_start);  // nothing left in it
             } else {
-                set16(&msg[set_start + 2], static_cast<uint16_t>(msg.size() - set_start));
+                set16(at(set_start + 2), static_cast<uint16_t>(out.size() - set_start));
             }
         } else if (set_id >= 256) {
             auto f = file_ids_.find(key(set_id));
             if (f != file_ids_.end()) {
-                msg.insert(msg.end(), &m[off], &m[off] + len);
-                set16(&msg[set_start], f->second);
+                append(&m[off], len);
+                set16(at(set_start), f->second);
             }
         }
         off += len;
     }
-    if (msg.size() > 16) {
-        finish(msg);
+    if (out.size() - start > 16) {
+        set16(at(start + 2), static_cast<uint16_t>(out.size() - start));
         file_seq_[domain] += static_cast<uint32_t>(item.records);
+    } else {
+        out.resize(start);
     }
     if (!withdraw_after.empty()) {
         for (uint16_t kind : {2, 3}) {
@@ -271,7 +329,6 @@ std::string IpfixOutput::build(Item& item) {
             finish(w);
         }
     }
-    return out;
 }
 
 }  // namespace bpfix

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     uint64_t rotate_interval = 0, rotate_size = 0, max_sessions = 0;
     int64_t udp_timeout = 0, template_lifetime = -1;
     int64_t pen = 0;
+    unsigned threads = 0;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/collector.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--read", read_path, "decode this IPFIX file and print its records as JSON lines");
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 604800));
     app.add_option("--metrics", metrics, "serve Prometheus /metrics on ADDR:PORT (default 127.0.0.1:9739; off: none)");
     app.add_option("--pen", pen, "private enterprise number of bpfix elements")->check(CLI::Range(1LL, 4294967295LL));
+    app.add_option("--threads", threads, "decode threads (default: one per usable CPU, at most 4)")
+        ->check(CLI::Range(1, 256));
     app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off");
     try {
         app.parse(argc, argv);
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
         if (template_lifetime >= 0) cfg.udp_template_lifetime_s = template_lifetime;
         if (!metrics.empty()) cfg.metrics = metrics;
         if (pen) cfg.pen = static_cast<uint32_t>(pen);
+        if (threads) cfg.threads = threads;
         if (!log_level.empty()) cfg.log_level = log_level;
         init_logging("bpfix-collector", cfg.log_level);
         if (!read_path.empty()) {

@@ -586,9 +586,6 @@ void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
 
 namespace {
 
-// A template as it is on the wire: the field lengths a data record follows.
-using WireLengths = std::vector<uint16_t>;
-
 std::string varfield_text(const fbVarfield_t& v) {
     return v.buf ? std::string(reinterpret_cast<const char*>(v.buf), v.len) : std::string();
 }
@@ -599,43 +596,69 @@ struct IpfixDecoder::Screen {
     IpfixDecoder& dec;
     std::span<const uint8_t> msg;
     // Templates (re)defined or withdrawn (nullopt) earlier in this message.
-    std::unordered_map<uint16_t, std::optional<WireLengths>> defined;
+    std::unordered_map<uint16_t, std::optional<WireShape>> defined;
+    WireShape scratch;  // a shape not cached (templates withdrawn earlier in this message)
     bool withdrew_all[2] = {false, false};  // every template, every options template
     // Templates the "withdraw all" records remove: libfixbuf refuses those
     // records (template id 2 or 3), so they are taken out of the message
-    // and the templates removed from its session here.
+    // (`rewritten`: the template sets without them, by offset) and the
+    // templates removed from its session here.
     std::vector<uint16_t> withdraw_from_session;
+    std::map<size_t, std::vector<uint8_t>> rewritten;
+    bool any_withdraw_all() const { return withdrew_all[0] || withdrew_all[1]; }
     bool has_templates = false;  // template or options template sets seen
     size_t records = 0;          // data records in the sets accepted
 
     uint32_t domain() const { return get_u32(msg, 12); }
 
-    std::optional<WireLengths> lookup(uint16_t tid) const {
+    static WireShape shape_of(std::vector<uint16_t> lengths) {
+        WireShape shape;
+        for (uint16_t len : lengths) {
+            shape.fixed = shape.fixed && len != FB_IE_VARLEN;
+            shape.min_len += len == FB_IE_VARLEN ? 1 : len;
+        }
+        shape.lengths = std::move(lengths);
+        return shape;
+    }
+
+    // The shape data set `tid` follows, or nullptr when there is no such
+    // template.
+    const WireShape* lookup(uint16_t tid) {
         if (auto it = defined.find(tid); it != defined.end()) {
-            return it->second;
+            return it->second ? &*it->second : nullptr;
+        }
+        auto key = std::make_pair(domain(), tid);
+        if (!any_withdraw_all()) {
+            if (auto it = dec.shapes_.find(key); it != dec.shapes_.end()) return &it->second;
         }
         GError* err = nullptr;
         fbTemplate_t* t = fbSessionGetTemplate(dec.session_, FALSE, tid, &err);
         g_clear_error(&err);
         if (!t || fbTemplateCountElements(t) == 0) {
-            return std::nullopt;
+            return nullptr;
         }
         if (withdrew_all[fbTemplateGetOptionsScope(t) > 0 ? 1 : 0]) {
-            return std::nullopt;
+            return nullptr;
         }
-        WireLengths lengths;
+        std::vector<uint16_t> lengths;
         for (uint32_t i = 0; i < fbTemplateCountElements(t); ++i) {
             lengths.push_back(fbTemplateGetIndexedIE(t, i)->len);
         }
-        return lengths;
+        if (!any_withdraw_all()) return &(dec.shapes_[key] = shape_of(std::move(lengths)));
+        scratch = shape_of(std::move(lengths));
+        return &scratch;
     }
 
-    // `kept` gets the set as libfixbuf should see it: without "withdraw
-    // all" records.
-    std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id, std::vector<uint8_t>& kept) {
+    std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id) {
         const char* kind = set_id == 3 ? "options template" : "template";
+        // The session's templates change from here: shapes are looked up
+        // afresh (the session has them after libfixbuf took this message).
+        dec.shapes_.clear();
         size_t p = 4;
-        kept.assign(set.begin(), set.begin() + 4);
+        // The set without "withdraw all" records, for libfixbuf (only
+        // stored when it differs).
+        std::vector<uint8_t> kept(set.begin(), set.begin() + 4);
+        bool dropped_record = false;
         size_t rec_start = p;
         auto keep_record = [&] {
             kept.insert(kept.end(), set.begin() + static_cast<std::ptrdiff_t>(rec_start),
@@ -651,9 +674,10 @@ struct IpfixDecoder::Screen {
                 // withdraws every template of its kind.
                 if (tid == set_id) {
                     withdrew_all[set_id == 3 ? 1 : 0] = true;
+                    dropped_record = true;
                     for (auto& [id, t] : defined) t.reset();
-                    for (const auto& [key, kind_id] : dec.known_templates_) {
-                        if (key.first == domain() && kind_id == set_id) withdraw_from_session.push_back(key.second);
+                    for (const auto& [k, kind_id] : dec.known_templates_) {
+                        if (k.first == domain() && kind_id == set_id) withdraw_from_session.push_back(k.second);
                     }
                     std::erase_if(dec.known_templates_,
                                   [&](const auto& kv) { return kv.first.first == domain() && kv.second == set_id; });
@@ -688,7 +712,7 @@ struct IpfixDecoder::Screen {
                     return fmt::format("options template {}: scope count {} exceeds its {} fields", tid, scope, count);
                 }
             }
-            WireLengths lengths;
+            std::vector<uint16_t> lengths;
             for (uint32_t i = 1; i <= count; ++i) {
                 if (set.size() - p < 4) {
                     return fmt::format("{} {} field {}: field specifier runs past the set end", kind, tid, i);
@@ -727,22 +751,30 @@ struct IpfixDecoder::Screen {
             }
             dec.known_templates_[key] = set_id;
             if (dec.lifetime_.count()) dec.template_seen_[key] = dec.now_;
-            defined[tid] = std::move(lengths);
+            defined[tid] = shape_of(std::move(lengths));
             keep_record();
         }
-        kept[2] = static_cast<uint8_t>(kept.size() >> 8);
-        kept[3] = static_cast<uint8_t>(kept.size());
+        if (dropped_record) {
+            kept[2] = static_cast<uint8_t>(kept.size() >> 8);
+            kept[3] = static_cast<uint8_t>(kept.size());
+            rewritten[off] = std::move(kept);
+        }
         return {};
     }
 
     // Every record must end inside the set: libfixbuf checks variable
     // lengths too, but cannot say where.
-    static std::string data_set(std::span<const uint8_t> set, size_t off, uint16_t tid, const WireLengths& lengths,
+    static std::string data_set(std::span<const uint8_t> set, size_t off, uint16_t tid, const WireShape& shape,
                                 size_t& records) {
-        size_t min = 0;
-        for (uint16_t len : lengths) min += len == FB_IE_VARLEN ? 1 : len;
+        const size_t min = shape.min_len;
+        const auto& lengths = shape.lengths;
         if (min == 0) {
             return fmt::format("set {} at offset {}: template {} has no fields", tid, off, tid);
+        }
+        if (shape.fixed) {
+            // Every record is min long; fewer bytes than that are padding.
+            records += (set.size() - 4) / min;
+            return {};
         }
         size_t p = 4;
         // Fewer bytes than the shortest record are padding.
@@ -774,10 +806,10 @@ struct IpfixDecoder::Screen {
         return {};
     }
 
-    // Copies into `accepted` the header and each set libfixbuf should see, up
-    // to the first problem, which it returns.
-    std::string run(std::vector<uint8_t>& accepted) {
-        accepted.assign(msg.begin(), msg.begin() + 16);
+    // Notes in dec.kept_sets_ each set libfixbuf should see, up to the first
+    // problem, which it returns.
+    std::string run() {
+        dec.kept_sets_.clear();
         size_t off = 16;
         while (off < msg.size()) {
             size_t rest = msg.size() - off;
@@ -799,10 +831,7 @@ struct IpfixDecoder::Screen {
             std::string problem;
             if (set_id == 2 || set_id == 3) {
                 has_templates = true;
-                std::vector<uint8_t> kept;
-                problem = template_set(set, off, set_id, kept);
-                if (problem.empty() && kept.size() > 4) accepted.insert(accepted.end(), kept.begin(), kept.end());
-                keep = false;
+                problem = template_set(set, off, set_id);
             } else if (set_id < 2) {
                 problem = fmt::format("set {} at offset {}: set ids 0 and 1 are NetFlow v9's, not IPFIX", set_id, off);
             } else if (set_id < 256) {
@@ -811,9 +840,9 @@ struct IpfixDecoder::Screen {
                 spdlog::debug("set {} at offset {}: reserved set id, skipped", set_id, off);
                 ++dec.skipped_sets_;
                 keep = false;
-            } else if (auto lengths = lookup(set_id)) {
+            } else if (const WireShape* shape = lookup(set_id)) {
                 size_t n = 0;
-                problem = data_set(set, off, set_id, *lengths, n);
+                problem = data_set(set, off, set_id, *shape, n);
                 if (problem.empty()) records += n;
             } else {
                 spdlog::debug("set {} at offset {}: no template {} in domain {}, not decoded", set_id, off, set_id,
@@ -825,7 +854,7 @@ struct IpfixDecoder::Screen {
                 return problem;
             }
             if (keep) {
-                accepted.insert(accepted.end(), set.begin(), set.end());
+                dec.kept_sets_.emplace_back(off, set_len);
             }
             off += set_len;
         }
@@ -854,6 +883,10 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
     }
     uint32_t domain = get_u32(message, 12);
     ++messages_;
+    // libfixbuf trusts some lengths and errs on sets it could skip: screen
+    // the message first and hand libfixbuf only the sets it should decode,
+    // up to the first problem (records before it are still delivered).
+    // Templates are per domain: look them up in this message's.
     if (lifetime_.count()) {
         now_ = std::chrono::steady_clock::now();
         if (now_ >= next_expiry_check_) {
@@ -861,14 +894,9 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
             next_expiry_check_ = now_ + std::chrono::seconds(1);
         }
     }
-    // libfixbuf trusts some lengths and errs on sets it could skip: screen
-    // the message first and hand libfixbuf only the sets it should decode,
-    // up to the first problem (records before it are still delivered).
-    // Templates are per domain: look them up in this message's.
     fbSessionSetDomain(session_, domain);
-    std::vector<uint8_t> accepted;
-    Screen screen{*this, message, {}, {false, false}, {}, false, 0};
-    std::string problem = screen.run(accepted);
+    Screen screen{*this, message, {}, {}, {false, false}, {}, {}, false, 0};
+    std::string problem = screen.run();
     for (uint16_t tid : screen.withdraw_from_session) {
         // (A template defined earlier in the same message and withdrawn by
         // the same "withdraw all" is re-added by libfixbuf below: exporters
@@ -880,6 +908,15 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
         // record: the count is known without libfixbuf decoding them.
         records_ += screen.records;
         return {};
+    }
+    std::vector<uint8_t> accepted(message.begin(), message.begin() + 16);
+    for (auto [off, len] : kept_sets_) {
+        if (auto r = screen.rewritten.find(off); r != screen.rewritten.end()) {
+            if (r->second.size() > 4) accepted.insert(accepted.end(), r->second.begin(), r->second.end());
+            continue;
+        }
+        accepted.insert(accepted.end(), message.begin() + static_cast<ptrdiff_t>(off),
+                        message.begin() + static_cast<ptrdiff_t>(off + len));
     }
     if (accepted.size() > 16) {
         accepted[2] = static_cast<uint8_t>(accepted.size() >> 8);
@@ -914,6 +951,7 @@ size_t IpfixDecoder::expire_templates(std::chrono::steady_clock::time_point now)
         spdlog::info("template {} of observation domain {} expired: not received again within {} s", tid, domain,
                      lifetime_.count());
         known_templates_.erase(known);
+        shapes_.clear();
         it = template_seen_.erase(it);
         ++n;
     }

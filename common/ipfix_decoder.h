@@ -87,6 +87,12 @@ public:
 
 private:
     struct Screen;
+    // A template as its data records lie on the wire, for the screen.
+    struct WireShape {
+        std::vector<uint16_t> lengths;  // FB_IE_VARLEN: variable length
+        size_t min_len = 0;             // of the shortest record
+        bool fixed = true;              // no variable-length field: every record is min_len long
+    };
     std::string decode_screened(std::vector<uint8_t>& message, uint32_t domain);
     static void on_new_template(fbSession_t*, uint16_t, fbTemplate_t*, void*, void**, fbTemplateCtxFree_fn*);
     void decode_record(const TemplateInfo& info, uint32_t domain);
@@ -104,6 +110,10 @@ private:
     uint64_t skipped_sets_ = 0;
     uint64_t unknown_template_sets_ = 0;
     std::map<std::pair<uint32_t, uint16_t>, uint16_t> known_templates_;  // (domain, id) -> set id 2 or 3
+    // The screen's shapes of the session's templates, (domain, id) -> shape,
+    // so a data set costs no template walk; emptied by any template set.
+    std::map<std::pair<uint32_t, uint16_t>, WireShape> shapes_;
+    std::vector<std::pair<size_t, size_t>> kept_sets_;  // (offset, length) the screen accepted
     size_t max_templates_ = 0;
     std::chrono::seconds lifetime_{0};
     std::chrono::steady_clock::time_point now_{}, next_expiry_check_{};

@@ -7,7 +7,7 @@ that every record sent was written (zero loss).
   ingest.py BUILD_DIR [--records N] [--per-message K] [--cpu C]
 
 The records use bpfix's IPv4 flow layout (addresses, ports, protocol,
-counters, millisecond timestamps: 45 bytes on the wire). The collector is
+counters, millisecond timestamps: 47 bytes on the wire). The collector is
 pinned to CPU C (default 1), the sender to the other one.
 """
 import argparse

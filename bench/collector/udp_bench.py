@@ -1,16 +1,38 @@
 #!/usr/bin/python3
-"""UDP ingest benchmark: bpfix-collector against nfcapd (nfdump) on the same
-IPFIX stream. For each offered load (records per second, paced), a sender
-pinned to one CPU sends IPFIX over UDP loopback for --seconds to each
-collector in turn (pinned to the other CPU); prints, per collector and
-load: records received and stored, loss, collector CPU seconds, and records
-per CPU-second.
+"""UDP ingest benchmark: bpfix-collector against nfcapd (nfdump) and nfacctd
+(pmacct) on the same IPFIX stream. For each offered load (records per
+second), bpfix_ipfix_udp_blast (C++, sendmmsg, paced in 1 ms slots) pinned
+to CPU 0 sends IPFIX over UDP loopback for --seconds to each collector in
+turn, pinned to CPU 1. Prints, per collector and load: records sent and
+stored, loss (sent - stored), the kernel's drop counter of the collector's
+UDP socket(s) (/proc/net/udp, last column, summed over every socket on the
+port), collector CPU seconds and records stored per CPU-second; then the
+lowest load at which each collector lost records.
 
-  udp_bench.py BUILD_DIR [--loads 50000,100000,200000,400000] [--seconds 5] [--format jsonl|ipfix]
+  udp_bench.py BUILD_DIR [--loads 200000,500000,1000000,2000000,3000000] [--seconds 5]
+               [--format jsonl|ipfix] [--collectors bpfix,nfcapd,nfacctd] [--sources N]
+               [--threads N]
 
-Records: the same 11-field IPv4 flow layout as ingest.py (45 bytes), 30 per
-1,366-byte message; the template is repeated every 50 messages (and first).
-Each collector gets a 32 MiB socket buffer (bpfix: its default; nfcapd: -B).
+Records: the 11-field IPv4 flow layout of ingest.py (47 bytes), 30 per
+1,430-byte message (1,482 with the template); the template first and
+every 50 messages; sequence numbers count the records sent. --sources spreads the load over N source
+ports (N exporters to the collector).
+
+How "stored" is counted:
+  bpfix    --format jsonl: lines in the JSONL files; --format ipfix: data
+           records in the .ipfix files, counted by bench/ipfix_count.py
+           (an independent parser).
+  nfcapd   the "Flows:" totals it logs per file at exit.
+  nfacctd  print plugin, CSV appended every second, aggregated by
+           (src, dst, ports, protocol): every record carries
+           packetDeltaCount 10, so records = sum(PACKETS) / 10. Its core
+           process hands records to the plugin process through a 64 MiB
+           queue in 64 KiB buffers (pmacct's advice: 1:1000).
+CPU: utime + stime of the collector, and for nfacctd of its plugin process
+too (with the purge children it forks and reaps). Each collector's socket
+buffer is 32 MiB (bpfix: its default; nfcapd: -B; nfacctd:
+nfacctd_pipe_size); run as root, net.core.rmem_max is raised to 32 MiB
+for the run (and put back) so that nfcapd and nfacctd get it too.
 """
 import argparse
 import json
@@ -19,22 +41,58 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ingest import FIELDS, record, template  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from ipfix_count import Counter  # noqa: E402
 
-PER_MSG = 30
+BUF = 32 << 20
+SENDER_CPU, COLLECTOR_CPU = "0", "1"
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+def proc_cpu(pid, children=True):
+    """utime + stime (+ reaped children's) of one process, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    ticks = int(parts[11]) + int(parts[12]) + (int(parts[13]) + int(parts[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return out
+
+
+def tree_cpu(pid):
+    return proc_cpu(pid) + sum(proc_cpu(c) for c in child_pids(pid))
+
+
+def udp_drops(port):
+    """The kernel's drop counter summed over every UDP socket bound to `port`."""
+    total = 0
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(path) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    total += int(cols[-1])
+    return total
 
 
 def free_udp_port():
@@ -45,114 +103,185 @@ def free_udp_port():
     return p
 
 
-def send(port, rate, seconds):
-    """Paced: 1 ms slots, each with the messages due. Returns records sent."""
-    os.sched_setaffinity(0, {0})
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
-    recs = b"".join(record(i) for i in range(PER_MSG))
-    data_set = struct.pack("!HH", 256, 4 + len(recs)) + recs
-    tmpl = template()
-    sent = seq = n = 0
-    t0 = time.monotonic()
-    while True:
-        now = time.monotonic() - t0
-        if now >= seconds:
+def wait_bound(port):
+    for _ in range(200):
+        if subprocess.run(["ss", "-Hunl", f"sport = :{port}"], capture_output=True, text=True).stdout.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on udp port {port}")
+
+
+def send(build, port, rate, seconds, sources):
+    r = subprocess.run(["taskset", "-c", SENDER_CPU, os.path.join(build, "bin", "bpfix_ipfix_udp_blast"), "127.0.0.1",
+                        str(port), str(rate), str(seconds), str(sources)], capture_output=True, text=True, check=True)
+    return int(re.search(r"sent_records=(\d+)", r.stdout).group(1))
+
+
+def measure(build, pid, port, rate, seconds, sources):
+    """Sends; waits until the collector is idle. Returns sent, CPU s, drops."""
+    cpu0, drops0 = tree_cpu(pid), udp_drops(port)
+    sent = send(build, port, rate, seconds, sources)
+    # done when its CPU time stops moving (it has read what was queued)
+    last, still = tree_cpu(pid), 0
+    for _ in range(100):
+        time.sleep(0.3)
+        now = tree_cpu(pid)
+        still = still + 1 if now == last else 0
+        last = now
+        if still >= 3:
             break
-        due = int(now * rate / PER_MSG) + 1
-        while n < due:
-            sets = (tmpl + data_set) if n % 50 == 0 else data_set
-            msg = struct.pack("!HHIII", 10, 16 + len(sets), int(time.time()), seq, 1) + sets
-            s.sendto(msg, ("127.0.0.1", port))
-            seq += PER_MSG
-            sent += PER_MSG
-            n += 1
-        time.sleep(0.001)
-    s.close()
-    return sent
+    return sent, last - cpu0, udp_drops(port) - drops0
 
 
-def run_bpfix(build, work, rate, seconds, fmt="jsonl"):
+def run_bpfix(build, work, rate, seconds, sources, fmt, threads):
     out = os.path.join(work, "bpfix")
     os.makedirs(out)
     port = free_udp_port()
     log = os.path.join(work, "bpfix.log")
-    p = subprocess.Popen(["taskset", "-c", "1", os.path.join(build, "bin", "bpfix-collector"), "--listen",
-                          f"udp://127.0.0.1:{port}", "--output-dir", out, "--metrics", "off", "--format", fmt],
-                         stderr=open(log, "w"))
-    for _ in range(100):
-        if "listening on udp" in open(log).read():
-            break
-        time.sleep(0.05)
-    cpu0 = cpu_seconds(p.pid)
-    sent = send(port, rate, seconds)
-    time.sleep(1)
-    cpu = cpu_seconds(p.pid) - cpu0
-    p.send_signal(signal.SIGTERM)
-    p.wait(timeout=60)
-    summ = dict(kv.split("=") for kv in re.search(r"summary: (.*)", open(log).read()).group(1).split())
+    cmd = ["taskset", "-c", COLLECTOR_CPU, os.path.join(build, "bin", "bpfix-collector"), "--listen",
+           f"udp://127.0.0.1:{port}", "--output-dir", out, "--metrics", "off", "--format", fmt]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    p = subprocess.Popen(cmd, stderr=open(log, "w"))
+    try:
+        wait_bound(port)
+        sent, cpu, drops = measure(build, p.pid, port, rate, seconds, sources)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
     if fmt == "jsonl":
         stored = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
-    else:  # the stored messages, decoded back
-        stored = 0
-        for n in os.listdir(out):
+    else:
+        c = Counter()
+        for n in sorted(os.listdir(out)):
             if n.endswith(".ipfix"):
-                r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--read", os.path.join(out, n)],
-                                   capture_output=True, text=True, check=True)
-                stored += r.stdout.count("\n")
-    return sent, stored, cpu, int(summ["udp_kernel_drops"])
+                data = open(os.path.join(out, n), "rb").read()
+                off = 0
+                while off + 16 <= len(data):
+                    length = int.from_bytes(data[off + 2:off + 4], "big")
+                    c.message(data[off:off + length])
+                    off += length
+        stored = c.records
+    return sent, stored, cpu, drops
 
 
-def run_nfcapd(work, rate, seconds):
+def run_nfcapd(build, work, rate, seconds, sources):
     out = os.path.join(work, "nfcapd")
     os.makedirs(out)
     port = free_udp_port()
     log = os.path.join(work, "nfcapd.log")
-    p = subprocess.Popen(["taskset", "-c", "1", "nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t",
-                          "3600", "-B", str(32 << 20)], stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    for _ in range(100):
-        if subprocess.run(["ss", "-Hunl", f"sport = :{port}"], capture_output=True, text=True).stdout.strip():
-            break
-        time.sleep(0.05)
-    cpu0 = cpu_seconds(p.pid)
-    sent = send(port, rate, seconds)
-    time.sleep(1)
-    cpu = cpu_seconds(p.pid) - cpu0
-    p.send_signal(signal.SIGTERM)
-    p.wait(timeout=60)
-    text = open(log).read()
-    flows = sum(int(x) for x in re.findall(r"Flows: (\d+)", text))
-    return sent, flows, cpu, None
+    p = subprocess.Popen(["taskset", "-c", COLLECTOR_CPU, "nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out,
+                          "-t", "3600", "-B", str(BUF)], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_bound(port)
+        sent, cpu, drops = measure(build, p.pid, port, rate, seconds, sources)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+    flows = sum(int(x) for x in re.findall(r"Flows: (\d+)", open(log).read()))
+    return sent, flows, cpu, drops
+
+
+def run_nfacctd(build, work, rate, seconds, sources):
+    port = free_udp_port()
+    csv = os.path.join(work, "nfacctd.csv")
+    conf = os.path.join(work, "nfacctd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemonize: false
+nfacctd_ip: 127.0.0.1
+nfacctd_port: {port}
+nfacctd_pipe_size: {BUF}
+plugins: print
+aggregate: src_host, dst_host, src_port, dst_port, proto
+print_output: csv
+print_output_file: {csv}
+print_output_file_append: true
+print_refresh_time: 1
+plugin_pipe_size: {64 << 20}
+plugin_buffer_size: {64 << 10}
+""")
+    log = os.path.join(work, "nfacctd.log")
+    p = subprocess.Popen(["taskset", "-c", COLLECTOR_CPU, "nfacctd", "-f", conf], stdout=open(log, "w"),
+                         stderr=subprocess.STDOUT)
+    try:
+        wait_bound(port)
+        sent, cpu, drops = measure(build, p.pid, port, rate, seconds, sources)
+        time.sleep(1.5)  # one more purge of the print cache
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=120)
+    packets = 0
+    if os.path.exists(csv):
+        with open(csv) as f:
+            for line in f:
+                cols = line.strip().split(",")
+                if cols and cols[0] != "SRC_IP" and len(cols) >= 7:
+                    packets += int(cols[5])
+    return sent, packets // 10, cpu, drops
+
+
+def set_rmem_max(value):
+    path = "/proc/sys/net/core/rmem_max"
+    try:
+        old = int(open(path).read())
+        if old < value:
+            with open(path, "w") as f:
+                f.write(str(value))
+        return old
+    except OSError:
+        return None
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
-    ap.add_argument("--loads", default="50000,100000,200000,400000")
+    ap.add_argument("--loads", default="200000,500000,1000000,2000000,3000000")
     ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--format", default="jsonl", choices=("jsonl", "ipfix"), help="bpfix-collector's output")
+    ap.add_argument("--format", default="ipfix", choices=("jsonl", "ipfix"), help="bpfix-collector's output")
+    ap.add_argument("--collectors", default="bpfix,nfcapd,nfacctd")
+    ap.add_argument("--sources", type=int, default=1, help="exporters (source ports) sharing the load")
+    ap.add_argument("--threads", type=int, default=0, help="bpfix-collector --threads (0: its default)")
     a = ap.parse_args()
-    if not shutil.which("nfcapd"):
-        print("udp_bench: needs nfcapd (apt-get install nfdump)", file=sys.stderr)
-        return 2
-    rows = []
-    print("| collector | offered rec/s | sent | stored | lost | CPU s | records per CPU-s |\n|---|---|---|---|---|---|---|")
-    for rate in [int(x) for x in a.loads.split(",")]:
-        for name in ("bpfix", "nfcapd"):
-            work = tempfile.mkdtemp(prefix="bpfix-udpbench-")
-            try:
-                if name == "bpfix":
-                    sent, stored, cpu, drops = run_bpfix(a.build, work, rate, a.seconds, a.format)
-                else:
-                    sent, stored, cpu, drops = run_nfcapd(work, rate, a.seconds)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-            per = stored / cpu if cpu > 0 else float("inf")
-            rows.append({"collector": name, "offered": rate, "sent": sent, "stored": stored, "lost": sent - stored,
-                         "cpu_s": cpu, "per_cpu_s": per})
-            label = f"bpfix ({a.format})" if name == "bpfix" else name
-            print(f"| {label} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {cpu:.2f} | {per:,.0f} |",
-                  flush=True)
+    names = a.collectors.split(",")
+    for tool in {"nfcapd", "nfacctd"} & set(names):
+        if not shutil.which(tool):
+            print(f"udp_bench: needs {tool} (apt-get install {'nfdump' if tool == 'nfcapd' else 'pmacct'})",
+                  file=sys.stderr)
+            return 2
+    old_rmem = set_rmem_max(BUF)
+    rows, first_loss = [], {}
+    print("| collector | offered rec/s | sent | stored | lost | kernel drops | CPU s | records per CPU-s |\n"
+          "|---|---|---|---|---|---|---|---|", flush=True)
+    try:
+        for rate in [int(x) for x in a.loads.split(",")]:
+            for name in names:
+                work = tempfile.mkdtemp(prefix="bpfix-udpbench-")
+                try:
+                    if name == "bpfix":
+                        r = run_bpfix(a.build, work, rate, a.seconds, a.sources, a.format, a.threads)
+                    elif name == "nfcapd":
+                        r = run_nfcapd(a.build, work, rate, a.seconds, a.sources)
+                    else:
+                        r = run_nfacctd(a.build, work, rate, a.seconds, a.sources)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+                sent, stored, cpu, drops = r
+                per = stored / cpu if cpu > 0 else float("inf")
+                rows.append({"collector": name, "offered": rate, "sent": sent, "stored": stored, "lost": sent - stored,
+                             "kernel_drops": drops, "cpu_s": round(cpu, 2), "per_cpu_s": round(per)})
+                if stored < sent or drops:
+                    first_loss.setdefault(name, rate)
+                label = f"bpfix ({a.format})" if name == "bpfix" else name
+                print(f"| {label} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {drops:,} | {cpu:.2f} | "
+                      f"{per:,.0f} |", flush=True)
+    finally:
+        if old_rmem is not None and old_rmem < BUF:
+            with open("/proc/sys/net/core/rmem_max", "w") as f:
+                f.write(str(old_rmem))
+    print()
+    for name in names:
+        print(f"{name}: " + (f"first loss at {first_loss[name]:,} records/s" if name in first_loss
+                             else "no loss at any load"))
     print(json.dumps(rows))
     return 0
 
