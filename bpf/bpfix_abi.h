@@ -244,13 +244,17 @@ struct bpfix_rtt_stats {
     __u64 last_ns;  /* bpf_ktime_get_ns() of the latest sample */
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_stats) == 24, "bpfix_rtt_stats layout");
-/* Per-socket gate (socket-local storage): what the socket last counted;
- * `foreign` 1: a socket of another network namespace, never counted. */
+/* Per-socket gate (socket-local storage): the socket's key, read once,
+ * and what it last counted. */
+#define BPFIX_RTT_GATE_NEW 0
+#define BPFIX_RTT_GATE_OURS 1     /* key valid */
+#define BPFIX_RTT_GATE_FOREIGN 2  /* another namespace or family: never counted */
 struct bpfix_rtt_gate {
+    struct bpfix_rtt_key key;
     __u64 last_ns;
     __u32 srtt_us;
-    __u32 foreign;
+    __u32 state;  /* BPFIX_RTT_GATE_* */
 };
-BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_gate) == 16, "bpfix_rtt_gate layout");
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_gate) == 56, "bpfix_rtt_gate layout");
 
 #endif /* BPFIX_ABI_H */

@@ -17,7 +17,8 @@
  * Cost bound: a socket counts a sample only when its srtt changed since its
  * last sample or BPFIX_RTT_MIN_GAP_NS passed; other segments cost a
  * socket-storage lookup (fentry, tp_btf) or a per-CPU hash lookup (kprobe)
- * and a compare. Only sockets of the exporter's network namespace count.
+ * and a compare. With socket storage the socket's key is read once and
+ * kept there, so a sample costs one per-CPU hash update. Only sockets of the exporter's network namespace count.
  * Kernel structures are read with CO-RE through the minimal definitions
  * below, so offsets come from the running kernel's BTF. */
 #include <linux/bpf.h>
@@ -165,26 +166,31 @@ static __always_inline __u32 srtt_of(struct sock *sk)
     return BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
 }
 
-/* fentry and tp_btf: `sk` is a BTF pointer, so it has socket storage. */
+/* fentry and tp_btf: `sk` is a BTF pointer, so it has socket storage,
+ * which keeps the socket's key (read once) and its last sample. */
 static __always_inline int sample_gated(struct sock *sk)
 {
+    struct bpfix_rtt_gate *g = bpf_sk_storage_get(&gates, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!g || g->state == BPFIX_RTT_GATE_FOREIGN)
+        return 0;
     __u32 srtt = srtt_of(sk);
     if (srtt == 0)
         return 0;  /* no RTT measured yet */
-    struct bpfix_rtt_gate *g = bpf_sk_storage_get(&gates, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-    if (!g || g->foreign)
-        return 0;
     __u64 now = bpf_ktime_get_ns();
     if (g->srtt_us == srtt && now - g->last_ns < BPFIX_RTT_MIN_GAP_NS)
         return 0;
-    struct bpfix_rtt_key key = {};
-    if (!socket_key(sk, &key)) {
-        g->foreign = 1;  /* a socket's namespace and family never change */
-        return 0;
+    if (g->state == BPFIX_RTT_GATE_NEW) {
+        /* A socket's namespace, family, addresses and ports do not change
+         * once it is established. */
+        if (!socket_key(sk, &g->key)) {
+            g->state = BPFIX_RTT_GATE_FOREIGN;
+            return 0;
+        }
+        g->state = BPFIX_RTT_GATE_OURS;
     }
     g->srtt_us = srtt;
     g->last_ns = now;
-    count(&key, srtt, now);
+    count(&g->key, srtt, now);
     return 0;
 }
 
@@ -216,17 +222,31 @@ static __always_inline int sample_close(struct sock *sk)
     return 0;
 }
 
+/* With socket storage: the key the socket's samples used, if any. */
+static __always_inline int sample_close_gated(struct sock *sk)
+{
+    struct bpfix_rtt_gate *g = bpf_sk_storage_get(&gates, sk, 0, 0);
+    if (!g)
+        return sample_close(sk);
+    if (g->state != BPFIX_RTT_GATE_OURS)
+        return 0;
+    __u32 srtt = srtt_of(sk);
+    if (srtt)
+        count(&g->key, srtt, bpf_ktime_get_ns());
+    return 0;
+}
+
 /* tcp_v4_destroy_sock destroys IPv6 TCP sockets too. */
 SEC("fentry/tcp_v4_destroy_sock")
 int rtt_fentry_close(__u64 *ctx)
 {
-    return sample_close((struct sock *)ctx[0]);
+    return sample_close_gated((struct sock *)ctx[0]);
 }
 
 SEC("tp_btf/tcp_destroy_sock")
 int rtt_tp_btf_close(__u64 *ctx)
 {
-    return sample_close((struct sock *)ctx[0]);
+    return sample_close_gated((struct sock *)ctx[0]);
 }
 
 SEC("kprobe/tcp_v4_destroy_sock")
