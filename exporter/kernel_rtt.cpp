@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -41,6 +42,15 @@ struct RttKeyEqual {
 
 enum class Hook { fentry, tp_btf, kprobe };
 
+const char* hook_key(Hook h) {
+    switch (h) {
+    case Hook::fentry: return "fentry";
+    case Hook::tp_btf: return "tp_btf";
+    case Hook::kprobe: return "kprobe";
+    }
+    return "?";
+}
+
 const char* hook_name(Hook h) {
     switch (h) {
     case Hook::fentry: return "fentry/tcp_rcv_established";
@@ -58,7 +68,7 @@ int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 void KernelRtt::SkelDeleter::operator()(tcp_rtt* s) const { tcp_rtt__destroy(s); }
 
-KernelRtt::KernelRtt() {
+KernelRtt::KernelRtt(const std::string& only) {
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) throw Error("cannot count the possible CPUs (libbpf_num_possible_cpus)");
     struct stat ns {};
@@ -75,9 +85,14 @@ KernelRtt::KernelRtt() {
                            btf__find_by_name_kind(types.get(), "tcp_rcv_established", BTF_KIND_FUNC) > 0 &&
                            btf__find_by_name_kind(types.get(), "tcp_v4_destroy_sock", BTF_KIND_FUNC) > 0;
 
+    // libbpf attaches kprobes through the kprobe PMU, or tracefs on old kernels.
+    const bool have_kprobes = access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0 ||
+                              access("/sys/kernel/tracing/kprobe_events", F_OK) == 0 ||
+                              access("/sys/kernel/debug/tracing/kprobe_events", F_OK) == 0;
     std::vector<std::string> refused;
     libbpf_print_fn_t previous = libbpf_set_print(quiet);
     for (Hook h : {Hook::fentry, Hook::tp_btf, Hook::kprobe}) {
+        if (!only.empty() && only != "auto" && only != hook_key(h)) continue;
         if (h == Hook::fentry && !have_func) {
             refused.push_back(fmt::format("{}: {}", hook_name(h),
                                           have_btf ? "tcp_rcv_established or tcp_v4_destroy_sock is not in "
@@ -89,6 +104,12 @@ KernelRtt::KernelRtt() {
             refused.push_back(fmt::format("{}: {}", hook_name(h),
                                           have_btf ? "the kernel has no tcp_probe tracepoint in its BTF"
                                                    : "the kernel has no BTF (/sys/kernel/btf/vmlinux)"));
+            continue;
+        }
+        if (h == Hook::kprobe && !have_kprobes) {
+            refused.push_back(fmt::format("{}: the kernel has no kprobes (no /sys/bus/event_source/devices/kprobe; "
+                                          "CONFIG_KPROBES)",
+                                          hook_name(h)));
             continue;
         }
         std::unique_ptr<tcp_rtt, SkelDeleter> skel(tcp_rtt__open());
@@ -108,7 +129,10 @@ KernelRtt::KernelRtt() {
         for (bpf_map* m : {skel->maps.rtt_0, skel->maps.rtt_1}) bpf_map__set_max_entries(m, kMapEntries);
         skel->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
         if (int err = tcp_rtt__load(skel.get())) {
-            refused.push_back(fmt::format("{}: load refused ({})", hook_name(h), errstr(err)));
+            refused.push_back(fmt::format("{}: load refused ({}{})", hook_name(h), errstr(err),
+                                          err == -EPERM ? ": without CAP_BPF and CAP_PERFMON, or the kernel does "
+                                                          "not allow this program type"
+                                                        : ""));
             continue;
         }
         if (int err = tcp_rtt__attach(skel.get())) {
@@ -121,8 +145,7 @@ KernelRtt::KernelRtt() {
     }
     libbpf_set_print(previous);
     if (!skel_) {
-        throw Error(fmt::format("no hook for the kernel's TCP RTT: {} (it needs CAP_BPF and CAP_PERFMON)",
-                                fmt::join(refused, "; ")));
+        throw Error(fmt::format("no hook for the kernel's TCP RTT: {}", fmt::join(refused, "; ")));
     }
 }
 

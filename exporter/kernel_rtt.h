@@ -23,9 +23,10 @@ public:
     // Entries of each of the two per-5-tuple maps (per CPU, preallocated).
     static constexpr uint32_t kMapEntries = 16384;
 
-    // Probes, loads and attaches. Throws bpfix::Error naming why each hook
-    // was refused.
-    KernelRtt();
+    // Probes, loads and attaches the first hook the kernel accepts, or with
+    // `only` ("fentry", "tp_btf", "kprobe") that one alone; "auto" or empty
+    // probes all. Throws bpfix::Error naming why each hook was refused.
+    explicit KernelRtt(const std::string& only = "auto");
     ~KernelRtt();
     KernelRtt(const KernelRtt&) = delete;
     KernelRtt& operator=(const KernelRtt&) = delete;

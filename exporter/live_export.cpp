@@ -75,7 +75,7 @@ int run_live_export(const ExporterConfig& cfg) {
     std::unique_ptr<KernelRtt> rtt;
     if (cfg.enrich_rtt) {
         try {
-            rtt = std::make_unique<KernelRtt>();
+            rtt = std::make_unique<KernelRtt>(cfg.rtt_hook);
             spdlog::info("rtt: kernel smoothed RTT via {} (TCP sockets of this network namespace)", rtt->hook());
         } catch (const Error& e) {
             spdlog::warn("rtt: off, flows are exported without RTT elements: {}", e.what());
