@@ -219,4 +219,43 @@ BPFIX_STATIC_ASSERT(sizeof(struct bpfix_drop_stats) == 32, "bpfix_drop_stats lay
  * since load, never cleared. */
 #define BPFIX_MAX_DROP_REASONS 1024
 
+/* TCP RTT from the kernel's smoothed RTT (bpf/tcp_rtt.bpf.c): on each
+ * segment a TCP socket of the exporter's network namespace receives in the
+ * established state, the program reads tcp_sock->srtt_us >> 3 and, when it
+ * changed since the socket's last sample or BPFIX_RTT_MIN_GAP_NS passed,
+ * counts it under the socket's 5-tuple (local address and port as src,
+ * remote as dst; IPv4-mapped IPv6 sockets as IPv4) in a per-CPU hash,
+ * double-buffered like the flow maps (`active_rtt`). */
+#define BPFIX_RTT_MIN_GAP_NS 100000000ULL  /* 100 ms */
+struct bpfix_rtt_key {
+    __u8 src_addr[16];  /* local */
+    __u8 dst_addr[16];  /* remote */
+    __u16 src_port;     /* host byte order */
+    __u16 dst_port;
+    __u8 ip_version;
+    __u8 protocol;      /* BPFIX_PROTO_TCP */
+    __u8 pad[2];
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_key) == 40, "bpfix_rtt_key layout");
+struct bpfix_rtt_stats {
+    __u32 min_us;
+    __u32 max_us;
+    __u32 last_us;
+    __u32 samples;
+    __u64 last_ns;  /* bpf_ktime_get_ns() of the latest sample */
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_stats) == 24, "bpfix_rtt_stats layout");
+/* Per-socket gate (socket-local storage): the socket's key, read once,
+ * and what it last counted. */
+#define BPFIX_RTT_GATE_NEW 0
+#define BPFIX_RTT_GATE_OURS 1     /* key valid */
+#define BPFIX_RTT_GATE_FOREIGN 2  /* another namespace or family: never counted */
+struct bpfix_rtt_gate {
+    struct bpfix_rtt_key key;
+    __u64 last_ns;
+    __u32 srtt_us;
+    __u32 state;  /* BPFIX_RTT_GATE_* */
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_gate) == 56, "bpfix_rtt_gate layout");
+
 #endif /* BPFIX_ABI_H */

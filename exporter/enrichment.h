@@ -23,6 +23,8 @@ public:
     // kSpecDns / kSpecRtt for what this object fills.
     uint32_t spec_flags() const;
     DnsEnricher* dns() { return dns_.get(); }
+    // The kernel cannot supply DNS (live mode): no DNS elements.
+    void disable_dns() { dns_.reset(); }
 
     void clock(uint64_t now_ns) override;
     void packet(const ParsedPacket& p, uint64_t ts_ns) override;

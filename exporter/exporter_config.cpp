@@ -116,10 +116,15 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cfg.drain_interval_s = r.number(lv, "live", "drain_interval", cfg.drain_interval_s);
 
     auto en = section("enrich");
-    r.check_keys(en, "enrich", {"drops", "dns", "dns_ports", "dns_timeout", "rtt"});
+    r.check_keys(en, "enrich", {"drops", "dns", "dns_ports", "dns_timeout", "rtt", "rtt_hook"});
     cfg.enrich_drops = r.boolean(en, "enrich", "drops", cfg.enrich_drops);
     cfg.enrich_dns = r.boolean(en, "enrich", "dns", cfg.enrich_dns);
     cfg.enrich_rtt = r.boolean(en, "enrich", "rtt", cfg.enrich_rtt);
+    cfg.rtt_hook = r.string(en, "enrich", "rtt_hook", cfg.rtt_hook);
+    if (cfg.rtt_hook != "auto" && cfg.rtt_hook != "fentry" && cfg.rtt_hook != "tp_btf" && cfg.rtt_hook != "kprobe") {
+        r.fail("enrich.rtt_hook", "must be \"auto\", \"fentry\", \"tp_btf\" or \"kprobe\", not \"" + cfg.rtt_hook +
+                                      "\"");
+    }
     std::vector<int64_t> ports(cfg.dns_ports.begin(), cfg.dns_ports.end());
     ports = r.integers(en, "enrich", "dns_ports", ports, 1, 65535);
     if (ports.empty() || ports.size() > BPFIX_DNS_MAX_PORTS) {

@@ -54,6 +54,9 @@ struct ExporterConfig {
     // [enrich] TCP RTT on the flow records (live: the kernel's; pcap: the
     // handshake's).
     bool enrich_rtt = true;
+    // Live mode: which RTT hook to load: "auto" (probe fentry, tp_btf,
+    // kprobe in that order), or one of "fentry", "tp_btf", "kprobe" only.
+    std::string rtt_hook = "auto";
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

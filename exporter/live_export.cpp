@@ -19,6 +19,7 @@
 #include "flow_table.h"
 #include "interface_selector.h"
 #include "kernel_meter.h"
+#include "kernel_rtt.h"
 #include "link_monitor.h"
 
 namespace bpfix {
@@ -69,14 +70,41 @@ int run_live_export(const ExporterConfig& cfg) {
     }
     // DNS: the TC programs hand DNS payloads up through a ring buffer.
     Enrichment enrich(cfg, false);
+    // RTT: optional like drops; the kernel's smoothed RTT of this
+    // namespace's TCP sockets, matched to flows by 5-tuple.
+    std::unique_ptr<KernelRtt> rtt;
     if (cfg.enrich_rtt) {
-        spdlog::warn("rtt: the kernel's TCP RTT is not collected in live mode by this version; flows are exported "
-                     "without RTT elements");
+        try {
+            rtt = std::make_unique<KernelRtt>(cfg.rtt_hook);
+            spdlog::info("rtt: kernel smoothed RTT via {} (TCP sockets of this network namespace)", rtt->hook());
+        } catch (const Error& e) {
+            spdlog::warn("rtt: off, flows are exported without RTT elements: {}", e.what());
+        }
     }
-    ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | enrich.spec_flags());
+    // Keys are forgotten after an idle timeout without packets (their
+    // records have ended by then), and at least a minute.
+    RttMatcher rtt_match(std::max<uint64_t>(cfg.flow_table().idle_timeout_ns * 2, 60'000'000'000ULL));
     AttachMode mode = cfg.attach == "tcx" ? AttachMode::kTcx : cfg.attach == "tc" ? AttachMode::kTc : AttachMode::kAuto;
-    KernelMeter kernel(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode, cfg.cache_slots,
-                       enrich.dns() ? cfg.dns_ports : std::vector<uint16_t>{});
+    // The DNS copy is part of the TC programs: a verifier that refuses it
+    // costs the DNS elements, never the flows.
+    std::unique_ptr<KernelMeter> kernel_meter;
+    if (enrich.dns()) {
+        try {
+            kernel_meter = std::make_unique<KernelMeter>(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters),
+                                                         mode, cfg.cache_slots, cfg.dns_ports);
+        } catch (const Error& e) {
+            spdlog::warn("dns: off, flows are exported without DNS elements: the kernel refused the TC programs "
+                         "with the DNS copy ({})",
+                         e.what());
+            enrich.disable_dns();
+        }
+    }
+    if (!kernel_meter) {
+        kernel_meter = std::make_unique<KernelMeter>(cfg.map_entries, cfg.sampling, compile_filter(cfg.filters), mode,
+                                                     cfg.cache_slots);
+    }
+    KernelMeter& kernel = *kernel_meter;
+    ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | (rtt ? kSpecRtt : 0) | enrich.spec_flags());
     std::unique_ptr<DnsRing> dns_ring;
     if (enrich.dns()) {
         dns_ring = std::make_unique<DnsRing>(kernel.dns_ring_fd(), *enrich.dns());
@@ -102,7 +130,18 @@ int run_live_export(const ExporterConfig& cfg) {
         }
         out.add_flow(named);
     });
-    table.set_enrich([&enrich](const bpfix_flow_key& k, FlowRecord& r) { enrich.enrich(k, r); });
+    table.set_enrich([&enrich, &rtt, &rtt_match](const bpfix_flow_key& k, FlowRecord& r) {
+        enrich.enrich(k, r);
+        if (!rtt) return;
+        if (auto a = rtt_match.take(k)) {
+            r.bpfixTcpRttMinMicroseconds = a->min_us;
+            r.bpfixTcpRttMaxMicroseconds = a->max_us;
+            r.bpfixTcpRttLastMicroseconds = a->last_us;
+            r.bpfixTcpRttSamples = a->samples;
+            r.bpfixTcpRttMethod = static_cast<uint8_t>(RttMethod::kernel_srtt);
+        }
+    });
+    uint64_t rtt_samples = 0, rtt_matched = 0;
     uint64_t packets = 0, octets = 0;
     uint64_t drops_in_flows = 0;
     // The statistics' view of the meter, with the drops no flow took.
@@ -149,12 +188,18 @@ int run_live_export(const ExporterConfig& cfg) {
         // are merged.
         std::vector<KernelDrop> dropped;
         if (drops) dropped = drops->drain();
+        // RTT samples likewise: a sample is taken when a socket receives a
+        // segment, which the TC ingress hook metered first, so the flow
+        // keys of its 5-tuple are known once the flows below are drained.
+        std::vector<RttSample> rtt_samples_now;
+        if (rtt) rtt_samples_now = rtt->drain();
         // DNS messages so far, and queries now past their timeout, before
         // the flows they belong to can end.
         if (dns_ring) dns_ring->poll();
         enrich.clock(clock_ns(CLOCK_MONOTONIC));
         kernel.drain([&](const KernelFlow& f) {
             table.add_delta(f.key, f.first_ns + offset, f.last_ns + offset, f.packets, f.bytes, f.tcp_flags, f.tos);
+            if (rtt) rtt_match.observe(f.key, now_real);
             packets += f.packets;
             octets += f.bytes;
         });
@@ -165,6 +210,13 @@ int run_live_export(const ExporterConfig& cfg) {
                 drops->add_unattributed(d.last_reason, d.packets, d.bytes);
             }
         }
+        for (const RttSample& s : rtt_samples_now) {
+            spdlog::trace("rtt: socket port {} -> {}: {} samples, min {} max {} last {} us", s.key.src_port,
+                          s.key.dst_port, s.samples, s.min_us, s.max_us, s.last_us);
+            rtt_samples += s.samples;
+            if (rtt_match.add(s)) rtt_matched += s.samples;
+        }
+        if (rtt) rtt_match.expire(now_real);
         table.advance(now_real);
         out.tick(meter_loss());
     };
@@ -250,6 +302,9 @@ int run_live_export(const ExporterConfig& cfg) {
         spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
                       c.map_full_packets, c.map_full_bytes);
     }
+    drop_summary += rtt ? fmt::format(" rtt_samples={} rtt_in_flows={} rtt_lost={}", rtt_samples, rtt_matched,
+                                      rtt->lost())
+                        : std::string(" rtt=off");
     if (dns_ring) {
         drop_summary += fmt::format(" dns_events={} dns_lost={} dns_malformed={}", dns_ring->events(),
                                     c.dns_lost_packets, enrich.dns()->malformed());

@@ -140,7 +140,7 @@ class Exporter:
     def __init__(self, build, ns, patterns, out, log, extra=(), wrap=()):
         self.build, self.out, self.log = build, out, log
         args = ["ip", "netns", "exec", ns, *wrap, os.path.join(build, "bin", "bpfix-exporter"), "--collector",
-                "file:" + out, "--log-level", "info"]
+                "file:" + out, "--log-level", os.environ.get("BPFIX_TEST_LOG_LEVEL", "info")]
         for p in patterns:
             args += ["--interface", p]
         self.p = subprocess.Popen(args + list(extra), stderr=open(log, "w"), stdout=subprocess.DEVNULL)

@@ -116,6 +116,7 @@ TEST(ExporterConfig, ErrorsNameTheKey) {
     EXPECT_NE(load_error("[live]\ncache_slots = 1000\n").find("live.cache_slots: 1000 is not a power of two"),
               std::string::npos);
     EXPECT_NE(load_error("[live]\nattach = \"xdp\"\n").find("live.attach"), std::string::npos);
+    EXPECT_NE(load_error("[enrich]\nrtt_hook = \"uprobe\"\n").find("enrich.rtt_hook"), std::string::npos);
     EXPECT_NE(load_error("[bogus]\n").find("bogus"), std::string::npos);
     EXPECT_NE(load_error("[flows\n").find("config"), std::string::npos);  // syntax error, with the file
 }
