@@ -84,6 +84,7 @@ KernelRtt::KernelRtt(const std::string& only) {
     const bool have_func = have_btf &&
                            btf__find_by_name_kind(types.get(), "tcp_rcv_established", BTF_KIND_FUNC) > 0 &&
                            btf__find_by_name_kind(types.get(), "tcp_v4_destroy_sock", BTF_KIND_FUNC) > 0;
+    types.reset();  // (libbpf parses the kernel's BTF again to load: not two copies at once)
 
     // libbpf attaches kprobes through the kprobe PMU, or tracefs on old kernels.
     const bool have_kprobes = access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0 ||

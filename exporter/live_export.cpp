@@ -6,6 +6,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <csignal>
+#include <malloc.h>
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -104,6 +105,9 @@ int run_live_export(const ExporterConfig& cfg) {
                                                      cfg.cache_slots);
     }
     KernelMeter& kernel = *kernel_meter;
+    // Loading the BPF objects parsed the kernel's BTF (megabytes, freed):
+    // give the heap back to the system.
+    malloc_trim(0);
     ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | (rtt ? kSpecRtt : 0) | enrich.spec_flags());
     std::unique_ptr<DnsRing> dns_ring;
     if (enrich.dns()) {
