@@ -149,18 +149,6 @@ std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
     return out;
 }
 
-size_t DnsEnricher::KeyHash::operator()(const bpfix_flow_key& k) const noexcept {
-    // FNV-1a over the key's bytes (the key has no implicit padding).
-    const auto* p = reinterpret_cast<const uint8_t*>(&k);
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-    return static_cast<size_t>(h);
-}
-
-bool DnsEnricher::KeyEq::operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
-    return std::memcmp(&a, &b, sizeof a) == 0;
-}
-
 DnsEnricher::DnsEnricher(Config cfg) : cfg_(std::move(cfg)), tx_(cfg_.timeout_ns, cfg_.max_flows) {}
 
 bool DnsEnricher::wants(const bpfix_flow_key& key) const {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bpfix_abi.h"
+#include "flow_table.h"
 
 namespace bpfix {
 
@@ -149,18 +150,12 @@ public:
     size_t flows() const { return summaries_.size(); }
 
 private:
-    struct KeyHash {
-        size_t operator()(const bpfix_flow_key& k) const noexcept;
-    };
-    struct KeyEq {
-        bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept;
-    };
     DnsSummary* summary(const bpfix_flow_key& key);
     void message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m);
 
     Config cfg_;
     DnsTransactions tx_;
-    std::unordered_map<bpfix_flow_key, DnsSummary, KeyHash, KeyEq> summaries_;
+    std::unordered_map<bpfix_flow_key, DnsSummary, FlowKeyHash, FlowKeyEqual> summaries_;
     uint64_t malformed_ = 0, overflow_ = 0;
 };
 

@@ -15,6 +15,7 @@
 
 #include "drop_tracker.skel.h"
 #include "error.h"
+#include "percpu_drain.h"
 #include "flow_table.h"
 
 namespace bpfix {
@@ -159,42 +160,21 @@ std::vector<KernelDrop> DropTracker::drain() {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
 
     std::unordered_map<bpfix_flow_key, KernelDrop, FlowKeyHash, FlowKeyEqual> merged;
-    int fd = bpf_map__fd(old);
-    constexpr uint32_t kBatch = 1024;
-    std::vector<bpfix_flow_key> keys(kBatch);
-    std::vector<bpfix_drop_stats> values(static_cast<size_t>(kBatch) * static_cast<size_t>(ncpu_));
-    uint32_t out_batch = 0;
-    bool first = true;
-    for (;;) {
-        uint32_t count = kBatch;
-        LIBBPF_OPTS(bpf_map_batch_opts, opts);
-        int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &out_batch, &out_batch, keys.data(),
-                                                  values.data(), &count, &opts);
-        int saved = errno;
-        first = false;
-        for (uint32_t i = 0; i < count; ++i) {
-            for (int c = 0; c < ncpu_; ++c) {
-                const bpfix_drop_stats& v = values[static_cast<size_t>(i) * static_cast<size_t>(ncpu_) +
-                                                   static_cast<size_t>(c)];
-                if (v.packets == 0) continue;
-                KernelDrop& d = merged[keys[i]];
-                d.key = keys[i];
-                d.packets += v.packets;
-                d.bytes += v.bytes;
-                if (v.last_ns >= d.last_ns) {
-                    d.last_ns = v.last_ns;
-                    d.last_reason = v.last_reason;
-                    if (v.tcp_state) d.tcp_state = v.tcp_state;
-                } else if (!d.tcp_state) {
-                    d.tcp_state = v.tcp_state;
-                }
+    drain_percpu_hash<bpfix_flow_key, bpfix_drop_stats>(
+        bpf_map__fd(old), ncpu_, "drop map", [&](const bpfix_flow_key& k, const bpfix_drop_stats& v) {
+            if (v.packets == 0) return;
+            KernelDrop& d = merged[k];
+            d.key = k;
+            d.packets += v.packets;
+            d.bytes += v.bytes;
+            if (v.last_ns >= d.last_ns) {
+                d.last_ns = v.last_ns;
+                d.last_reason = v.last_reason;
+                if (v.tcp_state) d.tcp_state = v.tcp_state;
+            } else if (!d.tcp_state) {
+                d.tcp_state = v.tcp_state;
             }
-        }
-        if (err) {
-            if (saved == ENOENT) break;  // the map is empty now
-            throw Error("cannot drain the eBPF drop map: " + errstr(saved));
-        }
-    }
+        });
     std::vector<KernelDrop> out;
     out.reserve(merged.size());
     for (auto& [k, d] : merged) out.push_back(d);

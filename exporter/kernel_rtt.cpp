@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "error.h"
+#include "percpu_drain.h"
 #include "tcp_rtt.skel.h"
 
 namespace bpfix {
@@ -162,45 +163,24 @@ std::vector<RttSample> KernelRtt::drain() {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
 
     std::unordered_map<bpfix_rtt_key, RttSample, RttKeyHash, RttKeyEqual> merged;
-    int fd = bpf_map__fd(old);
-    constexpr uint32_t kBatch = 1024;
-    std::vector<bpfix_rtt_key> keys(kBatch);
-    std::vector<bpfix_rtt_stats> values(static_cast<size_t>(kBatch) * static_cast<size_t>(ncpu_));
-    uint32_t out_batch = 0;
-    bool first = true;
-    for (;;) {
-        uint32_t count = kBatch;
-        LIBBPF_OPTS(bpf_map_batch_opts, opts);
-        int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &out_batch, &out_batch, keys.data(),
-                                                  values.data(), &count, &opts);
-        int saved = errno;
-        first = false;
-        for (uint32_t i = 0; i < count; ++i) {
-            for (int c = 0; c < ncpu_; ++c) {
-                const bpfix_rtt_stats& v =
-                    values[static_cast<size_t>(i) * static_cast<size_t>(ncpu_) + static_cast<size_t>(c)];
-                if (v.samples == 0) continue;
-                RttSample& s = merged[keys[i]];
-                if (s.samples == 0) {
-                    s.key = keys[i];
-                    s.min_us = v.min_us;
-                    s.max_us = v.max_us;
-                } else {
-                    s.min_us = std::min(s.min_us, v.min_us);
-                    s.max_us = std::max(s.max_us, v.max_us);
-                }
-                if (v.last_ns >= s.last_ns) {
-                    s.last_ns = v.last_ns;
-                    s.last_us = v.last_us;
-                }
-                s.samples += v.samples;
+    drain_percpu_hash<bpfix_rtt_key, bpfix_rtt_stats>(
+        bpf_map__fd(old), ncpu_, "TCP RTT map", [&](const bpfix_rtt_key& k, const bpfix_rtt_stats& v) {
+            if (v.samples == 0) return;
+            RttSample& s = merged[k];
+            if (s.samples == 0) {
+                s.key = k;
+                s.min_us = v.min_us;
+                s.max_us = v.max_us;
+            } else {
+                s.min_us = std::min(s.min_us, v.min_us);
+                s.max_us = std::max(s.max_us, v.max_us);
             }
-        }
-        if (err) {
-            if (saved == ENOENT) break;  // the map is empty now
-            throw Error("cannot drain the eBPF TCP RTT map: " + errstr(saved));
-        }
-    }
+            if (v.last_ns >= s.last_ns) {
+                s.last_ns = v.last_ns;
+                s.last_us = v.last_us;
+            }
+            s.samples += v.samples;
+        });
     std::vector<RttSample> out;
     out.reserve(merged.size());
     for (auto& [k, s] : merged) out.push_back(s);

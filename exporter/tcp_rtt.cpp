@@ -13,17 +13,6 @@ bpfix_flow_key reverse_key(const bpfix_flow_key& k) {
     return r;
 }
 
-size_t HandshakeRttEstimator::KeyHash::operator()(const bpfix_flow_key& k) const noexcept {
-    const auto* p = reinterpret_cast<const uint8_t*>(&k);
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-    return static_cast<size_t>(h);
-}
-
-bool HandshakeRttEstimator::KeyEq::operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
-    return std::memcmp(&a, &b, sizeof a) == 0;
-}
-
 void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, uint16_t flags) {
     constexpr uint16_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
     bool syn = flags & kSyn, ack = flags & kAck;

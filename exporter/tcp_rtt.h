@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "bpfix_abi.h"
+#include "flow_table.h"
 
 namespace bpfix {
 
@@ -42,19 +43,13 @@ public:
     size_t pending() const { return pending_.size(); }
 
 private:
-    struct KeyHash {
-        size_t operator()(const bpfix_flow_key& k) const noexcept;
-    };
-    struct KeyEq {
-        bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept;
-    };
     struct Pending {
         uint64_t syn_ns = 0, synack_ns = 0;
     };
     size_t max_pending_;
     // keyed by the client-to-server flow key (the SYN's)
-    std::unordered_map<bpfix_flow_key, Pending, KeyHash, KeyEq> pending_;
-    std::unordered_map<bpfix_flow_key, HandshakeRtt, KeyHash, KeyEq> done_;  // both directions' keys
+    std::unordered_map<bpfix_flow_key, Pending, FlowKeyHash, FlowKeyEqual> pending_;
+    std::unordered_map<bpfix_flow_key, HandshakeRtt, FlowKeyHash, FlowKeyEqual> done_;  // both directions' keys
     uint64_t measured_ = 0, overflow_ = 0;
 };
 
