@@ -302,22 +302,34 @@ private:
     // returns up to kBatch that are (one system call for a burst). Once the
     // socket is empty it sleeps nap_ before reading again, so that the next
     // wake-up finds many datagrams rather than one: wake-ups were the
-    // largest cost below a million records a second (a third less CPU at
-    // 200k and at 1M records/s). The receive timeout lets it see stop_.
+    // largest cost below a million records a second. The receive timeout
+    // lets it see stop_.
+    // Each datagram lands in a slot of kSlot bytes, packed together (slots
+    // 64 KiB apart cost cache misses: 256 of them share a few cache sets);
+    // the bytes of a larger one continue in its spill area (untouched, so
+    // not resident, until a datagram needs it) and are joined before
+    // decoding.
     void run() {
         timeval tv{0, static_cast<suseconds_t>(kStopCheck.count() * 1000)};
         setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        while (!stop_) {
+        for (size_t i = 0; i < kBatch; ++i) {
+            iov_[2 * i] = {slots_.get() + i * kSlot, kSlot};
+            iov_[2 * i + 1] = {spill_.get() + i * kSpill, kSpill};
+        }
+        std::vector<uint8_t> joined;
+        for (;;) {
+            // Once stopping, it reads what is queued without waiting, then ends.
+            const bool stopping = stop_;
             for (size_t i = 0; i < kBatch; ++i) {
-                iov_[i] = {bufs_.data() + i * kDatagram, kDatagram};
                 msgs_[i] = {};
-                msgs_[i].msg_hdr.msg_iov = &iov_[i];
-                msgs_[i].msg_hdr.msg_iovlen = 1;
+                msgs_[i].msg_hdr.msg_iov = &iov_[2 * i];
+                msgs_[i].msg_hdr.msg_iovlen = 2;
                 msgs_[i].msg_hdr.msg_name = &addrs_[i];
                 msgs_[i].msg_hdr.msg_namelen = sizeof addrs_[i];
             }
-            int n = recvmmsg(fd_, msgs_.data(), kBatch, MSG_WAITFORONE, nullptr);
+            int n = recvmmsg(fd_, msgs_.data(), kBatch, stopping ? MSG_DONTWAIT : MSG_WAITFORONE, nullptr);
             if (n <= 0) {
+                if (stopping) return;
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
                     spdlog::error("udp socket: {}; stops receiving", std::strerror(errno));
                     return;
@@ -330,10 +342,20 @@ private:
                     asio::ip::udp::endpoint from;
                     std::memcpy(from.data(), &addrs_[i], msgs_[i].msg_hdr.msg_namelen);
                     from.resize(msgs_[i].msg_hdr.msg_namelen);
-                    datagram(bufs_.data() + i * kDatagram, msgs_[i].msg_len, from);
+                    const uint8_t* data = slots_.get() + i * kSlot;
+                    size_t len = msgs_[i].msg_len;
+                    if (len > kSlot) {
+                        joined.assign(data, data + kSlot);
+                        joined.insert(joined.end(), spill_.get() + i * kSpill, spill_.get() + i * kSpill + (len - kSlot));
+                        data = joined.data();
+                    }
+                    datagram(data, len, from);
                 }
             }
-            if (static_cast<size_t>(n) < kBatch) std::this_thread::sleep_for(nap_);
+            if (static_cast<size_t>(n) < kBatch) {
+                if (stopping) return;
+                std::this_thread::sleep_for(nap_);
+            }
         }
     }
     void datagram(const uint8_t* data, size_t n, const asio::ip::udp::endpoint& sender) {
@@ -362,14 +384,20 @@ private:
     Worker& worker_;
     Hub& hub_;
     int fd_;
-    // At most 2 ms (latency added), and no longer than 1 GB/s takes to fill
-    // the receive buffer.
-    static constexpr std::chrono::microseconds kNap{2000};
+    // At most 20 ms (latency added before decoding; the files are written
+    // in batches of up to 100 ms anyway), and no longer than 1 GB/s takes
+    // to fill the receive buffer. At 200k records/s, 20 ms naps cost 40 %
+    // less CPU than 2 ms naps (docs/benchmarks.md).
+    static constexpr std::chrono::microseconds kNap{20000};
     std::chrono::microseconds nap_;
-    static constexpr size_t kBatch = 32, kDatagram = 65536;
+    // A slot holds a datagram of an Ethernet MTU; slot and spill area
+    // together the largest UDP payload.
+    static constexpr size_t kBatch = 256, kSlot = 2048, kSpill = 65536 - kSlot;
     static constexpr std::chrono::milliseconds kStopCheck{100};
-    std::vector<uint8_t> bufs_ = std::vector<uint8_t>(kBatch * kDatagram);
-    std::array<iovec, kBatch> iov_{};
+    std::unique_ptr<uint8_t[]> slots_{new uint8_t[kBatch * kSlot]};
+    // Not zeroed: only the pages large datagrams land in become resident.
+    std::unique_ptr<uint8_t[]> spill_{new uint8_t[kBatch * kSpill]};
+    std::array<iovec, 2 * kBatch> iov_{};
     std::array<mmsghdr, kBatch> msgs_{};
     std::array<sockaddr_storage, kBatch> addrs_{};
     std::atomic<bool> stop_{false};

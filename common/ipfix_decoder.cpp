@@ -606,7 +606,7 @@ struct IpfixDecoder::Screen {
     std::vector<uint16_t> withdraw_from_session;
     std::map<size_t, std::vector<uint8_t>> rewritten;
     bool any_withdraw_all() const { return withdrew_all[0] || withdrew_all[1]; }
-    bool has_templates = false;  // template or options template sets seen
+    bool has_templates = false;  // template records libfixbuf must see (not refreshes)
     size_t records = 0;          // data records in the sets accepted
 
     uint32_t domain() const { return get_u32(msg, 12); }
@@ -651,9 +651,9 @@ struct IpfixDecoder::Screen {
 
     std::string template_set(std::span<const uint8_t> set, size_t off, uint16_t set_id) {
         const char* kind = set_id == 3 ? "options template" : "template";
-        // The session's templates change from here: shapes are looked up
-        // afresh (the session has them after libfixbuf took this message).
-        dec.shapes_.clear();
+        // Once a record changes the session's templates, shapes are looked
+        // up afresh (the session has them after libfixbuf took this message).
+        auto changes = [&] { dec.shapes_.clear(); };
         size_t p = 4;
         // The set without "withdraw all" records, for libfixbuf (only
         // stored when it differs).
@@ -661,6 +661,7 @@ struct IpfixDecoder::Screen {
         bool dropped_record = false;
         size_t rec_start = p;
         auto keep_record = [&] {
+            has_templates = true;
             kept.insert(kept.end(), set.begin() + static_cast<std::ptrdiff_t>(rec_start),
                         set.begin() + static_cast<std::ptrdiff_t>(p));
         };
@@ -673,19 +674,22 @@ struct IpfixDecoder::Screen {
                 // A withdrawal (RFC 7011 section 8.1); the set's own id
                 // withdraws every template of its kind.
                 if (tid == set_id) {
+                    changes();
                     withdrew_all[set_id == 3 ? 1 : 0] = true;
                     dropped_record = true;
                     for (auto& [id, t] : defined) t.reset();
-                    for (const auto& [k, kind_id] : dec.known_templates_) {
-                        if (k.first == domain() && kind_id == set_id) withdraw_from_session.push_back(k.second);
+                    for (const auto& [k, known] : dec.known_templates_) {
+                        if (k.first == domain() && known.set_id == set_id) withdraw_from_session.push_back(k.second);
                     }
-                    std::erase_if(dec.known_templates_,
-                                  [&](const auto& kv) { return kv.first.first == domain() && kv.second == set_id; });
+                    std::erase_if(dec.known_templates_, [&](const auto& kv) {
+                        return kv.first.first == domain() && kv.second.set_id == set_id;
+                    });
                     continue;
                 }
                 if (tid < 256) {
                     return fmt::format("{} set at offset {}: withdrawal of reserved template id {}", kind, off, tid);
                 }
+                changes();
                 if (!lookup(tid)) {
                     // Section 8.1: ignore it, and log it.
                     spdlog::warn("{} set at offset {}: withdrawal of unknown template {} ignored", kind, off, tid);
@@ -749,8 +753,18 @@ struct IpfixDecoder::Screen {
                 return fmt::format("{} {}: this session already holds {} templates, the limit (max_templates)", kind,
                                    tid, dec.max_templates_);
             }
-            dec.known_templates_[key] = set_id;
             if (dec.lifetime_.count()) dec.template_seen_[key] = dec.now_;
+            auto record = set.subspan(rec_start, p - rec_start);
+            auto known = dec.known_templates_.find(key);
+            if (known != dec.known_templates_.end() && known->second.set_id == set_id &&
+                std::ranges::equal(known->second.record, record)) {
+                // A refresh: the session has this template already.
+                defined[tid] = shape_of(std::move(lengths));
+                dropped_record = true;
+                continue;
+            }
+            changes();
+            dec.known_templates_[key] = {set_id, std::vector<uint8_t>(record.begin(), record.end())};
             defined[tid] = shape_of(std::move(lengths));
             keep_record();
         }
@@ -830,7 +844,6 @@ struct IpfixDecoder::Screen {
             bool keep = true;
             std::string problem;
             if (set_id == 2 || set_id == 3) {
-                has_templates = true;
                 problem = template_set(set, off, set_id);
             } else if (set_id < 2) {
                 problem = fmt::format("set {} at offset {}: set ids 0 and 1 are NetFlow v9's, not IPFIX", set_id, off);

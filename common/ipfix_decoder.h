@@ -109,9 +109,17 @@ private:
     uint64_t malformed_ = 0;
     uint64_t skipped_sets_ = 0;
     uint64_t unknown_template_sets_ = 0;
-    std::map<std::pair<uint32_t, uint16_t>, uint16_t> known_templates_;  // (domain, id) -> set id 2 or 3
+    // The session's templates, (domain, id) -> set id (2 or 3) and the
+    // record as received: a refresh with the same bytes changes nothing
+    // and is kept from libfixbuf (which would build the template anew).
+    struct KnownTemplate {
+        uint16_t set_id;
+        std::vector<uint8_t> record;
+    };
+    std::map<std::pair<uint32_t, uint16_t>, KnownTemplate> known_templates_;
     // The screen's shapes of the session's templates, (domain, id) -> shape,
-    // so a data set costs no template walk; emptied by any template set.
+    // so a data set costs no template walk; emptied by any template set
+    // that changes a template.
     std::map<std::pair<uint32_t, uint16_t>, WireShape> shapes_;
     std::vector<std::pair<size_t, size_t>> kept_sets_;  // (offset, length) the screen accepted
     size_t max_templates_ = 0;

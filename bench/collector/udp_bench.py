@@ -11,11 +11,14 @@ lowest load at which each collector lost records.
 
   udp_bench.py BUILD_DIR [--loads 200000,500000,1000000,2000000,3000000] [--seconds 5]
                [--format jsonl|ipfix] [--collectors bpfix,nfcapd,nfacctd] [--sources N]
-               [--threads N]
+               [--threads N] [--repeat N]
 
 Records: the 11-field IPv4 flow layout of ingest.py (47 bytes), 30 per
 1,430-byte message (1,482 with the template); the template first and
-every 50 messages; sequence numbers count the records sent. --sources spreads the load over N source
+every 50 messages; sequence numbers count the records sent. --repeat runs
+the whole series N times (interleaved, so that a noisy minute of a shared
+VM hits every collector alike) and ends with the median per collector and
+load, and bpfix's ratio to each peer's median. --sources spreads the load over N source
 ports (N exporters to the collector).
 
 How "stored" is counted:
@@ -41,6 +44,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,6 +245,7 @@ def main():
     ap.add_argument("--collectors", default="bpfix,nfcapd,nfacctd")
     ap.add_argument("--sources", type=int, default=1, help="exporters (source ports) sharing the load")
     ap.add_argument("--threads", type=int, default=0, help="bpfix-collector --threads (0: its default)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of the whole series; medians at the end")
     a = ap.parse_args()
     names = a.collectors.split(",")
     for tool in {"nfcapd", "nfacctd"} & set(names):
@@ -253,27 +258,27 @@ def main():
     print("| collector | offered rec/s | sent | stored | lost | kernel drops | CPU s | records per CPU-s |\n"
           "|---|---|---|---|---|---|---|---|", flush=True)
     try:
-        for rate in [int(x) for x in a.loads.split(",")]:
-            for name in names:
-                work = tempfile.mkdtemp(prefix="bpfix-udpbench-")
-                try:
-                    if name == "bpfix":
-                        r = run_bpfix(a.build, work, rate, a.seconds, a.sources, a.format, a.threads)
-                    elif name == "nfcapd":
-                        r = run_nfcapd(a.build, work, rate, a.seconds, a.sources)
-                    else:
-                        r = run_nfacctd(a.build, work, rate, a.seconds, a.sources)
-                finally:
-                    shutil.rmtree(work, ignore_errors=True)
-                sent, stored, cpu, drops = r
-                per = stored / cpu if cpu > 0 else float("inf")
-                rows.append({"collector": name, "offered": rate, "sent": sent, "stored": stored, "lost": sent - stored,
-                             "kernel_drops": drops, "cpu_s": round(cpu, 2), "per_cpu_s": round(per)})
-                if stored < sent or drops:
-                    first_loss.setdefault(name, rate)
-                label = f"bpfix ({a.format})" if name == "bpfix" else name
-                print(f"| {label} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {drops:,} | {cpu:.2f} | "
-                      f"{per:,.0f} |", flush=True)
+        for rate, name in [(r, n) for _ in range(a.repeat) for r in (int(x) for x in a.loads.split(","))
+                           for n in names]:
+            work = tempfile.mkdtemp(prefix="bpfix-udpbench-")
+            try:
+                if name == "bpfix":
+                    r = run_bpfix(a.build, work, rate, a.seconds, a.sources, a.format, a.threads)
+                elif name == "nfcapd":
+                    r = run_nfcapd(a.build, work, rate, a.seconds, a.sources)
+                else:
+                    r = run_nfacctd(a.build, work, rate, a.seconds, a.sources)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            sent, stored, cpu, drops = r
+            per = stored / cpu if cpu > 0 else float("inf")
+            rows.append({"collector": name, "offered": rate, "sent": sent, "stored": stored, "lost": sent - stored,
+                         "kernel_drops": drops, "cpu_s": round(cpu, 2), "per_cpu_s": round(per)})
+            if stored < sent or drops:
+                first_loss[name] = min(first_loss.get(name, rate), rate)
+            label = f"bpfix ({a.format})" if name == "bpfix" else name
+            print(f"| {label} | {rate:,} | {sent:,} | {stored:,} | {sent - stored:,} | {drops:,} | {cpu:.2f} | "
+                  f"{per:,.0f} |", flush=True)
     finally:
         if old_rmem is not None and old_rmem < BUF:
             with open("/proc/sys/net/core/rmem_max", "w") as f:
@@ -282,6 +287,16 @@ def main():
     for name in names:
         print(f"{name}: " + (f"first loss at {first_loss[name]:,} records/s" if name in first_loss
                              else "no loss at any load"))
+    if a.repeat > 1:
+        print(f"\nmedians of {a.repeat} runs:\n")
+        print("| offered rec/s | " + " | ".join(f"{n} records per CPU-s" for n in names) +
+              "".join(f" | bpfix / {n}" for n in names if n != "bpfix" and "bpfix" in names) + " |")
+        print("|---" * (len(names) + sum(1 for n in names if n != "bpfix" and "bpfix" in names) + 1) + "|")
+        for rate in [int(x) for x in a.loads.split(",")]:
+            med = {n: statistics.median(r["per_cpu_s"] for r in rows if r["collector"] == n and r["offered"] == rate)
+                   for n in names}
+            ratios = "".join(f" | {med['bpfix'] / med[n]:.2f}x" for n in names if n != "bpfix" and "bpfix" in names)
+            print(f"| {rate:,} | " + " | ".join(f"{med[n]:,.0f}" for n in names) + ratios + " |")
     print(json.dumps(rows))
     return 0
 

@@ -526,6 +526,31 @@ def main():
                                   for r in got12):
             failures.append(f"RFC 5610: records of the template using the announced element: {got12} (want 2 "
                             "with labWidgetCount 4242)")
+
+        # 13. UDP datagrams beyond an Ethernet MTU (up to the largest UDP
+        # payload) decode whole
+        out13 = os.path.join(tmp, "out13")
+        os.mkdir(out13)
+        c = Collector(build, out13, os.path.join(tmp, "c13.log"))
+        procs.append(c.p)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        sizes13 = [3, 90, 400, 2726]  # records of 24 bytes: messages of 92 B to 65,444 B
+        sock.sendto(ipfix_message(0, [(2, TEMPLATE)]), ("127.0.0.1", c.udp))
+        seq, first = 0, 1
+        for n in sizes13:
+            m = ipfix_message(seq, [data_set(n, first)])
+            sock.sendto(m, ("127.0.0.1", c.udp))
+            seq, first = seq + n, first + n
+        sock.close()
+        time.sleep(0.5)
+        c.stop()
+        got13 = sorted(r["packetDeltaCount"] for r in read_records(out13) if r.get("templateId") == 300)
+        if got13 != list(range(1, first)):
+            wrong = len(set(got13) - set(range(1, first)))
+            failures.append(f"large UDP datagrams: {len(got13)} records decoded ({wrong} with a wrong "
+                            f"packetDeltaCount), want {first - 1} with 1..{first - 1} (messages of {sizes13} "
+                            "records): " + c.text()[-400:])
     finally:
         for p in procs:
             if p.poll() is None:
@@ -537,7 +562,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records; enterprise elements named by RFC 5610 over UDP and TCP")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records; enterprise elements named by RFC 5610 over UDP and TCP; UDP datagrams up to 64 KiB")
     return 0
 
 

@@ -241,6 +241,51 @@ TEST_F(MalformedIpfix, WithdrawnTemplateNoLongerDecodes) {
     EXPECT_EQ(out[1].fields, nlohmann::ordered_json({{"ingressInterface", 7}}));
 }
 
+// Exporters resend their templates (over UDP they must): a record with the
+// bytes the session already has changes nothing and is kept from libfixbuf;
+// one with other fields under the same id replaces the template, also when
+// its bytes equal an earlier definition of that id.
+TEST_F(MalformedIpfix, TemplateRefreshesAndRedefinitions) {
+    for (bool count_only : {false, true}) {
+        SCOPED_TRACE(count_only ? "count only" : "decoding");
+        InfoModel m2;
+        std::vector<DecodedRecord> got;
+        IpfixDecoder d(m2, [&](const DecodedRecord& r) { got.push_back(r); });
+        d.set_count_only(count_only);
+        uint32_t seq = 0;
+        auto send = [&](auto fill) {
+            MessageBuilder m(1, seq++);
+            fill(m);
+            return d.decode_message(m.build());
+        };
+        ASSERT_EQ(send([](MessageBuilder& m) { m.template_set(256, kFlowFields); flow_data_set(m, 256, 1); }), "");
+        // the same template again, before and after data, twice in one message
+        ASSERT_EQ(send([](MessageBuilder& m) {
+                      m.template_set(256, kFlowFields);
+                      flow_data_set(m, 256, 2);
+                      m.template_set(256, kFlowFields);
+                      flow_data_set(m, 256, 3);
+                  }),
+                  "");
+        // other fields under the same id
+        ASSERT_EQ(send([](MessageBuilder& m) { m.template_set(256, {{10, 4}}); m.begin_set(256).u32(7).end_set(); }),
+                  "");
+        // the first definition again: not a refresh of the current one
+        ASSERT_EQ(send([](MessageBuilder& m) { m.template_set(256, kFlowFields); flow_data_set(m, 256, 4); }), "");
+        ASSERT_EQ(send([](MessageBuilder& m) { m.template_set(256, kFlowFields); flow_data_set(m, 256, 5); }), "");
+        EXPECT_EQ(d.records(), 6u);
+        EXPECT_EQ(d.malformed(), 0u);
+        EXPECT_EQ(d.templates_held(), 1u);
+        if (!count_only) {
+            ASSERT_EQ(got.size(), 6u);
+            for (size_t i : {0, 1, 2}) expect_flow(got[i], 256, i + 1);
+            EXPECT_EQ(got[3].fields, nlohmann::ordered_json({{"ingressInterface", 7}}));
+            expect_flow(got[4], 256, 4);
+            expect_flow(got[5], 256, 5);
+        }
+    }
+}
+
 // RFC 7011 section 8.1: a withdrawal record whose template id is the set's
 // own id (2 for templates, 3 for options templates) withdraws every
 // template of that kind in the domain, and nothing of the other kind.
