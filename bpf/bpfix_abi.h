@@ -32,6 +32,9 @@
 
 /* Fixed header length of the transport protocols the meters read; a packet
  * cut inside it is malformed (docs/flow-semantics.md). 0: no ports read. */
+/* The drop tracker's ifindexes below this are looked up in an array. */
+#define BPFIX_WATCHED_ARRAY 65536
+
 static inline int bpfix_transport_header_len(__u8 proto)
 {
     switch (proto) {

@@ -9,9 +9,10 @@
  * the kernel received (skb_iif set) is keyed at the ingress of the
  * interface it arrived on, where the TC ingress hook metered it before the
  * stack dropped it; a locally sent packet at the egress of its output
- * device. Kernel structures are read with CO-RE (BPF_CORE_READ) through the
- * minimal definitions below, so field offsets come from the running
- * kernel's BTF. */
+ * device. Kernel structures are read through the minimal definitions
+ * below with CO-RE, so field offsets come from the running kernel's BTF:
+ * the skb and what it points to with plain loads (a tp_btf argument is a
+ * typed pointer), the rest with BPF_CORE_READ. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <bpf/bpf_core_read.h>
@@ -79,13 +80,60 @@ enum skb_drop_reason {
  * namespace, so drops elsewhere are not ours. */
 volatile const __u32 netns_inum = 0;
 
-/* Interfaces the TC meter is attached to (user space keeps it in step). */
+/* Interfaces the TC meter is attached to (user space keeps them in step):
+ * ifindexes below BPFIX_WATCHED_ARRAY as bits of an array (its lookup is
+ * inlined: every drop asks), larger ones (hosts that made many
+ * interfaces) in a hash. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, BPFIX_WATCHED_ARRAY / 64);
+    __type(key, __u32);
+    __type(value, __u64);
+} watched_low SEC(".maps");
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 4096);
     __type(key, __u32);
     __type(value, __u8);
 } watched SEC(".maps");
+
+static __always_inline int is_watched(__u32 ifindex)
+{
+    if (ifindex < BPFIX_WATCHED_ARRAY) {
+        __u32 word = ifindex / 64;
+        __u64 *bits = bpf_map_lookup_elem(&watched_low, &word);
+        return bits && (*bits >> (ifindex % 64)) & 1;
+    }
+    return bpf_map_lookup_elem(&watched, &ifindex) != 0;
+}
+
+/* The clock of the last drop of a flow: the time of this jiffy's first
+ * drop on this CPU (bpf_ktime_get_ns per drop was a tenth of the
+ * program's cost; user space only orders drops by it). */
+struct tick_clock {
+    __u64 jiffies;
+    __u64 ns;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct tick_clock);
+} tick_clocks SEC(".maps");
+
+static __always_inline __u64 tick_time_ns(void)
+{
+    __u32 zero = 0;
+    struct tick_clock *c = bpf_map_lookup_elem(&tick_clocks, &zero);
+    if (!c)
+        return bpf_ktime_get_ns();
+    __u64 j = bpf_jiffies64();
+    if (c->jiffies != j) {
+        c->jiffies = j;
+        c->ns = bpf_ktime_get_ns();
+    }
+    return c->ns;
+}
 
 /* Drops keyed by flow, double-buffered like the flow maps: the program
  * writes the map named by `active_drops`, user space flips it and drains
@@ -133,13 +181,15 @@ static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head
     if (bpf_core_field_exists(((struct sk_buff___vlan_bit *)0)->vlan_present))
         present = BPF_CORE_READ_BITFIELD_PROBED((struct sk_buff___vlan_bit *)skb, vlan_present);
     else
-        present = BPF_CORE_READ(skb, vlan_proto) != 0;
+        present = skb->vlan_proto != 0;
     if (present) {
-        key->vlan_id = BPF_CORE_READ(skb, vlan_tci) & 0x0fff;
+        key->vlan_id = skb->vlan_tci & 0x0fff;
         count = 1;
     }
-    __u16 mh = BPF_CORE_READ(skb, mac_header);
-    if (mh == (__u16)~0U || mh + 14 > nh)
+    __u16 mh = skb->mac_header;
+    /* Tags still in the frame sit between the MAC and network headers:
+     * with none (nh right after the 14-byte MAC header), nothing to read. */
+    if (mh == (__u16)~0U || mh + 14 >= nh)
         return;
     __u8 t[2];
     if (read_at(head, mh + 12, t, 2) < 0)
@@ -173,13 +223,18 @@ static __always_inline int is_ipv6_extension(__u8 next)
 /* Fills the key's addresses, protocol and ports from the IP header at `nh`;
  * returns the IP length (0: not parseable) and the IP + transport header
  * length in *hdr_len. Later fragments keep ports 0 (the TC meter's
- * fragment table is not consulted). */
+ * fragment table is not consulted). One read takes the IP header and the
+ * transport header after it when no options or extension headers sit in
+ * between (each bpf_probe_read_kernel costs, and every drop of a flooded
+ * socket comes here). */
 static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16 proto,
                                       struct bpfix_flow_key *key, __u32 *hdr_len)
 {
     __u32 ip_len, th;
+    __u8 more[14];
+    const __u8 *t;
     if (proto == bpf_htons(ETH_P_IP)) {
-        __u8 h[20];
+        __u8 h[20 + 14];
         if (read_at(head, nh, h, sizeof h) < 0 || (h[0] >> 4) != 4)
             return 0;
         __u32 ihl = (__u32)(h[0] & 0x0f) * 4;
@@ -194,9 +249,17 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
         *hdr_len = ihl;
         if (frag & 0x1fff)
             return ip_len;
-        th = nh + ihl;
+        if (bpfix_transport_header_len(key->protocol) == 0)
+            return ip_len;
+        if (ihl == 20) {
+            t = h + 20;
+        } else {
+            if (read_at(head, nh + ihl, more, sizeof more) < 0)
+                return ip_len;  /* addresses known, ports not: still this host's drop */
+            t = more;
+        }
     } else if (proto == bpf_htons(ETH_P_IPV6)) {
-        __u8 h[40];
+        __u8 h[40 + 14];
         if (read_at(head, nh, h, sizeof h) < 0 || (h[0] >> 4) != 6)
             return 0;
         ip_len = ((__u32)h[4] << 8 | h[5]) + 40;
@@ -205,47 +268,55 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
         __builtin_memcpy(key->dst_addr, h + 24, 16);
         __u8 next = h[6];
         th = nh + 40;
-        int i;
-        for (i = 0; i < MAX_IPV6_EXT; i++) {
-            if (!is_ipv6_extension(next))
-                break;
-            __u8 eh[4];
-            if (read_at(head, th, eh, sizeof eh) < 0)
-                return 0;
-            if (next == 44) {  /* fragment: only the first carries ports */
-                __u16 fo = (__u16)eh[2] << 8 | eh[3];
-                next = eh[0];
-                th += 8;
-                if (fo >> 3) {
-                    key->protocol = next;
-                    *hdr_len = th - nh;
-                    return ip_len;
+        if (!is_ipv6_extension(next)) {
+            key->protocol = next;
+            *hdr_len = 40;
+            if (bpfix_transport_header_len(next) == 0)
+                return ip_len;
+            t = h + 40;
+        } else {
+            int i;
+            for (i = 0; i < MAX_IPV6_EXT; i++) {
+                if (!is_ipv6_extension(next))
+                    break;
+                __u8 eh[4];
+                if (read_at(head, th, eh, sizeof eh) < 0)
+                    return 0;
+                if (next == 44) {  /* fragment: only the first carries ports */
+                    __u16 fo = (__u16)eh[2] << 8 | eh[3];
+                    next = eh[0];
+                    th += 8;
+                    if (fo >> 3) {
+                        key->protocol = next;
+                        *hdr_len = th - nh;
+                        return ip_len;
+                    }
+                    continue;
                 }
-                continue;
+                th += next == 51 ? ((__u32)eh[1] + 2) * 4 : ((__u32)eh[1] + 1) * 8;
+                next = eh[0];
             }
-            th += next == 51 ? ((__u32)eh[1] + 2) * 4 : ((__u32)eh[1] + 1) * 8;
-            next = eh[0];
+            if (is_ipv6_extension(next))
+                return 0;
+            key->protocol = next;
+            *hdr_len = th - nh;
+            if (bpfix_transport_header_len(next) == 0)
+                return ip_len;
+            if (read_at(head, th, more, sizeof more) < 0)
+                return ip_len;
+            t = more;
         }
-        if (is_ipv6_extension(next))
-            return 0;
-        key->protocol = next;
-        *hdr_len = th - nh;
     } else {
         return 0;
     }
-    int need = bpfix_transport_header_len(key->protocol);
-    if (need == 0)
-        return ip_len;
-    __u8 t[14];
-    if (read_at(head, th, t, sizeof t) < 0)
-        return ip_len;  /* addresses known, ports not: still this host's drop */
     if (key->protocol == BPFIX_PROTO_ICMP || key->protocol == BPFIX_PROTO_ICMPV6) {
         key->icmp_type_code = (__u16)t[0] << 8 | t[1];
         return ip_len;
     }
     key->src_port = (__u16)t[0] << 8 | t[1];
     key->dst_port = (__u16)t[2] << 8 | t[3];
-    *hdr_len += key->protocol == BPFIX_PROTO_TCP ? (__u32)(t[12] >> 4) * 4 : (__u32)need;
+    *hdr_len += key->protocol == BPFIX_PROTO_TCP ? (__u32)(t[12] >> 4) * 4
+                                                 : (__u32)bpfix_transport_header_len(key->protocol);
     return ip_len;
 }
 
@@ -278,7 +349,7 @@ static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key,
     }
     s->packets += packets;
     s->bytes += bytes;
-    s->last_ns = bpf_ktime_get_ns();
+    s->last_ns = tick_time_ns();
     s->last_reason = reason;
     if (tcp_state)
         s->tcp_state = tcp_state;
@@ -289,20 +360,24 @@ static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key,
  * while they are attached to theirs); 0 otherwise. */
 static __always_inline __u8 tcp_state_of(struct sk_buff *skb)
 {
-    struct sock *sk = BPF_CORE_READ(skb, sk);
+    struct sock *sk = skb->sk;
     if (!sk)
         return 0;
-    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 family = sk->__sk_common.skc_family;
     if (family != 2 /* AF_INET */ && family != 10 /* AF_INET6 */)
         return 0;
-    if (BPF_CORE_READ(sk, sk_protocol) != 6 /* IPPROTO_TCP */)
+    if (sk->sk_protocol != 6 /* IPPROTO_TCP */)
         return 0;
-    return BPF_CORE_READ(sk, __sk_common.skc_state);
+    return sk->__sk_common.skc_state;
 }
 
 SEC("tp_btf/kfree_skb")
 int drop_kfree_skb(__u64 *ctx)
 {
+    /* A tp_btf argument is a typed kernel pointer: its fields are read
+     * with plain (fault-tolerant) loads, relocated by CO-RE, rather than a
+     * bpf_probe_read_kernel call each. Every drop of a flooded receiver
+     * passes here, so each call counts. */
     struct sk_buff *skb = (struct sk_buff *)ctx[0];
     __u32 reason = (__u32)ctx[2];
     if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
@@ -312,38 +387,44 @@ int drop_kfree_skb(__u64 *ctx)
         return 0;
 
     struct bpfix_flow_key key = {};
-    struct net_device *dev = BPF_CORE_READ(skb, dev);
-    int iif = BPF_CORE_READ(skb, skb_iif);
+    int iif = skb->skb_iif;
+    __u32 inum;
     if (iif) {
+        /* A received packet is still on the device it arrived on (or one
+         * stacked on it, in the same namespace). */
         key.direction = BPFIX_DIR_INGRESS;
         key.ifindex = (__u32)iif;
+        struct net_device *in = skb->dev;
+        inum = in ? in->nd_net.net->ns.inum : netns_inum;
     } else {
-        /* Sent from this host: before ip_output() the skb has no device
-         * yet; its route names the one it would leave by. */
-        if (!dev) {
-            struct dst_entry *dst = (struct dst_entry *)(BPF_CORE_READ(skb, _skb_refdst) & ~1UL);
-            if (dst)
-                dev = BPF_CORE_READ(dst, dev);
-        }
-        if (!dev)
-            return 0;
         key.direction = BPFIX_DIR_EGRESS;
-        key.ifindex = (__u32)BPF_CORE_READ(dev, ifindex);
+        struct net_device *out = skb->dev;
+        if (out) {
+            key.ifindex = (__u32)out->ifindex;
+            inum = out->nd_net.net->ns.inum;
+        } else {
+            /* Sent from this host: before ip_output() the skb has no
+             * device yet; its route names the one it would leave by. */
+            struct dst_entry *dst = (struct dst_entry *)(skb->_skb_refdst & ~1UL);
+            struct net_device *via = dst ? BPF_CORE_READ(dst, dev) : 0;
+            if (!via)
+                return 0;
+            key.ifindex = (__u32)BPF_CORE_READ(via, ifindex);
+            inum = BPF_CORE_READ(via, nd_net.net, ns.inum);
+        }
     }
-    /* A received packet is still on the device it arrived on (or one
-     * stacked on it, in the same namespace). */
-    if (dev && BPF_CORE_READ(dev, nd_net.net, ns.inum) != netns_inum)
+    if (inum != netns_inum)
         return 0;
-    if (!bpf_map_lookup_elem(&watched, &key.ifindex))
+    if (!is_watched(key.ifindex))
         return 0;
 
-    __u64 skb_len = BPF_CORE_READ(skb, len);
-    const unsigned char *head = BPF_CORE_READ(skb, head);
-    __u16 nh = BPF_CORE_READ(skb, network_header);
+    __u64 skb_len = skb->len;
+    const unsigned char *head = skb->head;
+    __u16 nh = skb->network_header;
     __u32 hdr_len = 0, ip_len = 0;
     if (head && nh != (__u16)~0U) {
         vlans(skb, head, nh, &key);
-        ip_len = parse_ip(head, nh, BPF_CORE_READ(skb, protocol), &key, &hdr_len);
+        ip_len = parse_ip(head, nh, skb->protocol, &key, &hdr_len);
     }
     if (ip_len == 0) {
         count_unkeyed(reason, skb_len);
@@ -352,11 +433,22 @@ int drop_kfree_skb(__u64 *ctx)
     /* A GSO super-packet is gso_segs packets, each with its own headers
      * (as the TC meter counts it). */
     __u64 packets = 1, bytes = ip_len;
-    struct skb_shared_info *shinfo = (struct skb_shared_info *)(head + BPF_CORE_READ(skb, end));
-    __u16 segs = BPF_CORE_READ(shinfo, gso_segs);
-    if (BPF_CORE_READ(shinfo, gso_size) && segs > 1) {
-        packets = segs;
-        bytes += (__u64)(segs - 1) * hdr_len;
+    struct skb_shared_info *shinfo = (struct skb_shared_info *)(head + skb->end);
+    /* (a plain array: a local of a preserve_access_index type would have
+     * its field offsets relocated to the kernel's layout) */
+    __u16 gso[2] = {};  /* gso_size, gso_segs */
+    if (bpf_core_field_offset(struct skb_shared_info, gso_segs) ==
+        bpf_core_field_offset(struct skb_shared_info, gso_size) + 2) {
+        /* neighbours: one read for both */
+        bpf_probe_read_kernel(gso, sizeof gso,
+                              (const char *)shinfo + bpf_core_field_offset(struct skb_shared_info, gso_size));
+    } else {
+        gso[0] = BPF_CORE_READ(shinfo, gso_size);
+        gso[1] = BPF_CORE_READ(shinfo, gso_segs);
+    }
+    if (gso[0] && gso[1] > 1) {
+        packets = gso[1];
+        bytes += (__u64)(gso[1] - 1) * hdr_len;
     }
     __u8 tcp_state = key.protocol == 6 ? tcp_state_of(skb) : 0;
     if (active_drops)

@@ -139,15 +139,31 @@ DropTracker::~DropTracker() = default;
 
 void DropTracker::watch(int ifindex) {
     uint32_t key = static_cast<uint32_t>(ifindex);
-    uint8_t one = 1;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.watched), &key, &one, BPF_ANY) != 0) {
-        throw Error(fmt::format("ifindex {}: cannot watch its drops: {}", ifindex, errstr(errno)));
-    }
+    int err = key < BPFIX_WATCHED_ARRAY ? set_low_bit(key, true) : [&] {
+        uint8_t one = 1;
+        return bpf_map_update_elem(bpf_map__fd(skel_->maps.watched), &key, &one, BPF_ANY);
+    }();
+    if (err != 0) throw Error(fmt::format("ifindex {}: cannot watch its drops: {}", ifindex, errstr(errno)));
 }
 
 void DropTracker::unwatch(int ifindex) {
     uint32_t key = static_cast<uint32_t>(ifindex);
-    bpf_map_delete_elem(bpf_map__fd(skel_->maps.watched), &key);
+    if (key < BPFIX_WATCHED_ARRAY) {
+        set_low_bit(key, false);
+    } else {
+        bpf_map_delete_elem(bpf_map__fd(skel_->maps.watched), &key);
+    }
+}
+
+// One bit of the watched_low bitmap (only this thread writes it).
+int DropTracker::set_low_bit(uint32_t ifindex, bool on) {
+    int fd = bpf_map__fd(skel_->maps.watched_low);
+    uint32_t word = ifindex / 64;
+    uint64_t bits = 0;
+    if (bpf_map_lookup_elem(fd, &word, &bits) != 0) return -1;
+    uint64_t bit = uint64_t{1} << (ifindex % 64);
+    bits = on ? bits | bit : bits & ~bit;
+    return bpf_map_update_elem(fd, &word, &bits, BPF_ANY);
 }
 
 std::vector<KernelDrop> DropTracker::drain() {

@@ -88,6 +88,8 @@ private:
     struct SkelDeleter {
         void operator()(drop_tracker* s) const;
     };
+    int set_low_bit(uint32_t ifindex, bool on);  // 0, or -1 with errno
+
     DropReasonNames names_;
     std::unique_ptr<drop_tracker, SkelDeleter> skel_;
     uint32_t active_ = 0;

@@ -34,7 +34,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
-ALL_TOOLS = ["baseline", "tcfloor", "bpfix", "bpfix_off", "softflowd", "pmacctd", "tcpdump"]
+ALL_TOOLS = ["baseline", "tcfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt", "softflowd",
+             "pmacctd", "tcpdump"]
 
 
 class Stop(Exception):
@@ -400,7 +401,22 @@ class BpfixEnrichersOff(Bpfix):
         return super().argv() + ["--config", conf]
 
 
-TOOL_CLASSES = {c.name: c for c in (Bpfix, BpfixEnrichersOff, Softflowd, Pmacctd, Tcpdump)}
+def only_enricher(which):
+    """bpfix with one enricher on and the others off: what that one costs."""
+    class BpfixOnly(Bpfix):
+        name, label = f"bpfix_{which}", f"bpfix-exporter, only the {which} enricher"
+
+        def argv(self):
+            conf = os.path.join(self.work, f"only-{which}.toml")
+            with open(conf, "w") as f:
+                f.write("[enrich]\n" + "".join(f"{e} = {'true' if e == which else 'false'}\n"
+                                              for e in ("drops", "dns", "rtt")))
+            return super().argv() + ["--config", conf]
+    return BpfixOnly
+
+
+TOOL_CLASSES = {c.name: c for c in (Bpfix, BpfixEnrichersOff, only_enricher("drops"), only_enricher("dns"),
+                                    only_enricher("rtt"), Softflowd, Pmacctd, Tcpdump)}
 
 
 # -------------------------------------------------------------- benchmark
@@ -490,7 +506,7 @@ class Bench:
                        vm_hwm_each_kib=[vm_hwm_kib(p) for p in pids])
             if hasattr(tool, "extra_sample"):
                 res.update(tool.extra_sample(pids))
-            if profile and name == "bpfix":
+            if profile and name.startswith("bpfix"):
                 res["bpf_stats"] = self.bpf_stats_flood()
             t_stop = time.monotonic()
             tool.stop(proc)
@@ -712,7 +728,7 @@ def perf_profile(perf_data, tool):
     sel = {n: {"children_pct": c, "self_pct": se} for c, se, n in rows
            if n in HOOKS or n in DETAIL or "_meter_" in n}
     share = sum(v["children_pct"] for n, v in sel.items() if n in TOOL_HOOKS.get(tool, HOOKS)) / 100
-    if tool == "bpfix" and share == 0:
+    if tool.startswith("bpfix") and share == 0:
         # TCX runs the programs straight from the (inlined) ingress hook, with
         # no tc_run frame: their own samples, callees included, are the cost
         share = sum(v["children_pct"] for n, v in sel.items() if "_meter_" in n) / 100
@@ -770,6 +786,12 @@ def targets(summary):
         ratio = b["vs_baseline"] / off["vs_baseline"] if off["vs_baseline"] else float("inf")
         line(ratio >= 0.97, f"bpfix with its enrichers (drops, DNS, RTT as configured by default) >= 0.97 x "
                             f"enrichers off: {b['vs_baseline']:.3f} / {off['vs_baseline']:.3f} = {ratio:.3f}")
+        for which in ("drops", "dns", "rtt"):
+            one = summary.get(f"bpfix_{which}")
+            if one and off["vs_baseline"]:
+                out.append(f"INFO   only the {which} enricher on / enrichers off: {one['vs_baseline']:.3f} / "
+                           f"{off['vs_baseline']:.3f} = {one['vs_baseline'] / off['vs_baseline']:.3f}, peak RSS "
+                           f"{one['peak_rss_mib']:.1f} MiB")
     return out
 
 
@@ -808,8 +830,8 @@ def main():
     if "tcfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)):
         log("live_bench: no --floor-obj; the TC floor is left out")
         tools.remove("tcfloor")
-    for t in ("bpfix", "bpfix_off"):
-        if t in tools and not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
+    for t in [t for t in tools if t.startswith("bpfix")]:
+        if not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
             log(f"live_bench: no {a.build}/bin/bpfix-exporter; {t} is left out")
             tools.remove(t)
 
