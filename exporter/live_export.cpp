@@ -57,6 +57,12 @@ int run_live_export(const ExporterConfig& cfg) {
         }
     }
 
+    // Loading a tracing BPF object parses the kernel's BTF (about 10 MiB,
+    // freed at once), several times over. glibc's adaptive threshold would
+    // serve the second parse from the heap, where freed memory stays
+    // resident: keep large blocks in their own mappings, returned on free
+    // (peak RSS with every enricher: 24.0 -> 19.2 MiB).
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     // Drops: optional. A kernel that cannot trace them costs the drop
     // elements, never the flows; the templates say which elements come.
     std::unique_ptr<DropTracker> drops;
