@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <chrono>
 #include <set>
 
@@ -86,9 +85,9 @@ uint64_t IpfixOutput::records_dropped() const {
 
 void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
     int64_t now = wall_now();
-    for (auto& item : batch) {
+    for (const auto& item : batch) {
         for (const auto& q : item.messages) {
-            Message m{q.session, std::span<uint8_t>(item.bytes.data() + q.offset, q.length), q.records};
+            Message m{q.session, std::span<const uint8_t>(item.bytes.data() + q.offset, q.length), q.records};
             try {
                 write_one(m, now);
             } catch (const Error& e) {
@@ -113,57 +112,24 @@ bool IpfixOutput::starts_new_file(uint64_t have, size_t bytes, int64_t now) cons
 }
 
 void IpfixOutput::flush(int64_t now) {
-    if (pieces_.empty()) return;
+    if (pending_.empty()) return;
     uint64_t messages = pending_messages_, records = pending_records_;
     pending_messages_ = pending_records_ = 0;
-    size_t bytes = pending_bytes_;
-    std::vector<iovec> parts;
-    parts.reserve(pieces_.size());
-    for (const Piece& p : pieces_) {
-        const void* base = p.in_batch ? static_cast<const void*>(p.in_batch) : built_.data() + p.offset;
-        parts.push_back({const_cast<void*>(base), p.length});
-    }
-    pieces_.clear();
-    built_.clear();  // keeps its capacity: no regrowing (and copying) per batch
-    pending_bytes_ = 0;
+    size_t bytes = pending_.size();
     try {
         // `now` is the one every check of this batch used: the writer does
         // not rotate under these bytes.
-        writer_.write(std::span<const iovec>(parts), now);
+        writer_.write(pending_, now);
     } catch (const Error&) {
+        pending_.clear();
         std::lock_guard lock(mu_);
         dropped_ += records;
         throw;
     }
+    pending_.clear();  // keeps its capacity: no regrowing (and copying) per batch
     file_bytes_ += bytes;
     std::lock_guard lock(mu_);
     written_ += messages;
-}
-
-bool IpfixOutput::write_in_place(const Message& item) {
-    const std::span<uint8_t> m = item.msg;
-    const uint32_t domain = be32(&m[12]);
-    // (set offset, file id) of each data set; a message with more sets
-    // than this takes the general path
-    std::array<std::pair<size_t, uint16_t>, 32> ids;
-    size_t n = 0, off = 16;
-    while (off < m.size()) {
-        if (off + 4 > m.size() || n == ids.size()) return false;
-        uint16_t set_id = be16(&m[off]), len = be16(&m[off + 2]);
-        if (set_id < 256 || len < 4 || off + len > m.size()) return false;
-        auto f = file_ids_.find(std::make_tuple(item.session, domain, set_id));
-        if (f == file_ids_.end()) return false;
-        ids[n++] = {off, f->second};
-        off += len;
-    }
-    if (n == 0) return false;
-    for (size_t i = 0; i < n; ++i) set16(&m[ids[i].first], ids[i].second);
-    uint32_t& seq = file_seq_[domain];
-    set32(&m[8], seq);
-    seq += static_cast<uint32_t>(item.records);
-    pieces_.push_back({m.data(), 0, m.size()});
-    pending_bytes_ += m.size();
-    return true;
 }
 
 void IpfixOutput::write_one(const Message& m, int64_t now) {
@@ -188,25 +154,17 @@ void IpfixOutput::write_one(const Message& m, int64_t now) {
         writer_.write(std::string(), now);  // opens the next one
         file_bytes_ = 0;
     };
-    if (starts_new_file(file_bytes_ + pending_bytes_, m.msg.size(), now)) new_file();
-    // (in place, the message keeps its size: the check above holds for it)
-    if (!write_in_place(m)) {
-        size_t mark = built_.size();
-        build(m, built_);
-        if (starts_new_file(file_bytes_ + pending_bytes_, built_.size() - mark, now)) {
-            built_.resize(mark);
-            new_file();
-            mark = built_.size();
-            build(m, built_);  // again, for the new file (templates first)
-        }
-        if (built_.size() > mark) {
-            pieces_.push_back({nullptr, mark, built_.size() - mark});
-            pending_bytes_ += built_.size() - mark;
-        }
+    if (starts_new_file(file_bytes_ + pending_.size(), m.msg.size(), now)) new_file();
+    size_t mark = pending_.size();
+    build(m, pending_);
+    if (starts_new_file(file_bytes_ + mark, pending_.size() - mark, now)) {
+        pending_.resize(mark);
+        new_file();
+        build(m, pending_);  // again, for the new file (templates first)
     }
     ++pending_messages_;
     pending_records_ += m.records;
-    if (pending_bytes_ >= (1u << 20)) flush(now);
+    if (pending_.size() >= (1u << 20)) flush(now);
 }
 
 void IpfixOutput::build(const Message& item, std::string& out) {

@@ -51,33 +51,21 @@ private:
     };
     struct Message {
         uint64_t session;
-        std::span<uint8_t> msg;  // in the writer's batch: may be edited in place
+        std::span<const uint8_t> msg;
         uint64_t records;
     };
     void write_batch(std::deque<Item>& batch, bool rotate, bool stop);
     void write_one(const Message& m, int64_t now);
     void build(const Message& m, std::string& out);  // appends the bytes for the current file
-    // The common case: a message of data sets only, of templates this file
-    // has. Its set ids and sequence number are rewritten in place and the
-    // message itself is queued for writing (no copy). False: it is not.
-    bool write_in_place(const Message& m);
     // Whether `bytes` more, after `have` in the open file, need a new file.
     bool starts_new_file(uint64_t have, size_t bytes, int64_t now) const;
     void flush(int64_t now);  // the pending bytes into the file
 
     RotatingWriter writer_;
     uint64_t max_file_bytes_;
-    // Messages not written yet: one writev() per batch or MiB, not per
-    // message (a write per message cost 40% of ingest in ext4). Each piece
-    // is either a message in the batch (rewritten in place) or bytes built
-    // into `built_`.
-    struct Piece {
-        const uint8_t* in_batch;  // null: built_ from `offset`
-        size_t offset, length;
-    };
-    std::vector<Piece> pieces_;
-    std::string built_;
-    size_t pending_bytes_ = 0;
+    // Built messages not written yet: one write() per batch or MiB, not
+    // per message (a write per message cost 40% of ingest in ext4).
+    std::string pending_;
     uint64_t pending_messages_ = 0, pending_records_ = 0;
     uint64_t file_bytes_ = 0;  // written into the open file
     mutable std::mutex mu_;    // the counters

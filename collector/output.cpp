@@ -1,7 +1,5 @@
 #include "output.h"
 
-#include <climits>
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -191,53 +189,6 @@ void RotatingWriter::write(const std::string& data, int64_t now_s) {
         if (!head.empty()) raw_write(head.data(), head.size());
     }
     raw_write(data.data(), data.size());
-}
-
-void RotatingWriter::write(std::span<const iovec> parts, int64_t now_s) {
-    size_t total = 0;
-    for (const iovec& v : parts) total += v.iov_len;
-    if (zstd_ || opt_.header) {
-        // (compressed frames and headers are written from one buffer)
-        std::string joined;
-        joined.reserve(total);
-        for (const iovec& v : parts) joined.append(static_cast<const char*>(v.iov_base), v.iov_len);
-        write(joined, now_s);
-        return;
-    }
-    prepare(total, now_s);
-    raw_writev(parts);
-}
-
-void RotatingWriter::raw_writev(std::span<const iovec> parts) {
-    std::vector<iovec> left(parts.begin(), parts.end());
-    size_t first = 0, total = 0;
-    for (const iovec& v : left) total += v.iov_len;
-    while (first < left.size()) {
-        int count = static_cast<int>(std::min<size_t>(left.size() - first, IOV_MAX));
-        ssize_t n = ::writev(fd_, left.data() + first, count);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            // Cut back to the last whole write so the file stays valid.
-            if (ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) {
-                spdlog::warn("cannot truncate {} after a failed write", partial_);
-            }
-            if (lseek(fd_, static_cast<off_t>(bytes_), SEEK_SET) < 0) {
-                spdlog::warn("cannot seek in {} after a failed write", partial_);
-            }
-            throw Error(fmt::format("cannot write {}: {}", partial_, std::strerror(e)));
-        }
-        auto done = static_cast<size_t>(n);
-        while (first < left.size() && done >= left[first].iov_len) {
-            done -= left[first].iov_len;
-            ++first;
-        }
-        if (done > 0) {
-            left[first].iov_base = static_cast<char*>(left[first].iov_base) + done;
-            left[first].iov_len -= done;
-        }
-    }
-    bytes_ += total;
 }
 
 void RotatingWriter::raw_write(const char* p, size_t left) {

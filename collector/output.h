@@ -5,11 +5,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <string>
 #include <vector>
-
-#include <sys/uio.h>
 
 #include "writer_thread.h"
 
@@ -56,8 +53,6 @@ public:
     // first when the interval or the size limit says so. Throws
     // bpfix::Error naming the file when the disk refuses (full, gone).
     void write(const std::string& data, int64_t now_s);
-    // The same for data in pieces (one writev, no copy into one buffer).
-    void write(std::span<const iovec> parts, int64_t now_s);
     // For formats that write through their own handle (sqlite): rotates by
     // time and size as write() would for `bytes` more and opens a file if
     // none is; returns whether it opened one. add_bytes() then counts what
@@ -87,7 +82,6 @@ private:
     void open(int64_t now_s);
     void finish();
     void raw_write(const char* p, size_t n);
-    void raw_writev(std::span<const iovec> parts);
 
     Options opt_;
     struct Zstd;

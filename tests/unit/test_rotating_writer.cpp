@@ -92,27 +92,6 @@ TEST(RotatingWriter, SizeLimitStartsNumberedFilesAndNamesAreNeverReused) {
     EXPECT_EQ(d.read("flows-20240102T030000Z.jsonl"), "123456\n");
 }
 
-// Pieces (the ipfix output's messages in place) land in order, across
-// more pieces than one writev takes (IOV_MAX), and count for the size limit.
-TEST(RotatingWriter, PiecesAreWrittenInOrder) {
-    TempDir d;
-    std::vector<std::string> words;
-    std::string want;
-    for (int i = 0; i < 2500; ++i) {
-        words.push_back(std::to_string(i) + ",");
-        want += words.back();
-    }
-    std::vector<iovec> parts;
-    for (auto& w : words) parts.push_back({w.data(), w.size()});
-    {
-        RotatingWriter w(opts(d.path, "flows", "ipfix", 300, want.size() + 1));
-        w.write(std::span<const iovec>(parts), kT);
-        w.write(std::span<const iovec>(parts.data(), 2), kT);  // past the limit: a new part
-    }
-    EXPECT_EQ(d.read("flows-20240102T030000Z.ipfix"), want);
-    EXPECT_EQ(d.read("flows-20240102T030000Z-1.ipfix"), "0,1,");
-}
-
 TEST(RotatingWriter, RetentionRemovesTheOldestFinishedFilesFirst) {
     TempDir d;
     {
