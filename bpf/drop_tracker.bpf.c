@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include "bpfix_abi.h"
+#include "tick_clock.bpf.h"
 
 /* Only the members read here; libbpf relocates each access against the
  * kernel's own layout (fields inside anonymous unions/structs included). */
@@ -107,33 +108,6 @@ static __always_inline int is_watched(__u32 ifindex)
     return bpf_map_lookup_elem(&watched, &ifindex) != 0;
 }
 
-/* The clock of the last drop of a flow: the time of this jiffy's first
- * drop on this CPU (bpf_ktime_get_ns per drop was a tenth of the
- * program's cost; user space only orders drops by it). */
-struct tick_clock {
-    __u64 jiffies;
-    __u64 ns;
-};
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct tick_clock);
-} tick_clocks SEC(".maps");
-
-static __always_inline __u64 tick_time_ns(void)
-{
-    __u32 zero = 0;
-    struct tick_clock *c = bpf_map_lookup_elem(&tick_clocks, &zero);
-    if (!c)
-        return bpf_ktime_get_ns();
-    __u64 j = bpf_jiffies64();
-    if (c->jiffies != j) {
-        c->jiffies = j;
-        c->ns = bpf_ktime_get_ns();
-    }
-    return c->ns;
-}
 
 /* Drops keyed by flow, double-buffered like the flow maps: the program
  * writes the map named by `active_drops`, user space flips it and drains

@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include "bpfix_abi.h"
+#include "tick_clock.bpf.h"
 
 /* Sized from the configuration before load (bpf_map__set_max_entries). */
 struct flow_map {
@@ -433,34 +434,6 @@ static __always_inline void fragment_ports(struct packet *p)
     }
 }
 
-/* The time of a flow's later packets: per CPU, the exact clock read at the
- * first packet of the current jiffy (one read per tick instead of one per
- * packet; reading a clock costs more than everything else a cached flow
- * needs). At most one tick (4 ms at HZ=250) behind the packet. */
-struct tick_clock {
-    __u64 jiffies;
-    __u64 ns;
-};
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct tick_clock);
-} tick_clocks SEC(".maps");
-
-static __always_inline __u64 tick_time_ns(void)
-{
-    __u32 zero = 0;
-    struct tick_clock *c = bpf_map_lookup_elem(&tick_clocks, &zero);
-    if (!c)
-        return bpf_ktime_get_ns();
-    __u64 j = bpf_jiffies64();
-    if (c->jiffies != j) {
-        c->jiffies = j;
-        c->ns = bpf_ktime_get_ns();
-    }
-    return c->ns;
-}
 
 /* Adds one packet (or a GSO super-packet of `segs`) to a flow's counters. */
 static __always_inline void add_packet(struct bpfix_flow_stats *s, const struct packet *p, __u32 segs)

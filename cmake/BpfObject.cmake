@@ -22,7 +22,7 @@ function(bpf_object NAME SOURCE)
             -I${CMAKE_SOURCE_DIR}/bpf
             -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
             -c ${src} -o ${obj}
-    DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/bpfix_abi.h
+    DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/bpfix_abi.h ${CMAKE_SOURCE_DIR}/bpf/tick_clock.bpf.h
     COMMENT "BPF ${NAME}"
     VERBATIM)
   add_custom_command(
