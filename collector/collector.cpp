@@ -386,8 +386,8 @@ private:
     int fd_;
     // At most 20 ms (latency added before decoding; the files are written
     // in batches of up to 100 ms anyway), and no longer than 1 GB/s takes
-    // to fill the receive buffer. At 200k records/s, 20 ms naps cost 40 %
-    // less CPU than 2 ms naps (docs/benchmarks.md).
+    // to fill the receive buffer. At 200k records/s, 20 ms naps cost a
+    // quarter less CPU than 2 ms naps (docs/benchmarks.md).
     static constexpr std::chrono::microseconds kNap{20000};
     std::chrono::microseconds nap_;
     // A slot holds a datagram of an Ethernet MTU; slot and spill area
