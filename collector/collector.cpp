@@ -338,10 +338,22 @@ private:
             }
             {
                 std::lock_guard lock(worker_.mu);
+                // One clock reading per batch; consecutive datagrams of one
+                // sender (the usual case) share one session lookup.
+                const auto now = std::chrono::steady_clock::now();
+                Entry* last = nullptr;
                 for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
-                    asio::ip::udp::endpoint from;
-                    std::memcpy(from.data(), &addrs_[i], msgs_[i].msg_hdr.msg_namelen);
-                    from.resize(msgs_[i].msg_hdr.msg_namelen);
+                    const socklen_t alen = msgs_[i].msg_hdr.msg_namelen;
+                    if (!last || alen != msgs_[last_i_].msg_hdr.msg_namelen ||
+                        std::memcmp(&addrs_[i], &addrs_[last_i_], alen) != 0) {
+                        asio::ip::udp::endpoint from;
+                        std::memcpy(from.data(), &addrs_[i], alen);
+                        from.resize(alen);
+                        last = &entry(from, now);
+                        last_i_ = i;
+                    }
+                    last->last_seen = now;
+                    if (!last->session) continue;  // refused
                     const uint8_t* data = slots_.get() + i * kSlot;
                     size_t len = msgs_[i].msg_len;
                     if (len > kSlot) {
@@ -349,7 +361,9 @@ private:
                         joined.insert(joined.end(), spill_.get() + i * kSpill, spill_.get() + i * kSpill + (len - kSlot));
                         data = joined.data();
                     }
-                    datagram(data, len, from);
+                    ExporterSession& s = *last->session;
+                    std::string problem = s.message(std::span<const uint8_t>(data, len), now);
+                    if (!problem.empty()) hub_.log_problem(s, problem);
                 }
             }
             if (static_cast<size_t>(n) < kBatch) {
@@ -358,10 +372,11 @@ private:
             }
         }
     }
-    void datagram(const uint8_t* data, size_t n, const asio::ip::udp::endpoint& sender) {
+    struct Entry;
+    // The session of `sender`, made on its first datagram.
+    Entry& entry(const asio::ip::udp::endpoint& sender, std::chrono::steady_clock::time_point now) {
         auto key = std::make_pair(sender.address(), sender.port());
         auto it = sessions_.find(key);
-        auto now = std::chrono::steady_clock::now();
         if (it == sessions_.end()) {
             // A refused source is remembered (as no session): counted once,
             // its later datagrams ignored.
@@ -374,11 +389,7 @@ private:
             }
             it = sessions_.emplace(key, Entry{std::move(s), now}).first;
         }
-        it->second.last_seen = now;
-        if (!it->second.session) return;
-        ExporterSession& s = *it->second.session;
-        std::string problem = s.message(std::span<const uint8_t>(data, n));
-        if (!problem.empty()) hub_.log_problem(s, problem);
+        return it->second;
     }
 
     Worker& worker_;
@@ -400,6 +411,7 @@ private:
     std::array<iovec, 2 * kBatch> iov_{};
     std::array<mmsghdr, kBatch> msgs_{};
     std::array<sockaddr_storage, kBatch> addrs_{};
+    size_t last_i_ = 0;  // in the batch being read: the datagram whose sender `last` is
     std::atomic<bool> stop_{false};
     std::thread thread_;
     struct Entry {

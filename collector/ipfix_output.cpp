@@ -63,6 +63,14 @@ bool IpfixOutput::push(uint64_t session, std::span<const uint8_t> message, uint6
     };
     auto make = [&] {
         Item item;
+        {
+            // a buffer the writer is done with: no fresh pages to fault in
+            std::lock_guard lock(mu_);
+            if (!spare_.empty()) {
+                item.bytes = std::move(spare_.back());
+                spare_.pop_back();
+            }
+        }
         item.bytes.reserve(std::max(kItemBytes, message.size()));
         append(item);
         return item;
@@ -95,6 +103,14 @@ void IpfixOutput::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
                 std::lock_guard lock(mu_);
                 dropped_ += m.records;
             }
+        }
+    }
+    {
+        std::lock_guard lock(mu_);
+        for (auto& item : batch) {
+            if (spare_.size() >= kSpareItems) break;
+            item.bytes.clear();
+            spare_.push_back(std::move(item.bytes));
         }
     }
     try {

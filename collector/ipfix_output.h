@@ -68,8 +68,12 @@ private:
     std::string pending_;
     uint64_t pending_messages_ = 0, pending_records_ = 0;
     uint64_t file_bytes_ = 0;  // written into the open file
-    mutable std::mutex mu_;    // the counters
+    mutable std::mutex mu_;    // the counters and spare_
     uint64_t written_ = 0, dropped_ = 0;
+    // Buffers of written items, for the next ones (push() allocated and
+    // faulted in a fresh 256 KiB per item).
+    static constexpr size_t kSpareItems = 8;
+    std::vector<std::vector<uint8_t>> spare_;
 
     // Writer-thread state. Every template each session defined, as raw
     // records: (session, domain, id) -> (set id, record).

@@ -55,7 +55,8 @@ size_t ExporterSession::persist_templates(const std::string& path) {
     return saved.size();
 }
 
-std::string ExporterSession::message(std::span<const uint8_t> msg) {
+std::string ExporterSession::message(std::span<const uint8_t> msg,
+                                     std::optional<std::chrono::steady_clock::time_point> now) {
     uint32_t domain = 0, seq = 0;
     bool header = msg.size() >= 16;
     if (header) {
@@ -67,7 +68,7 @@ std::string ExporterSession::message(std::span<const uint8_t> msg) {
     DomainStats& d = domains_[domain];
     d.bytes += msg.size();
     uint64_t before = decoder_->records();
-    std::string problem = decoder_->decode_message(msg);
+    std::string problem = decoder_->decode_message(msg, now);
     uint64_t decoded = decoder_->records() - before;
     if (!problem.empty()) {
         ++d.malformed;
@@ -97,7 +98,7 @@ std::string ExporterSession::message(std::span<const uint8_t> msg) {
             store_failed_ = true;
         }
     }
-    if (decoded) {
+    if (decoded && !count_only_) {
         sink_(std::move(lines_), decoded);
         lines_.clear();
     }

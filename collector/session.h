@@ -39,8 +39,10 @@ public:
     ~ExporterSession();  // tells the raw sink (an empty message) that the session is gone
 
     // Decodes one complete IPFIX message. Returns "" or what was wrong
-    // (records before the problem have been delivered).
-    std::string message(std::span<const uint8_t> msg);
+    // (records before the problem have been delivered). `now`: see
+    // IpfixDecoder::decode_message.
+    std::string message(std::span<const uint8_t> msg,
+                        std::optional<std::chrono::steady_clock::time_point> now = std::nullopt);
 
     // Keeps this session's templates in `path` and first replays what an
     // earlier run kept there (UDP: data before the next template refresh
@@ -53,7 +55,10 @@ public:
     void set_template_lifetime(std::chrono::seconds s) { decoder_->set_template_lifetime(s); }
     uint64_t templates_expired() const { return decoder_->templates_expired(); }
     // No JSON lines at all (the jsonl format is off): records only counted.
-    void set_count_only() { decoder_->set_count_only(true); }
+    void set_count_only() {
+        decoder_->set_count_only(true);
+        count_only_ = true;
+    }
     // Also hands every message that decoded without a problem, with its
     // data record count, to `raw` (the ipfix output); an empty message when
     // the session ends.
@@ -70,6 +75,7 @@ private:
     LinesSink sink_;
     RawSink raw_;
     std::string lines_;
+    bool count_only_ = false;
     std::map<uint32_t, DomainStats> domains_;
     std::unique_ptr<IpfixDecoder> decoder_;
     std::unique_ptr<TemplateStore> store_;

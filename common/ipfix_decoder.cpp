@@ -875,7 +875,8 @@ struct IpfixDecoder::Screen {
     }
 };
 
-std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
+std::string IpfixDecoder::decode_message(std::span<const uint8_t> message,
+                                         std::optional<std::chrono::steady_clock::time_point> now) {
     if (message.size() < 16) {
         ++malformed_;
         return fmt::format("message of {} bytes is shorter than the 16-byte IPFIX header", message.size());
@@ -901,7 +902,7 @@ std::string IpfixDecoder::decode_message(std::span<const uint8_t> message) {
     // up to the first problem (records before it are still delivered).
     // Templates are per domain: look them up in this message's.
     if (lifetime_.count()) {
-        now_ = std::chrono::steady_clock::now();
+        now_ = now ? *now : std::chrono::steady_clock::now();
         if (now_ >= next_expiry_check_) {
             expire_templates(now_);
             next_expiry_check_ = now_ + std::chrono::seconds(1);

@@ -42,8 +42,11 @@ public:
 
     // Decodes one complete message (header included). Returns an empty
     // string, or what was wrong with the message; records decoded before the
-    // problem have been delivered.
-    std::string decode_message(std::span<const uint8_t> message);
+    // problem have been delivered. `now`: the caller's clock reading for
+    // template lifetimes (a receive batch reads the clock once, not once
+    // per message); none: read here when a lifetime is set.
+    std::string decode_message(std::span<const uint8_t> message,
+                               std::optional<std::chrono::steady_clock::time_point> now = std::nullopt);
 
     // The fast path for writers: each data record is appended to `*out` as
     // one JSON line (the same keys and value forms as DecodedRecord::fields,
