@@ -4,11 +4,13 @@ into bpfix-collector as fast as the collector reads them; prints records
 per second of wall time and per CPU-second of the collector, and checks
 that every record sent was written (zero loss).
 
-  ingest.py BUILD_DIR [--records N] [--per-message K] [--cpu C]
+  ingest.py BUILD_DIR [--records N] [--per-message K] [--cpu C] [--format jsonl|ipfix]
 
 The records use bpfix's IPv4 flow layout (addresses, ports, protocol,
 counters, millisecond timestamps: 47 bytes on the wire). The collector is
-pinned to CPU C (default 1), the sender to the other one.
+pinned to CPU C (default 1), the sender to the other one. The records
+written are counted in the output files: JSONL lines, or the data records
+of the .ipfix files (bench/ipfix_count.py, a parser of its own).
 """
 import argparse
 import json
@@ -22,6 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from ipfix_count import Counter  # noqa: E402
 
 FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (5, 1), (2, 8), (1, 8), (152, 8), (153, 8)]
 
@@ -54,6 +60,7 @@ def main():
     ap.add_argument("--records", type=int, default=3_000_000)
     ap.add_argument("--per-message", type=int, default=1000)
     ap.add_argument("--cpu", type=int, default=1)
+    ap.add_argument("--format", default="jsonl", choices=("jsonl", "ipfix"), help="bpfix-collector's output")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bpfix-ingest-")
     try:
@@ -61,7 +68,8 @@ def main():
         os.mkdir(out)
         log = os.path.join(tmp, "collector.log")
         p = subprocess.Popen(["taskset", "-c", str(a.cpu), os.path.join(a.build, "bin", "bpfix-collector"),
-                              "--listen", "tcp://127.0.0.1:0", "--output-dir", out, "--metrics", "off"],
+                              "--listen", "tcp://127.0.0.1:0", "--output-dir", out, "--metrics", "off",
+                              "--format", a.format],
                              stderr=open(log, "w"))
         port = None
         for _ in range(100):
@@ -100,9 +108,21 @@ def main():
         summ = dict(kv.split("=") for kv in m.group(1).split())
         cpu = float(re.search(r"cpu_seconds=([\d.]+)", text).group(1)) if "cpu_seconds=" in text else None
         written = int(summ["written"])
-        lines = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
+        if a.format == "jsonl":
+            lines = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
+        else:
+            c = Counter()
+            for n in sorted(os.listdir(out)):
+                if n.endswith(".ipfix"):
+                    data = open(os.path.join(out, n), "rb").read()
+                    off = 0
+                    while off + 16 <= len(data):
+                        length = int.from_bytes(data[off + 2:off + 4], "big")
+                        c.message(data[off:off + length])
+                        off += length
+            lines = c.records
         wall = t1 - t0
-        print(json.dumps({"records_sent": sent, "records_written": written, "lines_in_files": lines,
+        print(json.dumps({"format": a.format, "records_sent": sent, "records_written": written, "records_in_files": lines,
                           "lost": sent - lines, "wall_s": round(wall, 3), "records_per_s": round(lines / wall),
                           "summary": summ}))
         return 0 if lines == sent else 1

@@ -10,7 +10,11 @@ TC floor object) and removes the namespaces whatever happens. Direct use:
 
 Two network namespaces made here (TX and RX) are joined by a veth pair. In TX,
 `flood` (pinned to --tx-cpu) sends small UDP frames through an AF_PACKET socket
-for --seconds; in RX a UDP socket that is never read is their destination. The
+for --seconds; in RX a UDP socket is their destination: with --sink drop (the
+default) it is never read, so every packet is a kernel drop at the socket (the
+worst case for the drop enricher); with --sink read a receiver pinned to
+--tool-cpu reads it in batches and keeps up, so drops are rare (a host that is
+not overloaded). Each run records the socket drops (UDP RcvbufErrors). The
 received count is the RX veth's rx_packets. Each tool meters the RX veth,
 pinned to --tool-cpu, started by `reap_run` (CPU and peak RSS of the whole
 process tree). Configurations run round-robin, --runs rounds; medians shown.
@@ -90,6 +94,12 @@ class Net:
     @staticmethod
     def mac(ns, ifn):
         return json.loads(sh("ip", "-n", ns, "-j", "link", "show", ifn).stdout)[0]["address"]
+
+    def udp_rcvbuf_errors(self):
+        """Datagrams the RX namespace's UDP sockets dropped for a full buffer."""
+        lines = [l.split() for l in sh("ip", "netns", "exec", self.rx, "cat", "/proc/net/snmp").stdout.splitlines()
+                 if l.startswith("Udp:")]
+        return int(lines[1][lines[0].index("RcvbufErrors")])
 
     def rx_packets(self):
         st = json.loads(sh("ip", "-n", self.rx, "-s", "-j", "link", "show", self.if_rx).stdout)[0]["stats64"]
@@ -428,6 +438,7 @@ class Bench:
         self.flood = os.path.join(a.helpers, "flood")
         self.reap = os.path.join(a.helpers, "reap_run")
         self.ksoftirqd = kthread_pids("ksoftirqd/")
+        self.sink_pids = []  # a reading sink's CPU is not other load
 
     def pmacctd_conf(self, work):
         return ("daemonize: false\n"
@@ -481,16 +492,19 @@ class Bench:
         pids = descendants(proc.pid) if proc else []
         t0, n0 = tree_ticks(pids), run_ns(pids)
         rx0, _ = self.net.rx_packets()
-        s0, k0 = cpu_stat(), tree_ticks(self.ksoftirqd)
+        s0, k0 = cpu_stat(), tree_ticks(self.ksoftirqd + self.sink_pids)
+        drops0 = self.net.udp_rcvbuf_errors()
         perf_data = os.path.join(work, "perf.data") if profile else None
         sent, errors, secs, sender_cpu = self.run_flood(perf_data)
-        s1, k1 = cpu_stat(), tree_ticks(self.ksoftirqd)
+        s1, k1 = cpu_stat(), tree_ticks(self.ksoftirqd + self.sink_pids)
+        res["sink_drops"] = self.net.udp_rcvbuf_errors() - drops0
         t_mid = tree_ticks(descendants(proc.pid)) if proc else {}
         time.sleep(self.a.settle_end)  # let the tool catch up with what it has queued
         rx1, _ = self.net.rx_packets()
         res.update(sent=sent, send_errors=errors, flood_s=secs, rx=rx1 - rx0, rate_pps=(rx1 - rx0) / secs)
         # CPU time during the flood that neither the sender, the tool nor
-        # ksoftirqd (our packets' softirq work) used: other load on the machine
+        # ksoftirqd (our packets' softirq work) nor a reading sink used: other
+        # load on the machine
         busy, steal, per_cpu = stat_delta(s0, s1)
         tool_mid = sum(window_cpu(t0, t_mid))
         ksoft = sum(window_cpu(k0, k1))
@@ -803,6 +817,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--flows", type=int, default=100)
     ap.add_argument("--payload", type=int, default=18, help="UDP payload bytes (18: 60-byte frames)")
+    ap.add_argument("--sink", choices=("drop", "read"), default="drop",
+                    help="drop: the destination socket is never read (every packet a kernel drop); "
+                         "read: a receiver on --tool-cpu keeps up (drops rare)")
     ap.add_argument("--tx-cpu", type=int, default=0)
     ap.add_argument("--tool-cpu", type=int, default=1)
     ap.add_argument("--settle-start", type=float, default=1.0, help="seconds between ready and flood")
@@ -845,13 +862,18 @@ def main():
     t_start = time.monotonic()
     try:
         net.setup()
-        sink = net.spawn(net.rx, [os.path.join(a.helpers, "flood"), "sink", RX_IP, SINK_PORT],
-                         stdout=subprocess.PIPE, text=True)
+        sink_argv = [os.path.join(a.helpers, "flood"), "sink", RX_IP, SINK_PORT]
+        if a.sink == "read":
+            sink_argv += ["read", a.tool_cpu]
+        sink = net.spawn(net.rx, sink_argv, stdout=subprocess.PIPE, text=True)
         if sink.stdout.readline().strip() != "sink ready":
             raise RuntimeError("sink did not start")
         bench = Bench(a, net, work)
+        if a.sink == "read":
+            bench.sink_pids = [sink.pid] + descendants(sink.pid)
         log(f"live_bench: {a.runs} rounds of {', '.join(tools)}; {a.seconds:g} s floods of "
-            f"{a.payload + 42}-byte frames, {a.flows} flows, sender on CPU {a.tx_cpu}, tools on CPU {a.tool_cpu}")
+            f"{a.payload + 42}-byte frames, {a.flows} flows, sender on CPU {a.tx_cpu}, tools on CPU {a.tool_cpu}, "
+            f"sink {'reading' if a.sink == 'read' else 'never reading'}")
         for rnd in range(1, a.runs + 1):
             for t in tools:
                 r = bench.measure(t, rnd)
@@ -863,7 +885,7 @@ def main():
                     msg += (f"  counted {r['counted']}/{r['rx_during_tool']} ({100 * r['monitoring']:.4f} %)"
                             f"  CPU window {r['window_cpu_s']:.3f} s whole {r['total_cpu_s']:.2f} s"
                             f"  RSS {r['peak_rss_kib'] / 1024:.1f} MiB")
-                msg += f"  other load {r['other_cpu_s']:.2f} CPU s"
+                msg += f"  other load {r['other_cpu_s']:.2f} CPU s  socket drops {r['sink_drops']}"
                 log(msg)
                 if r.get("tx_during_tool"):
                     log(f"    note: the RX veth sent {r['tx_during_tool']} packets during this run")
@@ -896,6 +918,11 @@ def main():
     p(f"Live benchmark: {a.runs} rounds, {a.seconds:g} s per flood, {a.payload + 42}-byte frames "
       f"({a.payload + 28}-byte IP packets), {a.flows} UDP flows; kernel {kern}; "
       f"{time.monotonic() - t_start:.0f} s in all")
+    p("")
+    drops = [r.get("sink_drops", 0) for r in results]
+    rx = [r.get("rx", 0) for r in results]
+    p(f"Sink: {'a receiver that reads (drops rare)' if a.sink == 'read' else 'never read (every packet a kernel drop)'}; "
+      f"socket drops per flood: median {fmt_int(med(drops))} of a median {fmt_int(med(rx))} packets received")
     p("")
     p(tab)
     p("")

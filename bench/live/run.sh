@@ -4,7 +4,9 @@
 # tcpdump; monitoring rate, CPU and peak RSS of each tool. ~5 minutes.
 #   bench/live/run.sh [BUILD_DIR] [live_bench.py options, e.g. --runs 5 --json out.json]
 # Environment: LIVE_RUNS (3), LIVE_SECONDS (8, per flood), LIVE_FLOWS (100),
-# LIVE_PAYLOAD (18: 60-byte frames), LIVE_TX_CPU (0), LIVE_TOOL_CPU (1),
+# LIVE_PAYLOAD (18: 60-byte frames), LIVE_TX_CPU (0), LIVE_TOOL_CPU (1), LIVE_SINK (drop:
+# the destination socket is never read, every packet a kernel drop; read: a
+# receiver on the tool CPU keeps up),
 # LIVE_TOOLS (baseline,tcfloor,bpfix,softflowd,pmacctd,tcpdump; tcfloor: clsact
 # with a count-only BPF program, the floor of any TC meter), LIVE_KEEP=1 keeps logs,
 # LIVE_DIAGNOSE (1: after the rounds, one flood per configuration under perf on
@@ -67,7 +69,7 @@ fi
 
 args=(--build "$build" --helpers "$helpers" --work-parent "$helpers" --tag "$tag"
       --runs "${LIVE_RUNS:-3}" --seconds "${LIVE_SECONDS:-8}" --flows "${LIVE_FLOWS:-100}"
-      --payload "${LIVE_PAYLOAD:-18}" --tx-cpu "${LIVE_TX_CPU:-0}" --tool-cpu "${LIVE_TOOL_CPU:-1}"
+      --payload "${LIVE_PAYLOAD:-18}" --sink "${LIVE_SINK:-drop}" --tx-cpu "${LIVE_TX_CPU:-0}" --tool-cpu "${LIVE_TOOL_CPU:-1}"
       --tools "${LIVE_TOOLS:-baseline,tcfloor,bpfix,softflowd,pmacctd,tcpdump}" "${floor[@]}")
 [[ ${LIVE_KEEP:-0} == 1 ]] && args+=(--keep)
 if [[ ${LIVE_DIAGNOSE:-1} == 1 ]]; then
