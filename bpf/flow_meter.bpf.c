@@ -654,16 +654,23 @@ static __always_inline void dns_copy(struct __sk_buff *skb, const struct packet 
         count(BPFIX_CNT_DNS_LOST, skb->len);
         return;
     }
-    __u64 len = (__u32)(p->payload_end - p->payload_off);
+    __u64 len = (__u32)(p->payload_end - p->payload_off); /* >= 1: checked above */
     ev->key = p->key;
     ev->ts_ns = bpf_ktime_get_ns();
     ev->orig_len = (__u32)len;
     ev->pad = 0;
-    if (len > BPFIX_DNS_SNAP)
-        len = BPFIX_DNS_SNAP;
-    /* bound the register the helper call gets, not a copy of it */
+    /* The copy length, 1 to BPFIX_DNS_SNAP, built so that every verifier
+     * sees that range: a clamp of len - 1, then + 1 (Debian 12's 6.1 does
+     * not narrow "len != 0" to len >= 1 and refused the call with a
+     * possibly empty size). The barriers keep the compiler from folding it
+     * back into a clamp of len, and bound the register the call gets. */
+    len -= 1;
     asm volatile("" : "+r"(len));
-    if (len < 1 || len > BPFIX_DNS_SNAP || bpf_skb_load_bytes(skb, p->payload_off, ev->data, len) < 0) {
+    if (len > BPFIX_DNS_SNAP - 1)
+        len = BPFIX_DNS_SNAP - 1;
+    len += 1;
+    asm volatile("" : "+r"(len));
+    if (bpf_skb_load_bytes(skb, p->payload_off, ev->data, len) < 0) {
         bpf_ringbuf_discard(ev, 0);
         count(BPFIX_CNT_DNS_LOST, skb->len);
         return;

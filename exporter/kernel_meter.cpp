@@ -32,9 +32,21 @@ std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 thread_local bool quiet_libbpf = false;
 
 int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
+    // Whole: a verifier log (one message) says why at its end.
+    va_list again;
+    va_copy(again, args);
     char buf[1024];
     int n = vsnprintf(buf, sizeof buf, fmt, args);
-    std::string msg(buf, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1) : 0);
+    std::string msg;
+    if (n >= static_cast<int>(sizeof buf)) {
+        msg.resize(static_cast<size_t>(n) + 1);
+        vsnprintf(msg.data(), msg.size(), fmt, again);
+        msg.resize(static_cast<size_t>(n));
+    } else if (n > 0) {
+        msg.assign(buf, static_cast<size_t>(n));
+    }
+    va_end(again);
+    if (msg.rfind("libbpf: ", 0) == 0) msg.erase(0, 8);  // ours says it
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     if (level == LIBBPF_WARN && !quiet_libbpf) {
         spdlog::warn("libbpf: {}", msg);
@@ -44,16 +56,21 @@ int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list arg
     return n;
 }
 
-bool is_our_program(uint32_t prog_id) {
+enum class Owner { kOurs, kOther, kUnknown };
+
+// Whose program a tc filter runs. Reading a program by id needs
+// CAP_SYS_ADMIN: a daemon with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON
+// cannot tell (kUnknown).
+Owner program_owner(uint32_t prog_id) {
     int fd = bpf_prog_get_fd_by_id(prog_id);
-    if (fd < 0) return false;
+    if (fd < 0) return errno == EPERM || errno == EACCES ? Owner::kUnknown : Owner::kOther;
     bpf_prog_info info{};
     uint32_t len = sizeof info;
     bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
                 (std::strncmp(info.name, "meter_ingress", sizeof info.name) == 0 ||
                  std::strncmp(info.name, "meter_egress", sizeof info.name) == 0);
     close(fd);
-    return ours;
+    return ours ? Owner::kOurs : Owner::kOther;
 }
 
 }  // namespace
@@ -122,15 +139,23 @@ std::vector<int> KernelMeter::attached_interfaces() const {
     return out;
 }
 
-bool KernelMeter::remove_leftover(int ifindex) {
+bool KernelMeter::remove_leftover(int ifindex, bool* unsure) {
     bool removed = false;
     quiet_libbpf = true;
     for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
         LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
         LIBBPF_OPTS(bpf_tc_opts, q, .handle = kTcHandle, .priority = kTcPriority);
-        if (bpf_tc_query(&hook, &q) != 0 || !is_our_program(q.prog_id)) continue;
+        if (bpf_tc_query(&hook, &q) != 0) continue;
+        // At bpfix's own handle and priority, a filter whose program cannot
+        // be read (no CAP_SYS_ADMIN) is taken as ours: left, it would block
+        // the classic tc attach (EEXIST) and meter nothing.
+        Owner owner = program_owner(q.prog_id);
+        if (owner == Owner::kOther) continue;
         LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
-        if (bpf_tc_detach(&hook, &d) == 0) removed = true;
+        if (bpf_tc_detach(&hook, &d) == 0) {
+            removed = true;
+            if (owner == Owner::kUnknown && unsure) *unsure = true;
+        }
     }
     quiet_libbpf = false;
     return removed;
@@ -138,8 +163,13 @@ bool KernelMeter::remove_leftover(int ifindex) {
 
 void KernelMeter::attach(int ifindex, const std::string& name) {
     if (attached(ifindex)) return;
-    if (remove_leftover(ifindex)) {
-        spdlog::warn("{}: removed a bpfix tc filter left by an earlier run", name);
+    bool unsure = false;
+    if (remove_leftover(ifindex, &unsure)) {
+        spdlog::warn("{}: removed a bpfix tc filter left by an earlier run{}", name,
+                     unsure ? fmt::format(" (at bpfix's handle and priority {:#x}; without CAP_SYS_ADMIN its "
+                                          "program cannot be read)",
+                                          kTcHandle)
+                            : "");
     }
     if (mode_ != AttachMode::kTc && attach_tcx(ifindex, name)) {
         if (mode_ == AttachMode::kAuto) spdlog::info("attaching with TCX links");

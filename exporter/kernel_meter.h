@@ -82,8 +82,10 @@ public:
     size_t drain(const std::function<void(const KernelFlow&)>& sink);
     KernelCounters counters() const;
 
-    // Removes a bpfix filter left on `ifindex` by a run that died.
-    static bool remove_leftover(int ifindex);
+    // Removes a bpfix filter left on `ifindex` by a run that died; sets
+    // *unsure when one was taken as ours only by its handle and priority
+    // (its program could not be read without CAP_SYS_ADMIN).
+    static bool remove_leftover(int ifindex, bool* unsure = nullptr);
 
 private:
     struct SkelDeleter {

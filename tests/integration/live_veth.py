@@ -9,8 +9,10 @@ namespaces made here.
 2. After SIGTERM no tc filter or TCX link of ours is left.
 3. Classic tc (--attach tc): after kill -9 our filter is left behind; a
    restart removes it, and after its SIGTERM none is left. TCX (the default
-   on this kernel): after kill -9 the kernel has dropped our links.
-4. As nobody with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON it meters the
+   where the kernel has it): after kill -9 the kernel has dropped our links.
+4. As nobody with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, started over
+   a filter a killed classic tc run left (whose program it cannot read), it
+   removes that filter and meters the
    same exact counts and leaves nothing behind.
 Everything made here (namespaces, veths, processes) is removed, also on
 failure.
@@ -99,10 +101,18 @@ def body(build, tmp, failures, extra):
         if tcx and len(attached) != 2:
             failures.append(f"TCX run: expected our 2 links while it ran, saw {attached}")
         left = our_filters(a, if_a)
-        if left:
+        if tcx and left:
             failures.append("left after kill -9 of a TCX run: " + "; ".join(left))
 
-        # 4. least privilege
+        # 4. least privilege, starting over a filter a killed classic tc run
+        # left: without CAP_SYS_ADMIN its program cannot be read, yet it
+        # must go (on a kernel without TCX it would block the attach)
+        if not our_filters(a, if_a):
+            ex = Exporter(build, a, [if_a], os.path.join(tmp, "kill2.ipfix"), os.path.join(tmp, "kill2.log"),
+                          extra=tc)
+            ex.kill()
+        if not our_filters(a, if_a):
+            failures.append("after kill -9 of a tc run no filter was left for the least-privilege run")
         out4 = os.path.join(tmp, "caps.ipfix")
         os.chmod(tmp, 0o777)  # nobody writes the IPFIX file here
         ex = Exporter(build, a, [if_a], out4, os.path.join(tmp, "caps.log"), wrap=LEAST_PRIVILEGE)
@@ -114,6 +124,8 @@ def body(build, tmp, failures, extra):
         if rc != 0 or got != N_BA:
             failures.append(f"with only CAP_BPF/NET_ADMIN/PERFMON: exit {rc}, {got} of {N_BA} packets:\n"
                             + ex.text())
+        if "left by an earlier run" not in ex.text():
+            failures.append("the least-privilege run did not report removing the leftover filter:\n" + ex.text())
         if our_filters(a, if_a):
             failures.append("tc filters left by the least-privilege run")
     return ("exact per-direction counts, no filters left after SIGTERM or kill -9 + restart, "
