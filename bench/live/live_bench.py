@@ -18,7 +18,8 @@ not overloaded). Each run records the socket drops (UDP RcvbufErrors). The
 received count is the RX veth's rx_packets. Each tool meters the RX veth,
 pinned to --tool-cpu, started by `reap_run` (CPU and peak RSS of the whole
 process tree). Configurations run round-robin, --runs rounds; medians shown.
-"tcfloor" is clsact with a count-only BPF program (no process): the floor of
+"dropfloor" is a kfree_skb tracer that only counts (bpf/drop_floor.bpf.c): the
+floor of any drop tracer. "tcfloor" is clsact with a count-only BPF program (no process): the floor of
 any TC meter. --diagnose adds one flood per configuration under perf on the
 sender CPU (where all the per-packet kernel work runs) and the BPF program's
 run-time statistics for bpfix.
@@ -38,7 +39,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
-ALL_TOOLS = ["baseline", "tcfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt", "softflowd",
+ALL_TOOLS = ["baseline", "tcfloor", "dropfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt", "softflowd",
              "pmacctd", "tcpdump"]
 
 
@@ -399,6 +400,24 @@ class Tcpdump(Tool):
         return got["captured"] or 0, {"tcpdump": got}
 
 
+class DropFloor(Tool):
+    """A kfree_skb tracer that only counts (bpf/drop_floor.bpf.c): what any
+    drop tracer costs per dropped packet before doing any work. With the
+    default sink every flood packet is a drop, so it counts them all."""
+    name, label = "dropfloor", "kfree_skb tracer that only counts (floor of any drop tracer)"
+
+    def argv(self):
+        return [os.path.join(self.b.a.helpers, "drop_floor_run"), self.b.a.drop_floor_obj]
+
+    def ready(self, logtext):
+        return os.path.exists(os.path.join(self.work, "tool.out")) and \
+            "ready" in read(os.path.join(self.work, "tool.out"))
+
+    def counted(self, logtext, ipfix):
+        m = re.search(r"drops (\d+)", read(os.path.join(self.work, "tool.out")))
+        return (int(m.group(1)) if m else 0), {}
+
+
 class BpfixEnrichersOff(Bpfix):
     """bpfix with every enricher off ([enrich] drops, dns, rtt = false):
     the baseline for what the enrichers cost."""
@@ -425,7 +444,7 @@ def only_enricher(which):
     return BpfixOnly
 
 
-TOOL_CLASSES = {c.name: c for c in (Bpfix, BpfixEnrichersOff, only_enricher("drops"), only_enricher("dns"),
+TOOL_CLASSES = {c.name: c for c in (DropFloor, Bpfix, BpfixEnrichersOff, only_enricher("drops"), only_enricher("dns"),
                                     only_enricher("rtt"), Softflowd, Pmacctd, Tcpdump)}
 
 
@@ -648,6 +667,10 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def fmt_vs(vs):
+    return "–" if vs is None else f"{vs:.3f}"
+
+
 def fmt_int(n):
     return f"{n:,.0f}"
 
@@ -673,7 +696,7 @@ def table(results, tools):
         mon = med([r["monitoring"] for r in rs])
         mid = sorted(rs, key=lambda r: r["monitoring"])[len(rs) // 2]
         if t == "tcfloor":
-            rows.append(f"| floor: clsact + count-only BPF program (no process) | {fmt_int(rate)} | {vs:.3f} | "
+            rows.append(f"| floor: clsact + count-only BPF program (no process) | {fmt_int(rate)} | {fmt_vs(vs)} | "
                         f"{100 * mon:.3f} % ({fmt_int(mid['counted'])} / {fmt_int(mid['rx_during_tool'])}) | "
                         "– | – | – |")
             summary[t] = {"rate_pps": rate, "vs_baseline": vs, "monitoring": mon}
@@ -686,7 +709,7 @@ def table(results, tools):
         label = TOOL_CLASSES[t].label
         if t == "pmacctd":
             label += " (core + plugin)"
-        rows.append(f"| {label} | {fmt_int(rate)} | {vs:.3f} | {100 * mon:.3f} % "
+        rows.append(f"| {label} | {fmt_int(rate)} | {fmt_vs(vs)} | {100 * mon:.3f} % "
                     f"({fmt_int(mid['counted'])} / {fmt_int(mid['rx_during_tool'])}) | "
                     f"{w:.3f} | {tot:.2f} ({tu:.2f}+{ts:.2f}) | {rss:.1f} |")
         summary[t] = {"rate_pps": rate, "vs_baseline": vs, "monitoring": mon,
@@ -832,6 +855,7 @@ def main():
                     help="after the rounds, one flood per configuration under perf (sender CPU), plus the BPF "
                          "program's run-time statistics for bpfix")
     ap.add_argument("--floor-obj", help="build/bpf/tc_floor.bpf.o (the tcfloor configuration)")
+    ap.add_argument("--drop-floor-obj", help="build/bpf/drop_floor.bpf.o (the dropfloor configuration)")
     ap.add_argument("--json")
     ap.add_argument("--markdown", help="also write the report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, exports)")
@@ -847,6 +871,10 @@ def main():
     if "tcfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)):
         log("live_bench: no --floor-obj; the TC floor is left out")
         tools.remove("tcfloor")
+    if "dropfloor" in tools and not (a.drop_floor_obj and os.path.exists(a.drop_floor_obj)
+                                     and os.access(os.path.join(a.helpers, "drop_floor_run"), os.X_OK)):
+        log("live_bench: no --drop-floor-obj or drop_floor_run helper; the drop tracer floor is left out")
+        tools.remove("dropfloor")
     for t in [t for t in tools if t.startswith("bpfix")]:
         if not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):
             log(f"live_bench: no {a.build}/bin/bpfix-exporter; {t} is left out")

@@ -8,7 +8,8 @@
 # the destination socket is never read, every packet a kernel drop; read: a
 # receiver on the tool CPU keeps up),
 # LIVE_TOOLS (baseline,tcfloor,bpfix,softflowd,pmacctd,tcpdump; tcfloor: clsact
-# with a count-only BPF program, the floor of any TC meter), LIVE_KEEP=1 keeps logs,
+# with a count-only BPF program, the floor of any TC meter; also dropfloor: a
+# kfree_skb tracer that only counts, the floor of any drop tracer), LIVE_KEEP=1 keeps logs,
 # LIVE_DIAGNOSE (1: after the rounds, one flood per configuration under perf on
 # the sender CPU, and bpfix's BPF run-time statistics; 0: skip; ~70 s).
 # Makes two network namespaces (bpfixlive<PID>tx/rx) and removes them on exit,
@@ -60,12 +61,14 @@ trap 'exit 130' INT TERM HUP
 
 cc -O2 -Wall -o "$helpers/flood" "$here/flood.c"
 cc -O2 -Wall -o "$helpers/reap_run" "$here/reap_run.c"
+cc -O2 -Wall -o "$helpers/drop_floor_run" "$here/drop_floor_run.c" -lbpf
 floor=()
 if [[ -f $build/bpf/tc_floor.bpf.o ]]; then
   floor=(--floor-obj "$build/bpf/tc_floor.bpf.o")
 else
   echo "run.sh: no $build/bpf/tc_floor.bpf.o (build first); no TC floor row" >&2
 fi
+[[ -f $build/bpf/drop_floor.bpf.o ]] && floor+=(--drop-floor-obj "$build/bpf/drop_floor.bpf.o")
 
 args=(--build "$build" --helpers "$helpers" --work-parent "$helpers" --tag "$tag"
       --runs "${LIVE_RUNS:-3}" --seconds "${LIVE_SECONDS:-8}" --flows "${LIVE_FLOWS:-100}"
