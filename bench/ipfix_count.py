@@ -133,6 +133,12 @@ def count_file(path):
     return c
 
 
+def records_in_dir(path, extension=".ipfix"):
+    """Data records in the files of `path` ending in `extension` (each
+    file defines the templates it uses, as bpfix-collector writes them)."""
+    return sum(count_file(os.path.join(path, n)).records for n in sorted(os.listdir(path)) if n.endswith(extension))
+
+
 def count_udp(port, ready):
     c = Counter()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -342,15 +342,16 @@ private:
                 // sender (the usual case) share one session lookup.
                 const auto now = std::chrono::steady_clock::now();
                 Entry* last = nullptr;
+                size_t last_i = 0;  // the datagram whose sender `last` is
                 for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
                     const socklen_t alen = msgs_[i].msg_hdr.msg_namelen;
-                    if (!last || alen != msgs_[last_i_].msg_hdr.msg_namelen ||
-                        std::memcmp(&addrs_[i], &addrs_[last_i_], alen) != 0) {
+                    if (!last || alen != msgs_[last_i].msg_hdr.msg_namelen ||
+                        std::memcmp(&addrs_[i], &addrs_[last_i], alen) != 0) {
                         asio::ip::udp::endpoint from;
                         std::memcpy(from.data(), &addrs_[i], alen);
                         from.resize(alen);
                         last = &entry(from, now);
-                        last_i_ = i;
+                        last_i = i;
                     }
                     last->last_seen = now;
                     if (!last->session) continue;  // refused
@@ -411,7 +412,6 @@ private:
     std::array<iovec, 2 * kBatch> iov_{};
     std::array<mmsghdr, kBatch> msgs_{};
     std::array<sockaddr_storage, kBatch> addrs_{};
-    size_t last_i_ = 0;  // in the batch being read: the datagram whose sender `last` is
     std::atomic<bool> stop_{false};
     std::thread thread_;
     struct Entry {

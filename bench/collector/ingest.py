@@ -27,7 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from ipfix_count import Counter  # noqa: E402
+from ipfix_count import records_in_dir  # noqa: E402
 
 FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (5, 1), (2, 8), (1, 8), (152, 8), (153, 8)]
 
@@ -107,20 +107,11 @@ def main():
         m = re.search(r"summary: (.*)", text)
         summ = dict(kv.split("=") for kv in m.group(1).split())
         cpu = float(re.search(r"cpu_seconds=([\d.]+)", text).group(1)) if "cpu_seconds=" in text else None
-        written = int(summ["written"])
+        written = int(summ["written"]) if a.format == "jsonl" else None  # the summary counts record formats
         if a.format == "jsonl":
             lines = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
         else:
-            c = Counter()
-            for n in sorted(os.listdir(out)):
-                if n.endswith(".ipfix"):
-                    data = open(os.path.join(out, n), "rb").read()
-                    off = 0
-                    while off + 16 <= len(data):
-                        length = int.from_bytes(data[off + 2:off + 4], "big")
-                        c.message(data[off:off + length])
-                        off += length
-            lines = c.records
+            lines = records_in_dir(out)
         wall = t1 - t0
         print(json.dumps({"format": a.format, "records_sent": sent, "records_written": written, "records_in_files": lines,
                           "lost": sent - lines, "wall_s": round(wall, 3), "records_per_s": round(lines / wall),

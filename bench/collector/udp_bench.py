@@ -52,7 +52,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from ipfix_count import Counter  # noqa: E402
+from ipfix_count import records_in_dir  # noqa: E402
 
 BUF = 32 << 20
 SENDER_CPU, COLLECTOR_CPU = "0", "1"
@@ -156,16 +156,7 @@ def run_bpfix(build, work, rate, seconds, sources, fmt, threads):
     if fmt == "jsonl":
         stored = sum(1 for n in os.listdir(out) if n.endswith(".jsonl") for _ in open(os.path.join(out, n)))
     else:
-        c = Counter()
-        for n in sorted(os.listdir(out)):
-            if n.endswith(".ipfix"):
-                data = open(os.path.join(out, n), "rb").read()
-                off = 0
-                while off + 16 <= len(data):
-                    length = int.from_bytes(data[off + 2:off + 4], "big")
-                    c.message(data[off:off + length])
-                    off += length
-        stored = c.records
+        stored = records_in_dir(out)
     return sent, stored, cpu, drops
 
 
