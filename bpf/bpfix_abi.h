@@ -261,4 +261,34 @@ struct bpfix_rtt_gate {
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_rtt_gate) == 56, "bpfix_rtt_gate layout");
 
+/* Packet capture (bpf/packet_capture.bpf.c): each packet that passes the
+ * capture filter goes to the ring buffer as this header followed by
+ * cap_len bytes of the frame as the hook saw it. A VLAN tag the NIC or the
+ * stack took off the frame is not in those bytes; vlan_present says to put
+ * it back (as tcpdump does) after the MAC addresses. Records are rounded
+ * up to a size class (BPFIX_CAPTURE_CLASSES), so read cap_len, not the
+ * record size. */
+#define BPFIX_CAPTURE_MAX_SNAP 65535
+struct bpfix_capture_hdr {
+    __u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    __u32 ifindex;
+    __u32 orig_len;   /* skb->len: the whole frame (a GSO super-packet's too) */
+    __u32 cap_len;    /* bytes that follow: min(orig_len, snap length) */
+    __u16 vlan_tci;
+    __u16 vlan_proto; /* network byte order, as the skb holds it */
+    __u8 direction;   /* BPFIX_DIR_* */
+    __u8 vlan_present;
+    __u8 pad[6];
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_capture_hdr) == 32, "bpfix_capture_hdr layout");
+
+enum bpfix_capture_counter_index {
+    BPFIX_CAP_SEEN = 0,        /* packets the capture programs ran on */
+    BPFIX_CAP_FILTERED = 1,    /* not matched by the capture filter rules */
+    BPFIX_CAP_SKIPPED = 2,     /* matched, past the first N of their flow or not the 1 in N */
+    BPFIX_CAP_CAPTURED = 3,    /* handed to the ring buffer */
+    BPFIX_CAP_LOST = 4,        /* matched, but the ring buffer was full */
+    BPFIX_CAP_MAX = 5,
+};
+
 #endif /* BPFIX_ABI_H */

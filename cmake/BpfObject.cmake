@@ -6,6 +6,9 @@
 find_program(BPF_CLANG NAMES clang clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 
+# Every BPF-side header: a change to any rebuilds every object.
+file(GLOB BPF_HEADERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/bpf/*.h)
+
 function(bpf_object NAME SOURCE)
   cmake_parse_arguments(ARG "" "" "DEFINES" ${ARGN})
   set(defs)
@@ -22,7 +25,7 @@ function(bpf_object NAME SOURCE)
             -I${CMAKE_SOURCE_DIR}/bpf
             -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
             -c ${src} -o ${obj}
-    DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/bpfix_abi.h ${CMAKE_SOURCE_DIR}/bpf/tick_clock.bpf.h
+    DEPENDS ${src} ${BPF_HEADERS}
     COMMENT "BPF ${NAME}"
     VERBATIM)
   add_custom_command(

@@ -26,6 +26,7 @@
 #include <memory>
 #include <sstream>
 
+#include "allow_list.h"
 #include "collector_url.h"
 #include "error.h"
 #include "info_model.h"
@@ -39,10 +40,7 @@ namespace bpfix {
 namespace {
 
 // IPv4 exporters reaching a dual-stack socket show up as ::ffff:a.b.c.d.
-asio::ip::address plain(const asio::ip::address& a) {
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-    return a;
-}
+asio::ip::address plain(const asio::ip::address& a) { return plain_address(a); }
 
 std::string endpoint_text(const asio::ip::address& addr, uint16_t port) {
     asio::ip::address a = plain(addr);
@@ -112,7 +110,7 @@ struct Hub {
     }
 
     explicit Hub(const CollectorConfig& c) : cfg(c), model(c.pen) {
-        for (const auto& a : c.allow) allow.push_back(parse_cidr(a));
+        allow = AllowList(c.allow);
         for (const auto& f : c.formats) {
             if (f == "ipfix") {
                 ipfix = std::make_unique<IpfixOutput>(file_options("ipfix", false), c.max_queued_bytes);
@@ -150,27 +148,10 @@ struct Hub {
         if (ipfix) ipfix->stop();
     }
 
-    std::vector<Cidr> allow;
+    AllowList allow;
     std::atomic<uint64_t> refused_exporters{0};
 
-    bool allowed(const asio::ip::address& addr) const {
-        if (allow.empty()) return true;
-        asio::ip::address a = plain(addr);
-        uint8_t bytes[16] = {};
-        uint8_t ver = 4;
-        if (a.is_v4()) {
-            auto b = a.to_v4().to_bytes();
-            std::copy(b.begin(), b.end(), bytes);
-        } else {
-            auto b = a.to_v6().to_bytes();
-            std::copy(b.begin(), b.end(), bytes);
-            ver = 6;
-        }
-        for (const auto& c : allow) {
-            if (c.contains(bytes, ver)) return true;
-        }
-        return false;
-    }
+    bool allowed(const asio::ip::address& addr) const { return allow.allows(addr); }
 
     // `worker_model`: the information model of the decode thread the session
     // lives on.

@@ -8,6 +8,8 @@
 #include <toml.hpp>
 
 #include "collector_url.h"
+#include "packet_capture.h"
+#include "pcap_server.h"
 #include "error.h"
 #include "toml_reader.h"
 
@@ -16,6 +18,39 @@ namespace bpfix {
 namespace {
 
 uint64_t to_ns(double s) { return static_cast<uint64_t>(s * 1e9 + 0.5); }
+
+// [[SECTION.filter]] rule tables, as text (compile_filter checks them).
+std::vector<FilterRuleText> filter_rules(const TomlReader& r, const toml::value& arr, const std::string& key) {
+    if (!arr.is_array()) r.fail(key, "must be an array of tables ([[" + key + "]])");
+    std::vector<FilterRuleText> out;
+    size_t n = 0;
+    for (const auto& t : arr.as_array()) {
+        ++n;
+        std::string where = fmt::format("{} rule {}", key, n);
+        if (!t.is_table()) r.fail(where, "must be a table");
+        r.check_keys(t, where, {"action", "protocol", "src", "dst", "peer", "port", "src_port", "dst_port",
+                                "direction"});
+        FilterRuleText f;
+        f.action = r.string(t, where, "action", "");
+        auto text = [&](const char* name) -> std::string {
+            if (!t.contains(name)) return "";
+            const auto& v = t.at(name);
+            if (v.is_integer()) return std::to_string(v.as_integer());
+            if (!v.is_string()) r.fail(where + "." + name, "must be a string or a number");
+            return v.as_string();
+        };
+        f.protocol = text("protocol");
+        f.src = text("src");
+        f.dst = text("dst");
+        f.peer = text("peer");
+        f.port = text("port");
+        f.src_port = text("src_port");
+        f.dst_port = text("dst_port");
+        f.direction = text("direction");
+        out.push_back(f);
+    }
+    return out;
+}
 
 }  // namespace
 
@@ -31,7 +66,7 @@ FlowTableConfig ExporterConfig::flow_table() const {
 void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     TomlReader r(path);
     const toml::value& root = r.root();
-    r.check_keys(root, "", {"export", "transport", "flows", "live", "enrich", "pcap", "log"});
+    r.check_keys(root, "", {"export", "transport", "flows", "live", "enrich", "capture", "pcap", "log"});
     auto section = [&](const char* name) { return r.section(name); };
 
     auto ex = section("export");
@@ -70,37 +105,7 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     auto lv = section("live");
     r.check_keys(lv, "live", {"interfaces", "exclude", "drain_interval", "map_entries", "sampling", "attach",
                             "cache_slots", "filter"});
-    if (lv.contains("filter")) {
-        const auto& arr = lv.at("filter");
-        if (!arr.is_array()) r.fail("live.filter", "must be an array of tables ([[live.filter]])");
-        cfg.filters.clear();
-        size_t n = 0;
-        for (const auto& t : arr.as_array()) {
-            ++n;
-            std::string where = fmt::format("live.filter rule {}", n);
-            if (!t.is_table()) r.fail(where, "must be a table");
-            r.check_keys(t, where, {"action", "protocol", "src", "dst", "peer", "port", "src_port", "dst_port",
-                                    "direction"});
-            FilterRuleText f;
-            f.action = r.string(t, where, "action", "");
-            auto text = [&](const char* key) -> std::string {
-                if (!t.contains(key)) return "";
-                const auto& v = t.at(key);
-                if (v.is_integer()) return std::to_string(v.as_integer());
-                if (!v.is_string()) r.fail(where + "." + key, "must be a string or a number");
-                return v.as_string();
-            };
-            f.protocol = text("protocol");
-            f.src = text("src");
-            f.dst = text("dst");
-            f.peer = text("peer");
-            f.port = text("port");
-            f.src_port = text("src_port");
-            f.dst_port = text("dst_port");
-            f.direction = text("direction");
-            cfg.filters.push_back(f);
-        }
-    }
+    if (lv.contains("filter")) cfg.filters = filter_rules(r, lv.at("filter"), "live.filter");
     cfg.sampling = static_cast<uint32_t>(r.integer(lv, "live", "sampling", cfg.sampling, 1, 1'000'000'000));
     cfg.map_entries = static_cast<uint32_t>(r.integer(lv, "live", "map_entries", cfg.map_entries, 1, 16'777'216));
     cfg.cache_slots = static_cast<uint32_t>(r.integer(lv, "live", "cache_slots", cfg.cache_slots, 0, 1 << 20));
@@ -136,6 +141,35 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     if (!(cfg.dns_timeout_s >= 0.1 && cfg.dns_timeout_s <= 300)) {
         r.fail("enrich.dns_timeout", fmt::format("{} is out of range 0.1..300 seconds", cfg.dns_timeout_s));
     }
+
+    auto ca = section("capture");
+    r.check_keys(ca, "capture", {"listen", "allow", "interfaces", "filter", "expression", "snaplen", "first_packets",
+                                 "sampling", "timestamps", "ring_bytes", "client_queue_bytes", "max_clients",
+                                 "flow_entries"});
+    CaptureConfig& cc = cfg.capture;
+    cc.listen = r.string(ca, "capture", "listen", cc.listen);
+    cc.allow = r.strings(ca, "capture", "allow", cc.allow);
+    cc.interfaces = r.strings(ca, "capture", "interfaces", cc.interfaces);
+    if (ca.contains("filter")) cc.filters = filter_rules(r, ca.at("filter"), "capture.filter");
+    cc.expression = r.string(ca, "capture", "expression", cc.expression);
+    cc.snaplen = static_cast<uint32_t>(r.integer(ca, "capture", "snaplen", cc.snaplen, 64, BPFIX_CAPTURE_MAX_SNAP));
+    cc.first_packets =
+        static_cast<uint32_t>(r.integer(ca, "capture", "first_packets", cc.first_packets, 0, UINT32_MAX));
+    cc.sampling = static_cast<uint32_t>(r.integer(ca, "capture", "sampling", cc.sampling, 1, 1'000'000'000));
+    std::string ts = r.string(ca, "capture", "timestamps", cc.nanoseconds ? "ns" : "us");
+    if (ts != "us" && ts != "ns") r.fail("capture.timestamps", "must be \"us\" or \"ns\", not \"" + ts + "\"");
+    cc.nanoseconds = ts == "ns";
+    cc.ring_bytes = static_cast<uint32_t>(
+        r.integer(ca, "capture", "ring_bytes", cc.ring_bytes, 1 << 17, int64_t{1} << 30));
+    if (cc.ring_bytes & (cc.ring_bytes - 1)) {
+        r.fail("capture.ring_bytes", fmt::format("{} is not a power of two", cc.ring_bytes));
+    }
+    cc.client_queue_bytes = static_cast<size_t>(r.integer(ca, "capture", "client_queue_bytes",
+                                                          static_cast<int64_t>(cc.client_queue_bytes), 1 << 17,
+                                                          int64_t{1} << 34));
+    cc.max_clients = static_cast<uint32_t>(r.integer(ca, "capture", "max_clients", cc.max_clients, 1, 1024));
+    cc.flow_entries =
+        static_cast<uint32_t>(r.integer(ca, "capture", "flow_entries", cc.flow_entries, 1, 16'777'216));
 
     auto pc = section("pcap");
     r.check_keys(pc, "pcap", {"file", "interface_index", "direction"});
@@ -183,6 +217,13 @@ void validate_exporter_config(const ExporterConfig& cfg) {
     }
     parse_collector_url(cfg.collector);  // throws with the reason
     compile_filter(cfg.filters);         // likewise, naming the rule
+    if (cfg.capture.enabled()) {
+        if (cfg.interfaces.empty()) {
+            throw Error("capture.listen (--capture-listen) is set, but capture works in live mode only: give "
+                        "--interface (the capture is taken on metered interfaces)");
+        }
+        check_capture_config(cfg.capture);
+    }
 }
 
 }  // namespace bpfix

@@ -11,6 +11,42 @@
 
 namespace bpfix {
 
+// [capture] (live mode): packets on demand, streamed as pcap to clients of
+// the live PCAP server. The kernel copies packets only while a client is
+// connected.
+struct CaptureConfig {
+    // The live PCAP server: "PORT" (loopback), "ADDR:PORT" or "[ADDR]:PORT";
+    // empty: no capture.
+    std::string listen;
+    // Networks whose clients may connect; required when `listen` is not a
+    // loopback address.
+    std::vector<std::string> allow;
+    // Which metered interfaces to capture on (names, globs, re:REGEX);
+    // empty: all of them.
+    std::vector<std::string> interfaces;
+    // [[capture.filter]] rules, applied in the kernel (first match wins).
+    std::vector<FilterRuleText> filters;
+    // A pcap-filter expression (tcpdump syntax), applied in user space to
+    // what the rules let through.
+    std::string expression;
+    uint32_t snaplen = 65535;
+    // > 0: only the first N packets of each flow (per direction).
+    uint32_t first_packets = 0;
+    // N > 1: one matching packet in N (per CPU).
+    uint32_t sampling = 1;
+    // pcap timestamps in nanoseconds (true) or microseconds (false).
+    bool nanoseconds = false;
+    // Kernel ring buffer bytes (a power of two).
+    uint32_t ring_bytes = 4u << 20;
+    // Bytes queued for one client before its packets are dropped.
+    size_t client_queue_bytes = 16u << 20;
+    uint32_t max_clients = 16;
+    // Flows tracked for first_packets.
+    uint32_t flow_entries = 65536;
+
+    bool enabled() const { return !listen.empty(); }
+};
+
 // Every setting of bpfix-exporter. Defaults here; etc/bpfix/exporter.toml
 // documents each key; command-line flags override the file.
 struct ExporterConfig {
@@ -57,6 +93,8 @@ struct ExporterConfig {
     // Live mode: which RTT hook to load: "auto" (probe fentry, tp_btf,
     // kprobe in that order), or one of "fentry", "tp_btf", "kprobe" only.
     std::string rtt_hook = "auto";
+
+    CaptureConfig capture;
 
     std::string pcap_file;
     uint32_t pcap_interface_index = 0;

@@ -13,8 +13,10 @@ namespace bpfix {
 
 namespace {
 
+thread_local std::string table = "live.filter";  // for the messages below
+
 [[noreturn]] void fail(size_t n, const std::string& field, const std::string& what) {
-    throw Error(fmt::format("live.filter rule {}: {}: {}", n, field, what));
+    throw Error(fmt::format("{} rule {}: {}: {}", table, n, field, what));
 }
 
 // Returns the version; the rule number and field go into the error.
@@ -60,11 +62,12 @@ uint8_t parse_protocol(size_t n, const std::string& text) {
 
 }  // namespace
 
-CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules) {
+CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules, const std::string& where) {
     if (rules.size() > BPFIX_MAX_FILTER_RULES) {
-        throw Error(fmt::format("live.filter: {} rules, at most {} are supported", rules.size(),
+        throw Error(fmt::format("{}: {} rules, at most {} are supported", where, rules.size(),
                                 BPFIX_MAX_FILTER_RULES));
     }
+    table = where;
     CompiledFilter out;
     bool any_accept = false;
     for (size_t i = 0; i < rules.size(); ++i) {

@@ -7,7 +7,8 @@
 
 namespace bpfix {
 
-// One filter rule as written in the config ([[live.filter]] tables); empty
+// One filter rule as written in the config ([[live.filter]] and
+// [[capture.filter]] tables); empty
 // strings mean "any".
 struct FilterRuleText {
     std::string action;  // "accept" | "reject"
@@ -21,7 +22,7 @@ struct CompiledFilter {
 
 // Turns rules into the datapath's form. The default is reject when any rule
 // accepts (an allow list), accept otherwise. Throws bpfix::Error naming the
-// rule (1-based) and the field.
-CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules);
+// rules' table (`where`, "live.filter"), the rule (1-based) and the field.
+CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules, const std::string& where = "live.filter");
 
 }  // namespace bpfix

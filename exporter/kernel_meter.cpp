@@ -27,52 +27,6 @@ namespace {
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
-// libbpf's messages go through our logger. While probing for leftovers a
-// missing qdisc is expected, so those warnings are demoted to debug.
-thread_local bool quiet_libbpf = false;
-
-int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
-    // Whole: a verifier log (one message) says why at its end.
-    va_list again;
-    va_copy(again, args);
-    char buf[1024];
-    int n = vsnprintf(buf, sizeof buf, fmt, args);
-    std::string msg;
-    if (n >= static_cast<int>(sizeof buf)) {
-        msg.resize(static_cast<size_t>(n) + 1);
-        vsnprintf(msg.data(), msg.size(), fmt, again);
-        msg.resize(static_cast<size_t>(n));
-    } else if (n > 0) {
-        msg.assign(buf, static_cast<size_t>(n));
-    }
-    va_end(again);
-    if (msg.rfind("libbpf: ", 0) == 0) msg.erase(0, 8);  // ours says it
-    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    if (level == LIBBPF_WARN && !quiet_libbpf) {
-        spdlog::warn("libbpf: {}", msg);
-    } else {
-        spdlog::debug("libbpf: {}", msg);
-    }
-    return n;
-}
-
-enum class Owner { kOurs, kOther, kUnknown };
-
-// Whose program a tc filter runs. Reading a program by id needs
-// CAP_SYS_ADMIN: a daemon with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON
-// cannot tell (kUnknown).
-Owner program_owner(uint32_t prog_id) {
-    int fd = bpf_prog_get_fd_by_id(prog_id);
-    if (fd < 0) return errno == EPERM || errno == EACCES ? Owner::kUnknown : Owner::kOther;
-    bpf_prog_info info{};
-    uint32_t len = sizeof info;
-    bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                (std::strncmp(info.name, "meter_ingress", sizeof info.name) == 0 ||
-                 std::strncmp(info.name, "meter_egress", sizeof info.name) == 0);
-    close(fd);
-    return ours ? Owner::kOurs : Owner::kOther;
-}
-
 }  // namespace
 
 void KernelMeter::SkelDeleter::operator()(flow_meter* s) const { flow_meter__destroy(s); }
@@ -87,7 +41,7 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
     if (cache_slots != 0 && (cache_slots & (cache_slots - 1)) != 0) {
         throw Error(fmt::format("flow cache size {} is not a power of two", cache_slots));
     }
-    libbpf_set_print(libbpf_to_spdlog);
+    route_libbpf_logs();
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) {
         throw Error("cannot count the possible CPUs (libbpf_num_possible_cpus)");
@@ -123,141 +77,28 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
             throw Error(fmt::format("cannot load filter rule {}: {}", i + 1, errstr(errno)));
         }
     }
+    tc_ = std::make_unique<TcAttacher>(
+        TcPrograms{"flow meter", bpf_program__fd(skel_->progs.meter_ingress),
+                   bpf_program__fd(skel_->progs.meter_egress), "meter_ingress", "meter_egress", kTcHandle,
+                   kTcPriority, false},
+        mode);
 }
 
 int KernelMeter::dns_ring_fd() const { return bpf_map__fd(skel_->maps.dns_events); }
 
-KernelMeter::~KernelMeter() {
-    for (int ifindex : attached_interfaces()) {
-        detach(ifindex);
-    }
-}
+KernelMeter::~KernelMeter() = default;
 
-std::vector<int> KernelMeter::attached_interfaces() const {
-    std::vector<int> out;
-    for (const auto& [ifindex, a] : attached_) out.push_back(ifindex);
-    return out;
-}
-
-bool KernelMeter::remove_leftover(int ifindex, bool* unsure) {
-    bool removed = false;
-    quiet_libbpf = true;
-    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-        LIBBPF_OPTS(bpf_tc_opts, q, .handle = kTcHandle, .priority = kTcPriority);
-        if (bpf_tc_query(&hook, &q) != 0) continue;
-        // At bpfix's own handle and priority, a filter whose program cannot
-        // be read (no CAP_SYS_ADMIN) is taken as ours: left, it would block
-        // the classic tc attach (EEXIST) and meter nothing.
-        Owner owner = program_owner(q.prog_id);
-        if (owner == Owner::kOther) continue;
-        LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
-        if (bpf_tc_detach(&hook, &d) == 0) {
-            removed = true;
-            if (owner == Owner::kUnknown && unsure) *unsure = true;
-        }
-    }
-    quiet_libbpf = false;
-    return removed;
-}
+std::vector<int> KernelMeter::attached_interfaces() const { return tc_->attached_interfaces(); }
 
 void KernelMeter::attach(int ifindex, const std::string& name) {
     if (attached(ifindex)) return;
-    bool unsure = false;
-    if (remove_leftover(ifindex, &unsure)) {
-        spdlog::warn("{}: removed a bpfix tc filter left by an earlier run{}", name,
-                     unsure ? fmt::format(" (at bpfix's handle and priority {:#x}; without CAP_SYS_ADMIN its "
-                                          "program cannot be read)",
-                                          kTcHandle)
-                            : "");
-    }
-    if (mode_ != AttachMode::kTc && attach_tcx(ifindex, name)) {
-        if (mode_ == AttachMode::kAuto) spdlog::info("attaching with TCX links");
-        mode_ = AttachMode::kTcx;
-    } else {
-        if (mode_ == AttachMode::kAuto) spdlog::info("this kernel has no TCX; attaching with classic tc (clsact)");
-        mode_ = AttachMode::kTc;
-        attach_tc(ifindex, name);
+    bool first = !tc_->using_tcx() && tc_->attached_interfaces().empty();
+    tc_->attach(ifindex, name);
+    if (first && mode_ == AttachMode::kAuto) {
+        spdlog::info(tc_->using_tcx() ? "attaching with TCX links"
+                                      : "this kernel has no TCX; attaching with classic tc (clsact)");
     }
     spdlog::info("metering interface {} (ifindex {})", name, ifindex);
-}
-
-// BPF_TCX_INGRESS and BPF_TCX_EGRESS (kernel 6.6); Debian 12's headers
-// predate them.
-constexpr int kBpfTcxIngress = 46;
-constexpr int kBpfTcxEgress = 47;
-
-bool KernelMeter::attach_tcx(int ifindex, const std::string& name) {
-    Attachment a{name};
-    const std::pair<int, bpf_program*> hooks[] = {{kBpfTcxIngress, skel_->progs.meter_ingress},
-                                                  {kBpfTcxEgress, skel_->progs.meter_egress}};
-    for (int i = 0; i < 2; ++i) {
-        int fd = bpf_link_create(bpf_program__fd(hooks[i].second), ifindex,
-                                 static_cast<bpf_attach_type>(hooks[i].first), nullptr);
-        if (fd < 0) {
-            int err = errno;
-            if (a.links[0] >= 0) close(a.links[0]);
-            // EINVAL: a kernel without TCX knows no such attach type.
-            if (mode_ == AttachMode::kAuto && i == 0 && (err == EINVAL || err == EOPNOTSUPP)) return false;
-            throw Error(fmt::format("interface {}: cannot attach the TCX {} program: {}", name,
-                                    i == 0 ? "ingress" : "egress", errstr(err)));
-        }
-        a.links[i] = fd;
-    }
-    attached_[ifindex] = a;
-    return true;
-}
-
-void KernelMeter::attach_tc(int ifindex, const std::string& name) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = static_cast<bpf_tc_attach_point>(
-                                                           BPF_TC_INGRESS | BPF_TC_EGRESS));
-    int err = bpf_tc_hook_create(&hook);
-    bool created = err == 0;
-    if (err && err != -EEXIST) {
-        throw Error(fmt::format("interface {}: cannot add the clsact qdisc: {}", name, errstr(err)));
-    }
-    struct {
-        bpf_tc_attach_point point;
-        bpf_program* prog;
-    } hooks[] = {{BPF_TC_INGRESS, skel_->progs.meter_ingress}, {BPF_TC_EGRESS, skel_->progs.meter_egress}};
-    for (const auto& h : hooks) {
-        hook.attach_point = h.point;
-        LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(h.prog), .handle = kTcHandle,
-                    .priority = kTcPriority);
-        err = bpf_tc_attach(&hook, &opts);
-        if (err) {
-            attached_[ifindex] = Attachment{name, created};
-            detach(ifindex);
-            throw Error(fmt::format("interface {}: cannot attach the tc {} program: {}", name,
-                                    h.point == BPF_TC_INGRESS ? "ingress" : "egress", errstr(err)));
-        }
-    }
-    attached_[ifindex] = Attachment{name, created};
-}
-
-void KernelMeter::detach(int ifindex) {
-    auto it = attached_.find(ifindex);
-    if (it == attached_.end()) return;
-    if (it->second.links[0] >= 0) {
-        // Closing a TCX link detaches it (an interface that vanished took
-        // its links with it already).
-        for (int fd : it->second.links) {
-            if (fd >= 0) close(fd);
-        }
-        attached_.erase(it);
-        return;
-    }
-    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-        LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
-        int err = bpf_tc_detach(&hook, &opts);
-        if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL) {
-            spdlog::warn("interface {}: cannot detach our tc filter: {}", it->second.name, errstr(err));
-        }
-    }
-    // The clsact qdisc stays: other tools may have filters on it by now, and
-    // an empty clsact costs nothing.
-    attached_.erase(it);
 }
 
 size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {

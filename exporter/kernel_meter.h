@@ -9,6 +9,7 @@
 
 #include "bpfix_abi.h"
 #include "filter_rules.h"
+#include "tc_attach.h"
 
 struct flow_meter;
 struct bpf_map;
@@ -30,12 +31,6 @@ struct KernelCounters {
     uint64_t filtered_packets = 0;     // rejected by the filter rules
     uint64_t dns_lost_packets = 0;     // DNS packets not handed to user space (ring buffer full)
 };
-
-// How the programs are hooked to an interface: TCX links (kernel 6.6+:
-// no qdisc, cheaper per packet, detached by the kernel when the process
-// dies), classic tc (clsact qdisc + cls_bpf filter, any kernel), or TCX
-// where the kernel has it and classic tc elsewhere.
-enum class AttachMode { kAuto, kTcx, kTc };
 
 // Owns the TC flow meter: loads the skeleton (maps sized before load),
 // attaches it at ingress and egress of interfaces, drains the
@@ -63,7 +58,7 @@ public:
 
     // Whether the programs are attached as TCX links (known after the
     // first attach).
-    bool using_tcx() const { return mode_ == AttachMode::kTcx; }
+    bool using_tcx() const { return tc_->using_tcx(); }
     // The ring buffer of bpfix_dns_event (see bpfix_abi.h); read it with
     // libbpf's ring_buffer__new.
     int dns_ring_fd() const;
@@ -71,8 +66,8 @@ public:
     // the interface when the kernel refuses.
     void attach(int ifindex, const std::string& name);
     // Detaches from `ifindex` (an interface that vanished needs nothing).
-    void detach(int ifindex);
-    bool attached(int ifindex) const { return attached_.count(ifindex) != 0; }
+    void detach(int ifindex) { tc_->detach(ifindex); }
+    bool attached(int ifindex) const { return tc_->attached(ifindex); }
     std::vector<int> attached_interfaces() const;
 
     // Flips the flow caches and maps, waits for programs still using the
@@ -82,25 +77,13 @@ public:
     size_t drain(const std::function<void(const KernelFlow&)>& sink);
     KernelCounters counters() const;
 
-    // Removes a bpfix filter left on `ifindex` by a run that died; sets
-    // *unsure when one was taken as ours only by its handle and priority
-    // (its program could not be read without CAP_SYS_ADMIN).
-    static bool remove_leftover(int ifindex, bool* unsure = nullptr);
-
 private:
     struct SkelDeleter {
         void operator()(flow_meter* s) const;
     };
-    struct Attachment {
-        std::string name;
-        bool created_qdisc = false;
-        int links[2] = {-1, -1};  // TCX links (ingress, egress); -1 under classic tc
-    };
-    bool attach_tcx(int ifindex, const std::string& name);
-    void attach_tc(int ifindex, const std::string& name);
     AttachMode mode_;
     std::unique_ptr<flow_meter, SkelDeleter> skel_;
-    std::map<int, Attachment> attached_;
+    std::unique_ptr<TcAttacher> tc_;  // declared after skel_: detaches before the programs go
     void drain_cache(bpf_map* cache, std::function<void(const bpfix_flow_key&, const bpfix_flow_stats&)> add);
     uint32_t active_ = 0;
     int ncpu_ = 0;

@@ -22,6 +22,8 @@
 #include "kernel_meter.h"
 #include "kernel_rtt.h"
 #include "link_monitor.h"
+#include "packet_capture.h"
+#include "pcap_server.h"
 
 namespace bpfix {
 
@@ -165,6 +167,24 @@ int run_live_export(const ExporterConfig& cfg) {
         return l;
     };
 
+    // Packets on demand: the capture programs are attached only while a
+    // client of the live PCAP server is connected.
+    std::unique_ptr<PacketCapture> capture;
+    std::unique_ptr<PcapServer> pcap_server;
+    auto metered = [&] {
+        std::map<int, std::string> m;
+        for (int idx : kernel.attached_interfaces()) m[idx] = names[idx];
+        return m;
+    };
+    if (cfg.capture.enabled()) {
+        capture = std::make_unique<PacketCapture>(cfg.capture, mode, [&pcap_server](const CapturedPacket& p) {
+            if (pcap_server) pcap_server->publish(p);
+        });
+        pcap_server = std::make_unique<PcapServer>(out.io(), cfg.capture, [&](size_t clients) {
+            capture->set_active(clients > 0, metered());
+        });
+    }
+
     auto rescan = [&] {
         auto now = InterfaceSelector::list_interfaces();
         auto wanted = selector.select(now);
@@ -186,6 +206,7 @@ int run_live_export(const ExporterConfig& cfg) {
                 spdlog::warn("{}", e.what());
             }
         }
+        if (capture) capture->sync(metered());
     };
 
     auto drain = [&] {
@@ -264,6 +285,19 @@ int run_live_export(const ExporterConfig& cfg) {
         dns_wait = std::make_unique<asio::posix::stream_descriptor>(out.io(), ::dup(dns_ring->epoll_fd()));
         wait_dns();
     }
+    // Captured packets likewise, as they come.
+    std::unique_ptr<asio::posix::stream_descriptor> capture_wait;
+    std::function<void()> wait_capture = [&] {
+        capture_wait->async_wait(asio::posix::stream_descriptor::wait_read, [&](const asio::error_code& ec) {
+            if (ec || stopping) return;
+            capture->poll();
+            wait_capture();
+        });
+    };
+    if (capture) {
+        capture_wait = std::make_unique<asio::posix::stream_descriptor>(out.io(), ::dup(capture->epoll_fd()));
+        wait_capture();
+    }
     asio::signal_set signals(out.io(), SIGINT, SIGTERM);
     asio::steady_timer timer(out.io());
     signals.async_wait([&](const asio::error_code& ec, int sig) {
@@ -294,6 +328,15 @@ int run_live_export(const ExporterConfig& cfg) {
 
     drain();
     table.flush();
+    std::string capture_summary;
+    if (capture) {
+        capture->set_active(false, {});
+        pcap_server->close();
+        CaptureCounters cc = capture->counters();
+        capture_summary = fmt::format(" capture_seen={} capture_captured={} capture_lost={} capture_delivered={} "
+                                      "capture_client_drops={}",
+                                      cc.seen, cc.captured, cc.lost, cc.delivered, pcap_server->dropped());
+    }
     std::vector<int> ifaces = kernel.attached_interfaces();
     for (int idx : ifaces) kernel.detach(idx);
     auto c = kernel.counters();
@@ -322,11 +365,11 @@ int run_live_export(const ExporterConfig& cfg) {
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: interfaces={} packets={} octets={} non_ip={} malformed={} map_full={} "
-               "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={} {}\n",
+               "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={} {}{}\n",
                ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
                c.sampled_out_packets, c.filtered_packets,
                out.encoder().flow_records(), out.encoder().data_records(), out.encoder().messages(),
-               out.transport().records_not_sent(), drop_summary);
+               out.transport().records_not_sent(), drop_summary, capture_summary);
     return delivered ? 0 : 1;
 }
 

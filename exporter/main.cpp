@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
     double idle = 0, active = 0, linger = -1;
     int64_t sampling = 0;
     int64_t domain = -1;
+    std::string capture_listen, capture_filter;
+    std::vector<std::string> capture_allow;
+    int64_t capture_snaplen = 0;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/exporter.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--pcap", pcap, "meter this pcap/pcapng file instead of live interfaces");
@@ -36,6 +39,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1LL, 1000000000LL));
     app.add_option("--attach", attach, "live mode: auto (TCX where the kernel has it), tcx or tc (clsact)")
         ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+    app.add_option("--capture-listen", capture_listen,
+                   "live mode: serve captured packets as pcap on PORT (loopback), ADDR:PORT or [ADDR]:PORT");
+    app.add_option("--capture-filter", capture_filter,
+                   "live mode: pcap-filter expression (tcpdump syntax) for the captured packets");
+    app.add_option("--capture-allow", capture_allow, "networks whose capture clients may connect (repeatable)");
+    app.add_option("--capture-snaplen", capture_snaplen, "bytes kept of each captured packet (64..65535)")
+        ->check(CLI::Range(64LL, 65535LL));
     app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
     app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
     app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
@@ -63,6 +73,10 @@ int main(int argc, char** argv) {
         if (active != 0) cfg.active_timeout_s = active;
         if (linger >= 0) cfg.tcp_end_linger_s = linger;
         if (!log_level.empty()) cfg.log_level = log_level;
+        if (!capture_listen.empty()) cfg.capture.listen = capture_listen;
+        if (!capture_filter.empty()) cfg.capture.expression = capture_filter;
+        if (!capture_allow.empty()) cfg.capture.allow = capture_allow;
+        if (capture_snaplen > 0) cfg.capture.snaplen = static_cast<uint32_t>(capture_snaplen);
         init_logging("bpfix-exporter", cfg.log_level);
         validate_exporter_config(cfg);
         if (check_only) {

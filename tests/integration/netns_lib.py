@@ -76,7 +76,7 @@ def our_filters(ns, ifn):
     return found + our_tcx_links()
 
 
-def our_tcx_links():
+def our_tcx_links(prefix="meter_"):
     links = json.loads(sh("bpftool", "-j", "link", "show", check=False).stdout or "[]")
     out = []
     for link in links:
@@ -84,9 +84,39 @@ def our_tcx_links():
             continue
         prog = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(link.get("prog_id")), check=False).stdout
                           or "{}")
-        if str(prog.get("name", "")).startswith("meter_"):
+        if str(prog.get("name", "")).startswith(prefix):
             out.append(f"TCX link {link.get('id')} of {prog.get('name')}")
     return out
+
+
+def capture_hooks(ns, ifn):
+    """The capture programs hooked anywhere: tc filters on the interface
+    and TCX links (see our_filters)."""
+    out = ""
+    for d in ("ingress", "egress"):
+        out += sh("tc", "-n", ns, "filter", "show", "dev", ifn, d, check=False).stdout
+    return [l for l in out.splitlines() if "capture_" in l] + our_tcx_links("capture_")
+
+
+def read_pcap(path_or_bytes):
+    """A classic pcap file (little endian, as tcpdump and tshark -F pcap
+    write here): (magic, snaplen, linktype, [(ts_ns, orig_len, data)])."""
+    import struct
+    data = path_or_bytes
+    if isinstance(path_or_bytes, str):
+        with open(path_or_bytes, "rb") as f:
+            data = f.read()
+    magic, _, _, _, _, snap, link = struct.unpack("<IHHiIII", data[:24])
+    if magic not in (0xa1b2c3d4, 0xa1b23c4d):
+        raise ValueError(f"not a little-endian classic pcap: magic {magic:#x}")
+    scale = 1 if magic == 0xa1b23c4d else 1000
+    recs, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack("<IIII", data[off:off + 16])
+        off += 16
+        recs.append((sec * 1_000_000_000 + frac * scale, orig, data[off:off + incl]))
+        off += incl
+    return magic, snap, link, recs
 
 
 def send_udp(ns, src, dst, sport, dport, n, payload):

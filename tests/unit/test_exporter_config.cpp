@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include "error.h"
 #include "exporter_config.h"
@@ -50,6 +51,12 @@ TEST(ExporterConfig, ShippedExampleIsValidAndMatchesDefaults) {
     EXPECT_EQ(cfg.observation_domain, def.observation_domain);
     EXPECT_EQ(cfg.transport.mtu, def.transport.mtu);
     EXPECT_EQ(cfg.enrich_drops, def.enrich_drops);
+    const CaptureConfig &c = cfg.capture, &d = def.capture;
+    EXPECT_EQ(std::tie(c.listen, c.allow, c.interfaces, c.expression, c.snaplen, c.first_packets, c.sampling,
+                       c.nanoseconds, c.ring_bytes, c.client_queue_bytes, c.max_clients, c.flow_entries),
+              std::tie(d.listen, d.allow, d.interfaces, d.expression, d.snaplen, d.first_packets, d.sampling,
+                       d.nanoseconds, d.ring_bytes, d.client_queue_bytes, d.max_clients, d.flow_entries));
+    EXPECT_TRUE(c.filters.empty());
 }
 
 TEST(ExporterConfig, ReadsValues) {

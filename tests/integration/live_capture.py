@@ -1,0 +1,302 @@
+#!/usr/bin/python3
+"""Integration (root): packets on demand through the live PCAP server, with
+tshark as the client and tcpdump as the reference, in network namespaces
+made here.
+
+Part 1, DNS: B runs dnsmasq and the exporter (capture rule udp port 53 in
+the kernel, expression 'udp port 53' in user space, server on B's
+loopback); tcpdump captures everything on B's veth.
+1. With no client the capture programs are not hooked anywhere (while the
+   flow meter is).
+2. tshark connects (-i TCP@127.0.0.1:PORT): the capture programs are
+   hooked. From A: dig over UDP (NOERROR, NXDOMAIN, and a truncated answer
+   that dig retries over TCP port 53), unrelated TCP (100 KB to port 8080)
+   and UDP to port 5353.
+3. tshark's file holds exactly tcpdump's 'udp port 53' packets, in order,
+   byte for byte, with the same original lengths; DNS over TCP and the
+   unrelated traffic are absent (and tcpdump did see them).
+4. tshark leaves: the capture programs are unhooked.
+Part 2, large frames (MTU 9000, snap length 1024, nanosecond timestamps,
+capture rule port 5301, classic tc): a raw client reads the pcap global header (magic,
+snap length, link type Ethernet); tshark gets 8000-byte UDP datagrams in
+single jumbo frames and a TCP bulk transfer whose egress skbs are GSO
+super-packets over 9000 bytes: each record is tcpdump's frame cut to 1024
+bytes with the frame's original length, none dropped; the flow meter
+still counted the whole transfer.
+Everything made here is removed, also on failure.
+
+usage: live_capture.py BUILD_DIR
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netns_lib import run_test, capture_hooks, our_filters, Exporter, Lab, read_pcap, sh  # noqa: E402
+
+A_IP, B_IP = "198.51.100.1", "198.51.100.2"
+PORT = 5740
+
+TCP_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+print('ready', flush=True)
+s.settimeout(20)
+c, _ = s.accept()
+c.sendall(b'z' * int(sys.argv[3]))
+c.close()
+"""
+
+TCP_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+n = 0
+while True:
+    d = c.recv(1 << 16)
+    if not d:
+        break
+    n += len(d)
+print(n)
+"""
+
+
+def start_tcpdump(ns, ifn, path, log, expr=()):
+    p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", ifn, "-s", "0", "-B", "65536", "-w", path, "-U",
+                          "-n",
+                          *expr], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "listening on" not in open(log).read():
+        time.sleep(0.05)
+    return p
+
+
+def start_tshark(ns, path, log):
+    p = subprocess.Popen(["ip", "netns", "exec", ns, "tshark", "-i", f"TCP@127.0.0.1:{PORT}", "-F", "pcap", "-w",
+                          path], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def tcp_transfer(client_ns, server_ns, server_ip, port, size, tmp):
+    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "/usr/bin/python3", "-c", TCP_SERVER, server_ip,
+                            str(port), str(size)], stdout=subprocess.PIPE, text=True)
+    try:
+        srv.stdout.readline()
+        got = sh("ip", "netns", "exec", client_ns, "/usr/bin/python3", "-c", TCP_CLIENT, server_ip, str(port)).stdout
+        return int(got.strip() or 0)
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def compare(failures, what, live, ref, snap, in_order=True):
+    """live and ref: [(ts_ns, orig_len, data)]. The same packets (live data
+    == ref data cut at snap, same original length), in the same order when
+    `in_order`; else per sending MAC address: the two directions run on
+    different CPUs, and tcpdump taps ingress before TC, egress after it, so
+    their interleaving may differ."""
+    def key(r, cut):
+        return (r[1], r[2][:cut])
+    if in_order:
+        groups = {"": (live, ref)}
+    else:
+        groups = {}
+        for r in live:
+            groups.setdefault(r[2][6:12], ([], []))[0].append(r)
+        for r in ref:
+            groups.setdefault(r[2][6:12], ([], []))[1].append(r)
+    for mac, (lv, rf) in groups.items():
+        if len(lv) != len(rf):
+            failures.append(f"{what}: from {mac.hex() or 'all'}: tshark got {len(lv)} packets, tcpdump {len(rf)}")
+        for i, (l, r) in enumerate(zip(lv, rf)):
+            if key(l, snap) != key(r, snap):
+                failures.append(f"{what}: from {mac.hex() or 'all'}: packet {i + 1} differs: tshark "
+                                f"{len(l[2])}/{l[1]} bytes {l[2][:48].hex()}, tcpdump {len(r[2])}/{r[1]} bytes "
+                                f"{r[2][:48].hex()}")
+                break
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def part_dns(build, tmp, failures, lab, a, b, if_b):
+    dnsmasq = subprocess.Popen(["ip", "netns", "exec", b, "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
+                                "--no-hosts", "--bind-interfaces", f"--listen-address={B_IP}", "--port=53",
+                                "--local=/test/", "--address=/exists.test/192.0.2.10",
+                                "--txt-record=big.test," + ",".join(f'"{c * 200}"' for c in "xyz"),
+                                f"--pid-file={tmp}/dnsmasq.pid", "--user=root"],
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "dnsmasq.log"), "w"))
+    conf = os.path.join(tmp, "dns.toml")
+    with open(conf, "w") as f:
+        f.write(f'[capture]\nlisten = "127.0.0.1:{PORT}"\nexpression = "udp port 53"\n'
+                '[[capture.filter]]\naction = "accept"\nprotocol = "udp"\nport = 53\n')
+    full = os.path.join(tmp, "full.pcap")
+    tcpdump = start_tcpdump(b, if_b, full, os.path.join(tmp, "tcpdump.log"))
+    ex = Exporter(build, b, [if_b], os.path.join(tmp, "dns.ipfix"), os.path.join(tmp, "dns.log"),
+                  extra=["--config", conf])
+    live = os.path.join(tmp, "live.pcap")
+    tshark = None
+    try:
+        if not ex.wait_log("capture: live PCAP server on 127.0.0.1:5740"):
+            failures.append("no live PCAP server:\n" + ex.text())
+            return
+        hooked = capture_hooks(b, if_b)
+        if hooked or not our_filters(b, if_b):
+            failures.append(f"no client yet: capture hooks {hooked} (want none), meter hooks {our_filters(b, if_b)}")
+        print(f"no client: capture hooks {hooked}, flow meter hooks {len(our_filters(b, if_b))}")
+        tshark = start_tshark(b, live, os.path.join(tmp, "tshark.log"))
+        if not ex.wait_log("capture: on for 1 interface(s)") or not wait_for(lambda: capture_hooks(b, if_b)):
+            failures.append("capture not on with a client connected:\n" + ex.text())
+            return
+        print(f"client connected: capture hooks {capture_hooks(b, if_b)}")
+        time.sleep(0.5)  # tshark's capture child is reading by now
+        digs = []
+        for name, qtype, opts in (("exists.test", "A", ()), ("nx.test", "A", ()), ("big.test", "TXT", ("+noedns",))):
+            digs.append(sh("ip", "netns", "exec", a, "dig", f"@{B_IP}", name, qtype, "+tries=1", "+time=2", *opts,
+                           check=False).stdout)
+        if "Truncated, retrying in TCP mode" not in digs[2]:
+            failures.append("dig did not retry big.test over TCP:\n" + digs[2][-400:])
+        got = tcp_transfer(a, b, B_IP, 8080, 100_000, tmp)
+        if got != 100_000:
+            failures.append(f"unrelated TCP transfer got {got} bytes")
+        code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                f"[s.sendto(b'u'*100,('{B_IP}',5353)) for i in range(20)]\n")
+        sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", code)
+        time.sleep(1.0)
+        stop(tshark)
+        if not ex.wait_log("capture: off") or not wait_for(lambda: not capture_hooks(b, if_b)):
+            failures.append(f"capture still on after the client left: hooks {capture_hooks(b, if_b)}\n" + ex.text())
+        print(f"client gone: capture hooks {capture_hooks(b, if_b)}")
+        rc = ex.stop()
+        if rc != 0:
+            failures.append(f"exporter exit code {rc}:\n" + ex.text())
+    finally:
+        if tshark:
+            stop(tshark)
+        tcpdump.terminate()
+        tcpdump.wait()
+        dnsmasq.terminate()
+        dnsmasq.wait()
+    ref_path = os.path.join(tmp, "ref.pcap")
+    sh("tcpdump", "-r", full, "-w", ref_path, "udp port 53")
+    _, _, _, ref = read_pcap(ref_path)
+    _, _, _, everything = read_pcap(full)
+    _, _, link, got = read_pcap(live)
+    if link != 1:
+        failures.append(f"tshark's file has link type {link}, want 1 (Ethernet)")
+    others = len(everything) - len(ref)
+    tcp53 = int(sh("sh", "-c", f"tcpdump -r {full} -n 'tcp port 53' 2>/dev/null | wc -l").stdout)
+    if len(ref) < 6 or others < 50 or tcp53 < 4:
+        failures.append(f"traffic not as planned: tcpdump saw {len(ref)} udp/53, {tcp53} tcp/53, {others} other "
+                        "packets")
+    compare(failures, "udp port 53", got, ref, 65535)
+    print(f"DNS: tshark {len(got)} packets, tcpdump {len(ref)} udp/53 of {len(everything)} ({tcp53} tcp/53)")
+    return len(got)
+
+
+def part_large(build, tmp, failures, lab, a, b, if_a, if_b):
+    for ns, ifn in ((a, if_a), (b, if_b)):
+        sh("ip", "-n", ns, "link", "set", ifn, "mtu", "9000")
+    conf = os.path.join(tmp, "large.toml")
+    with open(conf, "w") as f:
+        f.write(f'[capture]\nlisten = "127.0.0.1:{PORT}"\nsnaplen = 1024\ntimestamps = "ns"\n'
+                '[[capture.filter]]\naction = "accept"\nport = 5301\n')
+    full = os.path.join(tmp, "large-full.pcap")
+    tcpdump = start_tcpdump(b, if_b, full, os.path.join(tmp, "tcpdump2.log"), ("port", "5301"))
+    # Classic tc here (TCX in part 1): the capture filter must run before
+    # the meter's and let it see every packet too.
+    ex = Exporter(build, b, [if_b], os.path.join(tmp, "large.ipfix"), os.path.join(tmp, "large.log"),
+                  extra=["--config", conf, "--attach", "tc"])
+    live = os.path.join(tmp, "large-live.pcap")
+    tshark = None
+    try:
+        # The global header, read by hand.
+        hdr = sh("ip", "netns", "exec", b, "/usr/bin/python3", "-c",
+                 "import socket,sys\nc=socket.create_connection(('127.0.0.1',%d))\nb=b''\n"
+                 "while len(b)<24:\n    d=c.recv(24-len(b))\n    if not d: break\n    b+=d\n"
+                 "sys.stdout.write(b.hex())" % PORT).stdout
+        magic, _, _, _ = read_pcap(bytes.fromhex(hdr))
+        import struct
+        snap, link = struct.unpack("<II", bytes.fromhex(hdr)[16:24])
+        if (magic, snap, link) != (0xa1b23c4d, 1024, 1):
+            failures.append(f"global header: magic {magic:#x} snaplen {snap} link {link}, want 0xa1b23c4d 1024 1")
+        if not wait_for(lambda: "capture: off" in ex.text()):
+            failures.append("capture not off after the raw client left")
+        tshark = start_tshark(b, live, os.path.join(tmp, "tshark2.log"))
+        if not wait_for(lambda: ex.text().count("capture: on for 1") >= 2):
+            failures.append("capture not on with tshark connected:\n" + ex.text())
+            return
+        time.sleep(0.5)
+        code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                f"[s.sendto(bytes(range(256))*31+b'j'*64,('{B_IP}',5301)) for i in range(3)]\n")
+        sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", code)
+        got = tcp_transfer(a, b, B_IP, 5301, 4 << 20, tmp)
+        if got != 4 << 20:
+            failures.append(f"bulk TCP transfer got {got} bytes")
+        time.sleep(1.0)
+        stop(tshark)
+        rc = ex.stop()
+        if rc != 0:
+            failures.append(f"exporter exit code {rc}:\n" + ex.text())
+    finally:
+        if tshark:
+            stop(tshark)
+        tcpdump.terminate()
+        tcpdump.wait()
+    _, _, _, ref = read_pcap(full)
+    _, _, _, got = read_pcap(live)
+    jumbo = sum(1 for r in ref if 1514 < r[1] <= 9014)
+    gso = sum(1 for r in ref if r[1] > 9014)
+    if jumbo < 3 or gso < 1:
+        failures.append(f"no large frames to test: {jumbo} jumbo frames, {gso} GSO super-packets in tcpdump's file")
+    compare(failures, "port 5301, snap 1024", got, ref, 1024, in_order=False)
+    if failures:
+        failures.append("tcpdump: " + open(os.path.join(tmp, "tcpdump2.log")).read().strip().replace("\n", "; "))
+    if any(len(g[2]) != min(1024, g[1]) for g in got):
+        failures.append("a record's captured length is not min(1024, its original length)")
+    bulk = sum(r.get("octetDeltaCount", 0) for r in ex.records() if r.get("sourceTransportPort") == 5301)
+    if bulk < 4 << 20:
+        failures.append(f"the flow meter saw {bulk} octets from port 5301 while capture was on, want >= {4 << 20}")
+    summary = ex.summary()
+    if "capture_lost=0" not in summary or "capture_client_drops=0" not in summary:
+        failures.append("packets lost in the capture path: " + summary)
+    print(f"large: tshark {len(got)} packets ({jumbo} jumbo, {gso} GSO up to "
+          f"{max((r[1] for r in ref), default=0)} bytes), tcpdump {len(ref)}")
+    return len(got)
+
+
+def body(build, tmp, failures, extra):
+    with Lab("bpcp") as lab:
+        a, b = lab.ns("A"), lab.ns("B")
+        if_a, if_b = "bpca" + lab.tag, "bpcb" + lab.tag
+        lab.veth(a, if_a, A_IP + "/24", b, if_b, B_IP + "/24")
+        n_dns = part_dns(build, tmp, failures, lab, a, b, if_b)
+        if failures:
+            return ""
+        n_large = part_large(build, tmp, failures, lab, a, b, if_a, if_b)
+        return f"{n_dns} DNS packets and {n_large} large frames byte-identical to tcpdump's"
+
+
+if __name__ == "__main__":
+    sys.exit(run_test(__doc__, "live_capture", body))
