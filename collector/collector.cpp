@@ -32,7 +32,9 @@
 #include "info_model.h"
 #include "ipfix_output.h"
 #include "line_formats.h"
+#include "http_server.h"
 #include "output.h"
+#include "pcap_store.h"
 #include "session.h"
 
 namespace bpfix {
@@ -82,6 +84,8 @@ struct Hub {
     };
     std::vector<LineOutput> outs;
     std::unique_ptr<IpfixOutput> ipfix;
+    // Packet reports of every exporter, whatever the formats.
+    std::unique_ptr<PcapStore> pcap;
     // Decode threads share the Hub: `mu` guards `closed` and the session
     // bookkeeping of new_session(); counters read elsewhere are atomic.
     std::mutex mu;
@@ -119,6 +123,9 @@ struct Hub {
                                                                  make_line_format(f))});
             }
         }
+        pcap = std::make_unique<PcapStore>(PcapStore::Options{c.output_dir, c.rotate_interval_s, c.rotate_size_bytes,
+                                                              c.keep_seconds, c.keep_bytes},
+                                           c.max_queued_bytes);
         template_dir = c.output_dir + "/.templates";
         if (mkdir(template_dir.c_str(), 0755) != 0 && errno != EEXIST) {
             throw Error(fmt::format("cannot create {} (UDP templates kept across restarts): {}", template_dir,
@@ -127,25 +134,30 @@ struct Hub {
     }
 
     // Records written by the record formats (each gets every record; the
-    // first one's count), dropped by any output, files finished by all.
-    uint64_t written() const { return outs.empty() ? 0 : outs.front().queue->records_written(); }
+    // first one's count) and packet reports by the pcap store, dropped by
+    // any output, files finished by all.
+    uint64_t written() const {
+        return (outs.empty() ? 0 : outs.front().queue->records_written()) + pcap->packets_written();
+    }
     uint64_t dropped() const {
-        uint64_t n = ipfix ? ipfix->records_dropped() : 0;
+        uint64_t n = (ipfix ? ipfix->records_dropped() : 0) + pcap->packets_dropped();
         for (const auto& o : outs) n += o.queue->records_dropped();
         return n;
     }
     uint64_t files() const {
-        uint64_t n = ipfix ? ipfix->files_finished() : 0;
+        uint64_t n = (ipfix ? ipfix->files_finished() : 0) + pcap->files_finished();
         for (const auto& o : outs) n += o.queue->files_finished();
         return n;
     }
     void rotate_all() {
         for (auto& o : outs) o.queue->rotate_now();
         if (ipfix) ipfix->rotate_now();
+        pcap->rotate_now();
     }
     void stop_all() {
         for (auto& o : outs) o.queue->stop();
         if (ipfix) ipfix->stop();
+        pcap->stop();
     }
 
     AllowList allow;
@@ -178,6 +190,7 @@ struct Hub {
                                                    });
         s->set_max_templates(cfg.max_templates);
         if (outs.empty()) s->set_count_only();
+        s->set_packet_sink([this, exporter = plain(a).to_string()](const DecodedPacket& p) { pcap->push(exporter, p); });
         if (ipfix) {
             uint64_t id = next_session_id++;
             s->set_raw_sink([this, id](std::span<const uint8_t> m, uint64_t n) {
@@ -598,61 +611,6 @@ private:
     std::vector<std::weak_ptr<TcpConnection>> conns_;
 };
 
-// Prometheus text exposition of the accounting, on GET /metrics. One
-// request per connection; anything else gets 404.
-class MetricsServer {
-public:
-    using Render = std::function<std::string()>;
-    MetricsServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep, Render render)
-        : acceptor_(io), render_(std::move(render)) {
-        acceptor_.open(ep.protocol());
-        acceptor_.set_option(asio::socket_base::reuse_address(true));
-        acceptor_.bind(ep);
-        acceptor_.listen();
-        spdlog::info("metrics on http://{}/metrics",
-                     endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
-        accept();
-    }
-
-private:
-    struct Conn {
-        asio::ip::tcp::socket sock;
-        std::string in, out;
-    };
-    void accept() {
-        acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket sock) {
-            if (ec == asio::error::operation_aborted) return;
-            if (!ec) read(std::make_shared<Conn>(Conn{std::move(sock), {}, {}}));
-            accept();
-        });
-    }
-    void read(std::shared_ptr<Conn> c) {
-        c->in.resize(c->in.size() + 1024);
-        size_t have = c->in.size() - 1024;
-        c->sock.async_read_some(asio::buffer(c->in.data() + have, 1024), [this, c, have](const asio::error_code& ec,
-                                                                                        size_t n) {
-            if (ec) return;
-            c->in.resize(have + n);
-            if (c->in.find("\r\n\r\n") == std::string::npos && c->in.find("\n\n") == std::string::npos) {
-                if (c->in.size() < 8192) read(c);
-                return;
-            }
-            bool ok = c->in.rfind("GET /metrics ", 0) == 0 || c->in.rfind("GET /metrics\r", 0) == 0;
-            std::string body = ok ? render_() : "not found: try /metrics\n";
-            c->out = fmt::format("HTTP/1.1 {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n"
-                                 "Connection: close\r\n\r\n{}",
-                                 ok ? "200 OK" : "404 Not Found", body.size(), body);
-            asio::async_write(c->sock, asio::buffer(c->out), [c](const asio::error_code&, size_t) {
-                asio::error_code ignored;
-                c->sock.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-            });
-        });
-    }
-
-    asio::ip::tcp::acceptor acceptor_;
-    Render render_;
-};
-
 asio::ip::address resolve_address(const std::string& host) {
     if (host.empty() || host == "*") return asio::ip::address_v6::any();
     asio::error_code ec;
@@ -736,7 +694,7 @@ int run_collector(const CollectorConfig& cfg) {
     };
     uint64_t drops_at_start = kernel_drops();
 
-    std::unique_ptr<MetricsServer> metrics;
+    std::unique_ptr<HttpServer> metrics;
     if (!cfg.metrics.empty() && cfg.metrics != "off") {
         CollectorUrl m = parse_listen_url("tcp://" + cfg.metrics);
         auto render = [&]() {
@@ -785,6 +743,8 @@ int run_collector(const CollectorConfig& cfg) {
                 o += fmt::format("bpfix_collector_written_records_total{{format=\"{}\"}} {}\n", out.format,
                                  out.queue->records_written());
             }
+            o += fmt::format("bpfix_collector_written_records_total{{format=\"pcap\"}} {}\n",
+                             hub.pcap->packets_written());
             one("bpfix_collector_output_dropped_records_total", "counter",
                 "records dropped because an output fell behind or the disk refused", hub.dropped());
             one("bpfix_collector_template_limit_hits_total", "counter",
@@ -797,7 +757,8 @@ int run_collector(const CollectorConfig& cfg) {
             return o;
         };
         try {
-            metrics = std::make_unique<MetricsServer>(io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port), render);
+            metrics = std::make_unique<HttpServer>(io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port), render,
+                                                   cfg.output_dir);
         } catch (const asio::system_error& e) {
             throw Error(fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT, or "
                                     "--metrics off)",
@@ -915,6 +876,10 @@ int run_collector(const CollectorConfig& cfg) {
                      static_cast<unsigned long long>(o.queue->records_dropped()),
                      static_cast<unsigned long long>(o.queue->files_finished()));
     }
+    std::fprintf(stderr, "bpfix-collector: pcap store: packets=%llu dropped_packets=%llu files=%llu\n",
+                 static_cast<unsigned long long>(hub.pcap->packets_written()),
+                 static_cast<unsigned long long>(hub.pcap->packets_dropped()),
+                 static_cast<unsigned long long>(hub.pcap->files_finished()));
     if (hub.ipfix) {
         std::fprintf(stderr, "bpfix-collector: ipfix output: messages=%llu dropped_records=%llu\n",
                      static_cast<unsigned long long>(hub.ipfix->messages_written()),

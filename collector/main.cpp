@@ -9,6 +9,7 @@
 #include "file_reader.h"
 #include "info_model.h"
 #include "log.h"
+#include "pcap_query.h"
 
 #ifndef BPFIX_VERSION
 #define BPFIX_VERSION "unknown"
@@ -51,6 +52,20 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "decode threads (default: one per usable CPU, at most 4)")
         ->check(CLI::Range(1, 256));
     app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off");
+
+    // bpfix-collector pcap: the pcap store read back (as GET /api/v1/pcap).
+    CLI::App* pcap_cmd = app.add_subcommand("pcap", "write the stored packets of a time range as one time-ordered pcap");
+    std::string data_dir, from, to, exporter, filter, write_to, precision = "ns";
+    uint64_t max_mib = 1024;
+    pcap_cmd->add_option("--data-dir", data_dir, "the collector's output directory")->required();
+    pcap_cmd->add_option("--from", from, "start of the range, RFC 3339 (2026-12-01T04:30:00Z)")->required();
+    pcap_cmd->add_option("--to", to, "end of the range (excluded), RFC 3339")->required();
+    pcap_cmd->add_option("--exporter", exporter, "only this exporter's packets (its address)");
+    pcap_cmd->add_option("--filter", filter, "pcap-filter expression (tcpdump syntax)");
+    pcap_cmd->add_option("-w", write_to, "the pcap file to write, or - for stdout")->required();
+    pcap_cmd->add_option("--precision", precision, "timestamps: ns (default) or us")->check(CLI::IsMember({"ns", "us"}));
+    pcap_cmd->add_option("--max-mib", max_mib, "most MiB of matching packets to sort (default 1024)")
+        ->check(CLI::Range(1, 1 << 20));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -76,6 +91,16 @@ int main(int argc, char** argv) {
         if (threads) cfg.threads = threads;
         if (!log_level.empty()) cfg.log_level = log_level;
         init_logging("bpfix-collector", cfg.log_level);
+        if (*pcap_cmd) {
+            PcapQuery q;
+            q.from_ns = parse_rfc3339(from);
+            q.to_ns = parse_rfc3339(to);
+            q.exporter = exporter;
+            q.filter = filter;
+            q.nanoseconds = precision == "ns";
+            q.max_bytes = max_mib << 20;
+            return write_pcap_file(data_dir, q, write_to);
+        }
         if (!read_path.empty()) {
             dump_ipfix_file_jsonl(read_path, cfg.pen, stdout);
             return 0;

@@ -65,6 +65,9 @@ public:
     using RawSink = std::function<void(std::span<const uint8_t> message, uint64_t records)>;
     void set_raw_sink(RawSink raw) { raw_ = std::move(raw); }
     uint64_t template_limit_hits() const { return decoder_->template_limit_hits(); }
+    // Packet reports (RFC 7133) go to `sink` (the pcap store), not to the
+    // JSON lines.
+    void set_packet_sink(IpfixDecoder::PacketSink sink) { decoder_->set_packet_sink(std::move(sink)); }
     const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
 
 private:

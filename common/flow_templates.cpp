@@ -89,6 +89,25 @@ fbInfoElementSpec_t kDropReasonRecordSpec[] = {
     FB_IESPEC_NULL,
 };
 
+fbInfoElementSpec_t kPacketReportSpec[] = {
+    SPEC("observationTimeNanoseconds", 8, 0),
+    SPEC("sourceIPv6Address", 16, kSpecV6),
+    SPEC("destinationIPv6Address", 16, kSpecV6),
+    SPEC("sourceIPv4Address", 4, kSpecV4),
+    SPEC("destinationIPv4Address", 4, kSpecV4),
+    SPEC("ingressInterface", 4, 0),
+    SPEC("egressInterface", 4, 0),
+    SPEC("sourceTransportPort", 2, kSpecIp),
+    SPEC("destinationTransportPort", 2, kSpecIp),
+    SPEC("dataLinkFrameSize", 2, 0),
+    SPEC("vlanId", 2, 0),
+    SPEC("protocolIdentifier", 1, kSpecIp),
+    SPEC("flowDirection", 1, 0),
+    SPEC("paddingOctets", 6, kSpecInternal),
+    SPEC("dataLinkFrameSection", FB_IE_VARLEN, 0),
+    FB_IESPEC_NULL,
+};
+
 #undef SPEC
 
 }  // namespace bpfix

@@ -19,6 +19,7 @@ extern "C" {
 #include <unordered_map>
 
 #include "error.h"
+#include "ntp_time.h"
 
 namespace bpfix {
 
@@ -262,6 +263,10 @@ struct IpfixDecoder::TemplateInfo {
     bool type_info;
     bool has_lists;
     bool repeats = false;  // an element appears twice: values become arrays (generic path)
+    // Packet reports: indexes into `fields` of the IANA elements read (-1:
+    // absent); `frame` >= 0 makes the template one of packet reports.
+    int frame = -1, frame_size = -1, time_ns = -1, time_us = -1, time_ms = -1, in_if = -1, out_if = -1,
+        direction = -1;
     fbTemplate_t* internal;
     std::vector<Field> fields;
     std::vector<std::string> keys;  // "name": per field, JSON-escaped, for the JSONL path
@@ -519,6 +524,22 @@ void IpfixDecoder::on_new_template(fbSession_t* session, uint16_t tid, fbTemplat
             }
             info->fields.push_back(std::move(f));
         }
+        for (size_t i = 0; i < info->fields.size(); ++i) {
+            const fbInfoElement_t* ie = info->fields[i].ie;
+            if (ie->ent != 0) continue;
+            int idx = static_cast<int>(i);
+            switch (ie->num) {
+                case 315: info->frame = idx; break;       // dataLinkFrameSection
+                case 312: info->frame_size = idx; break;  // dataLinkFrameSize
+                case 325: info->time_ns = idx; break;     // observationTimeNanoseconds
+                case 324: info->time_us = idx; break;     // observationTimeMicroseconds
+                case 323: info->time_ms = idx; break;     // observationTimeMilliseconds
+                case 10: info->in_if = idx; break;        // ingressInterface
+                case 14: info->out_if = idx; break;       // egressInterface
+                case 61: info->direction = idx; break;    // flowDirection
+                default: break;
+            }
+        }
         std::set<std::string> names;
         for (const Field& f : info->fields) {
             info->repeats = info->repeats || !names.insert(f.name).second;
@@ -549,7 +570,41 @@ void IpfixDecoder::on_new_template(fbSession_t* session, uint16_t tid, fbTemplat
     *free_fn = [](void* ctx, void*) { delete static_cast<TemplateInfo*>(ctx); };
 }
 
+void IpfixDecoder::deliver_packet(const TemplateInfo& info, uint32_t domain) {
+    const uint8_t* rec = record_.data();
+    auto number = [&](int idx) -> uint64_t {
+        if (idx < 0) return 0;
+        auto [data, len, host] = field_bytes(info.fields[static_cast<size_t>(idx)], rec);
+        return len >= 1 && len <= 8 ? read_unsigned(data, len, host) : 0;
+    };
+    DecodedPacket p;
+    p.observation_domain = domain;
+    p.template_id = info.external_id;
+    auto [data, len, host] = field_bytes(info.fields[static_cast<size_t>(info.frame)], rec);
+    p.frame = std::span<const uint8_t>(data, len);
+    // dateTimeMicro/Nanoseconds are NTP timestamps (RFC 7011 section 6.1.9)
+    if (info.time_ns >= 0) {
+        p.ts_ns = unix_ns_from_ntp(number(info.time_ns));
+    } else if (info.time_us >= 0) {
+        p.ts_ns = unix_ns_from_ntp(number(info.time_us)) / 1000 * 1000;
+    } else if (info.time_ms >= 0) {
+        p.ts_ns = number(info.time_ms) * 1'000'000ULL;
+    }
+    p.orig_len = info.frame_size >= 0 ? static_cast<uint32_t>(number(info.frame_size)) : static_cast<uint32_t>(len);
+    if (p.orig_len < len) p.orig_len = static_cast<uint32_t>(len);
+    p.direction = static_cast<uint8_t>(number(info.direction));
+    p.ifindex = static_cast<uint32_t>(p.direction == 1 && info.out_if >= 0 ? number(info.out_if) : number(info.in_if));
+    if (p.ifindex == 0 && info.out_if >= 0) p.ifindex = static_cast<uint32_t>(number(info.out_if));
+    packet_sink_(p);
+}
+
 void IpfixDecoder::decode_record(const TemplateInfo& info, uint32_t domain) {
+    if (packet_sink_ && info.frame >= 0) {
+        ++records_;
+        ++packets_;
+        deliver_packet(info, domain);
+        return;
+    }
     if (count_only_) {
         ++records_;
         return;

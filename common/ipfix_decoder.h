@@ -27,6 +27,18 @@ struct DecodedRecord {
     nlohmann::ordered_json fields;
 };
 
+// A packet report (RFC 7133): a data record whose template carries
+// dataLinkFrameSection.
+struct DecodedPacket {
+    uint32_t observation_domain = 0;
+    uint16_t template_id = 0;
+    uint64_t ts_ns = 0;      // observationTime{Nano,Micro,Milli}seconds as UNIX ns; 0: none in the template
+    uint32_t orig_len = 0;   // dataLinkFrameSize, else the section's length
+    uint32_t ifindex = 0;    // ingressInterface, or egressInterface when flowDirection says egress
+    uint8_t direction = 0;   // flowDirection (0 ingress when absent)
+    std::span<const uint8_t> frame;  // dataLinkFrameSection; valid during the call only
+};
+
 // Decodes IPFIX messages of any exporter with libfixbuf, generically: every
 // template received gets a matching internal template, so every element is
 // named (IANA, our enterprise elements, and those learned from RFC 5610 type
@@ -75,6 +87,12 @@ public:
     // messages themselves). RFC 5610 type records still reach the Sink.
     void set_count_only(bool on) { count_only_ = on; }
 
+    // Packet reports go to `sink` instead of the JSON paths (a pcap store);
+    // none: they are records like any other.
+    using PacketSink = std::function<void(const DecodedPacket&)>;
+    void set_packet_sink(PacketSink sink) { packet_sink_ = std::move(sink); }
+    uint64_t packets() const { return packets_; }
+
     using JsonlTail = std::function<void(std::string& out, uint32_t domain, uint16_t template_id)>;
     void set_jsonl_output(std::string* out, JsonlTail tail);
 
@@ -100,6 +118,7 @@ private:
     static void on_new_template(fbSession_t*, uint16_t, fbTemplate_t*, void*, void**, fbTemplateCtxFree_fn*);
     void decode_record(const TemplateInfo& info, uint32_t domain);
     void append_jsonl(const TemplateInfo& info, uint32_t domain);
+    void deliver_packet(const TemplateInfo& info, uint32_t domain);
 
     InfoModel& model_;
     Sink sink_;
@@ -133,6 +152,8 @@ private:
     uint64_t template_limit_hits_ = 0;
     std::string* jsonl_ = nullptr;
     bool count_only_ = false;
+    PacketSink packet_sink_;
+    uint64_t packets_ = 0;
     JsonlTail jsonl_tail_;
     int64_t cached_second_ = INT64_MIN;  // "YYYY-MM-DDTHH:MM:SS" of it, for timestamps
     char cached_text_[24] = {};

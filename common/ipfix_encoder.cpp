@@ -25,7 +25,7 @@ bool is_end_of_message(const GError* err) {
 IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, uint16_t max_message_size,
                            Sink sink, uint32_t enrichments)
     : model_(model), domain_(observation_domain), enrichments_(enrichments), sink_(std::move(sink)),
-      buffer_(max_message_size) {
+      buffer_(max_message_size), max_message_size_(max_message_size) {
     if (max_message_size < 512) {
         throw Error(fmt::format("IPFIX message size {} is too small (minimum 512 bytes)", max_message_size));
     }
@@ -55,6 +55,12 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
     if (enrichments_ & kSpecDrops) {
         add_template(kInternalDropReasons, true, kDropReasonRecordSpec, kSpecAll, kDropReasonScopeCount);
         add_template(kTemplateDropReasons, false, kDropReasonRecordSpec, 0, kDropReasonScopeCount);
+    }
+    if (enrichments_ & kSpecPacketReports) {
+        add_template(kInternalPacket, true, kPacketReportSpec, kSpecAll, 0);
+        add_template(kTemplatePacketV4, false, kPacketReportSpec, kSpecV4 | kSpecIp, 0);
+        add_template(kTemplatePacketV6, false, kPacketReportSpec, kSpecV6 | kSpecIp, 0);
+        add_template(kTemplatePacketOther, false, kPacketReportSpec, 0, 0);
     }
     if (!model_.enterprise_elements().empty()) {
         GError* err = nullptr;
@@ -161,6 +167,26 @@ void IpfixEncoder::add_drop_reason(const DropReasonRecord& rec) {
         throw Error("drop-reason record without the drops enrichment (encoder built without kSpecDrops)");
     }
     append(&rec, sizeof rec, kInternalDropReasons, kTemplateDropReasons);
+    ++data_records_;
+}
+
+// A message header (16), a set header (4), the largest fixed part of a
+// packet report (IPv6: 60) and a 3-byte variable-length prefix, rounded up.
+constexpr size_t kPacketReportOverhead = 96;
+
+size_t IpfixEncoder::max_frame_section() const { return max_message_size_ - kPacketReportOverhead; }
+
+void IpfixEncoder::add_packet_report(const PacketReportRecord& rec) {
+    if (!(enrichments_ & kSpecPacketReports)) {
+        throw Error("packet report without the packet report templates (encoder built without kSpecPacketReports)");
+    }
+    if (rec.dataLinkFrameSection.len > max_frame_section()) {
+        throw Error(fmt::format("packet report of {} bytes does not fit a {}-byte IPFIX message",
+                                rec.dataLinkFrameSection.len, max_message_size_));
+    }
+    uint16_t tid = rec.ipVersion == 4 ? kTemplatePacketV4 : rec.ipVersion == 6 ? kTemplatePacketV6 : kTemplatePacketOther;
+    append(&rec, sizeof rec, kInternalPacket, tid);
+    ++packet_reports_;
     ++data_records_;
 }
 

@@ -40,6 +40,11 @@ public:
     void add_sampling(const SamplingRecord& rec);
     // Only with kSpecDrops in `enrichments`.
     void add_drop_reason(const DropReasonRecord& rec);
+    // Only with kSpecPacketReports in `enrichments`. The frame section
+    // must fit a message: at most max_frame_section() bytes.
+    void add_packet_report(const PacketReportRecord& rec);
+    size_t max_frame_section() const;
+    uint64_t packet_reports() const { return packet_reports_; }
     uint32_t enrichments() const { return enrichments_; }
     // Ends the pending message, then sends every template and the RFC 5610
     // type records for the enterprise elements in their own message(s).
@@ -84,6 +89,8 @@ private:
     uint64_t octets_ = 0;
     uint64_t flow_records_ = 0;
     uint64_t data_records_ = 0;
+    uint64_t packet_reports_ = 0;
+    uint16_t max_message_size_;
 };
 
 }  // namespace bpfix

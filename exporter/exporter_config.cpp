@@ -145,7 +145,7 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     auto ca = section("capture");
     r.check_keys(ca, "capture", {"listen", "allow", "interfaces", "filter", "expression", "snaplen", "first_packets",
                                  "sampling", "timestamps", "ring_bytes", "client_queue_bytes", "max_clients",
-                                 "flow_entries"});
+                                 "flow_entries", "export"});
     CaptureConfig& cc = cfg.capture;
     cc.listen = r.string(ca, "capture", "listen", cc.listen);
     cc.allow = r.strings(ca, "capture", "allow", cc.allow);
@@ -170,6 +170,8 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cc.max_clients = static_cast<uint32_t>(r.integer(ca, "capture", "max_clients", cc.max_clients, 1, 1024));
     cc.flow_entries =
         static_cast<uint32_t>(r.integer(ca, "capture", "flow_entries", cc.flow_entries, 1, 16'777'216));
+
+    cc.export_reports = r.boolean(ca, "capture", "export", cc.export_reports);
 
     auto pc = section("pcap");
     r.check_keys(pc, "pcap", {"file", "interface_index", "direction"});
@@ -219,7 +221,7 @@ void validate_exporter_config(const ExporterConfig& cfg) {
     compile_filter(cfg.filters);         // likewise, naming the rule
     if (cfg.capture.enabled()) {
         if (cfg.interfaces.empty()) {
-            throw Error("capture.listen (--capture-listen) is set, but capture works in live mode only: give "
+            throw Error("[capture] is on (listen or export), but capture works in live mode only: give "
                         "--interface (the capture is taken on metered interfaces)");
         }
         check_capture_config(cfg.capture);

@@ -43,8 +43,11 @@ struct CaptureConfig {
     uint32_t max_clients = 16;
     // Flows tracked for first_packets.
     uint32_t flow_entries = 65536;
+    // Also send every captured packet to the collector as an IPFIX packet
+    // report (RFC 7133); capture is then on all the time.
+    bool export_reports = false;
 
-    bool enabled() const { return !listen.empty(); }
+    bool enabled() const { return !listen.empty() || export_reports; }
 };
 
 // Every setting of bpfix-exporter. Defaults here; etc/bpfix/exporter.toml

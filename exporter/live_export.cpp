@@ -23,6 +23,7 @@
 #include "kernel_rtt.h"
 #include "link_monitor.h"
 #include "packet_capture.h"
+#include "packet_report.h"
 #include "pcap_server.h"
 
 namespace bpfix {
@@ -116,7 +117,8 @@ int run_live_export(const ExporterConfig& cfg) {
     // Loading the BPF objects parsed the kernel's BTF (megabytes, freed):
     // give the heap back to the system.
     malloc_trim(0);
-    ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | (rtt ? kSpecRtt : 0) | enrich.spec_flags());
+    ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | (rtt ? kSpecRtt : 0) | enrich.spec_flags() |
+                                (cfg.capture.export_reports ? kSpecPacketReports : 0));
     std::unique_ptr<DnsRing> dns_ring;
     if (enrich.dns()) {
         dns_ring = std::make_unique<DnsRing>(kernel.dns_ring_fd(), *enrich.dns());
@@ -168,7 +170,8 @@ int run_live_export(const ExporterConfig& cfg) {
     };
 
     // Packets on demand: the capture programs are attached only while a
-    // client of the live PCAP server is connected.
+    // client of the live PCAP server is connected, or all the time when
+    // packet reports go to the collector.
     std::unique_ptr<PacketCapture> capture;
     std::unique_ptr<PcapServer> pcap_server;
     auto metered = [&] {
@@ -177,12 +180,21 @@ int run_live_export(const ExporterConfig& cfg) {
         return m;
     };
     if (cfg.capture.enabled()) {
-        capture = std::make_unique<PacketCapture>(cfg.capture, mode, [&pcap_server](const CapturedPacket& p) {
+        const bool reports = cfg.capture.export_reports;
+        const size_t max_section = out.encoder().max_frame_section();
+        if (reports && max_section < cfg.capture.snaplen) {
+            spdlog::info("capture: packet reports over {} carry at most {} bytes of each frame (one IPFIX message)",
+                         out.url().str(), max_section);
+        }
+        capture = std::make_unique<PacketCapture>(cfg.capture, mode, [&, reports, max_section](const CapturedPacket& p) {
             if (pcap_server) pcap_server->publish(p);
+            if (reports) out.encoder().add_packet_report(make_packet_report(p, max_section));
         });
-        pcap_server = std::make_unique<PcapServer>(out.io(), cfg.capture, [&](size_t clients) {
-            capture->set_active(clients > 0, metered());
-        });
+        if (!cfg.capture.listen.empty()) {
+            pcap_server = std::make_unique<PcapServer>(out.io(), cfg.capture, [&, reports](size_t clients) {
+                capture->set_active(reports || clients > 0, metered());
+            });
+        }
     }
 
     auto rescan = [&] {
@@ -253,6 +265,7 @@ int run_live_export(const ExporterConfig& cfg) {
     };
 
     rescan();
+    if (capture && cfg.capture.export_reports) capture->set_active(true, metered());
     if (kernel.attached_interfaces().empty()) {
         spdlog::warn("no interface matches yet; waiting for one to appear");
     }
@@ -331,11 +344,12 @@ int run_live_export(const ExporterConfig& cfg) {
     std::string capture_summary;
     if (capture) {
         capture->set_active(false, {});
-        pcap_server->close();
+        if (pcap_server) pcap_server->close();
         CaptureCounters cc = capture->counters();
         capture_summary = fmt::format(" capture_seen={} capture_captured={} capture_lost={} capture_delivered={} "
-                                      "capture_client_drops={}",
-                                      cc.seen, cc.captured, cc.lost, cc.delivered, pcap_server->dropped());
+                                      "capture_client_drops={} packet_reports={}",
+                                      cc.seen, cc.captured, cc.lost, cc.delivered,
+                                      pcap_server ? pcap_server->dropped() : 0, out.encoder().packet_reports());
     }
     std::vector<int> ifaces = kernel.attached_interfaces();
     for (int idx : ifaces) kernel.detach(idx);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     std::string capture_listen, capture_filter;
     std::vector<std::string> capture_allow;
     int64_t capture_snaplen = 0;
+    bool capture_export = false;
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/exporter.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--pcap", pcap, "meter this pcap/pcapng file instead of live interfaces");
@@ -46,6 +47,8 @@ int main(int argc, char** argv) {
     app.add_option("--capture-allow", capture_allow, "networks whose capture clients may connect (repeatable)");
     app.add_option("--capture-snaplen", capture_snaplen, "bytes kept of each captured packet (64..65535)")
         ->check(CLI::Range(64LL, 65535LL));
+    app.add_flag("--capture-export", capture_export,
+                 "live mode: also send captured packets to the collector as IPFIX packet reports (RFC 7133)");
     app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
     app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
     app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
         if (!capture_listen.empty()) cfg.capture.listen = capture_listen;
         if (!capture_filter.empty()) cfg.capture.expression = capture_filter;
         if (!capture_allow.empty()) cfg.capture.allow = capture_allow;
+        if (capture_export) cfg.capture.export_reports = true;
         if (capture_snaplen > 0) cfg.capture.snaplen = static_cast<uint32_t>(capture_snaplen);
         init_logging("bpfix-exporter", cfg.log_level);
         validate_exporter_config(cfg);

@@ -36,12 +36,13 @@ void check_capture_config(const CaptureConfig& cfg) {
     } catch (const Error& e) {
         throw Error(fmt::format("capture.expression (--capture-filter): {}", e.what()));
     }
-    asio::ip::tcp::endpoint ep = capture_listen_endpoint(cfg.listen);
     try {
         AllowList a(cfg.allow);
     } catch (const Error& e) {
         throw Error(fmt::format("capture.allow: {}", e.what()));
     }
+    if (cfg.listen.empty()) return;  // packet reports only
+    asio::ip::tcp::endpoint ep = capture_listen_endpoint(cfg.listen);
     if (!ep.address().is_loopback() && cfg.allow.empty()) {
         throw Error(fmt::format("capture.listen {}: packets would be offered beyond this host; set capture.allow "
                                 "(--capture-allow) to the networks that may connect, or listen on 127.0.0.1",

@@ -39,8 +39,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
-ALL_TOOLS = ["baseline", "tcfloor", "dropfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt", "softflowd",
-             "pmacctd", "tcpdump"]
+ALL_TOOLS = ["baseline", "tcfloor", "dropfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt",
+             "bpfix_capture_idle", "bpfix_capture_other", "bpfix_capture_flood", "softflowd", "pmacctd", "tcpdump"]
 
 
 class Stop(Exception):
@@ -444,8 +444,77 @@ def only_enricher(which):
     return BpfixOnly
 
 
+CAPTURE_PORT = 5741
+CAPTURE_CLIENT = """
+import signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+n = 0
+try:
+    c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    print('connected', flush=True)
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        n += len(d)
+finally:
+    print('bytes', n, flush=True)
+"""
+
+
+def capture_tool(which):
+    """bpfix (enrichers as configured by default) with the packet capture
+    agent: "idle" has the live PCAP server but no client (the capture
+    programs are not attached); "other" has a client reading the stream and
+    a kernel rule for UDP port 53, which the flood never uses (the capture
+    program's parse and rule on every packet, nothing copied); "flood" has
+    the client and a rule for the flooded port (every packet copied to the
+    ring, read, and streamed as pcap; 96-byte snap length). The client runs
+    on the tool CPU; its CPU time is not in the tool's."""
+    rules = {"idle": 53, "other": 53, "flood": SINK_PORT}
+
+    class BpfixCapture(Bpfix):
+        name = f"bpfix_capture_{which}"
+        label = {"idle": "bpfix-exporter, capture server, no client",
+                 "other": "bpfix-exporter, capture on (client), rule for another port",
+                 "flood": "bpfix-exporter, capture on (client), rule for the flooded port"}[which]
+        client = None
+
+        def argv(self):
+            conf = os.path.join(self.work, f"capture-{which}.toml")
+            with open(conf, "w") as f:
+                f.write(f'[capture]\nlisten = "127.0.0.1:{CAPTURE_PORT}"\nsnaplen = 96\n'
+                        f'[[capture.filter]]\naction = "accept"\nprotocol = "udp"\nport = {rules[which]}\n')
+            return super().argv() + ["--config", conf]
+
+        def ready(self, logtext):
+            if not super().ready(logtext):
+                return False
+            if which == "idle":
+                return True
+            if self.client is None:
+                self.client = self.b.net.spawn(self.b.net.rx, ["/usr/bin/python3", "-c", CAPTURE_CLIENT,
+                                                               CAPTURE_PORT], cpu=self.b.a.tool_cpu,
+                                               stdout=open(os.path.join(self.work, "client.out"), "w"))
+            return "capture: on for 1 interface" in logtext
+
+        def stop(self, proc):
+            if self.client and self.client.poll() is None:
+                self.client.send_signal(signal.SIGTERM)
+                self.client.wait(timeout=10)
+            super().stop(proc)
+
+        def counted(self, logtext, ipfix):
+            n, detail = super().counted(logtext, ipfix)
+            m = re.search(r"bytes (\d+)", read(os.path.join(self.work, "client.out")))
+            detail["capture_client_bytes"] = int(m.group(1)) if m else None
+            return n, detail
+    return BpfixCapture
+
+
 TOOL_CLASSES = {c.name: c for c in (DropFloor, Bpfix, BpfixEnrichersOff, only_enricher("drops"), only_enricher("dns"),
-                                    only_enricher("rtt"), Softflowd, Pmacctd, Tcpdump)}
+                                    only_enricher("rtt"), capture_tool("idle"), capture_tool("other"),
+                                    capture_tool("flood"), Softflowd, Pmacctd, Tcpdump)}
 
 
 # -------------------------------------------------------------- benchmark

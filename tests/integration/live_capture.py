@@ -68,7 +68,7 @@ print(n)
 
 def start_tcpdump(ns, ifn, path, log, expr=()):
     p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", ifn, "-s", "0", "-B", "65536", "-w", path, "-U",
-                          "-n",
+                          "--immediate-mode", "-n",
                           *expr], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and "listening on" not in open(log).read():

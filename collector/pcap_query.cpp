@@ -1,0 +1,241 @@
+#include "pcap_query.h"
+
+#include <dirent.h>
+#include <unistd.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <vector>
+
+#include "pcap_expression.h"
+#include "pcap_format.h"
+#include "pcap_store.h"
+
+namespace bpfix {
+
+namespace {
+
+// Exporter and collector clocks differ, and a packet is written a little
+// after it was seen: a file may hold packets this far outside its interval.
+constexpr int64_t kSlackNs = 300'000'000'000LL;
+
+struct StoredFile {
+    std::string path;
+    int64_t start_ns;
+    unsigned part;
+};
+
+std::vector<std::string> exporter_dirs(const std::string& data_dir) {
+    std::vector<std::string> out;
+    std::string root = data_dir + "/pcap";
+    DIR* d = opendir(root.c_str());
+    if (!d) return out;
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        out.push_back(e->d_name);
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// The store's files of one exporter, oldest first (finished and the one
+// being written: a reader stops at its last whole record).
+std::vector<StoredFile> stored_files(const std::string& dir) {
+    static const std::regex name(R"(packets-(\d{8})T(\d{6})Z(?:-(\d+))?\.pcap(?:\.partial)?)");
+    std::vector<StoredFile> out;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return out;
+    while (dirent* e = readdir(d)) {
+        std::cmatch m;
+        if (!std::regex_match(e->d_name, m, name)) continue;
+        std::string ymd = m[1].str(), hms = m[2].str();
+        struct tm tm {};
+        tm.tm_year = std::stoi(ymd.substr(0, 4)) - 1900;
+        tm.tm_mon = std::stoi(ymd.substr(4, 2)) - 1;
+        tm.tm_mday = std::stoi(ymd.substr(6, 2));
+        tm.tm_hour = std::stoi(hms.substr(0, 2));
+        tm.tm_min = std::stoi(hms.substr(2, 2));
+        tm.tm_sec = std::stoi(hms.substr(4, 2));
+        out.push_back({dir + "/" + e->d_name, static_cast<int64_t>(timegm(&tm)) * 1'000'000'000LL,
+                       m[3].matched ? static_cast<unsigned>(std::stoul(m[3].str())) : 0});
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end(), [](const StoredFile& a, const StoredFile& b) {
+        return std::tie(a.start_ns, a.part) < std::tie(b.start_ns, b.part);
+    });
+    return out;
+}
+
+struct Packet {
+    int64_t ts_ns;
+    uint32_t orig_len;
+    size_t offset, len;  // into the arena
+};
+
+uint32_t le32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+}  // namespace
+
+int64_t parse_rfc3339(const std::string& text) {
+    static const std::regex re(
+        R"((\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2})))");
+    std::smatch m;
+    if (!std::regex_match(text, m, re)) {
+        throw QueryError(400, fmt::format("'{}' is not an RFC 3339 time such as 2026-12-01T04:30:00Z", text));
+    }
+    struct tm tm {};
+    tm.tm_year = std::stoi(m[1]) - 1900;
+    tm.tm_mon = std::stoi(m[2]) - 1;
+    tm.tm_mday = std::stoi(m[3]);
+    tm.tm_hour = std::stoi(m[4]);
+    tm.tm_min = std::stoi(m[5]);
+    tm.tm_sec = std::stoi(m[6]);
+    if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+        throw QueryError(400, fmt::format("'{}' is not a valid date and time", text));
+    }
+    int64_t ns = static_cast<int64_t>(timegm(&tm)) * 1'000'000'000LL;
+    if (m[7].matched) {
+        std::string frac = m[7].str();
+        frac.resize(9, '0');
+        ns += std::stoll(frac);
+    }
+    if (m[9].matched) {
+        int64_t off = (std::stoll(m[10]) * 60 + std::stoll(m[11])) * 60 * 1'000'000'000LL;
+        ns += m[9] == "+" ? -off : off;
+    }
+    return ns;
+}
+
+void check_pcap_query(const std::string& data_dir, const PcapQuery& q) {
+    if (q.to_ns <= q.from_ns) {
+        throw QueryError(400, "empty time range: 'to' must be after 'from'");
+    }
+    try {
+        PcapExpression e(q.filter, 65535);
+    } catch (const Error& e) {
+        throw QueryError(400, fmt::format("filter: {}", e.what()));
+    }
+    if (!q.exporter.empty()) {
+        auto dirs = exporter_dirs(data_dir);
+        std::string want = PcapStore::dir_name(q.exporter);
+        if (std::find(dirs.begin(), dirs.end(), want) == dirs.end()) {
+            throw QueryError(404, fmt::format("no packets stored for exporter '{}' in {} (exporters with packets: {})",
+                                              q.exporter, data_dir,
+                                              dirs.empty() ? std::string("none") : fmt::format("{}", fmt::join(dirs, ", "))));
+        }
+    }
+}
+
+uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
+                          const std::function<void(std::string_view)>& out) {
+    check_pcap_query(data_dir, q);
+    PcapExpression filter(q.filter, 65535);
+    std::vector<std::string> dirs;
+    if (q.exporter.empty()) {
+        dirs = exporter_dirs(data_dir);
+    } else {
+        dirs.push_back(PcapStore::dir_name(q.exporter));
+    }
+    std::string arena;  // the matching frames, back to back
+    std::vector<Packet> packets;
+    for (const std::string& name : dirs) {
+        auto files = stored_files(data_dir + "/pcap/" + name);
+        for (size_t i = 0; i < files.size(); ++i) {
+            // Packets of a file were seen before the next file was started.
+            if (files[i].start_ns > q.to_ns + kSlackNs) break;
+            if (i + 1 < files.size() && files[i + 1].start_ns + kSlackNs < q.from_ns) continue;
+            std::ifstream in(files[i].path, std::ios::binary);
+            std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            if (data.size() < kPcapGlobalHeaderSize) continue;
+            const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+            uint32_t magic = le32(p);
+            if (magic != kPcapMagicNano && magic != kPcapMagicMicro) {
+                throw QueryError(500, fmt::format("{} is not a pcap file of the store (magic {:#x})", files[i].path,
+                                                  magic));
+            }
+            const int64_t scale = magic == kPcapMagicNano ? 1 : 1000;
+            size_t off = kPcapGlobalHeaderSize;
+            while (off + kPcapRecordHeaderSize <= data.size()) {
+                uint32_t sec = le32(p + off), frac = le32(p + off + 4), incl = le32(p + off + 8),
+                         orig = le32(p + off + 12);
+                if (off + kPcapRecordHeaderSize + incl > data.size()) break;  // the record being written
+                const uint8_t* frame = p + off + kPcapRecordHeaderSize;
+                off += kPcapRecordHeaderSize + incl;
+                int64_t ts = static_cast<int64_t>(sec) * 1'000'000'000LL + static_cast<int64_t>(frac) * scale;
+                if (ts < q.from_ns || ts >= q.to_ns) continue;
+                if (!filter.matches(std::span<const uint8_t>(frame, incl), orig)) continue;
+                if (arena.size() + incl > q.max_bytes) {
+                    throw QueryError(413, fmt::format("more than {} MiB of packets match; narrow the time range, "
+                                                      "the exporter or the filter",
+                                                      q.max_bytes >> 20));
+                }
+                packets.push_back({ts, orig, arena.size(), incl});
+                arena.append(reinterpret_cast<const char*>(frame), incl);
+            }
+        }
+    }
+    std::stable_sort(packets.begin(), packets.end(), [](const Packet& a, const Packet& b) { return a.ts_ns < b.ts_ns; });
+    std::string chunk = pcap_global_header(65535, q.nanoseconds);
+    for (const Packet& pk : packets) {
+        append_pcap_record(chunk, static_cast<uint64_t>(pk.ts_ns), q.nanoseconds, pk.orig_len,
+                           std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(arena.data()) + pk.offset,
+                                                    pk.len));
+        if (chunk.size() >= (1u << 20)) {
+            out(chunk);
+            chunk.clear();
+        }
+    }
+    out(chunk);
+    return packets.size();
+}
+
+int write_pcap_file(const std::string& data_dir, const PcapQuery& q, const std::string& path) {
+    check_pcap_query(data_dir, q);
+    uint64_t n = 0;
+    if (path == "-") {
+        n = write_pcap_range(data_dir, q, [](std::string_view chunk) {
+            if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) {
+                throw Error(fmt::format("cannot write to stdout: {}", std::strerror(errno)));
+            }
+        });
+        if (std::fflush(stdout) != 0) throw Error(fmt::format("cannot write to stdout: {}", std::strerror(errno)));
+    } else {
+        std::string tmp = path + ".partial";
+        FILE* f = std::fopen(tmp.c_str(), "wb");
+        if (!f) throw Error(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+        try {
+            n = write_pcap_range(data_dir, q, [&](std::string_view chunk) {
+                if (std::fwrite(chunk.data(), 1, chunk.size(), f) != chunk.size()) {
+                    throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+                }
+            });
+            if (std::fflush(f) != 0 || fsync(fileno(f)) != 0) {
+                throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+            }
+        } catch (...) {
+            std::fclose(f);
+            std::remove(tmp.c_str());
+            throw;
+        }
+        std::fclose(f);
+        if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+            std::remove(tmp.c_str());
+            throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
+        }
+    }
+    std::fprintf(stderr, "bpfix-collector: pcap: %llu packets\n", static_cast<unsigned long long>(n));
+    return 0;
+}
+
+}  // namespace bpfix

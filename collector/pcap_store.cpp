@@ -1,0 +1,124 @@
+#include "pcap_store.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "error.h"
+#include "pcap_format.h"
+
+namespace bpfix {
+
+namespace {
+
+uint64_t unix_ns_now() {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
+int64_t unix_s_now() { return static_cast<int64_t>(unix_ns_now() / 1'000'000'000ULL); }
+
+}  // namespace
+
+std::string PcapStore::dir_name(const std::string& exporter) {
+    std::string name = exporter.empty() ? "unknown" : exporter;
+    for (char& c : name) {
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
+                  c == ':' || c == '_' || c == '-';
+        if (!ok) c = '_';
+    }
+    return name;
+}
+
+PcapStore::PcapStore(Options opt, uint64_t max_queued_bytes)
+    : opt_(std::move(opt)),
+      worker_(max_queued_bytes, [this](std::deque<Item>& batch, bool rotate, bool stop) {
+          write_batch(batch, rotate, stop);
+      }) {}
+
+PcapStore::~PcapStore() { worker_.stop(); }
+
+bool PcapStore::push(const std::string& exporter, const DecodedPacket& p) {
+    std::string rec;
+    append_pcap_record(rec, p.ts_ns ? p.ts_ns : unix_ns_now(), true, p.orig_len, p.frame);
+    const uint64_t bytes = rec.size();
+    bool ok = worker_.push_merged(
+        bytes,
+        [&](Item& last) {
+            if (last.exporter != exporter || last.records.size() > (1u << 20)) return false;
+            last.records += rec;
+            ++last.packets;
+            return true;
+        },
+        [&] { return Item{exporter, std::move(rec), 1}; });
+    if (!ok) {
+        std::lock_guard lock(mu_);
+        ++dropped_;
+    }
+    return ok;
+}
+
+RotatingWriter& PcapStore::writer(const std::string& exporter) {
+    auto it = writers_.find(exporter);
+    if (it != writers_.end()) return *it->second;
+    RotatingWriter::Options o;
+    o.dir = exporter_dir(opt_.dir, exporter);
+    std::error_code ec;
+    std::filesystem::create_directories(o.dir, ec);
+    if (ec) throw Error(fmt::format("cannot create the pcap directory {}: {}", o.dir, ec.message()));
+    o.prefix = "packets";
+    o.extension = "pcap";
+    o.interval_s = opt_.interval_s;
+    o.max_bytes = opt_.max_bytes;
+    o.keep_seconds = opt_.keep_seconds;
+    o.keep_bytes = opt_.keep_bytes;
+    o.header = [] { return pcap_global_header(65535, true); };
+    return *writers_.emplace(exporter, std::make_unique<RotatingWriter>(o)).first->second;
+}
+
+void PcapStore::write_batch(std::deque<Item>& batch, bool rotate, bool stop) {
+    const int64_t now = unix_s_now();
+    for (Item& item : batch) {
+        try {
+            writer(item.exporter).write(item.records, now);
+            std::lock_guard lock(mu_);
+            written_ += item.packets;
+        } catch (const Error& e) {
+            spdlog::error("pcap store: {}; {} packets of {} lost", e.what(), item.packets, item.exporter);
+            std::lock_guard lock(mu_);
+            dropped_ += item.packets;
+        }
+    }
+    uint64_t finished = 0;
+    for (auto& [exporter, w] : writers_) {
+        try {
+            if (rotate || stop) w->close();
+            w->tick(now);  // time rotation without packets, retention once a second
+        } catch (const Error& e) {
+            spdlog::error("pcap store: {}", e.what());
+        }
+        finished += w->files_finished();
+    }
+    std::lock_guard lock(mu_);
+    finished_ = finished;
+}
+
+uint64_t PcapStore::packets_written() const {
+    std::lock_guard lock(mu_);
+    return written_;
+}
+
+uint64_t PcapStore::packets_dropped() const {
+    std::lock_guard lock(mu_);
+    return dropped_;
+}
+
+uint64_t PcapStore::files_finished() const {
+    std::lock_guard lock(mu_);
+    return finished_;
+}
+
+}  // namespace bpfix
