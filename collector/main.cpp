@@ -10,6 +10,7 @@
 #include "info_model.h"
 #include "log.h"
 #include "pcap_query.h"
+#include "replay.h"
 
 #ifndef BPFIX_VERSION
 #define BPFIX_VERSION "unknown"
@@ -66,6 +67,21 @@ int main(int argc, char** argv) {
     pcap_cmd->add_option("--precision", precision, "timestamps: ns (default) or us")->check(CLI::IsMember({"ns", "us"}));
     pcap_cmd->add_option("--max-mib", max_mib, "most MiB of matching packets to sort (default 1024)")
         ->check(CLI::Range(1, 1 << 20));
+    // bpfix-collector replay: stored flow records to another collector.
+    CLI::App* replay_cmd = app.add_subcommand("replay", "re-send the flow records stored in the ipfix format to "
+                                                        "another collector");
+    std::string replay_url;
+    double speed = 0;
+    uint32_t replay_mtu = 0;
+    replay_cmd->add_option("--data-dir", data_dir, "the collector's output directory (with --format ipfix files)")
+        ->required();
+    replay_cmd->add_option("--from", from, "start of the range (message export time), RFC 3339")->required();
+    replay_cmd->add_option("--to", to, "end of the range (excluded), RFC 3339")->required();
+    replay_cmd->add_option("--to-collector", replay_url, "tcp://HOST:PORT or udp://HOST:PORT")->required();
+    replay_cmd->add_option("--speed", speed, "original pace times this (default: as fast as possible)")
+        ->check(CLI::PositiveNumber);
+    replay_cmd->add_option("--mtu", replay_mtu, "UDP: datagrams fit this MTU (default: the route's)")
+        ->check(CLI::Range(576, 65535));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -100,6 +116,17 @@ int main(int argc, char** argv) {
             q.nanoseconds = precision == "ns";
             q.max_bytes = max_mib << 20;
             return write_pcap_file(data_dir, q, write_to);
+        }
+        if (*replay_cmd) {
+            ReplayOptions r;
+            r.data_dir = data_dir;
+            r.from_ns = parse_rfc3339(from);
+            r.to_ns = parse_rfc3339(to);
+            r.url = replay_url;
+            r.speed = speed;
+            r.pen = cfg.pen;
+            r.mtu = replay_mtu;
+            return run_replay(r);
         }
         if (!read_path.empty()) {
             dump_ipfix_file_jsonl(read_path, cfg.pen, stdout);

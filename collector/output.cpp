@@ -75,6 +75,53 @@ RotatingWriter::~RotatingWriter() {
     }
 }
 
+std::vector<RotatedFile> rotated_files(const std::string& dir, const std::string& prefix,
+                                       const std::string& extension) {
+    std::vector<RotatedFile> out;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return out;
+    const std::string head = prefix + "-";
+    while (dirent* e = readdir(d)) {
+        // PREFIX-YYYYMMDDTHHMMSSZ[-N].EXT[.partial]
+        std::string name = e->d_name;
+        if (name.rfind(head, 0) != 0) continue;
+        std::string rest = name.substr(head.size());
+        if (rest.size() > 8 && rest.compare(rest.size() - 8, 8, ".partial") == 0) rest.resize(rest.size() - 8);
+        std::string ext = "." + extension;
+        if (rest.size() < 16 + ext.size() || rest.compare(rest.size() - ext.size(), ext.size(), ext) != 0) continue;
+        rest.resize(rest.size() - ext.size());
+        struct tm tm {};
+        char z = 0, dash = 0;
+        unsigned part = 0;
+        int n = std::sscanf(rest.c_str(), "%4d%2d%2dT%2d%2d%2d%c%c%u", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z, &dash, &part);
+        if (n < 7 || z != 'Z' || (n > 7 && (dash != '-' || n != 9))) continue;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        out.push_back({dir + "/" + name, static_cast<int64_t>(timegm(&tm)) * 1'000'000'000LL, part});
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end(), [](const RotatedFile& a, const RotatedFile& b) {
+        return a.start_ns != b.start_ns ? a.start_ns < b.start_ns : a.part < b.part;
+    });
+    return out;
+}
+
+std::vector<RotatedFile> files_for_range(const std::vector<RotatedFile>& files, int64_t from_ns, int64_t to_ns,
+                                         int64_t slack_ns) {
+    std::vector<RotatedFile> out;
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (files[i].start_ns > to_ns + slack_ns) break;
+        // The next interval's first file (parts of one interval share its
+        // start) bounds this one.
+        size_t next = i + 1;
+        while (next < files.size() && files[next].start_ns == files[i].start_ns) ++next;
+        if (next < files.size() && files[next].start_ns + slack_ns < from_ns) continue;
+        out.push_back(files[i]);
+    }
+    return out;
+}
+
 void RotatingWriter::open(int64_t now_s) {
     int64_t start = now_s - now_s % static_cast<int64_t>(opt_.interval_s);
     if (start != interval_start_) part_ = 0;

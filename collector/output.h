@@ -95,6 +95,22 @@ private:
     int64_t last_retention_ = 0;
 };
 
+// The files a RotatingWriter with this prefix and extension left in `dir`,
+// finished and being written (a reader of a .partial file stops at its
+// last whole record), oldest first.
+struct RotatedFile {
+    std::string path;
+    int64_t start_ns;  // the start of its interval (from its name), UNIX ns
+    unsigned part;     // 0, or N of a -N name
+};
+std::vector<RotatedFile> rotated_files(const std::string& dir, const std::string& prefix,
+                                       const std::string& extension);
+// Those that may hold records of [from, to): a file is started before
+// everything in it was written and ends where the next starts; `slack`
+// covers the clocks of exporters that differ from the collector's.
+std::vector<RotatedFile> files_for_range(const std::vector<RotatedFile>& files, int64_t from_ns, int64_t to_ns,
+                                         int64_t slack_ns);
+
 // What an output format does, on the writer thread, with batches of JSON
 // lines (the decoder's form of every record; see line_formats.h).
 class LineFormat {

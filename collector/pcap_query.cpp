@@ -13,6 +13,7 @@
 #include <regex>
 #include <vector>
 
+#include "output.h"
 #include "pcap_expression.h"
 #include "pcap_format.h"
 #include "pcap_store.h"
@@ -25,12 +26,6 @@ namespace {
 // after it was seen: a file may hold packets this far outside its interval.
 constexpr int64_t kSlackNs = 300'000'000'000LL;
 
-struct StoredFile {
-    std::string path;
-    int64_t start_ns;
-    unsigned part;
-};
-
 std::vector<std::string> exporter_dirs(const std::string& data_dir) {
     std::vector<std::string> out;
     std::string root = data_dir + "/pcap";
@@ -42,34 +37,6 @@ std::vector<std::string> exporter_dirs(const std::string& data_dir) {
     }
     closedir(d);
     std::sort(out.begin(), out.end());
-    return out;
-}
-
-// The store's files of one exporter, oldest first (finished and the one
-// being written: a reader stops at its last whole record).
-std::vector<StoredFile> stored_files(const std::string& dir) {
-    static const std::regex name(R"(packets-(\d{8})T(\d{6})Z(?:-(\d+))?\.pcap(?:\.partial)?)");
-    std::vector<StoredFile> out;
-    DIR* d = opendir(dir.c_str());
-    if (!d) return out;
-    while (dirent* e = readdir(d)) {
-        std::cmatch m;
-        if (!std::regex_match(e->d_name, m, name)) continue;
-        std::string ymd = m[1].str(), hms = m[2].str();
-        struct tm tm {};
-        tm.tm_year = std::stoi(ymd.substr(0, 4)) - 1900;
-        tm.tm_mon = std::stoi(ymd.substr(4, 2)) - 1;
-        tm.tm_mday = std::stoi(ymd.substr(6, 2));
-        tm.tm_hour = std::stoi(hms.substr(0, 2));
-        tm.tm_min = std::stoi(hms.substr(2, 2));
-        tm.tm_sec = std::stoi(hms.substr(4, 2));
-        out.push_back({dir + "/" + e->d_name, static_cast<int64_t>(timegm(&tm)) * 1'000'000'000LL,
-                       m[3].matched ? static_cast<unsigned>(std::stoul(m[3].str())) : 0});
-    }
-    closedir(d);
-    std::sort(out.begin(), out.end(), [](const StoredFile& a, const StoredFile& b) {
-        return std::tie(a.start_ns, a.part) < std::tie(b.start_ns, b.part);
-    });
     return out;
 }
 
@@ -150,19 +117,15 @@ uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
     std::string arena;  // the matching frames, back to back
     std::vector<Packet> packets;
     for (const std::string& name : dirs) {
-        auto files = stored_files(data_dir + "/pcap/" + name);
-        for (size_t i = 0; i < files.size(); ++i) {
-            // Packets of a file were seen before the next file was started.
-            if (files[i].start_ns > q.to_ns + kSlackNs) break;
-            if (i + 1 < files.size() && files[i + 1].start_ns + kSlackNs < q.from_ns) continue;
-            std::ifstream in(files[i].path, std::ios::binary);
+        for (const RotatedFile& file :
+             files_for_range(rotated_files(data_dir + "/pcap/" + name, "packets", "pcap"), q.from_ns, q.to_ns, kSlackNs)) {
+            std::ifstream in(file.path, std::ios::binary);
             std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             if (data.size() < kPcapGlobalHeaderSize) continue;
             const auto* p = reinterpret_cast<const uint8_t*>(data.data());
             uint32_t magic = le32(p);
             if (magic != kPcapMagicNano && magic != kPcapMagicMicro) {
-                throw QueryError(500, fmt::format("{} is not a pcap file of the store (magic {:#x})", files[i].path,
-                                                  magic));
+                throw QueryError(500, fmt::format("{} is not a pcap file of the store (magic {:#x})", file.path, magic));
             }
             const int64_t scale = magic == kPcapMagicNano ? 1 : 1000;
             size_t off = kPcapGlobalHeaderSize;

@@ -170,6 +170,24 @@ void IpfixEncoder::add_drop_reason(const DropReasonRecord& rec) {
     ++data_records_;
 }
 
+// libfixbuf writes a set header when the template changes, before it finds
+// that the record does not fit the message: the message it then ends
+// carries an empty set (length 4) last, which decoders (libfixbuf's
+// among them) refuse. It goes, and the message length with it.
+void IpfixEncoder::drop_trailing_empty_set(std::vector<uint8_t>& m) {
+    size_t off = 16, last = 0;
+    while (off + 4 <= m.size()) {
+        size_t set_len = static_cast<size_t>(m[off + 2]) << 8 | m[off + 3];
+        if (set_len < 4) return;
+        last = off;
+        off += set_len;
+    }
+    if (last == 0 || off != m.size() || (static_cast<size_t>(m[last + 2]) << 8 | m[last + 3]) != 4) return;
+    m.resize(last);
+    m[2] = static_cast<uint8_t>(m.size() >> 8);
+    m[3] = static_cast<uint8_t>(m.size());
+}
+
 // A message header (16), a set header (4), the largest fixed part of a
 // packet report (IPv6: 60) and a 3-byte variable-length prefix, rounded up.
 constexpr size_t kPacketReportOverhead = 96;
@@ -201,6 +219,7 @@ void IpfixEncoder::emit() {
     size_t len = fbExporterGetMsgLen(exporter_);
     IpfixMessage msg;
     msg.bytes.assign(buffer_.begin(), buffer_.begin() + static_cast<ptrdiff_t>(len));
+    drop_trailing_empty_set(msg.bytes);
     msg.data_records = pending_records_;
     // The RFC 5610 type records belong to the announcement: a transport
     // sends them with the templates, first on every connection.

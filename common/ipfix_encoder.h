@@ -67,6 +67,7 @@ private:
     void select(uint16_t internal_id, uint16_t external_id);
     void append(const void* rec, size_t len, uint16_t internal_id, uint16_t external_id);
     void emit();
+    static void drop_trailing_empty_set(std::vector<uint8_t>& message);
     // One message holding the templates `ids` (external).
     void export_template_set(const std::vector<uint16_t>& ids);
 

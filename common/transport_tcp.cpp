@@ -11,6 +11,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <deque>
+#include <map>
 
 #include "error.h"
 #include "transport.h"
@@ -129,7 +130,7 @@ private:
         spdlog::info("collector {}: connected", name_);
         state_ = State::connected;
         backoff_ = opts_.reconnect_min;
-        seq_ = 0;
+        seq_.clear();
         // Templates first on this connection, then whatever is queued.
         const auto& tmpl = templates_();
         for (auto it = tmpl.rbegin(); it != tmpl.rend(); ++it) {
@@ -144,7 +145,7 @@ private:
     void write_next() {
         if (state_ != State::connected || writing_ || queue_.empty()) return;
         IpfixMessage& msg = queue_.front();
-        set_sequence_number(msg.bytes, seq_);
+        set_sequence_number(msg.bytes, seq_[domain_of(msg)]);
         writing_ = true;
         asio::async_write(socket_, asio::buffer(msg.bytes), [this](const asio::error_code& error, size_t) {
             writing_ = false;
@@ -159,7 +160,7 @@ private:
                 return;
             }
             IpfixMessage& done = queue_.front();
-            seq_ += done.data_records;
+            seq_[domain_of(done)] += done.data_records;
             queued_bytes_ -= done.bytes.size();
             if (!done.templates) ++messages_sent_;
             queue_.pop_front();
@@ -188,7 +189,14 @@ private:
     bool closing_ = false;
     bool warned_drop_ = false;
     uint64_t dropped_messages_ = 0;
-    uint32_t seq_ = 0;
+    // Sequence numbers count data records per observation domain
+    // (RFC 7011 section 3.1), from 0 on each connection.
+    std::map<uint32_t, uint32_t> seq_;
+    static uint32_t domain_of(const IpfixMessage& m) {
+        if (m.bytes.size() < 16) return 0;
+        return static_cast<uint32_t>(m.bytes[12]) << 24 | static_cast<uint32_t>(m.bytes[13]) << 16 |
+               static_cast<uint32_t>(m.bytes[14]) << 8 | m.bytes[15];
+    }
 };
 
 }  // namespace
