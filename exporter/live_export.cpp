@@ -344,7 +344,14 @@ int run_live_export(const ExporterConfig& cfg) {
     std::string capture_summary;
     if (capture) {
         capture->set_active(false, {});
-        if (pcap_server) pcap_server->close();
+        if (pcap_server) {
+            // What clients were sent is theirs to read: a second at most.
+            auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            while (pcap_server->queued_bytes() && std::chrono::steady_clock::now() < until) {
+                out.io().run_one_for(std::chrono::milliseconds(50));
+            }
+            pcap_server->close();
+        }
         CaptureCounters cc = capture->counters();
         capture_summary = fmt::format(" capture_seen={} capture_captured={} capture_lost={} capture_delivered={} "
                                       "capture_client_drops={} packet_reports={}",

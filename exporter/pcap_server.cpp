@@ -77,6 +77,12 @@ asio::ip::tcp::endpoint PcapServer::local_endpoint() const {
     return acceptor_.local_endpoint(ec);
 }
 
+size_t PcapServer::queued_bytes() const {
+    size_t n = 0;
+    for (const auto& c : clients_) n += c->queued;
+    return n;
+}
+
 void PcapServer::close() {
     if (closed_) return;
     closed_ = true;

@@ -41,6 +41,8 @@ public:
     // Packets dropped for slow clients, summed over all clients so far.
     uint64_t dropped() const { return dropped_; }
     uint64_t sent() const { return sent_; }
+    // Bytes still queued to clients (to let them drain before close()).
+    size_t queued_bytes() const;
     // Closes the listener and every client.
     void close();
 

@@ -23,11 +23,16 @@ single jumbo frames and a TCP bulk transfer whose egress skbs are GSO
 super-packets over 9000 bytes: each record is tcpdump's frame cut to 1024
 bytes with the frame's original length, none dropped; the flow meter
 still counted the whole transfer.
+Part 3, a slow client (1 MiB queues): one client connects and never reads,
+a reader beside it; 20000 packets of 1042 bytes: the slow client's packets
+are dropped and counted, the reader still gets every one (== tcpdump), and
+the flow meter counts all 20000.
 Everything made here is removed, also on failure.
 
 usage: live_capture.py BUILD_DIR
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -113,7 +118,7 @@ def compare(failures, what, live, ref, snap, in_order=True):
     def key(r, cut):
         return (r[1], r[2][:cut])
     if in_order:
-        groups = {"": (live, ref)}
+        groups = {b"": (live, ref)}
     else:
         groups = {}
         for r in live:
@@ -286,6 +291,88 @@ def part_large(build, tmp, failures, lab, a, b, if_a, if_b):
     return len(got)
 
 
+READER = """
+import signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+print('connected', flush=True)
+with open(sys.argv[2], 'wb') as out:
+    try:
+        while True:
+            d = c.recv(1 << 20)
+            if not d:
+                break
+            out.write(d)
+    finally:
+        out.flush()
+"""
+
+SLOW_CLIENT = """
+import socket, sys, time
+c = socket.socket()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+c.connect(('127.0.0.1', int(sys.argv[1])))
+print('connected', flush=True)
+time.sleep(60)  # never reads
+"""
+
+
+def part_slow(build, tmp, failures, lab, a, b, if_b):
+    """A client that never reads loses packets (counted); the exporter, the
+    flow meter and another client lose none."""
+    conf = os.path.join(tmp, "slow.toml")
+    with open(conf, "w") as f:
+        f.write(f'[capture]\nlisten = "127.0.0.1:{PORT}"\nsnaplen = 1024\nclient_queue_bytes = 1048576\n'
+                '[[capture.filter]]\naction = "accept"\nport = 5302\n')
+    ref = os.path.join(tmp, "slow-ref.pcap")
+    tcpdump = start_tcpdump(b, if_b, ref, os.path.join(tmp, "tcpdump-slow.log"), ("port", "5302"))
+    ex = Exporter(build, b, [if_b], os.path.join(tmp, "slow.ipfix"), os.path.join(tmp, "slow.log"),
+                  extra=["--config", conf])
+    live = os.path.join(tmp, "slow-live.pcap")
+    slow = reader = None
+    n = 20000
+    try:
+        slow = subprocess.Popen(["ip", "netns", "exec", b, "/usr/bin/python3", "-c", SLOW_CLIENT, str(PORT)],
+                                stdout=subprocess.PIPE, text=True)
+        slow.stdout.readline()
+        # the other client: reads the stream as it comes, into a file
+        reader = subprocess.Popen(["ip", "netns", "exec", b, "/usr/bin/python3", "-c", READER, str(PORT), live],
+                                  stdout=subprocess.PIPE, text=True)
+        reader.stdout.readline()
+        if not wait_for(lambda: "(2 now)" in ex.text()):
+            failures.append("two clients did not connect:\n" + ex.text())
+            return 0
+        time.sleep(0.5)
+        code = ("import socket, time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                f"for i in range({n}):\n    s.sendto(b'%08d' % i + b's'*992,('{B_IP}',5302))\n"
+                "    if i % 500 == 499: time.sleep(0.02)\n")
+        sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", code)
+        time.sleep(1.5)
+        rc = ex.stop()  # ends the stream: the reader sees EOF
+        reader.wait(timeout=10)
+        if rc != 0:
+            failures.append(f"exporter exit code {rc}:\n" + ex.text())
+    finally:
+        for p in (slow, reader):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        tcpdump.terminate()
+        tcpdump.wait()
+    summary = ex.summary()
+    m = re.search(r"capture_client_drops=(\d+)", summary)
+    drops = int(m.group(1)) if m else 0
+    got, want = read_pcap(live)[3], read_pcap(ref)[3]
+    if len(want) != n or drops == 0 or "reads too slowly" not in ex.text():
+        failures.append(f"slow client: tcpdump saw {len(want)} of {n}, {drops} client drops (want > 0):\n{summary}")
+    compare(failures, "a reader beside a client that never reads", got, want, 1024)
+    metered = sum(r.get("packetDeltaCount", 0) for r in ex.records() if r.get("destinationTransportPort") == 5302)
+    if metered != n:
+        failures.append(f"the flow meter counted {metered} packets to port 5302, want {n}")
+    print(f"slow client: {drops} packets dropped for it; the reader got {len(got)} of {len(want)}")
+    return drops
+
+
 def body(build, tmp, failures, extra):
     with Lab("bpcp") as lab:
         a, b = lab.ns("A"), lab.ns("B")
@@ -295,7 +382,11 @@ def body(build, tmp, failures, extra):
         if failures:
             return ""
         n_large = part_large(build, tmp, failures, lab, a, b, if_a, if_b)
-        return f"{n_dns} DNS packets and {n_large} large frames byte-identical to tcpdump's"
+        if failures:
+            return ""
+        drops = part_slow(build, tmp, failures, lab, a, b, if_b)
+        return (f"{n_dns} DNS packets and {n_large} large frames byte-identical to tcpdump's; a client that never "
+                f"reads lost {drops} packets, the other none")
 
 
 if __name__ == "__main__":
