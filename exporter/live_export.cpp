@@ -158,6 +158,7 @@ int run_live_export(const ExporterConfig& cfg) {
     uint64_t rtt_samples = 0, rtt_matched = 0;
     uint64_t packets = 0, octets = 0;
     uint64_t drops_in_flows = 0;
+    uint64_t capture_lost_logged = 0;
     // The statistics' view of the meter, with the drops no flow took.
     auto meter_loss = [&] {
         MeterLoss l = loss(kernel.counters(), cfg.sampling, packets);
@@ -260,6 +261,15 @@ int run_live_export(const ExporterConfig& cfg) {
             if (rtt_match.add(s)) rtt_matched += s.samples;
         }
         if (rtt) rtt_match.expire(now_real);
+        if (capture) {
+            uint64_t lost = capture->counters().lost;
+            if (lost > capture_lost_logged) {
+                spdlog::warn("capture: {} packets lost in the kernel so far: the ring buffer was full (raise "
+                             "capture.ring_bytes, or narrow [[capture.filter]])",
+                             lost);
+                capture_lost_logged = lost;
+            }
+        }
         table.advance(now_real);
         out.tick(meter_loss());
     };

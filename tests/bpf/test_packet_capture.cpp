@@ -30,6 +30,7 @@ struct Record {
 
 struct Settings {
     uint32_t snap = BPFIX_CAPTURE_MAX_SNAP, first = 0, sampling = 1;
+    uint32_t ring = 1 << 20;
     std::vector<FilterRuleText> rules;
 };
 
@@ -44,7 +45,7 @@ public:
         skel_->rodata->sampling_interval = s.sampling;
         skel_->rodata->filter_rule_count = static_cast<uint32_t>(f.rules.size());
         skel_->rodata->filter_default_action = f.default_action;
-        bpf_map__set_max_entries(skel_->maps.capture_ring, 1 << 20);
+        bpf_map__set_max_entries(skel_->maps.capture_ring, s.ring);
         if (packet_capture__load(skel_) != 0) {
             packet_capture__destroy(skel_);
             skel_ = nullptr;
@@ -200,3 +201,16 @@ TEST(PacketCapture, OneInN) {
 }
 
 }  // namespace
+
+TEST(PacketCapture, AFullRingLosesPacketsAndCountsThem) {
+    NEED_ROOT();
+    Settings s;
+    s.ring = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));  // the smallest ring: a few records
+    Capture c(s);
+    ASSERT_TRUE(c.ok());
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(c.run(udp(1111, 53, 40)), TC_ACT_UNSPEC);  // nobody reads meanwhile
+    uint64_t captured = c.counter(BPFIX_CAP_CAPTURED), lost = c.counter(BPFIX_CAP_LOST);
+    EXPECT_EQ(captured + lost, 100u);
+    EXPECT_GT(lost, 0u);
+    EXPECT_EQ(c.records().size(), captured);  // what was captured is whole
+}

@@ -23,7 +23,9 @@ single jumbo frames and a TCP bulk transfer whose egress skbs are GSO
 super-packets over 9000 bytes: each record is tcpdump's frame cut to 1024
 bytes with the frame's original length, none dropped; the flow meter
 still counted the whole transfer.
-Part 3, a slow client (1 MiB queues): one client connects and never reads,
+Part 3, beyond loopback (listen 0.0.0.0, allow 198.51.100.0/24): a client
+from 127.0.0.1 is refused, one from A gets the stream.
+Part 4, a slow client (1 MiB queues): one client connects and never reads,
 a reader beside it; 20000 packets of 1042 bytes: the slow client's packets
 are dropped and counted, the reader still gets every one (== tcpdump), and
 the flow meter counts all 20000.
@@ -317,6 +319,40 @@ time.sleep(60)  # never reads
 """
 
 
+HEADER_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+b = b''
+while len(b) < 24:
+    d = c.recv(24 - len(b))
+    if not d:
+        break
+    b += d
+print(len(b))
+"""
+
+
+def part_allow(build, tmp, failures, lab, a, b, if_b):
+    """Beyond loopback only the allowed networks get packets."""
+    conf = os.path.join(tmp, "allow.toml")
+    with open(conf, "w") as f:
+        f.write(f'[capture]\nlisten = "0.0.0.0:{PORT}"\nallow = ["198.51.100.0/24"]\n')
+    ex = Exporter(build, b, [if_b], os.path.join(tmp, "allow.ipfix"), os.path.join(tmp, "allow.log"),
+                  extra=["--config", conf])
+    try:
+        lo = sh("ip", "netns", "exec", b, "/usr/bin/python3", "-c", HEADER_CLIENT, "127.0.0.1", PORT).stdout.strip()
+        peer = sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", HEADER_CLIENT, B_IP, PORT).stdout.strip()
+        refused = ex.wait_log("refused client 127.0.0.1")
+        ex.stop()
+    finally:
+        if ex.p.poll() is None:
+            ex.kill()
+    if lo != "0" or peer != "24" or not refused:
+        failures.append(f"allow list: from 127.0.0.1 got {lo} header bytes (want 0, refused: {refused}), from "
+                        f"{A_IP} {peer} (want 24)")
+    print(f"allow list: 127.0.0.1 refused, {A_IP} served")
+
+
 def part_slow(build, tmp, failures, lab, a, b, if_b):
     """A client that never reads loses packets (counted); the exporter, the
     flow meter and another client lose none."""
@@ -384,6 +420,7 @@ def body(build, tmp, failures, extra):
         n_large = part_large(build, tmp, failures, lab, a, b, if_a, if_b)
         if failures:
             return ""
+        part_allow(build, tmp, failures, lab, a, b, if_b)
         drops = part_slow(build, tmp, failures, lab, a, b, if_b)
         return (f"{n_dns} DNS packets and {n_large} large frames byte-identical to tcpdump's; a client that never "
                 f"reads lost {drops} packets, the other none")
