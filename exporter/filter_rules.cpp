@@ -1,8 +1,10 @@
 #include "filter_rules.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -118,6 +120,14 @@ CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules, const st
     }
     out.default_action = any_accept ? BPFIX_FILTER_REJECT : BPFIX_FILTER_ACCEPT;
     return out;
+}
+
+void load_filter_rules(int map_fd, const CompiledFilter& filter, const std::string& where) {
+    for (uint32_t i = 0; i < filter.rules.size(); ++i) {
+        if (bpf_map_update_elem(map_fd, &i, &filter.rules[i], BPF_ANY) != 0) {
+            throw Error(fmt::format("cannot load {} rule {} into the kernel: {}", where, i + 1, std::strerror(errno)));
+        }
+    }
 }
 
 }  // namespace bpfix

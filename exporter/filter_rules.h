@@ -25,4 +25,9 @@ struct CompiledFilter {
 // rules' table (`where`, "live.filter"), the rule (1-based) and the field.
 CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules, const std::string& where = "live.filter");
 
+// Writes the rules into a program's `filter_rules` map (bpf/packet_parse
+// .bpf.h; its rule count and default are set before load). Throws
+// bpfix::Error naming the rule.
+void load_filter_rules(int map_fd, const CompiledFilter& filter, const std::string& where);
+
 }  // namespace bpfix

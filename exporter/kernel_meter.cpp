@@ -72,11 +72,7 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
                                 "CAP_PERFMON (or root) and a kernel with BTF",
                                 errstr(err)));
     }
-    for (uint32_t i = 0; i < filter.rules.size(); ++i) {
-        if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_rules), &i, &filter.rules[i], BPF_ANY) != 0) {
-            throw Error(fmt::format("cannot load filter rule {}: {}", i + 1, errstr(errno)));
-        }
-    }
+    load_filter_rules(bpf_map__fd(skel_->maps.filter_rules), filter, "live.filter");
     tc_ = std::make_unique<TcAttacher>(
         TcPrograms{"flow meter", bpf_program__fd(skel_->progs.meter_ingress),
                    bpf_program__fd(skel_->progs.meter_egress), "meter_ingress", "meter_egress", kTcHandle,

@@ -15,6 +15,7 @@
 #include "dns_ring.h"
 #include "drop_tracker.h"
 #include "enrichment.h"
+#include "clock.h"
 #include "error.h"
 #include "export_pipeline.h"
 #include "flow_table.h"
@@ -37,12 +38,6 @@ MeterLoss loss(const KernelCounters& c, uint32_t sampling, uint64_t metered) {
     l.selected_packets = metered + c.map_full_packets + c.malformed_packets + c.non_ip_packets;
     l.observed_packets = l.selected_packets + c.sampled_out_packets;
     return l;
-}
-
-uint64_t clock_ns(clockid_t id) {
-    timespec ts{};
-    clock_gettime(id, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace

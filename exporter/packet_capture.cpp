@@ -12,22 +12,13 @@
 
 #include "allow_list.h"
 #include "bpfix_abi.h"
+#include "clock.h"
 #include "error.h"
 #include "filter_rules.h"
 #include "packet_capture.skel.h"
 #include "pcap_server.h"
 
 namespace bpfix {
-
-namespace {
-
-uint64_t clock_ns(clockid_t id) {
-    timespec ts{};
-    clock_gettime(id, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-}  // namespace
 
 void check_capture_config(const CaptureConfig& cfg) {
     compile_filter(cfg.filters, "capture.filter");
@@ -72,11 +63,7 @@ PacketCapture::PacketCapture(const CaptureConfig& cfg, AttachMode mode, Sink sin
     if (err) {
         throw Error(fmt::format("cannot load the eBPF capture programs: {}", std::strerror(-err)));
     }
-    for (uint32_t i = 0; i < filter.rules.size(); ++i) {
-        if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_rules), &i, &filter.rules[i], BPF_ANY) != 0) {
-            throw Error(fmt::format("cannot load capture.filter rule {}: {}", i + 1, std::strerror(errno)));
-        }
-    }
+    load_filter_rules(bpf_map__fd(skel_->maps.filter_rules), filter, "capture.filter");
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.capture_ring), &PacketCapture::on_record, this, nullptr);
     if (!rb_) throw Error(fmt::format("cannot map the capture ring buffer: {}", std::strerror(errno)));
     tc_ = std::make_unique<TcAttacher>(
@@ -120,6 +107,10 @@ void PacketCapture::sync(const std::map<int, std::string>& metered) {
             spdlog::warn("capture: {}", e.what());
         }
     }
+}
+
+int PacketCapture::program_fd(uint8_t direction) const {
+    return bpf_program__fd(direction == BPFIX_DIR_EGRESS ? skel_->progs.capture_egress : skel_->progs.capture_ingress);
 }
 
 int PacketCapture::epoll_fd() const { return ring_buffer__epoll_fd(rb_); }

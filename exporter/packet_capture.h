@@ -68,6 +68,9 @@ public:
     // Readable when packets wait (for an event loop).
     int epoll_fd() const;
     CaptureCounters counters() const;
+    // The program of one direction (BPFIX_DIR_*), to run it under
+    // BPF_PROG_TEST_RUN in tests.
+    int program_fd(uint8_t direction) const;
 
     // TC handle and priority of the capture filters: the priority runs them
     // before the flow meter's (KernelMeter::kTcPriority).
