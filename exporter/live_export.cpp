@@ -207,6 +207,9 @@ int run_live_export(const ExporterConfig& cfg) {
             if (kernel.attached(idx)) continue;
             try {
                 names[idx] = name;
+                if (PacketCapture::remove_leftover(idx)) {
+                    spdlog::warn("{}: removed a bpfix capture filter left by an earlier run", name);
+                }
                 kernel.attach(idx, name);
                 if (drops) drops->watch(idx);
             } catch (const Error& e) {

@@ -66,11 +66,19 @@ PacketCapture::PacketCapture(const CaptureConfig& cfg, AttachMode mode, Sink sin
     load_filter_rules(bpf_map__fd(skel_->maps.filter_rules), filter, "capture.filter");
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.capture_ring), &PacketCapture::on_record, this, nullptr);
     if (!rb_) throw Error(fmt::format("cannot map the capture ring buffer: {}", std::strerror(errno)));
-    tc_ = std::make_unique<TcAttacher>(
-        TcPrograms{"capture", bpf_program__fd(skel_->progs.capture_ingress),
-                   bpf_program__fd(skel_->progs.capture_egress), "capture_ingress", "capture_egress", kTcHandle,
-                   kTcPriority, true},
-        mode);
+    tc_ = std::make_unique<TcAttacher>(programs(bpf_program__fd(skel_->progs.capture_ingress),
+                                                bpf_program__fd(skel_->progs.capture_egress)),
+                                       mode);
+}
+
+TcPrograms PacketCapture::programs(int ingress_fd, int egress_fd) {
+    return TcPrograms{"capture", ingress_fd, egress_fd, "capture_ingress", "capture_egress", kTcHandle, kTcPriority,
+                      true};
+}
+
+bool PacketCapture::remove_leftover(int ifindex) {
+    TcAttacher probe(programs(-1, -1), AttachMode::kTc);
+    return probe.remove_leftover(ifindex);
 }
 
 PacketCapture::~PacketCapture() {

@@ -72,6 +72,11 @@ public:
     // BPF_PROG_TEST_RUN in tests.
     int program_fd(uint8_t direction) const;
 
+    // Removes capture filters a run that died left on `ifindex` (classic
+    // tc; TCX links go with their process), whether or not this run
+    // captures: left, they would copy packets into a ring nobody reads.
+    static bool remove_leftover(int ifindex);
+
     // TC handle and priority of the capture filters: the priority runs them
     // before the flow meter's (KernelMeter::kTcPriority).
     static constexpr uint32_t kTcHandle = 0xb9f2;
@@ -82,6 +87,7 @@ private:
         void operator()(packet_capture* s) const;
     };
     static int on_record(void* ctx, void* data, size_t size);
+    static TcPrograms programs(int ingress_fd, int egress_fd);
 
     CaptureConfig cfg_;
     Sink sink_;

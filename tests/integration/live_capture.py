@@ -23,9 +23,11 @@ single jumbo frames and a TCP bulk transfer whose egress skbs are GSO
 super-packets over 9000 bytes: each record is tcpdump's frame cut to 1024
 bytes with the frame's original length, none dropped; the flow meter
 still counted the whole transfer.
-Part 3, beyond loopback (listen 0.0.0.0, allow 198.51.100.0/24): a client
+Part 3, leftovers (classic tc): an exporter killed (-9) while capturing
+leaves its capture filters; the next run, capturing nothing, removes them.
+Part 4, beyond loopback (listen 0.0.0.0, allow 198.51.100.0/24): a client
 from 127.0.0.1 is refused, one from A gets the stream.
-Part 4, a slow client (1 MiB queues): one client connects and never reads,
+Part 5, a slow client (1 MiB queues): one client connects and never reads,
 a reader beside it; 20000 packets of 1042 bytes: the slow client's packets
 are dropped and counted, the reader still gets every one (== tcpdump), and
 the flow meter counts all 20000.
@@ -332,6 +334,39 @@ print(len(b))
 """
 
 
+def part_leftover(build, tmp, failures, lab, a, b, if_b):
+    """Classic tc filters outlive a killed exporter: the next run removes the
+    capture filters even when it captures nothing."""
+    conf = os.path.join(tmp, "leftover.toml")
+    with open(conf, "w") as f:
+        f.write(f'[capture]\nlisten = "127.0.0.1:{PORT}"\n')
+    ex = Exporter(build, b, [if_b], os.path.join(tmp, "left1.ipfix"), os.path.join(tmp, "left1.log"),
+                  extra=["--config", conf, "--attach", "tc"])
+    client = subprocess.Popen(["ip", "netns", "exec", b, "/usr/bin/python3", "-c", SLOW_CLIENT, str(PORT)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        client.stdout.readline()
+        if not ex.wait_log("capture: on for 1 interface"):
+            failures.append("leftover: capture did not start:\n" + ex.text())
+            return
+        ex.kill()
+        left = capture_hooks(b, if_b)
+        ex2 = Exporter(build, b, [if_b], os.path.join(tmp, "left2.ipfix"), os.path.join(tmp, "left2.log"),
+                       extra=["--attach", "tc"])
+        after = capture_hooks(b, if_b)
+        removed = "removed a bpfix capture filter left by an earlier run" in ex2.text()
+        ex2.stop()
+    finally:
+        client.kill()
+        client.wait()
+        if ex.p.poll() is None:
+            ex.kill()
+    if not left or after or not removed:
+        failures.append(f"leftover capture filters: after kill -9 {left}; after a restart without capture {after} "
+                        f"(logged removal: {removed})")
+    print(f"leftover: {len(left)} capture filters after kill -9, {len(after)} after the next start")
+
+
 def part_allow(build, tmp, failures, lab, a, b, if_b):
     """Beyond loopback only the allowed networks get packets."""
     conf = os.path.join(tmp, "allow.toml")
@@ -420,6 +455,7 @@ def body(build, tmp, failures, extra):
         n_large = part_large(build, tmp, failures, lab, a, b, if_a, if_b)
         if failures:
             return ""
+        part_leftover(build, tmp, failures, lab, a, b, if_b)
         part_allow(build, tmp, failures, lab, a, b, if_b)
         drops = part_slow(build, tmp, failures, lab, a, b, if_b)
         return (f"{n_dns} DNS packets and {n_large} large frames byte-identical to tcpdump's; a client that never "
