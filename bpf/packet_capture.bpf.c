@@ -15,6 +15,10 @@
 volatile const __u32 snap_len = BPFIX_CAPTURE_MAX_SNAP;
 volatile const __u32 first_packets = 0;  /* > 0: only the first N packets of each flow */
 volatile const __u32 sampling_interval = 1; /* N > 1: one matching packet in N (per CPU) */
+/* > 0: wake the reader only once this many bytes wait (it also reads on a
+ * timer); 0: the ring's own rule, a wake-up whenever the reader had caught
+ * up, which at a high rate is one per packet. */
+volatile const __u32 wakeup_bytes = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -74,7 +78,11 @@ static __always_inline int emit(struct __sk_buff *skb, const struct bpfix_captur
         bpf_ringbuf_discard(rec, 0);
         return -1;
     }
-    bpf_ringbuf_submit(rec, 0);
+    __u64 flags = 0;
+    if (wakeup_bytes)
+        flags = bpf_ringbuf_query(&capture_ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                                     : BPF_RB_NO_WAKEUP;
+    bpf_ringbuf_submit(rec, flags);
     return 0;
 }
 

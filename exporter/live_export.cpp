@@ -165,10 +165,26 @@ int run_live_export(const ExporterConfig& cfg) {
         return l;
     };
 
+    bool stopping = false;  // set by SIGINT/SIGTERM
+    // While capture is on, the ring is also read on a timer (the kernel
+    // wakes the reader only once a batch waits).
+    asio::steady_timer capture_timer(out.io());
+    bool capture_timer_set = false;
+    std::unique_ptr<PacketCapture> capture;
+    std::function<void()> poll_capture = [&] {
+        if (capture_timer_set || !capture || !capture->active()) return;
+        capture_timer_set = true;
+        capture_timer.expires_after(PacketCapture::kPollInterval);
+        capture_timer.async_wait([&](const asio::error_code& ec) {
+            capture_timer_set = false;
+            if (ec || stopping || !capture->active()) return;
+            capture->poll();
+            poll_capture();
+        });
+    };
     // Packets on demand: the capture programs are attached only while a
     // client of the live PCAP server is connected, or all the time when
     // packet reports go to the collector.
-    std::unique_ptr<PacketCapture> capture;
     std::unique_ptr<PcapServer> pcap_server;
     auto metered = [&] {
         std::map<int, std::string> m;
@@ -189,6 +205,7 @@ int run_live_export(const ExporterConfig& cfg) {
         if (!cfg.capture.listen.empty()) {
             pcap_server = std::make_unique<PcapServer>(out.io(), cfg.capture, [&, reports](size_t clients) {
                 capture->set_active(reports || clients > 0, metered());
+                poll_capture();
             });
         }
     }
@@ -273,7 +290,10 @@ int run_live_export(const ExporterConfig& cfg) {
     };
 
     rescan();
-    if (capture && cfg.capture.export_reports) capture->set_active(true, metered());
+    if (capture && cfg.capture.export_reports) {
+        capture->set_active(true, metered());
+        poll_capture();
+    }
     if (kernel.attached_interfaces().empty()) {
         spdlog::warn("no interface matches yet; waiting for one to appear");
     }
@@ -284,7 +304,6 @@ int run_live_export(const ExporterConfig& cfg) {
 
     // Interface changes arrive by netlink; the drain timer also rescans, in
     // case a notification was lost.
-    bool stopping = false;
     LinkMonitor links(out.io(), [&] {
         if (stopping) return;
         try {

@@ -55,6 +55,9 @@ PacketCapture::PacketCapture(const CaptureConfig& cfg, AttachMode mode, Sink sin
     skel_->rodata->snap_len = cfg.snaplen;
     skel_->rodata->first_packets = cfg.first_packets;
     skel_->rodata->sampling_interval = cfg.sampling;
+    // A wake-up per packet cost the sending CPU more than the copy; batched,
+    // the reader also polls every kPollInterval.
+    skel_->rodata->wakeup_bytes = cfg.ring_bytes / 16;
     skel_->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
     skel_->rodata->filter_default_action = filter.default_action;
     bpf_map__set_max_entries(skel_->maps.capture_ring, cfg.ring_bytes);

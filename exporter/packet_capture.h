@@ -5,6 +5,7 @@
 // applied, and UNIX timestamps.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -63,8 +64,11 @@ public:
     std::vector<int> attached_interfaces() const { return tc_->attached_interfaces(); }
 
     // Hands every packet waiting in the ring to the sink (no waiting);
-    // returns how many records were read.
+    // returns how many records were read. The reader is woken (epoll_fd)
+    // only once a sixteenth of the ring waits: call poll() every
+    // kPollInterval as well while active.
     size_t poll();
+    static constexpr std::chrono::milliseconds kPollInterval{10};
     // Readable when packets wait (for an event loop).
     int epoll_fd() const;
     CaptureCounters counters() const;
