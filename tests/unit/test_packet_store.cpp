@@ -298,3 +298,31 @@ TEST(PacketReports, TemplateSwitchesAtMessageEndsLeaveNoEmptySet) {
     }
     EXPECT_EQ(packets, 30u);
 }
+
+// TCP and files carry messages up to 65000 bytes: a GSO super-packet's
+// report keeps almost all of it.
+TEST(PacketReports, LargeFramesFitLargeMessages) {
+    InfoModel model;
+    std::vector<IpfixMessage> msgs;
+    auto big = frame_v4(3, 5201, 62000);
+    size_t max_section = 0;
+    {
+        IpfixEncoder enc(model, 1, 65000, [&](IpfixMessage&& m) { msgs.push_back(std::move(m)); }, kSpecPacketReports);
+        max_section = enc.max_frame_section();
+        for (int i = 0; i < 3; ++i) {
+            enc.add_packet_report(make_packet_report(CapturedPacket{1, 1, 1, 62702, big}, max_section));
+        }
+        enc.flush();
+    }
+    EXPECT_GE(max_section, big.size());
+    InfoModel rx;
+    IpfixDecoder dec(rx, [](const DecodedRecord&) {});
+    std::vector<std::vector<uint8_t>> frames;
+    dec.set_packet_sink([&](const DecodedPacket& p) { frames.emplace_back(p.frame.begin(), p.frame.end()); });
+    for (const auto& m : msgs) {
+        EXPECT_LE(m.bytes.size(), 65000u);
+        ASSERT_EQ(dec.decode_message(m.bytes), "");
+    }
+    ASSERT_EQ(frames.size(), 3u);
+    for (const auto& f : frames) EXPECT_EQ(f, big);
+}
