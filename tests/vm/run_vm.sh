@@ -18,6 +18,7 @@ set -euo pipefail
 build=$(cd "$1" && pwd)
 shift
 cache=${BPFIX_VM_CACHE:-/var/cache/bpfix/vm}
+case $cache in /tmp | /tmp/*) echo "FAIL vm: BPFIX_VM_CACHE must not be under /tmp: the guest has its own /tmp" >&2; exit 1 ;; esac
 die() { echo "FAIL vm: $*" >&2; exit 1; }
 for tool in qemu-system-x86_64 busybox depmod modprobe apt-get dpkg cpio gzip; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps installs it)"
@@ -47,7 +48,6 @@ if [[ ! -f $kdir/.ready ]]; then
 fi
 vmlinuz=$kdir/boot/vmlinuz-$ver
 [[ -f $vmlinuz ]] || die "no $vmlinuz in the package"
-case $kdir in /tmp/*) die "BPFIX_VM_CACHE must not be under /tmp: the guest has its own /tmp" ;; esac
 
 # 2. An initramfs: busybox and what it takes to mount the host's root over
 #    virtio 9p; every other module loads later from the cache (modprobe
