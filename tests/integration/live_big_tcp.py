@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import run_test, Exporter, Lab, sh  # noqa: E402
+from netns_lib import run_test, Exporter, Lab, Skip, sh  # noqa: E402
 
 PAYLOAD = 8 << 20
 PORT = 45555
@@ -87,9 +87,14 @@ def body(build, tmp, failures, extra):
         if got != PAYLOAD:
             failures.append(f"the receiver got {got} bytes, want {PAYLOAD}")
         skbs, skb_bytes = after[0] - before[0], after[1] - before[1]
-        if skbs == 0 or skb_bytes / skbs <= 65535:
-            failures.append(f"BIG TCP not in effect: {skbs} skbs of {skb_bytes} bytes left {if_a} "
-                            "(the test proves nothing)")
+        if skbs and skb_bytes / skbs <= 65535 and not failures:
+            # The probe is the transfer itself: Debian 12's 6.1 takes the
+            # sizes (and reports them back) but never builds a larger skb
+            # on a veth.
+            raise Skip(f"BIG TCP not in effect on this kernel ({os.uname().release}): {skbs} skbs of "
+                       f"{skb_bytes / skbs:.0f} bytes on average left {if_a}; nothing over 64 KiB to meter")
+        if skbs == 0:
+            failures.append(f"no skb left {if_a}: the transfer did not happen")
         if "malformed=0 " not in ex.summary():
             failures.append("packets counted as malformed: " + ex.summary())
         data = [r for r in ex.records() if r.get("protocolIdentifier") == 6 and r.get("flowDirection") == 1 and

@@ -44,7 +44,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import run_test, capture_hooks, our_filters, Exporter, Lab, read_pcap, sh  # noqa: E402
+from netns_lib import run_test, capture_hooks, our_filters, Exporter, Lab, read_pcap, sh, TIME_SCALE  # noqa: E402
 
 A_IP, B_IP = "198.51.100.1", "198.51.100.2"
 PORT = 5740
@@ -141,7 +141,7 @@ def compare(failures, what, live, ref, snap, in_order=True):
 
 
 def wait_for(pred, timeout=10):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while time.monotonic() < deadline:
         if pred():
             return True

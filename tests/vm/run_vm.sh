@@ -67,6 +67,12 @@ for m in virtio_pci 9pnet_virtio 9p; do
     echo "$name" >>"$work/initrd/mods/order"
   done
 done
+# The source and build trees the tests use, when they sit under /tmp.
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+tmp_trees=
+for d in "$src" "$build"; do
+  case $d in /tmp/*) tmp_trees="$tmp_trees $d" ;; esac
+done
 cat >"$work/initrd/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -76,7 +82,11 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host || e
 mkdir -p /mnt; mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 outshare /mnt || echo "GUEST cannot mount the results share"
 mount -t proc proc /host/proc; mount -t sysfs sys /host/sys; mount -t devtmpfs dev /host/dev
 mount -t devpts devpts /host/dev/pts 2>/dev/null
+# The guest's /tmp is its own; a source or build tree under the host's /tmp
+# is bound back at its path (read-only, as the rest of the host).
+mkdir -p /hosttmp; mount --bind /host/tmp /hosttmp
 mount -t tmpfs tmp /host/tmp; mount -t tmpfs run /host/run
+for d in $tmp_trees; do mkdir -p /host\$d; mount --bind /hosttmp\${d#/tmp} /host\$d; done
 mount -t bpf bpf /host/sys/fs/bpf; mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
 mkdir -p /host/tmp/out; mount --bind /mnt /host/tmp/out
@@ -100,6 +110,8 @@ chmod +x "$work/initrd/init"
   echo '#!/bin/bash'
   echo "cd '$build' || exit 1"
   echo 'export PATH=/tmp/vmbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root'
+  # software emulation: tests scale their waits (tests/integration/netns_lib.py)
+  echo "export BPFIX_TEST_TIME_SCALE=${BPFIX_TEST_TIME_SCALE:-4}"
   i=0
   for cmd in "$@"; do
     i=$((i + 1))
