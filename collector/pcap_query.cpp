@@ -10,6 +10,7 @@
 #include <ctime>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <regex>
 #include <vector>
 
@@ -84,35 +85,26 @@ int64_t parse_rfc3339(const std::string& text) {
     return ns;
 }
 
-void check_pcap_query(const std::string& data_dir, const PcapQuery& q) {
+uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
+                          const std::function<void(std::string_view)>& out) {
     if (q.to_ns <= q.from_ns) {
         throw QueryError(400, "empty time range: 'to' must be after 'from'");
     }
+    std::unique_ptr<PcapExpression> filter;
     try {
-        PcapExpression e(q.filter, 65535);
+        filter = std::make_unique<PcapExpression>(q.filter, 65535);
     } catch (const Error& e) {
         throw QueryError(400, fmt::format("filter: {}", e.what()));
     }
+    std::vector<std::string> dirs = exporter_dirs(data_dir);
     if (!q.exporter.empty()) {
-        auto dirs = exporter_dirs(data_dir);
         std::string want = PcapStore::dir_name(q.exporter);
         if (std::find(dirs.begin(), dirs.end(), want) == dirs.end()) {
             throw QueryError(404, fmt::format("no packets stored for exporter '{}' in {} (exporters with packets: {})",
                                               q.exporter, data_dir,
                                               dirs.empty() ? std::string("none") : fmt::format("{}", fmt::join(dirs, ", "))));
         }
-    }
-}
-
-uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
-                          const std::function<void(std::string_view)>& out) {
-    check_pcap_query(data_dir, q);
-    PcapExpression filter(q.filter, 65535);
-    std::vector<std::string> dirs;
-    if (q.exporter.empty()) {
-        dirs = exporter_dirs(data_dir);
-    } else {
-        dirs.push_back(PcapStore::dir_name(q.exporter));
+        dirs = {want};
     }
     std::string arena;  // the matching frames, back to back
     std::vector<Packet> packets;
@@ -137,7 +129,7 @@ uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
                 off += kPcapRecordHeaderSize + incl;
                 int64_t ts = static_cast<int64_t>(sec) * 1'000'000'000LL + static_cast<int64_t>(frac) * scale;
                 if (ts < q.from_ns || ts >= q.to_ns) continue;
-                if (!filter.matches(std::span<const uint8_t>(frame, incl), orig)) continue;
+                if (!filter->matches(std::span<const uint8_t>(frame, incl), orig)) continue;
                 if (arena.size() + incl > q.max_bytes) {
                     throw QueryError(413, fmt::format("more than {} MiB of packets match; narrow the time range, "
                                                       "the exporter or the filter",
@@ -164,7 +156,6 @@ uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
 }
 
 int write_pcap_file(const std::string& data_dir, const PcapQuery& q, const std::string& path) {
-    check_pcap_query(data_dir, q);
     uint64_t n = 0;
     if (path == "-") {
         n = write_pcap_range(data_dir, q, [](std::string_view chunk) {

@@ -35,13 +35,10 @@ struct PcapQuery {
     uint64_t max_bytes = 1ULL << 30;  // matching packet bytes held for sorting, at most
 };
 
-// Checks the query before anything is written (time range, filter,
-// exporter); throws QueryError.
-void check_pcap_query(const std::string& data_dir, const PcapQuery& q);
-
 // Writes one pcap stream (global header first, then the packets in time
 // order) through `out`, in chunks; returns the packets written. Throws
-// QueryError before writing anything when the query is bad or too large.
+// QueryError before writing anything when the query is bad (time range,
+// filter, unknown exporter) or too large.
 uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
                           const std::function<void(std::string_view)>& out);
 

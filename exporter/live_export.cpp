@@ -312,32 +312,23 @@ int run_live_export(const ExporterConfig& cfg) {
             spdlog::error("{}", e.what());
         }
     });
-    // DNS events are read as they come (the ring holds a few hundred).
-    std::unique_ptr<asio::posix::stream_descriptor> dns_wait;
-    std::function<void()> wait_dns = [&] {
-        dns_wait->async_wait(asio::posix::stream_descriptor::wait_read, [&](const asio::error_code& ec) {
-            if (ec || stopping) return;
-            dns_ring->poll();
-            wait_dns();
-        });
+    // The ring buffers (DNS payloads: a few hundred fit; captured packets)
+    // are read as they become readable, each through its epoll fd.
+    std::vector<std::unique_ptr<asio::posix::stream_descriptor>> ring_waits;
+    std::function<void(asio::posix::stream_descriptor&, std::function<void()>)> read_when_ready =
+        [&](asio::posix::stream_descriptor& d, std::function<void()> read) {
+            d.async_wait(asio::posix::stream_descriptor::wait_read, [&, read](const asio::error_code& ec) {
+                if (ec || stopping) return;
+                read();
+                read_when_ready(d, read);
+            });
+        };
+    auto watch_ring = [&](int epoll_fd, std::function<void()> read) {
+        ring_waits.push_back(std::make_unique<asio::posix::stream_descriptor>(out.io(), ::dup(epoll_fd)));
+        read_when_ready(*ring_waits.back(), std::move(read));
     };
-    if (dns_ring) {
-        dns_wait = std::make_unique<asio::posix::stream_descriptor>(out.io(), ::dup(dns_ring->epoll_fd()));
-        wait_dns();
-    }
-    // Captured packets likewise, as they come.
-    std::unique_ptr<asio::posix::stream_descriptor> capture_wait;
-    std::function<void()> wait_capture = [&] {
-        capture_wait->async_wait(asio::posix::stream_descriptor::wait_read, [&](const asio::error_code& ec) {
-            if (ec || stopping) return;
-            capture->poll();
-            wait_capture();
-        });
-    };
-    if (capture) {
-        capture_wait = std::make_unique<asio::posix::stream_descriptor>(out.io(), ::dup(capture->epoll_fd()));
-        wait_capture();
-    }
+    if (dns_ring) watch_ring(dns_ring->epoll_fd(), [&] { dns_ring->poll(); });
+    if (capture) watch_ring(capture->epoll_fd(), [&] { capture->poll(); });
     asio::signal_set signals(out.io(), SIGINT, SIGTERM);
     asio::steady_timer timer(out.io());
     signals.async_wait([&](const asio::error_code& ec, int sig) {
