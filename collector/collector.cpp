@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <type_traits>
 
 #include "allow_list.h"
 #include "collector_url.h"
@@ -35,6 +36,7 @@
 #include "http_server.h"
 #include "output.h"
 #include "pcap_store.h"
+#include "sctp.h"
 #include "session.h"
 
 namespace bpfix {
@@ -471,14 +473,30 @@ private:
     uint16_t port_ = 0;
 };
 
-// One TCP connection: IPFIX messages back to back, framed by their length
-// field. A broken frame (length < 16, version not 10) ends the connection:
-// nothing after it can be trusted.
-class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
+template <typename Protocol>
+struct StreamLabel;
+template <>
+struct StreamLabel<asio::ip::tcp> {
+    static constexpr const char* name = "TCP";
+    static constexpr const char* scheme = "tcp";
+};
+template <>
+struct StreamLabel<sctp> {
+    static constexpr const char* name = "SCTP";
+    static constexpr const char* scheme = "sctp";
+};
+
+// One TCP connection or SCTP association: IPFIX messages back to back,
+// framed by their length field (an SCTP message that holds one IPFIX
+// message reads the same way). A broken frame (length < 16, version not
+// 10) ends the connection: nothing after it can be trusted.
+template <typename Protocol>
+class StreamConnection : public std::enable_shared_from_this<StreamConnection<Protocol>> {
 public:
-    TcpConnection(asio::ip::tcp::socket sock, Worker& w, Hub& hub, std::unique_ptr<ExporterSession> session)
+    static constexpr const char* kName = StreamLabel<Protocol>::name;
+    StreamConnection(typename Protocol::socket sock, Worker& w, Hub& hub, std::unique_ptr<ExporterSession> session)
         : sock_(std::move(sock)), worker_(w), hub_(hub), session_(std::move(session)) {}
-    ~TcpConnection() {
+    ~StreamConnection() {
         // the worker's UDP sockets decode with the same model meanwhile
         std::lock_guard lock(worker_.mu);
         {
@@ -497,19 +515,26 @@ public:
         size_t n = sock_.available(ec);
         return ec ? 0 : n;
     }
+    // SCTP, on the worker's thread: starts the association's graceful
+    // shutdown. The exporter's stack takes no new message from then on but
+    // delivers every one it already took, and we read on until it ends.
+    void shutdown_send() {
+        asio::error_code ec;
+        sock_.shutdown(asio::socket_base::shutdown_send, ec);
+    }
 
 private:
     void read_header() {
-        auto self = shared_from_this();
+        auto self = this->shared_from_this();
         msg_.resize(4);
         asio::async_read(sock_, asio::buffer(msg_), [this, self](const asio::error_code& ec, size_t) {
             if (ec) return done(ec);
             uint16_t version = static_cast<uint16_t>(msg_[0] << 8 | msg_[1]);
             uint16_t len = static_cast<uint16_t>(msg_[2] << 8 | msg_[3]);
             if (version != 10 || len < 16) {
-                spdlog::warn("exporter {}: TCP stream broken (version {}, message length {}); closing the "
+                spdlog::warn("exporter {}: {} stream broken (version {}, message length {}); closing the "
                              "connection",
-                             session_->peer(), version, len);
+                             session_->peer(), kName, version, len);
                 session_->message(std::span<const uint8_t>(msg_.data(), msg_.size()));  // counted as malformed
                 return;
             }
@@ -528,31 +553,34 @@ private:
     }
     void done(const asio::error_code& ec) {
         if (ec == asio::error::eof) {
-            spdlog::info("exporter {} closed its TCP connection", session_->peer());
+            spdlog::info("exporter {} closed its {} connection", session_->peer(), kName);
         } else if (ec != asio::error::operation_aborted) {
-            spdlog::warn("exporter {}: TCP connection lost: {}", session_->peer(), ec.message());
+            spdlog::warn("exporter {}: {} connection lost: {}", session_->peer(), kName, ec.message());
         }
     }
 
-    asio::ip::tcp::socket sock_;
+    typename Protocol::socket sock_;
     Worker& worker_;
     Hub& hub_;
     std::unique_ptr<ExporterSession> session_;
     std::vector<uint8_t> msg_;
 };
 
-class TcpListener {
+template <typename Protocol>
+class StreamListener {
 public:
+    using Connection = StreamConnection<Protocol>;
+    static constexpr const char* kName = StreamLabel<Protocol>::name;
     // Accepts on `io`; each connection goes to the next of `workers`.
-    TcpListener(asio::io_context& io, std::vector<std::unique_ptr<Worker>>& workers, Hub& hub,
-                const asio::ip::tcp::endpoint& ep)
+    StreamListener(asio::io_context& io, std::vector<std::unique_ptr<Worker>>& workers, Hub& hub,
+                   const typename Protocol::endpoint& ep)
         : workers_(workers), hub_(hub), acceptor_(io) {
         acceptor_.open(ep.protocol());
         if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
         acceptor_.set_option(asio::socket_base::reuse_address(true));
         acceptor_.bind(ep);
         acceptor_.listen();
-        spdlog::info("listening on tcp://{}",
+        spdlog::info("listening on {}://{}", StreamLabel<Protocol>::scheme,
                      endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
         hub.listeners.push_back([this](const Hub::Visit& v) {
             for (auto& w : conns_) {
@@ -564,14 +592,22 @@ public:
         });
         accept();
     }
+    // Stops accepting. SCTP associations are also shut down gracefully:
+    // pending() then stays above 0 until each has delivered what its
+    // exporter had already sent, so nothing the exporter handed over is lost.
     void close() {
         asio::error_code ec;
         acceptor_.close(ec);
+        if constexpr (std::is_same_v<Protocol, sctp>) {
+            for (auto& w : conns_) {
+                if (auto c = w.lock()) asio::post(c->worker().io, [c] { c->shutdown_send(); });
+            }
+        }
     }
     size_t pending() const {
         size_t n = 0;
         for (const auto& w : conns_) {
-            if (auto c = w.lock()) n += c->pending();
+            if (auto c = w.lock()) n += c->pending() + (std::is_same_v<Protocol, sctp> ? 1 : 0);
         }
         return n;
     }
@@ -579,7 +615,7 @@ public:
 private:
     void accept() {
         Worker& w = *workers_[next_worker_++ % workers_.size()];
-        acceptor_.async_accept(w.io, [this, &w](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+        acceptor_.async_accept(w.io, [this, &w](const asio::error_code& ec, typename Protocol::socket sock) {
             if (ec == asio::error::operation_aborted) return;
             if (!ec) {
                 asio::error_code peer_ec;
@@ -590,16 +626,16 @@ private:
                     s = hub_.new_session(peer.address(), peer.port(), w.model);
                 }
                 if (s) {
-                    spdlog::info("new TCP exporter {} (thread {})", s->peer(), w.index);
-                    auto c = std::make_shared<TcpConnection>(std::move(sock), w, hub_, std::move(s));
+                    spdlog::info("new {} exporter {} (thread {})", kName, s->peer(), w.index);
+                    auto c = std::make_shared<Connection>(std::move(sock), w, hub_, std::move(s));
                     conns_.push_back(c);
                     asio::post(w.io, [c] { c->start(); });
                 } else if (!peer_ec) {
-                    spdlog::warn("TCP exporter {} refused: {} sessions open (max_sessions)",
+                    spdlog::warn("{} exporter {} refused: {} sessions open (max_sessions)", kName,
                                  endpoint_text(peer.address(), peer.port()), hub_.sessions_now.load());
                 }
             }
-            std::erase_if(conns_, [](const std::weak_ptr<TcpConnection>& w) { return w.expired(); });
+            std::erase_if(conns_, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
             accept();
         });
     }
@@ -607,9 +643,12 @@ private:
     std::vector<std::unique_ptr<Worker>>& workers_;
     size_t next_worker_ = 0;
     Hub& hub_;
-    asio::ip::tcp::acceptor acceptor_;
-    std::vector<std::weak_ptr<TcpConnection>> conns_;
+    typename Protocol::acceptor acceptor_;
+    std::vector<std::weak_ptr<Connection>> conns_;
 };
+
+using TcpListener = StreamListener<asio::ip::tcp>;
+using SctpListener = StreamListener<sctp>;
 
 asio::ip::address resolve_address(const std::string& host) {
     if (host.empty() || host == "*") return asio::ip::address_v6::any();
@@ -660,6 +699,7 @@ int run_collector(const CollectorConfig& cfg) {
     }
     std::vector<std::unique_ptr<UdpListener>> udp;
     std::vector<std::unique_ptr<TcpListener>> tcp;
+    std::vector<std::unique_ptr<SctpListener>> sctps;
     for (const auto& text : cfg.listen) {
         CollectorUrl url = parse_listen_url(text);
         auto addr = resolve_address(url.host);
@@ -669,8 +709,13 @@ int run_collector(const CollectorConfig& cfg) {
             } else if (url.kind == CollectorUrl::Kind::tcp) {
                 tcp.push_back(
                     std::make_unique<TcpListener>(io, workers, hub, asio::ip::tcp::endpoint(addr, url.port)));
+            } else if (url.kind == CollectorUrl::Kind::sctp) {
+                if (std::string why = sctp_unavailable(); !why.empty()) {
+                    throw Error(fmt::format("cannot listen on {}: {}", text, why));
+                }
+                sctps.push_back(std::make_unique<SctpListener>(io, workers, hub, sctp::endpoint(addr, url.port)));
             } else {
-                throw Error(fmt::format("--listen {}: only udp:// and tcp:// can be listened on", text));
+                throw Error(fmt::format("--listen {}: only udp://, tcp:// and sctp:// can be listened on", text));
             }
         } catch (const asio::system_error& e) {
             throw Error(fmt::format("cannot listen on {}: {}", text, e.code().message()));
@@ -773,9 +818,10 @@ int run_collector(const CollectorConfig& cfg) {
         size_t pending = 0;
         for (auto& u : udp) pending += u->pending();
         for (auto& t : tcp) pending += t->pending();
+        for (auto& t : sctps) pending += t->pending();
         quiet_checks = pending ? 0 : quiet_checks + 1;
         if (quiet_checks >= 2 || std::chrono::steady_clock::now() > drain_deadline) {
-            if (pending) spdlog::warn("stopping with {} bytes still unread after 5 s", pending);
+            if (pending) spdlog::warn("stopping with {} bytes (or SCTP associations) still unread after 5 s", pending);
             for (auto& u : udp) u->stop();
             for (auto& l : loops) l->stop();
             io.stop();
@@ -801,6 +847,7 @@ int run_collector(const CollectorConfig& cfg) {
             // datagrams) before stopping: nothing accepted is lost.
             spdlog::info("signal {}: finishing (reading what is already received)", sig);
             for (auto& t : tcp) t->close();
+            for (auto& t : sctps) t->close();
             drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
             check_drained();
         });

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     app.add_option("-c,--config", config_path, "TOML configuration file (see etc/bpfix/collector.toml)");
     app.add_flag("--check-config", check_only, "validate the configuration and flags, then exit");
     app.add_option("-r,--read", read_path, "decode this IPFIX file and print its records as JSON lines");
-    app.add_option("--listen", listen, "receive IPFIX on udp://ADDR:PORT or tcp://ADDR:PORT (repeatable; [::] for all)");
+    app.add_option("--listen", listen, "receive IPFIX on udp://, tcp:// or sctp://ADDR:PORT (repeatable; [::] for all)");
     app.add_option("--allow", allow, "accept only exporters in this CIDR (repeatable; default: every exporter)");
     app.add_option("-o,--output-dir", output_dir, "write records here, in rotated files");
     app.add_option("--format", formats, "output formats, comma-separated: jsonl (default), csv, sqlite, ipfix")
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
         ->required();
     replay_cmd->add_option("--from", from, "start of the range (message export time), RFC 3339")->required();
     replay_cmd->add_option("--to", to, "end of the range (excluded), RFC 3339")->required();
-    replay_cmd->add_option("--to-collector", replay_url, "tcp://HOST:PORT or udp://HOST:PORT")->required();
+    replay_cmd->add_option("--to-collector", replay_url, "tcp://HOST:PORT, sctp://HOST:PORT or udp://HOST:PORT")->required();
     replay_cmd->add_option("--speed", speed, "original pace times this (default: as fast as possible)")
         ->check(CLI::PositiveNumber);
     replay_cmd->add_option("--mtu", replay_mtu, "UDP: datagrams fit this MTU (default: the route's)")

@@ -86,7 +86,7 @@ int run_replay(const ReplayOptions& opt) {
     if (opt.speed < 0) throw QueryError(400, "speed must be > 0 (or absent: as fast as possible)");
     CollectorUrl url = parse_collector_url(opt.url);
     if (url.kind == CollectorUrl::Kind::file) {
-        throw QueryError(400, "replay sends to a collector: give tcp://HOST:PORT or udp://HOST:PORT");
+        throw QueryError(400, "replay sends to a collector: give tcp://HOST:PORT, sctp://HOST:PORT or udp://HOST:PORT");
     }
     if (access(opt.data_dir.c_str(), R_OK | X_OK) != 0) {
         throw QueryError(400, fmt::format("cannot read the data directory {}: {}", opt.data_dir, std::strerror(errno)));

@@ -14,7 +14,7 @@ namespace bpfix {
 struct ReplayOptions {
     std::string data_dir;
     int64_t from_ns = 0, to_ns = 0;  // [from, to), by each message's export time
-    std::string url;                 // tcp://HOST:PORT or udp://HOST:PORT
+    std::string url;                 // tcp://, sctp:// or udp://HOST:PORT
     double speed = 0;                // > 0: original pace x speed; 0: as fast as possible
     uint32_t pen = 0;                // for decoding our enterprise elements
     uint32_t mtu = 0;                // UDP: 0 is the route's MTU

@@ -9,16 +9,41 @@
 namespace bpfix {
 
 namespace {
-constexpr const char* kForms = "use tcp://HOST:PORT, udp://HOST:PORT or file:PATH";
+constexpr const char* kForms = "use sctp://HOST:PORT, tcp://HOST:PORT, udp://HOST:PORT or file:PATH";
+
+const char* scheme(CollectorUrl::Kind kind) {
+    switch (kind) {
+        case CollectorUrl::Kind::tcp: return "tcp";
+        case CollectorUrl::Kind::udp: return "udp";
+        case CollectorUrl::Kind::sctp: return "sctp";
+        case CollectorUrl::Kind::file: return "file";
+    }
+    return "";
+}
+
+// The scheme at the start of `text` and the length of "SCHEME://"; false
+// when there is none of ours.
+bool split_scheme(const std::string& text, CollectorUrl::Kind& kind, size_t& skip) {
+    for (auto k : {CollectorUrl::Kind::tcp, CollectorUrl::Kind::udp, CollectorUrl::Kind::sctp}) {
+        std::string prefix = std::string(scheme(k)) + "://";
+        if (text.rfind(prefix, 0) == 0) {
+            kind = k;
+            skip = prefix.size();
+            return true;
+        }
+    }
+    return false;
+}
 }
 
 std::string CollectorUrl::str() const {
     switch (kind) {
         case Kind::file: return "file:" + path;
         case Kind::tcp:
-        case Kind::udp: {
+        case Kind::udp:
+        case Kind::sctp: {
             std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-            return fmt::format("{}://{}:{}", kind == Kind::tcp ? "tcp" : "udp", h, port);
+            return fmt::format("{}://{}:{}", scheme(kind), h, port);
         }
     }
     return {};
@@ -76,37 +101,23 @@ CollectorUrl parse_collector_url(const std::string& text) {
         }
         return url;
     }
-    std::string rest;
-    if (text.rfind("tcp://", 0) == 0) {
-        url.kind = CollectorUrl::Kind::tcp;
-        rest = text.substr(6);
-    } else if (text.rfind("udp://", 0) == 0) {
-        url.kind = CollectorUrl::Kind::udp;
-        rest = text.substr(6);
-    } else if (text.rfind("sctp://", 0) == 0) {
-        throw Error(fmt::format("collector '{}': SCTP export is not available yet; {}", text, kForms));
-    } else {
+    size_t skip = 0;
+    if (!split_scheme(text, url.kind, skip)) {
         throw Error(fmt::format("collector '{}' has an unknown scheme: {}", text, kForms));
     }
-    parse_host_port(text, rest, "collector", kForms, false, url);
+    parse_host_port(text, text.substr(skip), "collector", kForms, false, url);
     return url;
 }
 
 CollectorUrl parse_listen_url(const std::string& text) {
-    constexpr const char* forms = "use udp://ADDR:PORT or tcp://ADDR:PORT ([::] or 0.0.0.0 for every address, port 0 "
-                                  "for any free one)";
+    constexpr const char* forms = "use udp://ADDR:PORT, tcp://ADDR:PORT or sctp://ADDR:PORT ([::] or 0.0.0.0 for "
+                                  "every address, port 0 for any free one)";
     CollectorUrl url;
-    std::string rest;
-    if (text.rfind("tcp://", 0) == 0) {
-        url.kind = CollectorUrl::Kind::tcp;
-    } else if (text.rfind("udp://", 0) == 0) {
-        url.kind = CollectorUrl::Kind::udp;
-    } else if (text.rfind("sctp://", 0) == 0) {
-        throw Error(fmt::format("listen URL '{}': SCTP is not available yet; {}", text, forms));
-    } else {
+    size_t skip = 0;
+    if (!split_scheme(text, url.kind, skip)) {
         throw Error(fmt::format("listen URL '{}' has an unknown scheme: {}", text, forms));
     }
-    parse_host_port(text, text.substr(6), "listen URL", forms, true, url);
+    parse_host_port(text, text.substr(skip), "listen URL", forms, true, url);
     return url;
 }
 

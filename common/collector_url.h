@@ -5,10 +5,11 @@
 
 namespace bpfix {
 
-// Where IPFIX goes: `tcp://HOST:PORT`, `udp://HOST:PORT` (HOST may be a
-// name, an IPv4 address or a bracketed IPv6 address) or `file:PATH`.
+// Where IPFIX goes: `sctp://HOST:PORT`, `tcp://HOST:PORT`, `udp://HOST:PORT`
+// (HOST may be a name, an IPv4 address or a bracketed IPv6 address) or
+// `file:PATH`.
 struct CollectorUrl {
-    enum class Kind { tcp, udp, file };
+    enum class Kind { tcp, udp, sctp, file };
     Kind kind = Kind::udp;
     std::string host;
     uint16_t port = 0;
@@ -20,7 +21,7 @@ struct CollectorUrl {
 // Throws bpfix::Error saying what is wrong and what a valid URL looks like.
 CollectorUrl parse_collector_url(const std::string& text);
 
-// Where a collector listens: `udp://ADDR:PORT` or `tcp://ADDR:PORT`
+// Where a collector listens: `udp://ADDR:PORT`, `tcp://ADDR:PORT` or `sctp://ADDR:PORT`
 // (port 0: any free port). Throws bpfix::Error like parse_collector_url.
 CollectorUrl parse_listen_url(const std::string& text);
 

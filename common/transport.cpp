@@ -7,6 +7,8 @@ std::unique_ptr<Transport> make_udp_transport(const CollectorUrl& url, const Tra
                                               asio::io_context& io);
 std::unique_ptr<Transport> make_tcp_transport(const CollectorUrl& url, const TransportOptions& opts,
                                               asio::io_context& io, Transport::TemplateSource templates);
+std::unique_ptr<Transport> make_sctp_transport(const CollectorUrl& url, const TransportOptions& opts,
+                                               asio::io_context& io, Transport::TemplateSource templates);
 
 std::unique_ptr<Transport> make_transport(const CollectorUrl& url, const TransportOptions& opts,
                                           asio::io_context& io, Transport::TemplateSource templates) {
@@ -14,6 +16,7 @@ std::unique_ptr<Transport> make_transport(const CollectorUrl& url, const Transpo
         case CollectorUrl::Kind::file: return make_file_transport(url.path);
         case CollectorUrl::Kind::udp: return make_udp_transport(url, opts, io);
         case CollectorUrl::Kind::tcp: return make_tcp_transport(url, opts, io, std::move(templates));
+        case CollectorUrl::Kind::sctp: return make_sctp_transport(url, opts, io, std::move(templates));
     }
     return nullptr;
 }

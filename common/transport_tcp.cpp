@@ -1,8 +1,10 @@
-// TCP export: messages on one stream, reconnect with exponential backoff,
-// a bounded queue while the collector is away (oldest dropped and counted
-// when it overflows). Each new connection starts with the templates, and
-// sequence numbers are rewritten per connection so every session is
-// consistent from its first message.
+// TCP and SCTP export: messages on one stream (for SCTP: one association,
+// every message on stream 0, so templates precede the data that uses them
+// on the same stream, RFC 7011 section 10.2), reconnect with exponential
+// backoff, a bounded queue while the collector is away (oldest dropped and
+// counted when it overflows). Each new connection starts with the
+// templates, and sequence numbers are rewritten per connection so every
+// session is consistent from its first message.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -14,14 +16,29 @@
 #include <map>
 
 #include "error.h"
+#include "sctp.h"
 #include "transport.h"
 
 namespace bpfix {
 namespace {
 
-class TcpTransport : public Transport {
+template <typename Protocol>
+struct StreamTraits;
+template <>
+struct StreamTraits<asio::ip::tcp> {
+    static constexpr const char* label = "TCP";
+    using no_delay = asio::ip::tcp::no_delay;
+};
+template <>
+struct StreamTraits<sctp> {
+    static constexpr const char* label = "SCTP";
+    using no_delay = sctp::no_delay;
+};
+
+template <typename Protocol>
+class StreamTransport : public Transport {
 public:
-    TcpTransport(const CollectorUrl& url, const TransportOptions& opts, asio::io_context& io,
+    StreamTransport(const CollectorUrl& url, const TransportOptions& opts, asio::io_context& io,
                  TemplateSource templates)
         : io_(io), url_(url), opts_(opts), templates_(std::move(templates)), socket_(io), timer_(io),
           backoff_(opts.reconnect_min) {
@@ -29,7 +46,7 @@ public:
         connect();
     }
 
-    ~TcpTransport() override {
+    ~StreamTransport() override {
         asio::error_code ec;
         socket_.close(ec);
         timer_.cancel();
@@ -80,7 +97,7 @@ public:
         closing_ = true;
         asio::error_code ec;
         if (socket_.is_open()) {
-            socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            socket_.shutdown(asio::socket_base::shutdown_send, ec);
             socket_.close(ec);
         }
         timer_.cancel();
@@ -94,15 +111,17 @@ private:
 
     void connect() {
         state_ = State::connecting;
-        asio::ip::tcp::resolver resolver(io_);
+        asio::ip::tcp::resolver resolver(io_);  // names resolve alike for TCP and SCTP
         asio::error_code ec;
         auto results = resolver.resolve(url_.host, std::to_string(url_.port), ec);
         if (ec) {
             retry(fmt::format("cannot resolve '{}': {}", url_.host, ec.message()));
             return;
         }
-        asio::async_connect(socket_, results,
-                            [this](const asio::error_code& error, const asio::ip::tcp::endpoint&) {
+        std::vector<typename Protocol::endpoint> endpoints;
+        for (const auto& r : results) endpoints.emplace_back(r.endpoint().address(), r.endpoint().port());
+        asio::async_connect(socket_, endpoints,
+                            [this](const asio::error_code& error, const typename Protocol::endpoint&) {
                                 if (closing_) return;
                                 if (error) {
                                     retry(error.message());
@@ -126,8 +145,8 @@ private:
 
     void on_connected() {
         asio::error_code ec;
-        socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-        spdlog::info("collector {}: connected", name_);
+        socket_.set_option(typename StreamTraits<Protocol>::no_delay(true), ec);
+        spdlog::info("collector {}: connected ({})", name_, StreamTraits<Protocol>::label);
         state_ = State::connected;
         backoff_ = opts_.reconnect_min;
         seq_.clear();
@@ -179,7 +198,7 @@ private:
     CollectorUrl url_;
     TransportOptions opts_;
     TemplateSource templates_;
-    asio::ip::tcp::socket socket_;
+    typename Protocol::socket socket_;
     asio::steady_timer timer_;
     std::chrono::milliseconds backoff_;
     State state_ = State::connecting;
@@ -203,7 +222,15 @@ private:
 
 std::unique_ptr<Transport> make_tcp_transport(const CollectorUrl& url, const TransportOptions& opts,
                                               asio::io_context& io, Transport::TemplateSource templates) {
-    return std::make_unique<TcpTransport>(url, opts, io, std::move(templates));
+    return std::make_unique<StreamTransport<asio::ip::tcp>>(url, opts, io, std::move(templates));
+}
+
+std::unique_ptr<Transport> make_sctp_transport(const CollectorUrl& url, const TransportOptions& opts,
+                                               asio::io_context& io, Transport::TemplateSource templates) {
+    if (std::string why = sctp_unavailable(); !why.empty()) {
+        throw Error(fmt::format("collector {}: {}", url.str(), why));
+    }
+    return std::make_unique<StreamTransport<sctp>>(url, opts, io, std::move(templates));
 }
 
 }  // namespace bpfix

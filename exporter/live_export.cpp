@@ -20,6 +20,7 @@
 #include "export_pipeline.h"
 #include "flow_table.h"
 #include "interface_selector.h"
+#include "kernel_features.h"
 #include "kernel_meter.h"
 #include "kernel_rtt.h"
 #include "link_monitor.h"
@@ -61,6 +62,8 @@ int run_live_export(const ExporterConfig& cfg) {
     // resident: keep large blocks in their own mappings, returned on free
     // (peak RSS with every enricher: 24.0 -> 19.2 MiB).
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    // One line for bug reports: what this kernel offers (docs/kernels.md).
+    spdlog::info("{}", probe_kernel_features().line());
     // Drops: optional. A kernel that cannot trace them costs the drop
     // elements, never the flows; the templates say which elements come.
     std::unique_ptr<DropTracker> drops;

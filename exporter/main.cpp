@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(64LL, 65535LL));
     app.add_flag("--capture-export", capture_export,
                  "live mode: also send captured packets to the collector as IPFIX packet reports (RFC 7133)");
-    app.add_option("-C,--collector", collector, "tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
+    app.add_option("-C,--collector", collector, "sctp://HOST:PORT, tcp://HOST:PORT, udp://HOST:PORT or file:PATH");
     app.add_option("--observation-domain", domain, "IPFIX observation domain id")->check(CLI::Range(0LL, 4294967295LL));
     app.add_option("--idle-timeout", idle, "seconds without packets before a flow ends");
     app.add_option("--active-timeout", active, "longest a record may span, in seconds");

@@ -3,7 +3,9 @@
 connections, reads everything and checks the RFC 7011 message framing
 (version 10, message length) of the stream.
 
-Usage: tcp_sink.py HOST PORT READY_FILE [--connections N] [--timeout SEC]
+Usage: tcp_sink.py HOST PORT READY_FILE [--connections N] [--timeout SEC] [--sctp]
+
+--sctp listens on a one-to-one SCTP socket instead (the same framing).
 
 Writes READY_FILE once it listens. Exits after N connections (default 1) have
 been closed by the peer, on SIGTERM, or after --timeout seconds, and prints one
@@ -51,11 +53,13 @@ def main():
     ap.add_argument("ready_file")
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=50)
+    ap.add_argument("--sctp", action="store_true", help="SCTP instead of TCP")
     args = ap.parse_args()
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    lsock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    lsock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM,
+                          socket.IPPROTO_SCTP if args.sctp else 0)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((args.host, args.port))
     lsock.listen(8)

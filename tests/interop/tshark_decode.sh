@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Interop: Wireshark's IPFIX dissector must decode bpfix's export, over UDP or
-# TCP or as an RFC 5655 file, without any complaint, and the decoded records
-# must match the pcap, record by record.
+# Interop: Wireshark's IPFIX dissector must decode bpfix's export, over UDP,
+# TCP or SCTP or as an RFC 5655 file, without any complaint, and the decoded
+# records must match the pcap, record by record.
 #
-# Usage: tshark_decode.sh BUILD_DIR udp|tcp|file
+# Usage: tshark_decode.sh BUILD_DIR udp|tcp|sctp|file
 #
 # Generates the interop pcap (make_pcap.py), captures loopback with dumpcap,
 # exports with BUILD_DIR/bin/bpfix-exporter to udp://127.0.0.1:47710 or
 # tcp://127.0.0.1:47711 (a small Python listener reads the TCP stream), then
 # decodes the capture with `tshark -d udp|tcp.port==PORT,cflow` and checks it
-# with tshark_check.py. Ports: 47710 (UDP), 47711 (TCP), probes 47712/47713.
+# with tshark_check.py. Ports: 47710 (UDP), 47711 (TCP), probes 47712/47713;
+# sctp: sctp://127.0.0.1:47714 (the listener on an SCTP socket), probe 47715
+# (needs a kernel with SCTP: the VM tier runs it).
 # file: exports to file:OUT.ipfix and lets tshark read that file directly
 # (Wireshark has its own RFC 5655 file reader); no network.
 # INTEROP_EXPORTER=softflowd runs the harness against softflowd (lib.sh).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-usage() { echo "usage: $0 BUILD_DIR udp|tcp|file" >&2; exit 2; }
+usage() { echo "usage: $0 BUILD_DIR udp|tcp|sctp|file" >&2; exit 2; }
 (($# == 2)) || usage
 build=$(cd "$1" && pwd)
 mode=$2
 case $mode in
   udp) port=47710 probe=47712 ;;
   tcp) port=47711 probe=47713 ;;
+  sctp) port=47714 probe=47715 ;;
   file) port=0 ;;
   *) usage ;;
 esac
@@ -48,18 +51,22 @@ fi
 
 if [[ $mode == udp ]]; then
   udp_bound "$port" && die "UDP port $port is already in use"
-else
+elif [[ $mode == tcp ]]; then
   tcp_listening "$port" && die "TCP port $port is already in use"
+else
+  ss -HSnl "sport = :$port" | grep -q . && die "SCTP port $port is already in use"
 fi
 
 capture_start "$work/cap.pcapng" "$mode port $port" "$probe"
 
-if [[ $mode == tcp ]]; then
-  "$PY" "$INTEROP_DIR/tcp_sink.py" 127.0.0.1 "$port" "$work/sink.ready" --timeout 40 \
+if [[ $mode == tcp || $mode == sctp ]]; then
+  sink_args=()
+  [[ $mode == sctp ]] && sink_args=(--sctp)
+  "$PY" "$INTEROP_DIR/tcp_sink.py" 127.0.0.1 "$port" "$work/sink.ready" --timeout 40 "${sink_args[@]}" \
     >"$work/sink.json" 2>"$work/sink.err" &
   sink=$!
   track_pid "$sink"
-  wait_until 10 test -e "$work/sink.ready" || die "TCP listener did not start: $(cat "$work/sink.err")"
+  wait_until 10 test -e "$work/sink.ready" || die "$mode listener did not start: $(cat "$work/sink.err")"
 else
   # Something must own the UDP port, or the kernel answers with ICMP port
   # unreachable and the exporter may see ECONNREFUSED on its next send.
@@ -74,11 +81,11 @@ fi
 
 run_exporter "$build" "$work/in.pcap" "$mode://127.0.0.1:$port" "$work/exporter.log"
 
-if [[ $mode == tcp ]]; then
+if [[ $mode == tcp || $mode == sctp ]]; then
   rc=0
   wait "$sink" || rc=$?
-  ((rc == 0)) || die "TCP listener: $(cat "$work/sink.json" "$work/sink.err")"
-  echo "tcp listener: $(cat "$work/sink.json")"
+  ((rc == 0)) || die "$mode listener: $(cat "$work/sink.json" "$work/sink.err")"
+  echo "$mode listener: $(cat "$work/sink.json")"
 fi
 capture_stop
 

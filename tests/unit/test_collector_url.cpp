@@ -14,6 +14,11 @@ TEST(CollectorUrl, ParsesEachForm) {
     EXPECT_EQ(u.kind, CollectorUrl::Kind::udp);
     EXPECT_EQ(u.host, "::1");
     EXPECT_EQ(u.str(), "udp://[::1]:2055");
+    auto s = parse_collector_url("sctp://[2001:db8::1]:4739");
+    EXPECT_EQ(s.kind, CollectorUrl::Kind::sctp);
+    EXPECT_EQ(s.host, "2001:db8::1");
+    EXPECT_EQ(s.str(), "sctp://[2001:db8::1]:4739");
+    EXPECT_EQ(parse_listen_url("sctp://0.0.0.0:0").kind, CollectorUrl::Kind::sctp);
     auto f = parse_collector_url("file:/tmp/x.ipfix");
     EXPECT_EQ(f.kind, CollectorUrl::Kind::file);
     EXPECT_EQ(f.path, "/tmp/x.ipfix");
@@ -21,7 +26,7 @@ TEST(CollectorUrl, ParsesEachForm) {
 
 TEST(CollectorUrl, RejectsWithReason) {
     for (const char* bad : {"tcp://host", "udp://:4739", "http://x:1", "tcp://h:0", "tcp://h:70000", "udp://::1:5",
-                            "file:", "sctp://h:4739"}) {
+                            "file:", "sctp://h", "sctp:/h:4739"}) {
         try {
             parse_collector_url(bad);
             ADD_FAILURE() << bad << " was accepted";

@@ -1,0 +1,97 @@
+#include "kernel_features.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <linux/bpf.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "sctp.h"
+
+namespace bpfix {
+
+namespace {
+
+struct BtfFree {
+    void operator()(btf* b) const { btf__free(b); }
+};
+
+// r0 = 0; exit
+const bpf_insn kReturnZero[] = {
+    {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+    {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+};
+
+bool loads(bpf_prog_type type, bpf_attach_type attach, uint32_t btf_id) {
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = attach, .attach_btf_id = btf_id);
+    int fd = bpf_prog_load(type, "bpfix_probe", "GPL", kReturnZero, 2, &opts);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
+// Whether `enumerator` is a value of the kernel's `enum bpf_attach_type`.
+bool knows_attach_type(const btf* types, const char* enumerator) {
+    int id = btf__find_by_name_kind(types, "bpf_attach_type", BTF_KIND_ENUM);
+    if (id <= 0) return false;
+    const btf_type* t = btf__type_by_id(types, static_cast<uint32_t>(id));
+    const struct btf_enum* e = btf_enum(t);
+    for (uint16_t i = 0; i < btf_vlen(t); ++i) {
+        const char* name = btf__name_by_offset(types, e[i].name_off);
+        if (name && std::strcmp(name, enumerator) == 0) return true;
+    }
+    return false;
+}
+
+bool batch_ops() {
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bpfix_probe", 4, 4, 4, nullptr);
+    if (fd < 0) return false;
+    uint32_t keys[4], values[4], out = 0, count = 4;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    // An empty map answers ENOENT when the kernel has the command.
+    int err = bpf_map_lookup_and_delete_batch(fd, nullptr, &out, keys, values, &count, &opts);
+    bool ok = err == 0 || errno == ENOENT;
+    close(fd);
+    return ok;
+}
+
+int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
+
+}  // namespace
+
+std::string KernelFeatures::line() const {
+    auto yn = [](bool b) { return b ? "yes" : "no"; };
+    return fmt::format("kernel {}: tc {}, tcx {}, fentry {}, tp_btf {}, ringbuf {}, batch_ops {}, sctp {}", release,
+                       yn(tc), yn(tcx), yn(fentry), yn(tp_btf), yn(ringbuf), yn(batch_ops), yn(sctp));
+}
+
+KernelFeatures probe_kernel_features() {
+    KernelFeatures f;
+    utsname u{};
+    f.release = uname(&u) == 0 ? u.release : "?";
+    libbpf_print_fn_t previous = libbpf_set_print(quiet);
+    f.tc = loads(BPF_PROG_TYPE_SCHED_CLS, bpf_attach_type{}, 0);
+    f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
+    f.batch_ops = batch_ops();
+    {
+        std::unique_ptr<btf, BtfFree> types(btf__load_vmlinux_btf());
+        if (types) {
+            f.tcx = f.tc && knows_attach_type(types.get(), "BPF_TCX_INGRESS");
+            int fn = btf__find_by_name_kind(types.get(), "tcp_rcv_established", BTF_KIND_FUNC);
+            if (fn > 0) f.fentry = loads(BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, static_cast<uint32_t>(fn));
+            int tp = btf__find_by_name_kind(types.get(), "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
+            if (tp > 0) f.tp_btf = loads(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, static_cast<uint32_t>(tp));
+        }
+    }
+    libbpf_set_print(previous);
+    f.sctp = sctp_unavailable().empty();
+    return f;
+}
+
+}  // namespace bpfix
