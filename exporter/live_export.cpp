@@ -290,6 +290,9 @@ int run_live_export(const ExporterConfig& cfg) {
         }
         table.advance(now_real);
         out.tick(meter_loss());
+        // Records leave within one drain interval, not when a message is
+        // full (65000 bytes over TCP and SCTP: minutes on a quiet host).
+        out.encoder().flush();
     };
 
     rescan();

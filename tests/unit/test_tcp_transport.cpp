@@ -1,6 +1,8 @@
-// The TCP transport against a real loopback listener: templates first on
-// every connection, per-connection sequence numbers, reconnect after the
-// collector comes back, and a bounded queue whose drops are counted.
+// The TCP and SCTP transports against a real loopback listener: templates
+// first on every connection, per-connection sequence numbers, reconnect
+// after the collector comes back, and a bounded queue whose drops are
+// counted. On a kernel without SCTP the SCTP transport must refuse with
+// an error naming the module (the VM tier runs the SCTP delivery).
 #include <gtest/gtest.h>
 
 #include <asio/io_context.hpp>
@@ -9,6 +11,8 @@
 #include <thread>
 
 #include "collector_url.h"
+#include "error.h"
+#include "sctp.h"
 #include "info_model.h"
 #include "ipfix_decoder.h"
 #include "ipfix_encoder.h"
@@ -19,7 +23,8 @@ using namespace bpfix;
 namespace {
 
 // Reads whole IPFIX messages from one accepted connection until EOF.
-std::vector<std::vector<uint8_t>> read_messages(asio::ip::tcp::socket& s) {
+template <typename Socket>
+std::vector<std::vector<uint8_t>> read_messages(Socket& s) {
     std::vector<std::vector<uint8_t>> out;
     for (;;) {
         std::vector<uint8_t> m(4);
@@ -46,13 +51,17 @@ FlowRecord record() {
 
 }  // namespace
 
-TEST(TcpTransport, DeliversTemplatesFirstAndConsistentSequenceNumbers) {
+namespace {
+
+template <typename Protocol>
+void delivers_templates_first(const std::string& scheme) {
     asio::io_context server_io;
-    asio::ip::tcp::acceptor acceptor(server_io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    typename Protocol::acceptor acceptor(server_io,
+                                         typename Protocol::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     uint16_t port = acceptor.local_endpoint().port();
     std::vector<std::vector<uint8_t>> got;
     std::thread server([&] {
-        asio::ip::tcp::socket s(server_io);
+        typename Protocol::socket s(server_io);
         acceptor.accept(s);
         got = read_messages(s);
     });
@@ -60,7 +69,7 @@ TEST(TcpTransport, DeliversTemplatesFirstAndConsistentSequenceNumbers) {
     InfoModel model;
     asio::io_context io;
     std::unique_ptr<IpfixEncoder> enc;
-    auto url = parse_collector_url("tcp://127.0.0.1:" + std::to_string(port));
+    auto url = parse_collector_url(scheme + "://127.0.0.1:" + std::to_string(port));
     auto t = make_transport(url, {}, io, [&]() -> const std::vector<IpfixMessage>& { return enc->template_messages(); });
     enc = std::make_unique<IpfixEncoder>(model, 3, t->max_message_size(), [&](IpfixMessage&& m) { t->send(std::move(m)); });
     for (int i = 0; i < 5000; ++i) enc->add_flow(record());
@@ -84,6 +93,31 @@ TEST(TcpTransport, DeliversTemplatesFirstAndConsistentSequenceNumbers) {
     }
     // and the RFC 5610 type records, once: they go with the templates
     EXPECT_EQ(n, 5000u + model.enterprise_elements().size());
+}
+
+}  // namespace
+
+TEST(TcpTransport, DeliversTemplatesFirstAndConsistentSequenceNumbers) {
+    delivers_templates_first<asio::ip::tcp>("tcp");
+}
+
+TEST(SctpTransport, DeliversTemplatesFirstOrNamesTheMissingModule) {
+    if (sctp_unavailable().empty()) {
+        delivers_templates_first<sctp>("sctp");
+        return;
+    }
+    asio::io_context io;
+    try {
+        make_transport(parse_collector_url("sctp://127.0.0.1:4739"), {}, io,
+                       []() -> const std::vector<IpfixMessage>& {
+                           static const std::vector<IpfixMessage> none;
+                           return none;
+                       });
+        ADD_FAILURE() << "an SCTP transport was made on a kernel without SCTP";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("modprobe sctp"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("sctp://127.0.0.1:4739"), std::string::npos) << e.what();
+    }
 }
 
 TEST(TcpTransport, DeadCollectorIsRetriedAndLossIsCounted) {

@@ -100,6 +100,8 @@ chmod +x /host/tmp/vmbin/modprobe /sbin-modprobe
 echo /sbin-modprobe >/proc/sys/kernel/modprobe
 # ctest writes its logs into the build tree
 [ -d /host$build/Testing ] && mount -t tmpfs testing /host$build/Testing
+# loopback up, as on any booted system (the interop tests talk over it)
+chroot /host /sbin/ip link set lo up
 echo "GUEST kernel \$(uname -r)"
 chroot /host /bin/bash /tmp/out/guest.sh
 echo GUEST-DONE
