@@ -34,7 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_lib import run_test, Exporter, Lab, send_udp, sh  # noqa: E402
+from netns_lib import TIME_SCALE, run_test, Exporter, Lab, send_udp, sh  # noqa: E402
 
 N, P = 37, 200         # dropped by the nft input rule
 M, PM = 11, 50         # to a closed port: NO_SOCKET
@@ -76,9 +76,11 @@ def body(build, tmp, failures, extra):
         # a listener for the flow nothing drops
         listener = subprocess.Popen(["ip", "netns", "exec", b, "/usr/bin/python3", "-c",
                                      "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                                     f"s.bind(('{B_IP}',9997))\ntime.sleep(30)\n"])
+                                     f"s.bind(('{B_IP}',9997))\nprint('bound',flush=True)\ntime.sleep(30)\n"],
+                                    stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(0.3)
+            if listener.stdout.readline().strip() != "bound":
+                failures.append("the UDP listener on 9997 did not start")
             send_udp(a, A_IP, B_IP, 40100, 9999, N, P)
             send_udp(a, A_IP, B_IP, 40101, 9998, M, PM)
             send_udp(a, A_IP, B_IP, 40102, 9997, KEPT, PM)
@@ -91,17 +93,18 @@ def body(build, tmp, failures, extra):
             server = subprocess.Popen(["ip", "netns", "exec", b, "/usr/bin/python3", "-c",
                                        "import socket,time\ns=socket.socket()\n"
                                        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                                       f"s.bind(('{B_IP}',9100))\ns.listen(1)\nc,_=s.accept()\n"
-                                       "c.setblocking(False)\n"
+                                       f"s.bind(('{B_IP}',9100))\ns.listen(1)\nprint('listening',flush=True)\n"
+                                       "c,_=s.accept()\nc.setblocking(False)\n"
                                        "try: c.send(b'x'*20000)\nexcept BlockingIOError: pass\n"
-                                       "time.sleep(6)\n"])
-            time.sleep(0.3)
+                                       "time.sleep(6)\n"], stdout=subprocess.PIPE, text=True)
+            if server.stdout.readline().strip() != "listening":
+                failures.append("the TCP server on 9100 did not start")
             client = subprocess.Popen(["ip", "netns", "exec", a, "/usr/bin/python3", "-c",
                                        "import socket,time\nc=socket.create_connection"
                                        f"(('{B_IP}',9100))\nt=time.time()\n"
                                        "while time.time()-t<6:\n  c.settimeout(0.2)\n"
                                        "  try: c.recv(65536)\n  except OSError: pass\n"])
-            time.sleep(1.5)  # a drain interval (and TCP retransmissions)
+            time.sleep(1.5 * TIME_SCALE)  # a drain interval (and TCP retransmissions)
             rc = ex.stop()
             server.kill()
             client.kill()

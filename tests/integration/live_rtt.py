@@ -90,8 +90,8 @@ def transfer(a, b, failures):
     if rx.stdout.readline().strip() != "listening":
         failures.append("the receiver in B did not start")
         return 0, []
-    tx = sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", SENDER, timeout=60)
-    rx.wait(timeout=10)
+    tx = sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", SENDER, timeout=60 * TIME_SCALE)
+    rx.wait(timeout=10 * TIME_SCALE)
     sport, ss = 0, []
     for line in tx.stdout.splitlines():
         k, v = line.split()
@@ -113,12 +113,21 @@ def check_hook(build, tmp, a, b, if_a, hook, failures):
     ex = Exporter(build, a, [if_a], os.path.join(tmp, f"{hook}.ipfix"), os.path.join(tmp, f"{hook}.log"),
                   extra=["--config", conf])
     m = re.search(r"rtt: kernel smoothed RTT via (\S+)", ex.text())
+    # The exporter's one-line kernel probe says whether fentry loads here:
+    # then it is what "auto" must pick, and a forced fentry must work.
+    fentry_offered = re.search(r"kernel \S+: .*\bfentry yes\b", ex.text()) is not None
+    if m and hook == "auto" and fentry_offered and not m.group(1).startswith("fentry/"):
+        failures.append(f"rtt_hook auto: the kernel probe found fentry, yet the exporter loaded {m.group(1)}")
     if not m:
         ex.stop()
         refused = [l for l in ex.text().splitlines() if "rtt: off" in l]
         # fentry and kprobe are optional kernel features: a forced one the
         # kernel lacks must be refused in one line naming it.
         if hook in ("fentry", "kprobe") and len(refused) == 1 and f"{hook}/" in refused[0]:
+            if hook == "fentry" and fentry_offered:
+                failures.append("rtt_hook fentry: the kernel probe found fentry, yet the RTT sampler was refused: "
+                                + refused[0])
+                return ""
             return f"{hook} refused by this kernel: " + refused[0].split("no hook for the kernel's TCP RTT: ", 1)[-1]
         failures.append(f"rtt_hook {hook}: the exporter did not start the RTT sampler:\n" + ex.text())
         return ""
@@ -126,7 +135,7 @@ def check_hook(build, tmp, a, b, if_a, hook, failures):
     if hook != "auto" and not used.startswith(hook + "/"):
         failures.append(f"rtt_hook {hook}: the exporter loaded {used}")
     sport, ss = transfer(a, b, failures)
-    time.sleep(1.5)  # a drain after the FIN
+    time.sleep(1.5 * TIME_SCALE)  # a drain after the FIN
     ex.stop()
     if os.environ.get("BPFIX_TEST_LOG_LEVEL"):
         print(ex.text())
