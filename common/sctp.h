@@ -44,4 +44,16 @@ private:
 // what to do (the `sctp` module is not loaded, or SCTP is blocked).
 std::string sctp_unavailable();
 
+// Partially reliable delivery (PR-SCTP, RFC 3758) on a connected
+// one-to-one socket `fd`:
+// - whether both ends agreed to it when the association was set up
+//   (Linux offers it unless net.sctp.prsctp_enable is 0);
+bool sctp_pr_supported(int fd);
+// - messages sent from now on are given up (abandoned) when not delivered
+//   within `lifetime_ms`; 0: fully reliable. False when refused.
+bool sctp_set_lifetime(int fd, uint32_t lifetime_ms);
+// - messages abandoned so far on this association, sent or not; -1 when
+//   the association is gone.
+int64_t sctp_abandoned(int fd);
+
 }  // namespace bpfix

@@ -18,6 +18,9 @@ struct TransportOptions {
     size_t queue_bytes = 64 * 1024 * 1024;  // TCP: bound on what is held while the collector is away
     std::chrono::milliseconds reconnect_min{500};
     std::chrono::milliseconds reconnect_max{30000};
+    // SCTP: data messages not delivered within this time are abandoned
+    // (PR-SCTP, RFC 3758); templates always go fully reliably. 0: off.
+    std::chrono::milliseconds sctp_lifetime{0};
 };
 
 // Sends IPFIX messages to a collector, a file, ... Sockets and files are

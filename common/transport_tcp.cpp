@@ -4,7 +4,10 @@
 // backoff, a bounded queue while the collector is away (oldest dropped and
 // counted when it overflows). Each new connection starts with the
 // templates, and sequence numbers are rewritten per connection so every
-// session is consistent from its first message.
+// session is consistent from its first message. With a lifetime set,
+// SCTP data messages go partially reliably (PR-SCTP, RFC 3758): given up
+// when not delivered in time, which the collector sees as a sequence gap;
+// templates always go fully reliably.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +17,7 @@
 #include <asio/write.hpp>
 #include <deque>
 #include <map>
+#include <type_traits>
 
 #include "error.h"
 #include "sctp.h"
@@ -95,6 +99,12 @@ public:
         queue_.clear();
         queued_bytes_ = 0;
         closing_ = true;
+        count_abandoned();
+        if (abandoned_ > 0) {
+            spdlog::warn("collector {}: PR-SCTP gave up {} messages not delivered within their lifetime ({} ms); the "
+                         "collector counts their records as lost from the sequence numbers",
+                         name_, abandoned_, opts_.sctp_lifetime.count());
+        }
         asio::error_code ec;
         if (socket_.is_open()) {
             socket_.shutdown(asio::socket_base::shutdown_send, ec);
@@ -132,6 +142,7 @@ private:
     }
 
     void retry(const std::string& why) {
+        count_abandoned();
         asio::error_code ec;
         socket_.close(ec);
         state_ = State::backoff;
@@ -150,6 +161,16 @@ private:
         state_ = State::connected;
         backoff_ = opts_.reconnect_min;
         seq_.clear();
+        if constexpr (std::is_same_v<Protocol, sctp>) {
+            lifetime_now_ = 0;
+            abandoned_now_ = 0;
+            partial_ = opts_.sctp_lifetime.count() > 0 && sctp_pr_supported(socket_.native_handle());
+            if (opts_.sctp_lifetime.count() > 0 && !partial_) {
+                spdlog::warn("collector {}: the association has no PR-SCTP (the collector's kernel did not agree, or "
+                             "net.sctp.prsctp_enable is 0); every message goes fully reliably",
+                             name_);
+            }
+        }
         // Templates first on this connection, then whatever is queued.
         const auto& tmpl = templates_();
         for (auto it = tmpl.rbegin(); it != tmpl.rend(); ++it) {
@@ -165,6 +186,11 @@ private:
         if (state_ != State::connected || writing_ || queue_.empty()) return;
         IpfixMessage& msg = queue_.front();
         set_sequence_number(msg.bytes, seq_[domain_of(msg)]);
+        if (partial_) {
+            // Templates (and the type records with them) must never be lost.
+            auto want = msg.templates ? 0u : static_cast<uint32_t>(opts_.sctp_lifetime.count());
+            if (want != lifetime_now_ && sctp_set_lifetime(socket_.native_handle(), want)) lifetime_now_ = want;
+        }
         writing_ = true;
         asio::async_write(socket_, asio::buffer(msg.bytes), [this](const asio::error_code& error, size_t) {
             writing_ = false;
@@ -179,12 +205,24 @@ private:
                 return;
             }
             IpfixMessage& done = queue_.front();
+            if (partial_) {
+                if (int64_t n = sctp_abandoned(socket_.native_handle()); n >= 0) abandoned_now_ = static_cast<uint64_t>(n);
+            }
             seq_[domain_of(done)] += done.data_records;
             queued_bytes_ -= done.bytes.size();
             if (!done.templates) ++messages_sent_;
             queue_.pop_front();
             write_next();
         });
+    }
+
+    // Adds this association's abandoned messages to the total, once.
+    void count_abandoned() {
+        if (!partial_) return;
+        if (int64_t n = sctp_abandoned(socket_.native_handle()); n >= 0) abandoned_now_ = static_cast<uint64_t>(n);
+        abandoned_ += abandoned_now_;
+        abandoned_now_ = 0;
+        partial_ = false;
     }
 
     void drop_templates_from_queue() {
@@ -207,6 +245,12 @@ private:
     bool writing_ = false;
     bool closing_ = false;
     bool warned_drop_ = false;
+    // PR-SCTP on the current association: in use, the lifetime set on the
+    // socket now, messages given up so far on it and on earlier ones.
+    bool partial_ = false;
+    uint32_t lifetime_now_ = 0;
+    uint64_t abandoned_now_ = 0;
+    uint64_t abandoned_ = 0;
     uint64_t dropped_messages_ = 0;
     // Sequence numbers count data records per observation domain
     // (RFC 7011 section 3.1), from 0 on each connection.

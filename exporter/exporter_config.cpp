@@ -79,7 +79,8 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cfg.stats_interval_s = r.number(ex, "export", "stats_interval", cfg.stats_interval_s);
 
     auto tr = section("transport");
-    r.check_keys(tr, "transport", {"mtu", "queue_bytes", "reconnect_min", "reconnect_max", "drain_timeout"});
+    r.check_keys(tr, "transport",
+                 {"mtu", "queue_bytes", "reconnect_min", "reconnect_max", "drain_timeout", "sctp_lifetime"});
     cfg.transport.mtu = static_cast<uint32_t>(r.integer(tr, "transport", "mtu", cfg.transport.mtu, 0, 65535));
     if (cfg.transport.mtu != 0 && cfg.transport.mtu < 576) {
         r.fail("transport.mtu", fmt::format("{} is too small: use 0 (the route's MTU) or 576..65535", cfg.transport.mtu));
@@ -93,6 +94,12 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     cfg.transport.reconnect_max =
         ms(r.number(tr, "transport", "reconnect_max", cfg.transport.reconnect_max.count() / 1000.0));
     cfg.drain_timeout_s = r.number(tr, "transport", "drain_timeout", cfg.drain_timeout_s);
+    double lifetime = r.number(tr, "transport", "sctp_lifetime", cfg.transport.sctp_lifetime.count() / 1000.0);
+    if (!(lifetime == 0 || (lifetime >= 0.001 && lifetime <= 3600))) {
+        r.fail("transport.sctp_lifetime",
+               fmt::format("{} is not 0 (fully reliable) or a lifetime from 0.001 to 3600 seconds", lifetime));
+    }
+    cfg.transport.sctp_lifetime = ms(lifetime);
 
     auto fl = section("flows");
     r.check_keys(fl, "flows", {"idle_timeout", "active_timeout", "tcp_end_linger", "max_flows"});
