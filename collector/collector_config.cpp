@@ -63,7 +63,7 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
 
 void validate_collector_config(const CollectorConfig& cfg) {
     if (cfg.listen.empty()) {
-        throw Error("nothing to listen on: give --listen udp://ADDR:PORT or tcp://ADDR:PORT (or [listen] urls)");
+        throw Error("nothing to listen on: give --listen udp://ADDR:PORT, tcp://ADDR:PORT or sctp://ADDR:PORT (or [listen] urls)");
     }
     for (const auto& u : cfg.listen) parse_listen_url(u);
     for (const auto& a : cfg.allow) {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install tier: `cmake --install` of BUILD_DIR into a scratch DESTDIR puts
+# every file where the FHS and GNUInstallDirs say, the unit names the
+# installed paths, the installed exporter validates the installed example
+# config, and the installed collector runs. No root; removes what it made.
+#
+# Usage: check_install.sh BUILD_DIR
+set -euo pipefail
+(($# == 1)) || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+build=$(cd "$1" && pwd)
+dest=$(mktemp -d /tmp/bpfix-install.XXXXXX)
+trap 'rm -rf "$dest"' EXIT
+fail() { echo "FAIL install: $*" >&2; exit 1; }
+
+cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
+prefix=$(cache CMAKE_INSTALL_PREFIX)
+[[ -n $prefix ]] || fail "no CMAKE_INSTALL_PREFIX in $build/CMakeCache.txt"
+DESTDIR=$dest cmake --install "$build" >"$dest.log" 2>&1 || { cat "$dest.log" >&2; rm -f "$dest.log"; fail "cmake --install failed"; }
+rm -f "$dest.log"
+root=$dest$prefix
+# sysconfdir is /etc for the /usr prefix, PREFIX/etc otherwise (GNUInstallDirs)
+if [[ $prefix == /usr ]]; then etc=$dest/etc; else etc=$root/etc; fi
+
+want=(
+  "$root/bin/bpfix-exporter" "$root/bin/bpfix-collector"
+  "$etc/bpfix/exporter.toml" "$etc/bpfix/collector.toml"
+  "$root/share/doc/bpfix/README.md" "$root/share/doc/bpfix/examples/exporter.toml"
+  "$root/share/doc/bpfix/examples/collector.toml"
+  "$root/lib/systemd/system/bpfix-exporter.service"
+  "$root/share/bpfix/bpfix-elements.xml" "$root/share/bpfix/bpfix-elements.libfds.xml"
+  "$root/share/bpfix/bpfix-elements.pmacct.lst"
+)
+for f in "${want[@]}"; do
+  [[ -f $f ]] || fail "missing ${f#"$dest"} (installed: $(cd "$dest" && find . -type f | sort | tr '\n' ' '))"
+done
+for f in "$root/bin/bpfix-exporter" "$root/bin/bpfix-collector"; do
+  [[ -x $f ]] || fail "${f#"$dest"} is not executable"
+done
+# Nothing else: no test, benchmark or build helper is installed.
+extra=$(cd "$dest" && find . -type f | sort | while read -r f; do
+  found=0
+  for w in "${want[@]}"; do [[ $dest/${f#./} == "$w" ]] && found=1; done
+  ((found)) || echo "${f#.}"
+done)
+[[ -z $extra ]] || fail "installed files nobody asked for: $extra"
+
+unit=$root/lib/systemd/system/bpfix-exporter.service
+grep -q '@' "$unit" && fail "unconfigured @VARIABLE@ left in the unit: $(grep '@' "$unit")"
+grep -qx "ExecStart=$prefix/bin/bpfix-exporter --config ${etc#"$dest"}/bpfix/exporter.toml" "$unit" ||
+  fail "the unit's ExecStart does not name the installed paths: $(grep '^ExecStart=' "$unit")"
+
+# The installed programs run, and the installed example config is valid.
+"$root/bin/bpfix-exporter" --config "$etc/bpfix/exporter.toml" --check-config >/dev/null ||
+  fail "the installed exporter refuses the installed example config"
+"$root/bin/bpfix-collector" --config "$etc/bpfix/collector.toml" --listen udp://127.0.0.1:0 \
+  --output-dir "$dest" --check-config >/dev/null || fail "the installed collector refuses the installed example config"
+echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), unit paths configured, example configs valid"
