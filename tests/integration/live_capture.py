@@ -418,7 +418,13 @@ def part_slow(build, tmp, failures, lab, a, b, if_b):
                 f"for i in range({n}):\n    s.sendto(b'%08d' % i + b's'*992,('{B_IP}',5302))\n"
                 "    if i % 500 == 499: time.sleep(0.02)\n")
         sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", code)
-        time.sleep(1.5)
+        # Stop once the reader has it all (pcap header, then 16 + 1024
+        # bytes a packet; its file lags by at most a write buffer), or
+        # after 30 s: under emulation the exporter and the reader trail the
+        # sender by seconds, and a stop before they catch up cuts the tail.
+        full = 24 + n * (16 + 1024)
+        wait_for(lambda: os.path.exists(live) and os.path.getsize(live) >= full - 8192, timeout=30)
+        time.sleep(0.5)
         rc = ex.stop()  # ends the stream: the reader sees EOF
         reader.wait(timeout=10)
         if rc != 0:
