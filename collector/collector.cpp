@@ -473,19 +473,6 @@ private:
     uint16_t port_ = 0;
 };
 
-template <typename Protocol>
-struct StreamLabel;
-template <>
-struct StreamLabel<asio::ip::tcp> {
-    static constexpr const char* name = "TCP";
-    static constexpr const char* scheme = "tcp";
-};
-template <>
-struct StreamLabel<sctp> {
-    static constexpr const char* name = "SCTP";
-    static constexpr const char* scheme = "sctp";
-};
-
 // One TCP connection or SCTP association: IPFIX messages back to back,
 // framed by their length field (an SCTP message that holds one IPFIX
 // message reads the same way). A broken frame (length < 16, version not
@@ -493,7 +480,7 @@ struct StreamLabel<sctp> {
 template <typename Protocol>
 class StreamConnection : public std::enable_shared_from_this<StreamConnection<Protocol>> {
 public:
-    static constexpr const char* kName = StreamLabel<Protocol>::name;
+    static constexpr const char* kName = StreamName<Protocol>::label;
     StreamConnection(typename Protocol::socket sock, Worker& w, Hub& hub, std::unique_ptr<ExporterSession> session)
         : sock_(std::move(sock)), worker_(w), hub_(hub), session_(std::move(session)) {}
     ~StreamConnection() {
@@ -570,7 +557,7 @@ template <typename Protocol>
 class StreamListener {
 public:
     using Connection = StreamConnection<Protocol>;
-    static constexpr const char* kName = StreamLabel<Protocol>::name;
+    static constexpr const char* kName = StreamName<Protocol>::label;
     // Accepts on `io`; each connection goes to the next of `workers`.
     StreamListener(asio::io_context& io, std::vector<std::unique_ptr<Worker>>& workers, Hub& hub,
                    const typename Protocol::endpoint& ep)
@@ -580,7 +567,7 @@ public:
         acceptor_.set_option(asio::socket_base::reuse_address(true));
         acceptor_.bind(ep);
         acceptor_.listen();
-        spdlog::info("listening on {}://{}", StreamLabel<Protocol>::scheme,
+        spdlog::info("listening on {}://{}", StreamName<Protocol>::scheme,
                      endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
         hub.listeners.push_back([this](const Hub::Visit& v) {
             for (auto& w : conns_) {

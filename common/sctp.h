@@ -15,6 +15,7 @@
 #include <asio/basic_stream_socket.hpp>
 #include <asio/detail/socket_option.hpp>
 #include <asio/ip/basic_endpoint.hpp>
+#include <asio/ip/tcp.hpp>
 #include <string>
 
 namespace bpfix {
@@ -40,6 +41,16 @@ private:
     int family_;
 };
 
+// The names of the stream transports, for logs and URLs: one place for the
+// exporter's transport and the collector's listener.
+template <typename Protocol>
+struct StreamName;
+template <>
+struct StreamName<sctp> {
+    static constexpr const char* label = "SCTP";
+    static constexpr const char* scheme = "sctp";
+};
+
 // Empty when this kernel opens SCTP sockets; otherwise what is wrong and
 // what to do (the `sctp` module is not loaded, or SCTP is blocked).
 std::string sctp_unavailable();
@@ -55,5 +66,11 @@ bool sctp_set_lifetime(int fd, uint32_t lifetime_ms);
 // - messages abandoned so far on this association, sent or not; -1 when
 //   the association is gone.
 int64_t sctp_abandoned(int fd);
+
+template <>
+struct StreamName<asio::ip::tcp> {
+    static constexpr const char* label = "TCP";
+    static constexpr const char* scheme = "tcp";
+};
 
 }  // namespace bpfix

@@ -27,19 +27,6 @@ namespace bpfix {
 namespace {
 
 template <typename Protocol>
-struct StreamTraits;
-template <>
-struct StreamTraits<asio::ip::tcp> {
-    static constexpr const char* label = "TCP";
-    using no_delay = asio::ip::tcp::no_delay;
-};
-template <>
-struct StreamTraits<sctp> {
-    static constexpr const char* label = "SCTP";
-    using no_delay = sctp::no_delay;
-};
-
-template <typename Protocol>
 class StreamTransport : public Transport {
 public:
     StreamTransport(const CollectorUrl& url, const TransportOptions& opts, asio::io_context& io,
@@ -156,8 +143,8 @@ private:
 
     void on_connected() {
         asio::error_code ec;
-        socket_.set_option(typename StreamTraits<Protocol>::no_delay(true), ec);
-        spdlog::info("collector {}: connected ({})", name_, StreamTraits<Protocol>::label);
+        socket_.set_option(typename Protocol::no_delay(true), ec);
+        spdlog::info("collector {}: connected ({})", name_, StreamName<Protocol>::label);
         state_ = State::connected;
         backoff_ = opts_.reconnect_min;
         seq_.clear();
