@@ -37,6 +37,7 @@
 #include "output.h"
 #include "pcap_store.h"
 #include "sctp.h"
+#include "service_notify.h"
 #include "session.h"
 
 namespace bpfix {
@@ -663,6 +664,7 @@ size_t collector_threads(const CollectorConfig& cfg) {
 
 int run_collector(const CollectorConfig& cfg) {
     validate_collector_config(cfg);
+    ServiceNotifier systemd;
     Hub hub(cfg);  // outlives the io_contexts: TCP connections report to it when they go
     // Workers: the first uses the main thread's loop (which also serves
     // signals, timers, metrics and TCP accepts) and the Hub's model; each
@@ -833,6 +835,7 @@ int run_collector(const CollectorConfig& cfg) {
             // already accepted for us (TCP data it acknowledged, queued
             // datagrams) before stopping: nothing accepted is lost.
             spdlog::info("signal {}: finishing (reading what is already received)", sig);
+            systemd.stopping();
             for (auto& t : tcp) t->close();
             for (auto& t : sctps) t->close();
             drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -886,7 +889,18 @@ int run_collector(const CollectorConfig& cfg) {
         });
     }
     if (n_threads > 1) spdlog::info("decoding on {} threads", n_threads);
+    // systemd (Type=notify): ready once every listener is bound; the
+    // watchdog pings come from the main loop, which also serves signals,
+    // timers and metrics.
+    auto status = [&] {
+        CollectorTotals t = totals();
+        return fmt::format("{} sessions, {} records, {} written, {} lost in transit", hub.sessions_now.load(),
+                           t.records, hub.written(), t.lost_records);
+    };
+    systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
+    systemd.start_watchdog(io, status);
     io.run();
+    systemd.stop_watchdog();
     for (auto& u : udp) u->stop();
     for (auto& l : loops) l->stop();
     for (auto& t : threads.threads) t.join();

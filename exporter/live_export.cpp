@@ -27,6 +27,7 @@
 #include "packet_capture.h"
 #include "packet_report.h"
 #include "pcap_server.h"
+#include "service_notify.h"
 
 namespace bpfix {
 
@@ -44,6 +45,7 @@ MeterLoss loss(const KernelCounters& c, uint32_t sampling, uint64_t metered) {
 }  // namespace
 
 int run_live_export(const ExporterConfig& cfg) {
+    ServiceNotifier systemd;  // before anything is attached: a bad NOTIFY_SOCKET stops us early
     InterfaceSelector selector(cfg.interfaces, cfg.exclude);
     auto present = InterfaceSelector::list_interfaces();
     for (const auto& name : selector.exact_names()) {
@@ -340,6 +342,7 @@ int run_live_export(const ExporterConfig& cfg) {
     signals.async_wait([&](const asio::error_code& ec, int sig) {
         if (ec) return;
         spdlog::info("signal {}: ending every flow and detaching", sig);
+        systemd.stopping();
         stopping = true;
         timer.cancel();
         out.io().stop();
@@ -359,7 +362,17 @@ int run_live_export(const ExporterConfig& cfg) {
         });
     };
     schedule();
+    // systemd (Type=notify): ready once the meter is attached and the
+    // export connected or queued; the watchdog pings come from this loop,
+    // the one that drains the kernel.
+    auto status = [&] {
+        return fmt::format("metering {} interfaces; {} flow records, {} not sent", kernel.attached_interfaces().size(),
+                           out.encoder().flow_records(), out.transport().records_not_sent());
+    };
+    systemd.ready(status());
+    systemd.start_watchdog(out.io(), status);
     out.io().run();
+    systemd.stop_watchdog();
     out.io().restart();
     stopping = true;
 

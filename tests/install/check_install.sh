@@ -26,7 +26,8 @@ want=(
   "$etc/bpfix/exporter.toml" "$etc/bpfix/collector.toml"
   "$root/share/doc/bpfix/README.md" "$root/share/doc/bpfix/examples/exporter.toml"
   "$root/share/doc/bpfix/examples/collector.toml"
-  "$root/lib/systemd/system/bpfix-exporter.service"
+  "$root/lib/systemd/system/bpfix-exporter.service" "$root/lib/systemd/system/bpfix-collector.service"
+  "$root/lib/systemd/system/bpfix-collector@.service"
   "$root/share/bpfix/bpfix-elements.xml" "$root/share/bpfix/bpfix-elements.libfds.xml"
   "$root/share/bpfix/bpfix-elements.pmacct.lst"
 )
@@ -44,14 +45,26 @@ extra=$(cd "$dest" && find . -type f | sort | while read -r f; do
 done)
 [[ -z $extra ]] || fail "installed files nobody asked for: $extra"
 
-unit=$root/lib/systemd/system/bpfix-exporter.service
-grep -q '@' "$unit" && fail "unconfigured @VARIABLE@ left in the unit: $(grep '@' "$unit")"
-grep -qx "ExecStart=$prefix/bin/bpfix-exporter --config ${etc#"$dest"}/bpfix/exporter.toml" "$unit" ||
-  fail "the unit's ExecStart does not name the installed paths: $(grep '^ExecStart=' "$unit")"
+units=$root/lib/systemd/system
+for unit in "$units"/bpfix-*.service; do
+  grep -qE '@[A-Z_]+@' "$unit" && fail "unconfigured @VARIABLE@ left in ${unit#"$dest"}: $(grep -E '@[A-Z_]+@' "$unit")"
+  grep -qx 'Type=notify' "$unit" || fail "${unit#"$dest"} is not Type=notify"
+  grep -q '^WatchdogSec=' "$unit" || fail "${unit#"$dest"} sets no WatchdogSec"
+done
+sysconf=${etc#"$dest"}/bpfix
+check_exec() {  # UNIT, the ExecStart it must have
+  grep -qxF "ExecStart=$2" "$units/$1" ||
+    fail "$1: ExecStart does not name the installed paths: $(grep '^ExecStart=' "$units/$1") (want $2)"
+}
+check_exec bpfix-exporter.service "$prefix/bin/bpfix-exporter --config $sysconf/exporter.toml"
+check_exec bpfix-collector.service \
+  "$prefix/bin/bpfix-collector --config $sysconf/collector.toml --output-dir \${STATE_DIRECTORY}"
+check_exec bpfix-collector@.service \
+  "$prefix/bin/bpfix-collector --config $sysconf/collector-%i.toml --output-dir \${STATE_DIRECTORY}"
 
 # The installed programs run, and the installed example config is valid.
 "$root/bin/bpfix-exporter" --config "$etc/bpfix/exporter.toml" --check-config >/dev/null ||
   fail "the installed exporter refuses the installed example config"
 "$root/bin/bpfix-collector" --config "$etc/bpfix/collector.toml" --listen udp://127.0.0.1:0 \
   --output-dir "$dest" --check-config >/dev/null || fail "the installed collector refuses the installed example config"
-echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), unit paths configured, example configs valid"
+echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), 3 units (Type=notify, watchdog) with the installed paths, example configs valid"

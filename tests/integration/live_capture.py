@@ -85,10 +85,46 @@ def start_tcpdump(ns, ifn, path, log, expr=()):
     return p
 
 
-def start_tshark(ns, path, log):
+def start_tshark(ns, path, log, ex, failures):
+    """tshark as a client of the exporter's server. Returns once the
+    exporter has one more client than before, or None (with a failure
+    naming tshark's own output) when tshark exits or never connects:
+    tshark loads every dissector before it connects, which takes seconds
+    on a loaded machine and tens of seconds under emulation."""
+    before = ex.text().count("capture: client 127.0.0.1:")
     p = subprocess.Popen(["ip", "netns", "exec", ns, "tshark", "-i", f"TCP@127.0.0.1:{PORT}", "-F", "pcap", "-w",
                           path], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    return p
+    connected = lambda: ex.text().count("capture: client 127.0.0.1:") > before
+    t0 = time.monotonic()
+    if wait_for(lambda: connected() or p.poll() is not None, timeout=60) and connected() and p.poll() is None:
+        print(f"tshark connected after {time.monotonic() - t0:.1f} s")
+        return p
+    why = f"exited with {p.returncode}" if p.poll() is not None else "did not connect in time"
+    stop(p)
+    failures.append(f"tshark {why}; its output: " + open(log).read().strip().replace("\n", "; ") +
+                    "\nexporter:\n" + ex.text())
+    return None
+
+
+def count_records(path, expr=None):
+    """Packets in a pcap file being written (a cut last record counts),
+    or those matching a tcpdump expression."""
+    if not os.path.exists(path) or os.path.getsize(path) < 24:
+        return 0
+    if expr is None:
+        return len(read_pcap(path)[3])
+    out = subprocess.run(["tcpdump", "-r", path, "-n", expr], capture_output=True, text=True).stdout
+    return len(out.splitlines())
+
+
+def wait_caught_up(live, ref, expr=None):
+    """Before tshark is stopped: its file holds as many packets as
+    tcpdump's (of `expr`), or 10 s (scaled) have passed. A stop earlier
+    drops what the exporter or tshark's capture child still hold, and
+    under load they trail the sender."""
+    t0 = time.monotonic()
+    done = wait_for(lambda: count_records(live) >= count_records(ref, expr) > 0)
+    print(f"tshark's file {'caught up' if done else 'still behind'} after {time.monotonic() - t0:.1f} s")
 
 
 def stop(p):
@@ -174,7 +210,9 @@ def part_dns(build, tmp, failures, lab, a, b, if_b):
         if hooked or not our_filters(b, if_b):
             failures.append(f"no client yet: capture hooks {hooked} (want none), meter hooks {our_filters(b, if_b)}")
         print(f"no client: capture hooks {hooked}, flow meter hooks {len(our_filters(b, if_b))}")
-        tshark = start_tshark(b, live, os.path.join(tmp, "tshark.log"))
+        tshark = start_tshark(b, live, os.path.join(tmp, "tshark.log"), ex, failures)
+        if not tshark:
+            return
         if not ex.wait_log("capture: on for 1 interface(s)") or not wait_for(lambda: capture_hooks(b, if_b)):
             failures.append("capture not on with a client connected:\n" + ex.text())
             return
@@ -192,7 +230,8 @@ def part_dns(build, tmp, failures, lab, a, b, if_b):
         code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                 f"[s.sendto(b'u'*100,('{B_IP}',5353)) for i in range(20)]\n")
         sh("ip", "netns", "exec", a, "/usr/bin/python3", "-c", code)
-        time.sleep(1.0)
+        wait_caught_up(live, full, "udp port 53")
+        time.sleep(0.5)
         stop(tshark)
         if not ex.wait_log("capture: off") or not wait_for(lambda: not capture_hooks(b, if_b)):
             failures.append(f"capture still on after the client left: hooks {capture_hooks(b, if_b)}\n" + ex.text())
@@ -219,7 +258,11 @@ def part_dns(build, tmp, failures, lab, a, b, if_b):
     if len(ref) < 6 or others < 50 or tcp53 < 4:
         failures.append(f"traffic not as planned: tcpdump saw {len(ref)} udp/53, {tcp53} tcp/53, {others} other "
                         "packets")
+    before = len(failures)
     compare(failures, "udp port 53", got, ref, 65535)
+    if len(failures) > before:
+        failures.append("tshark: " + open(os.path.join(tmp, "tshark.log")).read().strip().replace("\n", "; ") +
+                        "\nexporter:\n" + ex.text())
     print(f"DNS: tshark {len(got)} packets, tcpdump {len(ref)} udp/53 of {len(everything)} ({tcp53} tcp/53)")
     return len(got)
 
@@ -252,7 +295,9 @@ def part_large(build, tmp, failures, lab, a, b, if_a, if_b):
             failures.append(f"global header: magic {magic:#x} snaplen {snap} link {link}, want 0xa1b23c4d 1024 1")
         if not wait_for(lambda: "capture: off" in ex.text()):
             failures.append("capture not off after the raw client left")
-        tshark = start_tshark(b, live, os.path.join(tmp, "tshark2.log"))
+        tshark = start_tshark(b, live, os.path.join(tmp, "tshark2.log"), ex, failures)
+        if not tshark:
+            return
         if not wait_for(lambda: ex.text().count("capture: on for 1") >= 2):
             failures.append("capture not on with tshark connected:\n" + ex.text())
             return
@@ -263,7 +308,8 @@ def part_large(build, tmp, failures, lab, a, b, if_a, if_b):
         got = tcp_transfer(a, b, B_IP, 5301, 4 << 20, tmp)
         if got != 4 << 20:
             failures.append(f"bulk TCP transfer got {got} bytes")
-        time.sleep(1.0)
+        wait_caught_up(live, full)
+        time.sleep(0.5)
         stop(tshark)
         rc = ex.stop()
         if rc != 0:
@@ -281,7 +327,9 @@ def part_large(build, tmp, failures, lab, a, b, if_a, if_b):
         failures.append(f"no large frames to test: {jumbo} jumbo frames, {gso} GSO super-packets in tcpdump's file")
     compare(failures, "port 5301, snap 1024", got, ref, 1024, in_order=False)
     if failures:
-        failures.append("tcpdump: " + open(os.path.join(tmp, "tcpdump2.log")).read().strip().replace("\n", "; "))
+        for tool in ("tcpdump2", "tshark2"):
+            failures.append(f"{tool}: " + open(os.path.join(tmp, tool + ".log")).read().strip().replace("\n", "; "))
+        failures.append("exporter:\n" + ex.text())
     if any(len(g[2]) != min(1024, g[1]) for g in got):
         failures.append("a record's captured length is not min(1024, its original length)")
     bulk = sum(r.get("octetDeltaCount", 0) for r in ex.records() if r.get("sourceTransportPort") == 5301)

@@ -180,13 +180,13 @@ class Exporter:
     """bpfix-exporter in live mode inside a namespace, writing an IPFIX file
     (`out` a path), or sending to a collector (`out` a tcp:// or udp:// URL)."""
 
-    def __init__(self, build, ns, patterns, out, log, extra=(), wrap=()):
+    def __init__(self, build, ns, patterns, out, log, extra=(), wrap=(), env=None):
         self.build, self.out, self.log = build, out, log
         args = ["ip", "netns", "exec", ns, *wrap, os.path.join(build, "bin", "bpfix-exporter"), "--collector",
                 out if "://" in out else "file:" + out, "--log-level", os.environ.get("BPFIX_TEST_LOG_LEVEL", "info")]
         for p in patterns:
             args += ["--interface", p]
-        self.p = subprocess.Popen(args + list(extra), stderr=open(log, "w"), stdout=subprocess.DEVNULL)
+        self.p = subprocess.Popen(args + list(extra), stderr=open(log, "w"), stdout=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 10 * TIME_SCALE
         while time.monotonic() < deadline:
             if "exporting to" in self.text():
