@@ -894,8 +894,9 @@ int run_collector(const CollectorConfig& cfg) {
     // timers and metrics.
     auto status = [&] {
         CollectorTotals t = totals();
-        return fmt::format("{} sessions, {} records, {} written, {} lost in transit", hub.sessions_now.load(),
-                           t.records, hub.written(), t.lost_records);
+        return fmt::format("listening on {}; {} sessions, {} records, {} written, {} lost in transit",
+                           fmt::join(cfg.listen, ", "), hub.sessions_now.load(), t.records, hub.written(),
+                           t.lost_records);
     };
     systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
     systemd.start_watchdog(io, status);

@@ -12,6 +12,11 @@
 # $BPFIX_VM_CACHE (default /var/cache/bpfix/vm), outside the source tree.
 # Fails (never skips) when the VM cannot boot or the guest does not report.
 # Needs qemu-system-x86, busybox-static and kmod (scripts/install-deps).
+#
+# BPFIX_VM_INIT=systemd boots systemd instead, as on an installed host: the
+# root is then a writable overlay (a tmpfs over the shared host root, so
+# packages can be installed and purged), the commands run from a oneshot
+# unit once basic.target is reached, and the VM powers off after them.
 set -euo pipefail
 
 (($# >= 2)) || { echo "usage: $0 BUILD_DIR COMMAND..." >&2; exit 2; }
@@ -52,13 +57,17 @@ vmlinuz=$kdir/boot/vmlinuz-$ver
 # 2. An initramfs: busybox and what it takes to mount the host's root over
 #    virtio 9p; every other module loads later from the cache (modprobe
 #    and the kernel's own autoloading, through /lib/modules in the guest).
+init_mode=${BPFIX_VM_INIT:-busybox}
+[[ $init_mode == busybox || $init_mode == systemd ]] || die "BPFIX_VM_INIT=$init_mode: busybox or systemd"
+append=
+[[ $init_mode == systemd ]] && append="systemd.show_status=0 systemd.log_color=0"
 work=$(mktemp -d /tmp/bpfix-vm.XXXXXX)
 cleanup() { [[ -n ${qemu_pid:-} ]] && kill "$qemu_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 mkdir -p "$work/initrd"/{bin,dev,proc,sys,host,mods} "$work/out"
 cp "$(command -v busybox)" "$work/initrd/bin/busybox"
 : >"$work/initrd/mods/order"
-for m in virtio_pci 9pnet_virtio 9p; do
+for m in virtio_pci 9pnet_virtio 9p overlay; do
   modprobe -d "$kdir" -S "$ver" --show-depends "$m" | while read -r cmd path _; do
     [[ $cmd == insmod ]] || continue
     name=$(basename "$path")
@@ -80,6 +89,28 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in \$(cat /mods/order); do insmod /mods/\$m || echo "GUEST insmod \$m failed"; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host || echo "GUEST cannot mount the host root"
 mkdir -p /mnt; mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 outshare /mnt || echo "GUEST cannot mount the results share"
+if [ "$init_mode" = systemd ]; then
+  mkdir -p /ovl /newroot; mount -t tmpfs -o size=2g ovl /ovl; mkdir -p /ovl/upper /ovl/work
+  mount -t overlay overlay -o lowerdir=/host,upperdir=/ovl/upper,workdir=/ovl/work /newroot || echo "GUEST cannot mount the overlay root"
+  mkdir -p /newroot/tmp/out; mount --move /mnt /newroot/tmp/out
+  mkdir -p /newroot/usr/lib/modules; ln -sfn $kdir/lib/modules/$ver /newroot/usr/lib/modules/$ver
+  # Boot must not empty /tmp (Debian's tmpfiles.d says D /tmp): the trees
+  # the tests use may sit there.
+  echo 'd /tmp 1777 root root -' >/newroot/etc/tmpfiles.d/tmp.conf
+  cat >/newroot/etc/systemd/system/vm-tier-commands.service <<UNIT
+[Unit]
+Description=bpfix VM tier commands
+[Service]
+Type=oneshot
+ExecStart=/bin/bash /tmp/out/guest.sh
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+TimeoutStartSec=infinity
+UNIT
+  umount /proc /sys /dev 2>/dev/null
+  exec switch_root /newroot /lib/systemd/systemd --unit=vm-tier-commands.service
+fi
 mount -t proc proc /host/proc; mount -t sysfs sys /host/sys; mount -t devtmpfs dev /host/dev
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 # The guest's /tmp is its own; a source or build tree under the host's /tmp
@@ -110,6 +141,11 @@ INIT
 chmod +x "$work/initrd/init"
 {
   echo '#!/bin/bash'
+  if [[ $init_mode == systemd ]]; then
+    echo 'echo "GUEST kernel $(uname -r) under $(systemctl --version | head -1)"'
+    echo 'trap "echo GUEST-DONE; sync; systemctl poweroff --force --force" EXIT'
+    echo 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf'
+  fi
   echo "cd '$build' || exit 1"
   echo 'export PATH=/tmp/vmbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root'
   # software emulation: tests scale their waits (tests/integration/netns_lib.py)
@@ -132,7 +168,7 @@ mkdir -p "$build/Testing"
 echo "vm: booting $ver (qemu, software emulation) to run ${#} command(s)"
 t0=$(date +%s)
 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 3072 -nographic -no-reboot -nic none \
-  -kernel "$vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+  -kernel "$vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1 $append" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$work/out,mount_tag=outshare,security_model=none,multidevs=remap" \
   </dev/null >"$work/console.log" 2>&1 &
