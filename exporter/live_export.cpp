@@ -337,16 +337,26 @@ int run_live_export(const ExporterConfig& cfg) {
     };
     if (dns_ring) watch_ring(dns_ring->epoll_fd(), [&] { dns_ring->poll(); });
     if (capture) watch_ring(capture->epoll_fd(), [&] { capture->poll(); });
-    asio::signal_set signals(out.io(), SIGINT, SIGTERM);
+    asio::signal_set signals(out.io(), SIGINT, SIGTERM, SIGHUP);
     asio::steady_timer timer(out.io());
-    signals.async_wait([&](const asio::error_code& ec, int sig) {
-        if (ec) return;
-        spdlog::info("signal {}: ending every flow and detaching", sig);
-        systemd.stopping();
-        stopping = true;
-        timer.cancel();
-        out.io().stop();
-    });
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](const asio::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                // Not the default action (exit, losing the open flows).
+                spdlog::warn("SIGHUP: reloading the configuration is not supported yet; still running with the "
+                             "one read at start (restart to apply a new one)");
+                wait_signal();
+                return;
+            }
+            spdlog::info("signal {}: ending every flow and detaching", sig);
+            systemd.stopping();
+            stopping = true;
+            timer.cancel();
+            out.io().stop();
+        });
+    };
+    wait_signal();
     const auto interval = std::chrono::microseconds(static_cast<int64_t>(cfg.drain_interval_s * 1e6));
     std::function<void()> schedule = [&] {
         timer.expires_after(interval);
@@ -410,7 +420,7 @@ int run_live_export(const ExporterConfig& cfg) {
         drop_summary = fmt::format("dropped_in_flows={} dropped_unattributed={}", drops_in_flows, other);
     }
     if (c.map_full_packets) {
-        spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [flows] max_flows",
+        spdlog::error("{} packets ({} bytes) did not fit the kernel flow map; raise [live] map_entries",
                       c.map_full_packets, c.map_full_bytes);
     }
     drop_summary += rtt ? fmt::format(" rtt_samples={} rtt_in_flows={} rtt_lost={}", rtt_samples, rtt_matched,
