@@ -30,6 +30,7 @@ want=(
   "$root/lib/systemd/system/bpfix-collector@.service"
   "$root/share/bpfix/bpfix-elements.xml" "$root/share/bpfix/bpfix-elements.libfds.xml"
   "$root/share/bpfix/bpfix-elements.pmacct.lst"
+  "$root/share/man/man8/bpfix-exporter.8" "$root/share/man/man8/bpfix-collector.8"
 )
 for f in "${want[@]}"; do
   [[ -f $f ]] || fail "missing ${f#"$dest"} (installed: $(cd "$dest" && find . -type f | sort | tr '\n' ' '))"
@@ -62,9 +63,21 @@ check_exec bpfix-collector.service \
 check_exec bpfix-collector@.service \
   "$prefix/bin/bpfix-collector --config $sysconf/collector-%i.toml --output-dir \${STATE_DIRECTORY}"
 
+# The man pages render without warnings and document every option the
+# programs' --help lists (they would drift otherwise).
+for prog in bpfix-exporter bpfix-collector; do
+  page=$root/share/man/man8/$prog.8
+  warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null) || fail "man -l $page failed: $warn"
+  [[ -z $warn ]] || fail "$prog.8 renders with warnings: $warn"
+  text=$(sed 's/\\-/-/g' "$page")
+  for opt in $("$root/bin/$prog" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+    grep -qF -- "$opt" <<<"$text" || fail "$prog.8 does not document $opt (from $prog --help)"
+  done
+done
+
 # The installed programs run, and the installed example config is valid.
 "$root/bin/bpfix-exporter" --config "$etc/bpfix/exporter.toml" --check-config >/dev/null ||
   fail "the installed exporter refuses the installed example config"
 "$root/bin/bpfix-collector" --config "$etc/bpfix/collector.toml" --listen udp://127.0.0.1:0 \
   --output-dir "$dest" --check-config >/dev/null || fail "the installed collector refuses the installed example config"
-echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), 3 units (Type=notify, watchdog) with the installed paths, example configs valid"
+echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), 3 units (Type=notify, watchdog) with the installed paths, man pages covering every option, example configs valid"

@@ -35,7 +35,7 @@ dpkg -i "$deb" >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; die "dpkg -i failed";
 grep -q 'systemctl enable --now bpfix-exporter bpfix-collector' /tmp/dpkg.log ||
   fail "postinst did not say how to enable the services: $(cat /tmp/dpkg.log)"
 mapfile -t files < <(dpkg -L bpfix | while read -r f; do [[ -f $f ]] && echo "$f"; done)
-((${#files[@]} >= 13)) || fail "dpkg -L bpfix lists ${#files[@]} files, want 13"
+((${#files[@]} >= 15)) || fail "dpkg -L bpfix lists ${#files[@]} files, want 15"
 for u in bpfix-exporter.service bpfix-collector.service; do
   state=$(systemctl is-enabled "$u" 2>&1)
   [[ $state == disabled ]] || fail "$u is $state after install, want disabled until configured"
