@@ -35,7 +35,9 @@
 #include "line_formats.h"
 #include "http_server.h"
 #include "output.h"
+#include "pcap_api.h"
 #include "pcap_store.h"
+#include "prometheus.h"
 #include "sctp.h"
 #include "service_notify.h"
 #include "session.h"
@@ -638,18 +640,6 @@ private:
 using TcpListener = StreamListener<asio::ip::tcp>;
 using SctpListener = StreamListener<sctp>;
 
-asio::ip::address resolve_address(const std::string& host) {
-    if (host.empty() || host == "*") return asio::ip::address_v6::any();
-    asio::error_code ec;
-    auto a = asio::ip::make_address(host, ec);
-    if (ec) {
-        throw Error(fmt::format("listen address '{}' is not an IP address (use 0.0.0.0, [::] or a local "
-                                "address)",
-                                host));
-    }
-    return a;
-}
-
 // Decode threads: as configured, or one per CPU this process may run on, at
 // most 4.
 size_t collector_threads(const CollectorConfig& cfg) {
@@ -732,10 +722,7 @@ int run_collector(const CollectorConfig& cfg) {
     if (!cfg.metrics.empty() && cfg.metrics != "off") {
         CollectorUrl m = parse_listen_url("tcp://" + cfg.metrics);
         auto render = [&]() {
-            std::string o;
-            auto series = [&o](const char* name, const char* type, const char* help) {
-                o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-            };
+            PrometheusText o;
             struct Row {
                 std::string labels;
                 DomainStats d;
@@ -743,12 +730,13 @@ int run_collector(const CollectorConfig& cfg) {
             std::vector<Row> rows;
             hub.each_session([&rows](const ExporterSession& s) {
                 for (const auto& [id, d] : s.domains()) {
-                    rows.push_back({fmt::format("exporter=\"{}\",domain=\"{}\"", s.peer(), id), d});
+                    rows.push_back(
+                        {fmt::format("exporter=\"{}\",domain=\"{}\"", PrometheusText::escape(s.peer()), id), d});
                 }
             });
             auto per = [&](const char* name, const char* help, uint64_t DomainStats::*f) {
-                series(name, "counter", help);
-                for (const auto& r : rows) o += fmt::format("{}{{{}}} {}\n", name, r.labels, r.d.*f);
+                o.family(name, "counter", help);
+                for (const auto& r : rows) o.sample(name, r.labels, r.d.*f);
             };
             per("bpfix_collector_messages_total", "IPFIX messages decoded, per exporter session and domain",
                 &DomainStats::messages);
@@ -761,43 +749,52 @@ int run_collector(const CollectorConfig& cfg) {
             per("bpfix_collector_malformed_messages_total", "messages that could not be decoded in full",
                 &DomainStats::malformed);
             CollectorTotals t = totals();
-            auto one = [&](const char* name, const char* type, const char* help, uint64_t v) {
-                series(name, type, help);
-                o += fmt::format("{} {}\n", name, v);
-            };
-            one("bpfix_collector_sessions", "gauge", "exporter transport sessions open", hub.sessions_now.load());
-            one("bpfix_collector_all_records_total", "counter", "data records decoded, sessions already closed included",
-                t.records);
-            one("bpfix_collector_rejected_sessions_total", "counter", "sessions refused over max_sessions",
-                hub.rejected_sessions.load());
-            one("bpfix_collector_refused_exporters_total", "counter", "sessions from exporters outside [listen] allow",
-                hub.refused_exporters.load());
-            series("bpfix_collector_written_records_total", "counter", "records written to the output files, per format");
+            o.one("bpfix_collector_sessions", "gauge", "exporter transport sessions open", hub.sessions_now.load());
+            o.one("bpfix_collector_all_records_total", "counter", "data records decoded, sessions already closed included",
+                  t.records);
+            o.one("bpfix_collector_rejected_sessions_total", "counter", "sessions refused over max_sessions",
+                  hub.rejected_sessions.load());
+            o.one("bpfix_collector_refused_exporters_total", "counter", "sessions from exporters outside [listen] allow",
+                  hub.refused_exporters.load());
+            o.family("bpfix_collector_written_records_total", "counter",
+                     "records written to the output files, per format");
             for (const auto& out : hub.outs) {
-                o += fmt::format("bpfix_collector_written_records_total{{format=\"{}\"}} {}\n", out.format,
-                                 out.queue->records_written());
+                o.sample("bpfix_collector_written_records_total", fmt::format("format=\"{}\"", out.format),
+                         out.queue->records_written());
             }
-            o += fmt::format("bpfix_collector_written_records_total{{format=\"pcap\"}} {}\n",
-                             hub.pcap->packets_written());
-            one("bpfix_collector_output_dropped_records_total", "counter",
-                "records dropped because an output fell behind or the disk refused", hub.dropped());
-            one("bpfix_collector_template_limit_hits_total", "counter",
-                "templates refused because a session held max_templates", t.template_limit_hits);
-            one("bpfix_collector_templates_expired_total", "counter",
-                "UDP templates expired (not sent again within udp_template_lifetime)", t.templates_expired);
-            one("bpfix_collector_udp_kernel_drops_total", "counter",
-                "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
-                kernel_drops() - drops_at_start);
-            return o;
+            o.sample("bpfix_collector_written_records_total", "format=\"pcap\"", hub.pcap->packets_written());
+            o.one("bpfix_collector_output_dropped_records_total", "counter",
+                  "records dropped because an output fell behind or the disk refused", hub.dropped());
+            o.one("bpfix_collector_template_limit_hits_total", "counter",
+                  "templates refused because a session held max_templates", t.template_limit_hits);
+            o.one("bpfix_collector_templates_expired_total", "counter",
+                  "UDP templates expired (not sent again within udp_template_lifetime)", t.templates_expired);
+            o.one("bpfix_collector_udp_kernel_drops_total", "counter",
+                  "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
+                  kernel_drops() - drops_at_start);
+            o.one("bpfix_collector_files_total", "counter", "output files finished (rotations)", hub.files());
+            return o.text();
         };
         try {
-            metrics = std::make_unique<HttpServer>(io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port), render,
-                                                   cfg.output_dir);
+            metrics = std::make_unique<HttpServer>(io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port));
         } catch (const asio::system_error& e) {
             throw Error(fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT, or "
                                     "--metrics off)",
                                     cfg.metrics, e.code().message()));
         }
+        metrics->handle("/metrics", [render](const HttpServer::Request&) {
+            return HttpServer::Response{200, "text/plain; version=0.0.4", render()};
+        });
+        // Served by the main loop: an answer means it turns.
+        metrics->handle("/health", [&hub, &cfg](const HttpServer::Request&) {
+            return HttpServer::Response{200, "text/plain",
+                                        fmt::format("ok: listening on {}; {} sessions\n", fmt::join(cfg.listen, ", "),
+                                                    hub.sessions_now.load())};
+        });
+        metrics->handle_stream("/api/v1/pcap", pcap_api(cfg.output_dir));
+        spdlog::info("metrics on http://{0}/metrics, health on http://{0}/health, stored packets on "
+                     "http://{0}/api/v1/pcap",
+                     metrics->where());
     }
 
     std::chrono::steady_clock::time_point drain_deadline;

@@ -121,4 +121,16 @@ CollectorUrl parse_listen_url(const std::string& text) {
     return url;
 }
 
+asio::ip::address resolve_address(const std::string& host) {
+    if (host.empty() || host == "*") return asio::ip::address_v6::any();
+    asio::error_code ec;
+    auto a = asio::ip::make_address(host, ec);
+    if (ec) {
+        throw Error(fmt::format("listen address '{}' is not an IP address (use 0.0.0.0, [::] or a local "
+                                "address)",
+                                host));
+    }
+    return a;
+}
+
 }  // namespace bpfix

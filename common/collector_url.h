@@ -1,5 +1,7 @@
 #pragma once
 
+#include <asio/ip/address.hpp>
+
 #include <cstdint>
 #include <string>
 
@@ -24,5 +26,8 @@ CollectorUrl parse_collector_url(const std::string& text);
 // Where a collector listens: `udp://ADDR:PORT`, `tcp://ADDR:PORT` or `sctp://ADDR:PORT`
 // (port 0: any free port). Throws bpfix::Error like parse_collector_url.
 CollectorUrl parse_listen_url(const std::string& text);
+// The address a listen URL's host names: an IP address, or "" / "*" for
+// every address (IPv6 any, which takes IPv4 too). Throws bpfix::Error.
+asio::ip::address resolve_address(const std::string& host);
 
 }  // namespace bpfix

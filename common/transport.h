@@ -44,14 +44,22 @@ public:
     // Connectionless transports need templates re-sent on a timer.
     virtual bool needs_template_refresh() const { return false; }
 
+    // Connection-oriented transports: whether a connection is up now, and
+    // the bytes waiting for it (the bounded queue).
+    virtual bool connected() const { return true; }
+    virtual size_t queued_bytes() const { return 0; }
+
     uint64_t messages_sent() const { return messages_sent_; }
     uint64_t records_not_sent() const { return records_not_sent_; }
+    // Connections made so far (the first one included).
+    uint64_t connects() const { return connects_; }
     const std::string& name() const { return name_; }
 
 protected:
     std::string name_;
     uint64_t messages_sent_ = 0;
     uint64_t records_not_sent_ = 0;
+    uint64_t connects_ = 0;
 };
 
 // `templates` returns the encoder's current template messages; a transport

@@ -15,6 +15,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
+#include <array>
 #include <deque>
 #include <map>
 #include <type_traits>
@@ -71,6 +72,9 @@ public:
         if (state_ == State::connected) return queued_bytes_ < opts_.queue_bytes / 2;
         return true;  // collector away: keep going, the queue bounds memory
     }
+
+    bool connected() const override { return state_ == State::connected; }
+    size_t queued_bytes() const override { return queued_bytes_; }
 
     bool finish(asio::io_context& io, std::chrono::milliseconds timeout) override {
         auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -145,6 +149,7 @@ private:
         asio::error_code ec;
         socket_.set_option(typename Protocol::no_delay(true), ec);
         spdlog::info("collector {}: connected ({})", name_, StreamName<Protocol>::label);
+        ++connects_;
         state_ = State::connected;
         backoff_ = opts_.reconnect_min;
         seq_.clear();
@@ -158,6 +163,7 @@ private:
                              name_);
             }
         }
+        watch_peer(++generation_);
         // Templates first on this connection, then whatever is queued.
         const auto& tmpl = templates_();
         for (auto it = tmpl.rbegin(); it != tmpl.rend(); ++it) {
@@ -167,6 +173,30 @@ private:
             queue_.push_front(std::move(copy));
         }
         write_next();
+    }
+
+    // A collector sends nothing on an IPFIX connection: a read that ends
+    // means it closed or reset the connection. Noticing now, not at the
+    // second write after, keeps messages out of a dead socket (the first
+    // write into one succeeds locally and is lost uncounted).
+    void watch_peer(uint64_t generation) {
+        socket_.async_read_some(asio::buffer(peer_bytes_), [this, generation](const asio::error_code& error, size_t) {
+            if (closing_ || generation != generation_ || state_ != State::connected) return;
+            if (error) {
+                state_ = State::backoff;
+                drop_templates_from_queue_unless_writing();
+                retry(error == asio::error::eof ? "the collector closed the connection"
+                                                : "connection lost: " + error.message());
+                return;
+            }
+            watch_peer(generation);  // unexpected bytes: ignored
+        });
+    }
+
+    void drop_templates_from_queue_unless_writing() {
+        // A write in flight is aborted by the close in retry() and its
+        // handler leaves its message at the front: it is sent again, whole.
+        if (!writing_) drop_templates_from_queue();
     }
 
     void write_next() {
@@ -182,6 +212,12 @@ private:
         asio::async_write(socket_, asio::buffer(msg.bytes), [this](const asio::error_code& error, size_t) {
             writing_ = false;
             if (closing_) return;
+            if (error && state_ != State::connected) {
+                // The peer watch saw the connection end and closed the
+                // socket under this write: already retrying.
+                drop_templates_from_queue();
+                return;
+            }
             if (error) {
                 // The message in flight is sent again, whole, on the next
                 // connection: the collector discards the partial one with
@@ -227,6 +263,8 @@ private:
     asio::steady_timer timer_;
     std::chrono::milliseconds backoff_;
     State state_ = State::connecting;
+    uint64_t generation_ = 0;  // connections so far: a late handler of an old one is ignored
+    std::array<char, 256> peer_bytes_{};
     std::deque<IpfixMessage> queue_;
     size_t queued_bytes_ = 0;
     bool writing_ = false;

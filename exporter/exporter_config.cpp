@@ -66,7 +66,7 @@ FlowTableConfig ExporterConfig::flow_table() const {
 void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     TomlReader r(path);
     const toml::value& root = r.root();
-    r.check_keys(root, "", {"export", "transport", "flows", "live", "enrich", "capture", "pcap", "log"});
+    r.check_keys(root, "", {"export", "transport", "flows", "live", "enrich", "capture", "pcap", "log", "metrics"});
     auto section = [&](const char* name) { return r.section(name); };
 
     auto ex = section("export");
@@ -193,9 +193,21 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     auto lg = section("log");
     r.check_keys(lg, "log", {"level"});
     cfg.log_level = r.string(lg, "log", "level", cfg.log_level);
+
+    auto me = section("metrics");
+    r.check_keys(me, "metrics", {"listen"});
+    cfg.metrics = r.string(me, "metrics", "listen", cfg.metrics);
 }
 
 void validate_exporter_config(const ExporterConfig& cfg) {
+    if (!cfg.metrics.empty() && cfg.metrics != "off") {
+        try {
+            parse_listen_url("tcp://" + cfg.metrics);
+        } catch (const Error&) {
+            throw Error(fmt::format("metrics.listen (--metrics) '{}' is not ADDR:PORT ([ADDR]:PORT for IPv6), or off",
+                                    cfg.metrics));
+        }
+    }
     auto positive = [](double v, const char* key) {
         if (!(v > 0) || v > 86400 * 365) {
             throw Error(fmt::format("{}: {} must be a number of seconds > 0", key, v));

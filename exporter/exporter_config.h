@@ -104,6 +104,8 @@ struct ExporterConfig {
     uint8_t pcap_direction = 0;  // flowDirection: 0 ingress, 1 egress
 
     std::string log_level = "info";
+    // Live mode: Prometheus /metrics and /health on ADDR:PORT; "off": none.
+    std::string metrics = "127.0.0.1:9740";
 
     FlowTableConfig flow_table() const;
 };

@@ -59,6 +59,7 @@ public:
 
     size_t active_flows() const { return size_; }
     uint64_t records_exported() const { return records_; }
+    size_t size() const { return size_; }  // flows open now
     uint64_t evicted() const { return evicted_; }
 
 private:

@@ -27,6 +27,8 @@
 #include "packet_capture.h"
 #include "packet_report.h"
 #include "pcap_server.h"
+#include "http_server.h"
+#include "prometheus.h"
 #include "service_notify.h"
 
 namespace bpfix {
@@ -159,6 +161,7 @@ int run_live_export(const ExporterConfig& cfg) {
     uint64_t packets = 0, octets = 0;
     uint64_t drops_in_flows = 0;
     uint64_t capture_lost_logged = 0;
+    uint64_t last_drain_entries = 0;  // kernel map entries read by the last drain: its fill level
     // The statistics' view of the meter, with the drops no flow took.
     auto meter_loss = [&] {
         MeterLoss l = loss(kernel.counters(), cfg.sampling, packets);
@@ -261,7 +264,9 @@ int run_live_export(const ExporterConfig& cfg) {
         // the flows they belong to can end.
         if (dns_ring) dns_ring->poll();
         enrich.clock(clock_ns(CLOCK_MONOTONIC));
+        last_drain_entries = 0;
         kernel.drain([&](const KernelFlow& f) {
+            ++last_drain_entries;
             table.add_delta(f.key, f.first_ns + offset, f.last_ns + offset, f.packets, f.bytes, f.tcp_flags, f.tos);
             if (rtt) rtt_match.observe(f.key, now_real);
             packets += f.packets;
@@ -372,6 +377,86 @@ int run_live_export(const ExporterConfig& cfg) {
         });
     };
     schedule();
+    // Prometheus /metrics and /health (loopback by default), served by
+    // this loop: an answer means it turns.
+    std::unique_ptr<HttpServer> http;
+    if (!cfg.metrics.empty() && cfg.metrics != "off") {
+        CollectorUrl m = parse_listen_url("tcp://" + cfg.metrics);
+        try {
+            http = std::make_unique<HttpServer>(out.io(), asio::ip::tcp::endpoint(resolve_address(m.host), m.port));
+        } catch (const asio::system_error& e) {
+            throw Error(fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT or "
+                                    "[metrics] listen, or off)",
+                                    cfg.metrics, e.code().message()));
+        }
+        const std::string coll = fmt::format("collector=\"{}\"", PrometheusText::escape(out.url().str()));
+        http->handle("/metrics", [&, coll](const HttpServer::Request&) {
+            PrometheusText o;
+            KernelCounters c = kernel.counters();
+            o.one("bpfix_exporter_interfaces", "gauge", "interfaces metered now", kernel.attached_interfaces().size());
+            o.one("bpfix_exporter_packets_total", "counter", "packets metered into flows (drained from the kernel)",
+                  packets);
+            o.one("bpfix_exporter_octets_total", "counter", "octets (IP length) metered into flows", octets);
+            o.one("bpfix_exporter_flow_records_total", "counter", "flow records exported", out.encoder().flow_records());
+            o.one("bpfix_exporter_records_total", "counter",
+                  "data records exported: flows, statistics and RFC 5610 type records", out.encoder().data_records());
+            o.one("bpfix_exporter_flows_active", "gauge", "flows open in the flow table", table.size());
+            o.one("bpfix_exporter_kernel_map_entries", "gauge",
+                  "kernel flow map entries read by the last drain (its fill level)", last_drain_entries);
+            o.one("bpfix_exporter_kernel_map_capacity", "gauge", "entries of each kernel flow map ([live] map_entries)",
+                  cfg.map_entries);
+            o.one("bpfix_exporter_map_full_packets_total", "counter",
+                  "packets whose flow found the kernel map full (exported as notSentPacketTotalCount)",
+                  c.map_full_packets);
+            o.one("bpfix_exporter_malformed_packets_total", "counter", "packets the kernel parser refused",
+                  c.malformed_packets);
+            o.one("bpfix_exporter_non_ip_packets_total", "counter", "packets that are not IP", c.non_ip_packets);
+            o.one("bpfix_exporter_sampled_out_packets_total", "counter", "packets not selected by 1-in-N sampling",
+                  c.sampled_out_packets);
+            o.one("bpfix_exporter_filtered_packets_total", "counter", "packets refused by [[live.filter]] rules",
+                  c.filtered_packets);
+            o.family("bpfix_exporter_enrichment_enabled", "gauge",
+                     "1 when the enrichment runs, 0 when it is off or its kernel support is missing");
+            o.sample("bpfix_exporter_enrichment_enabled", "kind=\"dns\"", enrich.dns() ? 1 : 0);
+            o.sample("bpfix_exporter_enrichment_enabled", "kind=\"drops\"", drops ? 1 : 0);
+            o.sample("bpfix_exporter_enrichment_enabled", "kind=\"rtt\"", rtt ? 1 : 0);
+            o.one("bpfix_exporter_dropped_packets_in_flows_total", "counter", "kernel drops attributed to flows",
+                  drops_in_flows);
+            o.one("bpfix_exporter_rtt_samples_total", "counter", "kernel RTT samples read", rtt_samples);
+            o.family("bpfix_exporter_messages_sent_total", "counter", "IPFIX messages handed to the transport");
+            o.sample("bpfix_exporter_messages_sent_total", coll, out.transport().messages_sent());
+            o.family("bpfix_exporter_records_not_sent_total", "counter",
+                     "records that could not be delivered (queue full while the collector was away, or at exit)");
+            o.sample("bpfix_exporter_records_not_sent_total", coll, out.transport().records_not_sent());
+            o.family("bpfix_exporter_collector_connects_total", "counter",
+                     "connections made to the collector (reconnects are the rest after the first)");
+            o.sample("bpfix_exporter_collector_connects_total", coll, out.transport().connects());
+            o.family("bpfix_exporter_collector_connected", "gauge", "1 while the collector is reachable");
+            o.sample("bpfix_exporter_collector_connected", coll, out.transport().connected() ? 1 : 0);
+            o.family("bpfix_exporter_export_queue_bytes", "gauge", "bytes waiting for the collector");
+            o.sample("bpfix_exporter_export_queue_bytes", coll, out.transport().queued_bytes());
+            if (capture) {
+                CaptureCounters cc = capture->counters();
+                o.one("bpfix_exporter_capture_captured_packets_total", "counter", "packets copied by the capture",
+                      cc.captured);
+                o.one("bpfix_exporter_capture_lost_packets_total", "counter",
+                      "packets the capture lost in the kernel (ring buffer full)", cc.lost);
+                o.one("bpfix_exporter_capture_client_drops_total", "counter",
+                      "captured packets dropped for clients that read too slowly", pcap_server ? pcap_server->dropped() : 0);
+            }
+            return HttpServer::Response{200, "text/plain; version=0.0.4", o.text()};
+        });
+        http->handle("/health", [&](const HttpServer::Request&) {
+            // 503 while records queue up for an unreachable collector.
+            bool ok = out.transport().connected();
+            return HttpServer::Response{ok ? 200 : 503, "text/plain",
+                                        fmt::format("{}: metering {} interfaces; collector {} {}\n", ok ? "ok" : "degraded",
+                                                    kernel.attached_interfaces().size(), out.url().str(),
+                                                    ok ? "connected" : "unreachable")};
+        });
+        spdlog::info("metrics on http://{0}/metrics, health on http://{0}/health", http->where());
+    }
+
     // systemd (Type=notify): ready once the meter is attached and the
     // export connected or queued; the watchdog pings come from this loop,
     // the one that drains the kernel.

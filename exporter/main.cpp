@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
     app.add_option("--active-timeout", active, "longest a record may span, in seconds");
     app.add_option("--tcp-end-linger", linger, "seconds a TCP flow stays open after FIN");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+    std::string metrics;
+    app.add_option("--metrics", metrics,
+                   "live mode: serve Prometheus /metrics and /health on ADDR:PORT (default 127.0.0.1:9740; off: none)");
 
     try {
         app.parse(argc, argv);
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
         if (active != 0) cfg.active_timeout_s = active;
         if (linger >= 0) cfg.tcp_end_linger_s = linger;
         if (!log_level.empty()) cfg.log_level = log_level;
+        if (!metrics.empty()) cfg.metrics = metrics;
         if (!capture_listen.empty()) cfg.capture.listen = capture_listen;
         if (!capture_filter.empty()) cfg.capture.expression = capture_filter;
         if (!capture_allow.empty()) cfg.capture.allow = capture_allow;

@@ -103,7 +103,7 @@ systemctl stop bpfix-exporter.service
 [[ -z $(tc filter show dev bpfpkg0 ingress) ]] || fail "tc filters left on bpfpkg0 after stop"
 journalctl -u bpfix-exporter --no-pager | grep -q 'summary:' || fail "no exporter summary in the journal"
 # 4. The template, beside the first collector.
-printf '[listen]\nurls = ["udp://127.0.0.1:4740"]\n[metrics]\nlisten = "127.0.0.1:9740"\n' >/etc/bpfix/collector-b.toml
+printf '[listen]\nurls = ["udp://127.0.0.1:4740"]\n[metrics]\nlisten = "127.0.0.1:9741"\n' >/etc/bpfix/collector-b.toml
 systemctl start bpfix-collector@b.service ||
   fail "bpfix-collector@b did not start: $(journalctl -u bpfix-collector@b --no-pager | tail -5)"
 status=$(systemctl show -p StatusText --value bpfix-collector@b)

@@ -1,0 +1,16 @@
+// GET /api/v1/pcap?from=...&to=...[&exporter=...][&filter=...][&precision=us]
+// on the collector's HTTP endpoint: the pcap store's packets of a time
+// range, exporter and pcap-filter, as one pcap stream (docs/collector.md).
+#pragma once
+
+#include <string>
+
+#include "http_server.h"
+
+namespace bpfix {
+
+// The route's handler over the pcap store in `data_dir`: a bad query is
+// answered at once (4xx); a good one streams from its own thread.
+HttpServer::StreamHandler pcap_api(std::string data_dir);
+
+}  // namespace bpfix

@@ -1,0 +1,80 @@
+// The small HTTP endpoint both daemons serve (loopback by default):
+// GET only, one request per connection, routes by path. A route answers
+// from the event loop (metrics, health), or hands back a writer that
+// streams a long answer from a thread of its own (the collector's pcap
+// API), so the loop is never blocked.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <atomic>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+
+namespace bpfix {
+
+// The parameters of a query string ("a=1&b=x%20y"), percent-decoded, '+'
+// as a space. Throws bpfix::Error on a broken escape.
+std::map<std::string, std::string> parse_query_string(const std::string& qs);
+
+// "HTTP/1.1 200 OK" and friends.
+const char* http_reason(int status);
+// A whole response with Content-Length and Connection: close.
+std::string http_response(int status, const std::string& type, const std::string& body);
+// Sends all of it on a blocking socket; false when the peer is gone.
+bool http_send_all(int fd, const char* p, size_t n);
+
+class HttpServer {
+public:
+    struct Request {
+        std::string path, query;
+        std::string peer;  // the client's address
+    };
+    struct Response {
+        int status = 200;
+        std::string type = "text/plain";
+        std::string body;
+    };
+    // Runs on its own thread with the connection's blocking socket: writes
+    // the whole response (headers included); the server closes it after.
+    using Writer = std::function<void(int fd)>;
+    using Handler = std::function<Response(const Request&)>;
+    using StreamHandler = std::function<std::variant<Response, Writer>(const Request&)>;
+
+    // Binds and listens at once (asio::system_error when it cannot).
+    HttpServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep);
+    // Ends the streams still running (their clients see the answer cut)
+    // and waits for their threads.
+    ~HttpServer();
+    void handle(const std::string& path, Handler h);
+    void handle_stream(const std::string& path, StreamHandler h);
+    asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    // "127.0.0.1:9739", "[::1]:9739"
+    std::string where() const;
+
+private:
+    struct Conn;
+    struct Stream {
+        std::thread thread;
+        int fd = -1;
+        std::atomic<bool> done{false};
+    };
+    void accept();
+    void read(std::shared_ptr<Conn> c);
+    void respond(std::shared_ptr<Conn> c, const Response& r);
+    void stream(std::shared_ptr<Conn> c, Writer w);
+    void reap();
+
+    asio::ip::tcp::acceptor acceptor_;
+    std::map<std::string, StreamHandler> routes_;
+    std::mutex mu_;
+    std::list<std::unique_ptr<Stream>> streams_;
+};
+
+}  // namespace bpfix
