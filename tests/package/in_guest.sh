@@ -91,6 +91,11 @@ echo "exporter: pid $pid, user $(ps -o user= -p "$pid"), caps $caps, status '$st
 [[ $caps == 000000c000001000 ]] || fail "the exporter has capabilities $caps, want 000000c000001000"
 [[ -n $(tc filter show dev bpfpkg0 ingress) || -n $(bpftool net show dev bpfpkg0 2>/dev/null | grep -i tcx) ]] ||
   fail "nothing attached to bpfpkg0 with the exporter active"
+for ep in 127.0.0.1:9740 127.0.0.1:9739; do
+  code=$(curl -s -o /tmp/health.txt -w '%{http_code}' "http://$ep/health")
+  echo "health $ep: $code $(cat /tmp/health.txt)"
+  [[ $code == 200 ]] || fail "http://$ep/health answered $code under systemd"
+done
 ip netns exec "$ns" /usr/bin/python3 -c "
 import socket
 for i in range(25):
@@ -99,6 +104,9 @@ for i in range(25):
     s.sendto(b'x' * 64, ('10.77.0.1', 9))
 "
 sleep 3
+packets=$(curl -s http://127.0.0.1:9740/metrics | awk '$1 == "bpfix_exporter_packets_total" {print $2}')
+echo "exporter metrics under systemd: $packets packets metered"
+((${packets:-0} >= 25)) || fail "bpfix_exporter_packets_total is '${packets}' after 25 packets"
 systemctl stop bpfix-exporter.service
 [[ -z $(tc filter show dev bpfpkg0 ingress) ]] || fail "tc filters left on bpfpkg0 after stop"
 journalctl -u bpfix-exporter --no-pager | grep -q 'summary:' || fail "no exporter summary in the journal"
