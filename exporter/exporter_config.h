@@ -52,6 +52,8 @@ struct CaptureConfig {
 
 // Every setting of bpfix-exporter. Defaults here; etc/bpfix/exporter.toml
 // documents each key; command-line flags override the file.
+inline constexpr const char* kDefaultMetrics = "127.0.0.1:9740";
+
 struct ExporterConfig {
     std::string collector = "udp://127.0.0.1:4739";
     uint32_t observation_domain = 1;
@@ -105,7 +107,10 @@ struct ExporterConfig {
 
     std::string log_level = "info";
     // Live mode: Prometheus /metrics and /health on ADDR:PORT; "off": none.
-    std::string metrics = "127.0.0.1:9740";
+    // Empty: kDefaultMetrics where it can be bound (a namespace whose
+    // loopback is down has none), with a warning otherwise; a value given
+    // in the config or on the command line must bind or the start fails.
+    std::string metrics;
 
     FlowTableConfig flow_table() const;
 };

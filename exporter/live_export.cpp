@@ -380,15 +380,20 @@ int run_live_export(const ExporterConfig& cfg) {
     // Prometheus /metrics and /health (loopback by default), served by
     // this loop: an answer means it turns.
     std::unique_ptr<HttpServer> http;
-    if (!cfg.metrics.empty() && cfg.metrics != "off") {
-        CollectorUrl m = parse_listen_url("tcp://" + cfg.metrics);
+    const std::string metrics_at = cfg.metrics.empty() ? kDefaultMetrics : cfg.metrics;
+    if (metrics_at != "off") {
+        CollectorUrl m = parse_listen_url("tcp://" + metrics_at);
         try {
             http = std::make_unique<HttpServer>(out.io(), asio::ip::tcp::endpoint(resolve_address(m.host), m.port));
         } catch (const asio::system_error& e) {
-            throw Error(fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT or "
-                                    "[metrics] listen, or off)",
-                                    cfg.metrics, e.code().message()));
+            std::string why = fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT or "
+                                          "[metrics] listen, or off)",
+                                          metrics_at, e.code().message());
+            if (!cfg.metrics.empty()) throw Error(why);
+            spdlog::warn("{}; running without them", why);
         }
+    }
+    if (http) {
         const std::string coll = fmt::format("collector=\"{}\"", PrometheusText::escape(out.url().str()));
         http->handle("/metrics", [&, coll](const HttpServer::Request&) {
             PrometheusText o;

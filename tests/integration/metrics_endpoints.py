@@ -15,8 +15,10 @@ loopback) and bpfix-exporter on B's veth sending to it.
    well-formed labels).
 4. The collector stops: the exporter's /health turns 503 once it sees the
    connection gone, and its export queue and connected gauge say so.
-5. A metrics address already in use is refused at start (exit 2, naming
-   it).
+5. A metrics address given and already in use is refused at start (exit
+   2, naming it); the default address, where it cannot be bound (a
+   namespace whose loopback was never brought up), is skipped with a
+   warning.
 Everything made here is removed, also on failure.
 
 usage: metrics_endpoints.py BUILD_DIR
@@ -187,6 +189,23 @@ def body(build, tmp, failures, extra):
             if dup.returncode != 2 or f"cannot serve metrics on 127.0.0.1:{EXPORTER_METRICS}" not in dup.stderr:
                 failures.append(f"a second exporter on the same metrics port: exit {dup.returncode}, "
                                 f"{dup.stderr.strip()[-300:]!r}")
+            # 6. Without --metrics, in a namespace whose loopback was never
+            # brought up (no 127.0.0.1): the default address is best effort.
+            # (With no address at all Linux still lets 127.0.0.1 bind; with
+            # one, as on any real host, it does not.)
+            c = f"bpmeC{lab.tag}"
+            sh("ip", "netns", "add", c)
+            lab.namespaces.append(c)  # removed with the others
+            sh("ip", "-n", c, "link", "add", "bpmc0", "type", "veth", "peer", "name", "bpmc1")
+            sh("ip", "-n", c, "addr", "add", "198.18.0.1/24", "dev", "bpmc0")
+            sh("ip", "-n", c, "link", "set", "bpmc0", "up")
+            nolo = Exporter(build, c, ["bpmnone*"], os.path.join(tmp, "nolo.ipfix"), os.path.join(tmp, "nolo.log"))
+            time.sleep(0.5 * TIME_SCALE)
+            alive = nolo.p.poll() is None
+            rc_nolo = nolo.stop() if alive else nolo.p.returncode
+            if not alive or rc_nolo != 0 or "running without them" not in nolo.text():
+                failures.append(f"default metrics address without a loopback: alive={alive} exit {rc_nolo}:\n" +
+                                nolo.text())
             rc = ex.stop()
             if rc not in (0, 1):  # 1: the record sent while the collector was away is counted as not sent
                 failures.append(f"exporter exit code {rc}:\n" + ex.text())
