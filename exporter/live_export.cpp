@@ -121,6 +121,10 @@ int run_live_export(const ExporterConfig& cfg) {
     malloc_trim(0);
     ExportPipeline out(cfg, (drops ? kSpecDrops : 0) | (rtt ? kSpecRtt : 0) | enrich.spec_flags() |
                                 (cfg.capture.export_reports ? kSpecPacketReports : 0));
+    // Signals are taken from here on, before anything is attached: one
+    // that arrives while starting is queued and handled by the loop (which
+    // detaches), instead of killing the process with its filters in place.
+    asio::signal_set signals(out.io(), SIGINT, SIGTERM, SIGHUP);
     std::unique_ptr<DnsRing> dns_ring;
     if (enrich.dns()) {
         dns_ring = std::make_unique<DnsRing>(kernel.dns_ring_fd(), *enrich.dns());
@@ -342,7 +346,6 @@ int run_live_export(const ExporterConfig& cfg) {
     };
     if (dns_ring) watch_ring(dns_ring->epoll_fd(), [&] { dns_ring->poll(); });
     if (capture) watch_ring(capture->epoll_fd(), [&] { capture->poll(); });
-    asio::signal_set signals(out.io(), SIGINT, SIGTERM, SIGHUP);
     asio::steady_timer timer(out.io());
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](const asio::error_code& ec, int sig) {
