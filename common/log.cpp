@@ -54,13 +54,22 @@ void glib_to_spdlog(const gchar* domain, GLogLevelFlags level, const gchar* mess
 
 }  // namespace
 
-void init_logging(std::string_view program, std::string_view level) {
-    auto lvl = spdlog::level::from_str(std::string(level));
+void check_log_level(std::string_view level) {
     // from_str maps unknown names to "off"; only accept "off" when asked for.
-    if (lvl == spdlog::level::off && level != "off") {
+    if (spdlog::level::from_str(std::string(level)) == spdlog::level::off && level != "off") {
         throw Error("unknown log level '" + std::string(level) +
                     "': use trace, debug, info, warn, error, critical or off");
     }
+}
+
+void set_log_level(std::string_view level) {
+    check_log_level(level);
+    spdlog::set_level(spdlog::level::from_str(std::string(level)));
+}
+
+void init_logging(std::string_view program, std::string_view level) {
+    set_log_level(level);  // checks the name before anything changes
+    auto lvl = spdlog::get_level();
     auto logger = spdlog::stderr_color_mt(std::string(program));
     spdlog::set_default_logger(logger);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %n %^%l%$: %v");

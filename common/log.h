@@ -8,5 +8,9 @@ namespace bpfix {
 // and routes glib's (libfixbuf's) log output into it. Throws bpfix::Error on
 // an unknown level name.
 void init_logging(std::string_view program, std::string_view level);
+// Throws bpfix::Error on an unknown level name.
+void check_log_level(std::string_view level);
+// Changes the level (a reload); throws bpfix::Error on an unknown name.
+void set_log_level(std::string_view level);
 
 }  // namespace bpfix

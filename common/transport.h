@@ -21,6 +21,7 @@ struct TransportOptions {
     // SCTP: data messages not delivered within this time are abandoned
     // (PR-SCTP, RFC 3758); templates always go fully reliably. 0: off.
     std::chrono::milliseconds sctp_lifetime{0};
+    bool operator==(const TransportOptions&) const = default;
 };
 
 // Sends IPFIX messages to a collector, a file, ... Sockets and files are

@@ -39,28 +39,58 @@ public:
     explicit ExportPipeline(const ExporterConfig& cfg, uint32_t enrichments = 0);
 
     asio::io_context& io() { return io_; }
-    Transport& transport() { return *transport_; }
-    IpfixEncoder& encoder() { return *encoder_; }
-    const CollectorUrl& url() const { return url_; }
+    // The current collector's transport and encoder.
+    Transport& transport() { return *now_->transport; }
+    IpfixEncoder& encoder() { return *now_->encoder; }
+    const CollectorUrl& url() const { return now_->url; }
 
-    void add_flow(const FlowRecord& r) { encoder_->add_flow(r); }
-    // Sends templates (UDP) and statistics when their timers are due.
+    void add_flow(const FlowRecord& r) { now_->encoder->add_flow(r); }
+    // Sends templates (UDP) and statistics when their timers are due, and
+    // closes a replaced collector's session once its queue is delivered.
     void tick(const MeterLoss& loss);
     // Statistics now, flush, deliver what is queued; false when records
     // were lost.
     bool finish(const MeterLoss& loss);
 
-private:
-    void add_stats(const MeterLoss& loss);
+    // Reload: from now on records go to the collector (URL, transport,
+    // observation domain, timers) of `cfg`, in a new transport session.
+    // The old one gets its statistics and everything pending, then keeps
+    // delivering its queue for up to its drain timeout. Throws
+    // bpfix::Error (the running session stays) for an unusable URL.
+    void switch_collector(const ExporterConfig& cfg, const MeterLoss& loss);
 
-    const ExporterConfig& cfg_;
+    // Totals over every session of this run (a reload starts a new one).
+    uint64_t flow_records() const;
+    uint64_t data_records() const;
+    uint64_t messages() const;
+    uint64_t packet_reports() const;
+    uint64_t records_not_sent() const;
+
+private:
+    // One transport session: a collector and the encoder feeding it.
+    struct Session {
+        ExporterConfig cfg;
+        CollectorUrl url;
+        std::unique_ptr<Transport> transport;
+        std::unique_ptr<IpfixEncoder> encoder;
+        std::chrono::steady_clock::time_point retire_by{};
+        bool closed = false, delivered = true;
+    };
+    std::unique_ptr<Session> open_session(const ExporterConfig& cfg);
+    void add_stats(Session& s, const MeterLoss& loss);
+    bool close_session(Session& s, std::chrono::milliseconds wait);
+    template <typename F>
+    uint64_t sum(F f) const;
+
     uint64_t init_ms_;
     InfoModel model_;
-    CollectorUrl url_;
     asio::io_context io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
-    std::unique_ptr<IpfixEncoder> encoder_;
-    std::unique_ptr<Transport> transport_;
+    uint32_t enrichments_;
+    std::unique_ptr<Session> now_;
+    // Replaced sessions, kept until the pipeline ends: their sockets'
+    // handlers may still run after they are closed.
+    std::vector<std::unique_ptr<Session>> old_;
     std::chrono::steady_clock::time_point next_refresh_, next_stats_;
 };
 

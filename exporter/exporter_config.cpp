@@ -11,6 +11,7 @@
 #include "packet_capture.h"
 #include "pcap_server.h"
 #include "error.h"
+#include "log.h"
 #include "toml_reader.h"
 
 namespace bpfix {
@@ -200,6 +201,11 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
 }
 
 void validate_exporter_config(const ExporterConfig& cfg) {
+    try {
+        check_log_level(cfg.log_level);
+    } catch (const Error& e) {
+        throw Error(fmt::format("log.level (--log-level): {}", e.what()));
+    }
     if (!cfg.metrics.empty() && cfg.metrics != "off") {
         try {
             parse_listen_url("tcp://" + cfg.metrics);

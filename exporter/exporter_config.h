@@ -48,6 +48,7 @@ struct CaptureConfig {
     bool export_reports = false;
 
     bool enabled() const { return !listen.empty() || export_reports; }
+    bool operator==(const CaptureConfig&) const = default;
 };
 
 // Every setting of bpfix-exporter. Defaults here; etc/bpfix/exporter.toml

@@ -13,6 +13,7 @@ namespace bpfix {
 struct FilterRuleText {
     std::string action;  // "accept" | "reject"
     std::string protocol, src, dst, peer, port, src_port, dst_port, direction;
+    bool operator==(const FilterRuleText&) const = default;
 };
 
 struct CompiledFilter {

@@ -36,6 +36,9 @@ public:
     // sink, to fill in enrichment elements (DNS, RTT).
     using Enrich = std::function<void(const bpfix_flow_key&, FlowRecord&)>;
     void set_enrich(Enrich enrich) { enrich_ = std::move(enrich); }
+    // New timeouts and bound (a reload): they apply to the flows open now
+    // at the next advance(); the expiry lists stay in time order.
+    void set_config(const FlowTableConfig& cfg) { cfg_ = cfg; if (cfg_.max_flows == 0) cfg_.max_flows = 1; }
 
     // Ends every flow that is due at time `now_ns`.
     void advance(uint64_t now_ns);

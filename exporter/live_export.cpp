@@ -16,6 +16,8 @@
 #include "drop_tracker.h"
 #include "enrichment.h"
 #include "clock.h"
+#include "config_reload.h"
+#include "log.h"
 #include "error.h"
 #include "export_pipeline.h"
 #include "flow_table.h"
@@ -44,11 +46,9 @@ MeterLoss loss(const KernelCounters& c, uint32_t sampling, uint64_t metered) {
     return l;
 }
 
-}  // namespace
-
-int run_live_export(const ExporterConfig& cfg) {
-    ServiceNotifier systemd;  // before anything is attached: a bad NOTIFY_SOCKET stops us early
-    InterfaceSelector selector(cfg.interfaces, cfg.exclude);
+// Interfaces named exactly (no pattern) must exist when the
+// configuration is taken, at start or on reload.
+void check_exact_names(const InterfaceSelector& selector) {
     auto present = InterfaceSelector::list_interfaces();
     for (const auto& name : selector.exact_names()) {
         bool found = false;
@@ -59,6 +59,18 @@ int run_live_export(const ExporterConfig& cfg) {
                                     name, name));
         }
     }
+}
+
+}  // namespace
+
+int run_live_export(const ExporterConfig& start_cfg, const std::function<ExporterConfig()>& reread,
+                    const std::string& config_path) {
+    // The configuration in effect: a reload changes what it can of it
+    // (adopt_reloadable), the rest stays as started.
+    ExporterConfig cfg = start_cfg;
+    ServiceNotifier systemd;  // before anything is attached: a bad NOTIFY_SOCKET stops us early
+    InterfaceSelector selector(cfg.interfaces, cfg.exclude);
+    check_exact_names(selector);
 
     // Loading a tracing BPF object parses the kernel's BTF (about 10 MiB,
     // freed at once), several times over. glibc's adaptive threshold would
@@ -210,9 +222,10 @@ int run_live_export(const ExporterConfig& cfg) {
             spdlog::info("capture: packet reports over {} carry at most {} bytes of each frame (one IPFIX message)",
                          out.url().str(), max_section);
         }
-        capture = std::make_unique<PacketCapture>(cfg.capture, mode, [&, reports, max_section](const CapturedPacket& p) {
+        capture = std::make_unique<PacketCapture>(cfg.capture, mode, [&, reports](const CapturedPacket& p) {
             if (pcap_server) pcap_server->publish(p);
-            if (reports) out.encoder().add_packet_report(make_packet_report(p, max_section));
+            // The encoder of the collector now (a reload may change it).
+            if (reports) out.encoder().add_packet_report(make_packet_report(p, out.encoder().max_frame_section()));
         });
         if (!cfg.capture.listen.empty()) {
             pcap_server = std::make_unique<PcapServer>(out.io(), cfg.capture, [&, reports](size_t clients) {
@@ -347,13 +360,55 @@ int run_live_export(const ExporterConfig& cfg) {
     if (dns_ring) watch_ring(dns_ring->epoll_fd(), [&] { dns_ring->poll(); });
     if (capture) watch_ring(capture->epoll_fd(), [&] { capture->poll(); });
     asio::steady_timer timer(out.io());
+    auto status = [&] {
+        return fmt::format("metering {} interfaces; {} flow records, {} not sent", kernel.attached_interfaces().size(),
+                           out.flow_records(), out.records_not_sent());
+    };
+    // SIGHUP: the configuration again. All of it is read and checked
+    // before anything changes; a bad one is refused whole. Interfaces that
+    // stay selected stay attached, and their flows stay in the table.
+    auto reload = [&] {
+        systemd.reloading();
+        spdlog::info("SIGHUP: reading the configuration again ({})",
+                     config_path.empty() ? "the command line only: no --config file" : config_path);
+        try {
+            ExporterConfig next = reread();
+            ReloadPlan plan = plan_reload(cfg, next);
+            InterfaceSelector next_selector(next.interfaces, next.exclude);
+            check_exact_names(next_selector);
+            // The one step that can still fail goes first.
+            if (plan.collector) {
+                const std::string was = out.url().str();
+                out.switch_collector(next, meter_loss());
+                spdlog::info("reload: records go to {} from now on (new transport session); {} gets what it has "
+                             "queued, for up to {} s",
+                             out.url().str(), was, cfg.drain_timeout_s);
+            }
+            for (const auto& key : plan.restart_only) {
+                spdlog::warn("reload: {} changed; it applies at the next start (restart the exporter), the running "
+                             "value stays",
+                             key);
+            }
+            adopt_reloadable(cfg, next);
+            if (plan.log_level) set_log_level(cfg.log_level);
+            if (plan.flows) table.set_config(cfg.flow_table());
+            if (plan.interfaces) {
+                selector = std::move(next_selector);
+                rescan();
+            }
+            if (plan.drain_interval) timer.cancel();  // re-armed at once with the new interval
+            spdlog::info("reload: applied (changed: {}); metering {} interfaces, exporting to {}", plan.summary(),
+                         kernel.attached_interfaces().size(), out.url().str());
+        } catch (const Error& e) {
+            spdlog::error("reload refused; still running with the configuration in effect: {}", e.what());
+        }
+        systemd.ready(status());
+    };
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](const asio::error_code& ec, int sig) {
             if (ec) return;
             if (sig == SIGHUP) {
-                // Not the default action (exit, losing the open flows).
-                spdlog::warn("SIGHUP: reloading the configuration is not supported yet; still running with the "
-                             "one read at start (restart to apply a new one)");
+                reload();
                 wait_signal();
                 return;
             }
@@ -365,11 +420,14 @@ int run_live_export(const ExporterConfig& cfg) {
         });
     };
     wait_signal();
-    const auto interval = std::chrono::microseconds(static_cast<int64_t>(cfg.drain_interval_s * 1e6));
     std::function<void()> schedule = [&] {
-        timer.expires_after(interval);
+        timer.expires_after(std::chrono::microseconds(static_cast<int64_t>(cfg.drain_interval_s * 1e6)));
         timer.async_wait([&](const asio::error_code& ec) {
-            if (ec || stopping) return;
+            if (stopping) return;
+            if (ec) {
+                schedule();  // cancelled by a reload: armed again with the new interval
+                return;
+            }
             try {
                 rescan();
                 drain();
@@ -397,17 +455,17 @@ int run_live_export(const ExporterConfig& cfg) {
         }
     }
     if (http) {
-        const std::string coll = fmt::format("collector=\"{}\"", PrometheusText::escape(out.url().str()));
-        http->handle("/metrics", [&, coll](const HttpServer::Request&) {
+        http->handle("/metrics", [&](const HttpServer::Request&) {
+            const std::string coll = fmt::format("collector=\"{}\"", PrometheusText::escape(out.url().str()));
             PrometheusText o;
             KernelCounters c = kernel.counters();
             o.one("bpfix_exporter_interfaces", "gauge", "interfaces metered now", kernel.attached_interfaces().size());
             o.one("bpfix_exporter_packets_total", "counter", "packets metered into flows (drained from the kernel)",
                   packets);
             o.one("bpfix_exporter_octets_total", "counter", "octets (IP length) metered into flows", octets);
-            o.one("bpfix_exporter_flow_records_total", "counter", "flow records exported", out.encoder().flow_records());
+            o.one("bpfix_exporter_flow_records_total", "counter", "flow records exported", out.flow_records());
             o.one("bpfix_exporter_records_total", "counter",
-                  "data records exported: flows, statistics and RFC 5610 type records", out.encoder().data_records());
+                  "data records exported: flows, statistics and RFC 5610 type records", out.data_records());
             o.one("bpfix_exporter_flows_active", "gauge", "flows open in the flow table", table.size());
             o.one("bpfix_exporter_kernel_map_entries", "gauge",
                   "kernel flow map entries read by the last drain (its fill level)", last_drain_entries);
@@ -468,10 +526,6 @@ int run_live_export(const ExporterConfig& cfg) {
     // systemd (Type=notify): ready once the meter is attached and the
     // export connected or queued; the watchdog pings come from this loop,
     // the one that drains the kernel.
-    auto status = [&] {
-        return fmt::format("metering {} interfaces; {} flow records, {} not sent", kernel.attached_interfaces().size(),
-                           out.encoder().flow_records(), out.transport().records_not_sent());
-    };
     systemd.ready(status());
     systemd.start_watchdog(out.io(), status);
     out.io().run();
@@ -496,7 +550,7 @@ int run_live_export(const ExporterConfig& cfg) {
         capture_summary = fmt::format(" capture_seen={} capture_captured={} capture_lost={} capture_delivered={} "
                                       "capture_client_drops={} packet_reports={}",
                                       cc.seen, cc.captured, cc.lost, cc.delivered,
-                                      pcap_server ? pcap_server->dropped() : 0, out.encoder().packet_reports());
+                                      pcap_server ? pcap_server->dropped() : 0, out.packet_reports());
     }
     std::vector<int> ifaces = kernel.attached_interfaces();
     for (int idx : ifaces) kernel.detach(idx);
@@ -529,8 +583,8 @@ int run_live_export(const ExporterConfig& cfg) {
                "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={} {}{}\n",
                ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
                c.sampled_out_packets, c.filtered_packets,
-               out.encoder().flow_records(), out.encoder().data_records(), out.encoder().messages(),
-               out.transport().records_not_sent(), drop_summary, capture_summary);
+               out.flow_records(), out.data_records(), out.messages(), out.records_not_sent(), drop_summary,
+               capture_summary);
     return delivered ? 0 : 1;
 }
 

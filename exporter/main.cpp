@@ -65,8 +65,10 @@ int main(int argc, char** argv) {
         return app.exit(e);
     }
 
-    ExporterConfig cfg;
-    try {
+    // The file, then the flags over it; read again on SIGHUP (live mode),
+    // so a reload keeps what the command line set.
+    auto read_config = [&] {
+        ExporterConfig cfg;
         if (!config_path.empty()) load_exporter_config(config_path, cfg);
         if (!pcap.empty()) cfg.pcap_file = pcap;
         if (!interfaces.empty()) cfg.interfaces = interfaces;
@@ -85,6 +87,11 @@ int main(int argc, char** argv) {
         if (!capture_allow.empty()) cfg.capture.allow = capture_allow;
         if (capture_export) cfg.capture.export_reports = true;
         if (capture_snaplen > 0) cfg.capture.snaplen = static_cast<uint32_t>(capture_snaplen);
+        return cfg;
+    };
+
+    try {
+        ExporterConfig cfg = read_config();
         init_logging("bpfix-exporter", cfg.log_level);
         validate_exporter_config(cfg);
         if (check_only) {
@@ -92,7 +99,11 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (!cfg.interfaces.empty()) {
-            return run_live_export(cfg);
+            return run_live_export(cfg, [&] {
+                ExporterConfig next = read_config();
+                validate_exporter_config(next);
+                return next;
+            }, config_path);
         }
         if (cfg.pcap_file.empty()) {
             throw Error("nothing to meter: give --interface NAME (live) or --pcap FILE, or set [live] interfaces "

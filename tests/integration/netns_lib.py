@@ -180,10 +180,16 @@ class Exporter:
     """bpfix-exporter in live mode inside a namespace, writing an IPFIX file
     (`out` a path), or sending to a collector (`out` a tcp:// or udp:// URL)."""
 
-    def __init__(self, build, ns, patterns, out, log, extra=(), wrap=(), env=None):
+    def __init__(self, build, ns, patterns, out, log, extra=(), wrap=(), env=None, config=None):
+        """With `config` (a TOML file) the collector and the log level come
+        from it, not from flags (a reload reads them again)."""
         self.build, self.out, self.log = build, out, log
-        args = ["ip", "netns", "exec", ns, *wrap, os.path.join(build, "bin", "bpfix-exporter"), "--collector",
-                out if "://" in out else "file:" + out, "--log-level", os.environ.get("BPFIX_TEST_LOG_LEVEL", "info")]
+        args = ["ip", "netns", "exec", ns, *wrap, os.path.join(build, "bin", "bpfix-exporter")]
+        if config:
+            args += ["--config", config]
+        else:
+            args += ["--collector", out if "://" in out else "file:" + out,
+                     "--log-level", os.environ.get("BPFIX_TEST_LOG_LEVEL", "info")]
         for p in patterns:
             args += ["--interface", p]
         self.p = subprocess.Popen(args + list(extra), stderr=open(log, "w"), stdout=subprocess.DEVNULL, env=env)

@@ -11,8 +11,9 @@ CAP_NET_ADMIN and CAP_PERFMON only), in a network namespace.
 3. Both ping WATCHDOG=1 at half of WATCHDOG_USEC (300 ms here), with
    STATUS lines that follow the traffic: 40 UDP flows sent through the
    veth appear in the exporter's and the collector's counts.
-4. SIGHUP leaves the exporter running (reload is not there yet; it
-   says so). SIGTERM: each says STOPPING=1 and exits 0; every flow
+4. SIGHUP reloads the exporter as Type=notify-reload expects:
+   RELOADING=1 with MONOTONIC_USEC, then READY=1 once done; it keeps
+   running. SIGTERM: each says STOPPING=1 and exits 0; every flow
    reached the collector.
 5. A NOTIFY_SOCKET that is not a path or an abstract name is refused at
    start with exit 2 and a message naming it.
@@ -63,10 +64,11 @@ class NotifySocket:
             fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
             self.got.append((time.monotonic(), pid, fields, text))
 
-    def wait(self, pred, timeout=10):
-        """The first message (pid, fields) for which pred holds."""
+    def wait(self, pred, timeout=10, since=0):
+        """The first message (pid, fields) for which pred holds, from
+        message number `since` on."""
         deadline = time.monotonic() + timeout * TIME_SCALE
-        seen = 0
+        seen = since
         while True:
             self.poll()
             for m in self.got[seen:]:
@@ -167,10 +169,21 @@ def body(build, tmp, failures, extra):
                     print(f"{name}: {len(pings)} watchdog pings in {pings[-1] - pings[0]:.2f} s, gaps "
                           f"{min(gaps):.3f}..{max(gaps):.3f} s")
 
-            # SIGHUP (reload is not there yet) must not end the exporter.
+            # SIGHUP: RELOADING=1 (with the monotonic time systemd wants),
+            # then READY=1 again; the exporter keeps running.
+            note.poll()
+            before = len(note.got)
             os.kill(ex.p.pid, signal.SIGHUP)
-            if not ex.wait_log("SIGHUP: reloading the configuration is not supported yet") or ex.p.poll() is not None:
-                failures.append("SIGHUP: the exporter did not say it keeps running:\n" + ex.text())
+            rl = note.wait(lambda pid, f: pid == ex.p.pid and f.get("RELOADING") == "1", since=before)
+            if not rl or not rl[2].get("MONOTONIC_USEC", "").isdigit():
+                failures.append(f"SIGHUP: no RELOADING=1 with MONOTONIC_USEC from the exporter: {rl and rl[3]!r}")
+            elif not note.wait(lambda pid, f: pid == ex.p.pid and f.get("READY") == "1",
+                               since=note.got.index(rl)):
+                failures.append("SIGHUP: the exporter did not say READY=1 after reloading:\n" + ex.text())
+            elif ex.p.poll() is not None or "reload: applied (changed: nothing)" not in ex.text():
+                failures.append("SIGHUP: the exporter did not reload and keep running:\n" + ex.text())
+            else:
+                print(f"reload: {rl[3]!r}, then READY=1")
 
             # 4. SIGTERM: STOPPING=1, exit 0, every flow delivered.
             rc = ex.stop()
