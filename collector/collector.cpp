@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <asio.hpp>
 #include <csignal>
@@ -31,6 +32,7 @@
 #include "collector_url.h"
 #include "error.h"
 #include "info_model.h"
+#include "log.h"
 #include "ipfix_output.h"
 #include "line_formats.h"
 #include "http_server.h"
@@ -154,10 +156,17 @@ struct Hub {
         for (const auto& o : outs) n += o.queue->files_finished();
         return n;
     }
-    void rotate_all() {
-        for (auto& o : outs) o.queue->rotate_now();
-        if (ipfix) ipfix->rotate_now();
-        pcap->rotate_now();
+    // Finishes every open file; the next ones follow `limits` when given.
+    void rotate_all(std::optional<RotationLimits> limits = std::nullopt) {
+        for (auto& o : outs) o.queue->rotate_now(limits);
+        if (ipfix) ipfix->rotate_now(limits);
+        pcap->rotate_now(limits);
+    }
+    // A reload: sessions that start from now on are checked against it.
+    void set_allow(const std::vector<std::string>& cidrs) {
+        AllowList next(cidrs);
+        std::lock_guard lock(mu);
+        allow = std::move(next);
     }
     void stop_all() {
         for (auto& o : outs) o.queue->stop();
@@ -652,8 +661,12 @@ size_t collector_threads(const CollectorConfig& cfg) {
 
 }  // namespace
 
-int run_collector(const CollectorConfig& cfg) {
+int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfig()>& reread,
+                  const std::string& config_path) {
     validate_collector_config(cfg);
+    // What is in effect: a reload changes what it may (allow, rotation,
+    // log level); the rest stays as started.
+    CollectorConfig running = cfg;
     ServiceNotifier systemd;
     Hub hub(cfg);  // outlives the io_contexts: TCP connections report to it when they go
     // Workers: the first uses the main thread's loop (which also serves
@@ -818,13 +831,55 @@ int run_collector(const CollectorConfig& cfg) {
             if (!ec) check_drained();
         });
     };
+    // SIGHUP: the configuration again (when read from somewhere), checked
+    // whole before anything changes, then new files (under the new
+    // rotation when it changed). A bad configuration is refused; the files
+    // still start anew, as SIGHUP always did.
+    auto reload = [&] {
+        if (!reread) {
+            spdlog::info("SIGHUP: finishing the current output files");
+            hub.rotate_all();
+            return;
+        }
+        systemd.reloading();
+        spdlog::info("SIGHUP: reading the configuration again ({})",
+                     config_path.empty() ? "the command line only: no --config file" : config_path);
+        std::optional<RotationLimits> limits;
+        try {
+            CollectorConfig next = reread();
+            CollectorReloadPlan plan = plan_collector_reload(running, next);
+            for (const auto& key : plan.restart_only) {
+                spdlog::warn("reload: {} changed; it applies at the next start (restart the collector), the running "
+                             "value stays",
+                             key);
+            }
+            if (plan.allow) hub.set_allow(next.allow);
+            if (plan.log_level) set_log_level(next.log_level);
+            if (plan.rotation) {
+                limits = RotationLimits{next.rotate_interval_s, next.rotate_size_bytes, next.keep_seconds,
+                                        next.keep_bytes};
+            }
+            running.allow = next.allow;
+            running.log_level = next.log_level;
+            running.rotate_interval_s = next.rotate_interval_s;
+            running.rotate_size_bytes = next.rotate_size_bytes;
+            running.keep_seconds = next.keep_seconds;
+            running.keep_bytes = next.keep_bytes;
+            spdlog::info("reload: applied (changed: {}); finishing the current output files", plan.summary());
+        } catch (const std::exception& e) {
+            spdlog::error("reload refused; still running with the configuration in effect: {}; finishing the "
+                          "current output files",
+                          e.what());
+        }
+        hub.rotate_all(limits);
+        systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
+    };
     asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](const asio::error_code& ec, int sig) {
             if (ec) return;
             if (sig == SIGHUP) {
-                spdlog::info("SIGHUP: finishing the current output file");
-                hub.rotate_all();
+                reload();
                 wait_signal();
                 return;
             }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,26 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg);
 // Checks URLs, CIDRs, ranges; throws bpfix::Error naming the setting.
 void validate_collector_config(const CollectorConfig& cfg);
 
+// What SIGHUP changes in a running collector: the exporters allowed (for
+// sessions that start from then on), file rotation and retention (from the
+// new files the reload starts), the log level. Listeners, outputs and
+// limits that size threads and queues apply at the next start only.
+struct CollectorReloadPlan {
+    bool allow = false, rotation = false, log_level = false;
+    std::vector<std::string> restart_only;  // keys that changed, kept at their running value
+
+    bool changes_anything() const { return allow || rotation || log_level; }
+    std::string summary() const;  // "allow, rotation"; "nothing"
+};
+CollectorReloadPlan plan_collector_reload(const CollectorConfig& running, const CollectorConfig& next);
+
 // Receives IPFIX on every listener until SIGINT/SIGTERM, writes every record
 // into rotated files in each configured format, then finalizes them and returns the
 // exit code. Throws bpfix::Error for a listener or directory it cannot use.
-int run_collector(const CollectorConfig& cfg);
+// SIGHUP finishes the open files; with `reread` (the validated
+// configuration read again from `config_path` and the command line) it
+// first applies what plan_collector_reload() allows, or refuses a bad one.
+int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfig()>& reread = {},
+                  const std::string& config_path = {});
 
 }  // namespace bpfix

@@ -3,6 +3,7 @@
 #include "collector.h"
 #include "collector_url.h"
 #include "error.h"
+#include "log.h"
 #include "toml_reader.h"
 
 namespace bpfix {
@@ -62,6 +63,11 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
 }
 
 void validate_collector_config(const CollectorConfig& cfg) {
+    try {
+        check_log_level(cfg.log_level);
+    } catch (const Error& e) {
+        throw Error(fmt::format("log.level (--log-level): {}", e.what()));
+    }
     if (cfg.listen.empty()) {
         throw Error("nothing to listen on: give --listen udp://ADDR:PORT, tcp://ADDR:PORT or sctp://ADDR:PORT (or [listen] urls)");
     }
@@ -101,6 +107,40 @@ void validate_collector_config(const CollectorConfig& cfg) {
     if (cfg.stats_interval_s < 1 || cfg.stats_interval_s > 86400) {
         throw Error(fmt::format("log.stats_interval {} is out of range 1..86400 seconds", cfg.stats_interval_s));
     }
+}
+
+std::string CollectorReloadPlan::summary() const {
+    std::vector<std::string> parts;
+    if (allow) parts.emplace_back("allow");
+    if (rotation) parts.emplace_back("rotation");
+    if (log_level) parts.emplace_back("log level");
+    return parts.empty() ? std::string("nothing") : fmt::format("{}", fmt::join(parts, ", "));
+}
+
+CollectorReloadPlan plan_collector_reload(const CollectorConfig& a, const CollectorConfig& b) {
+    CollectorReloadPlan p;
+    p.allow = a.allow != b.allow;
+    p.rotation = a.rotate_interval_s != b.rotate_interval_s || a.rotate_size_bytes != b.rotate_size_bytes ||
+                 a.keep_seconds != b.keep_seconds || a.keep_bytes != b.keep_bytes;
+    p.log_level = a.log_level != b.log_level;
+    auto fixed = [&p](bool changed, const char* key) {
+        if (changed) p.restart_only.emplace_back(key);
+    };
+    fixed(a.listen != b.listen, "listen.urls");
+    fixed(a.udp_receive_buffer != b.udp_receive_buffer, "listen.udp_receive_buffer");
+    fixed(a.output_dir != b.output_dir, "output.dir");
+    fixed(a.formats != b.formats, "output.format");
+    fixed(a.compress != b.compress || a.compress_level != b.compress_level, "output.compress");
+    fixed(a.max_queued_bytes != b.max_queued_bytes, "output.max_queued_bytes");
+    fixed(a.pen != b.pen, "ipfix.pen");
+    fixed(a.threads != b.threads, "listen.threads");
+    fixed(a.max_sessions != b.max_sessions || a.max_templates != b.max_templates ||
+              a.udp_session_timeout_s != b.udp_session_timeout_s ||
+              a.udp_template_lifetime_s != b.udp_template_lifetime_s,
+          "limits");
+    fixed(a.stats_interval_s != b.stats_interval_s, "log.stats_interval");
+    fixed(a.metrics != b.metrics, "metrics.listen");
+    return p;
 }
 
 }  // namespace bpfix

@@ -347,4 +347,12 @@ void IpfixOutput::build(const Message& item, std::string& out) {
     }
 }
 
+void IpfixOutput::rotate_now(std::optional<RotationLimits> limits) {
+    if (!limits) return worker_.rotate_now();
+    worker_.rotate_now([this, l = *limits] {
+        writer_.set_limits(l);
+        max_file_bytes_ = l.max_bytes;
+    });
+}
+
 }  // namespace bpfix

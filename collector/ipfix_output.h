@@ -30,7 +30,9 @@ public:
     // One message that decoded without a problem, with its data record
     // count; an empty message: the session ended, forget its templates.
     bool push(uint64_t session, std::span<const uint8_t> message, uint64_t records);
-    void rotate_now() { worker_.rotate_now(); }
+    // Finishes the open file (SIGHUP); under `limits` from the next one
+    // when given (a reload).
+    void rotate_now(std::optional<RotationLimits> limits = std::nullopt);
     void stop() { worker_.stop(); }
 
     uint64_t messages_written() const;

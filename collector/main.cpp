@@ -87,7 +87,9 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
-    try {
+    // The file, then the flags over it; read again on SIGHUP, so a reload
+    // keeps what the command line set.
+    auto read_config = [&] {
         CollectorConfig cfg;
         cfg.pen = kDefaultPen;
         if (!config_path.empty()) load_collector_config(config_path, cfg);
@@ -106,6 +108,10 @@ int main(int argc, char** argv) {
         if (pen) cfg.pen = static_cast<uint32_t>(pen);
         if (threads) cfg.threads = threads;
         if (!log_level.empty()) cfg.log_level = log_level;
+        return cfg;
+    };
+    try {
+        CollectorConfig cfg = read_config();
         init_logging("bpfix-collector", cfg.log_level);
         if (*pcap_cmd) {
             PcapQuery q;
@@ -137,7 +143,11 @@ int main(int argc, char** argv) {
             fmt::print("configuration OK\n");
             return 0;
         }
-        return run_collector(cfg);
+        return run_collector(cfg, [&] {
+            CollectorConfig next = read_config();
+            validate_collector_config(next);
+            return next;
+        }, config_path);
     } catch (const Error& e) {
         fmt::print(stderr, "bpfix-collector: error: {}\n", e.what());
         return 2;

@@ -170,6 +170,13 @@ void RotatingWriter::finish() {
     spdlog::debug("finished {}", final_);
 }
 
+void RotatingWriter::set_limits(const RotationLimits& l) {
+    opt_.interval_s = l.interval_s ? l.interval_s : 300;
+    opt_.max_bytes = l.max_bytes;
+    opt_.keep_seconds = l.keep_seconds;
+    opt_.keep_bytes = l.keep_bytes;
+}
+
 void RotatingWriter::tick(int64_t now_s) {
     if (fd_ >= 0 && now_s >= interval_start_ + static_cast<int64_t>(opt_.interval_s)) finish();
     if (now_s != last_retention_) {
@@ -287,7 +294,10 @@ bool OutputQueue::push(std::string lines, uint64_t records) {
 
 void OutputQueue::stop() { worker_.stop(); }
 
-void OutputQueue::rotate_now() { worker_.rotate_now(); }
+void OutputQueue::rotate_now(std::optional<RotationLimits> limits) {
+    if (!limits) return worker_.rotate_now();
+    worker_.rotate_now([this, l = *limits] { writer_.set_limits(l); });
+}
 
 void OutputQueue::write_batch(std::deque<Lines>& batch, bool rotate, bool stop) {
     int64_t now = wall_now();

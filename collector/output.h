@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,16 @@ namespace bpfix {
 // NAME.EXT, so a reader never sees a partial file under a final name.
 // NAME is PREFIX-YYYYMMDDTHHMMSSZ of the interval's start (UTC), with -N
 // appended for a second file in one interval (size rotation).
+// How files rotate and how long finished ones are kept: what a reload of
+// the collector may change while it writes.
+struct RotationLimits {
+    uint64_t interval_s = 300;
+    uint64_t max_bytes = 0;
+    uint64_t keep_seconds = 0;
+    uint64_t keep_bytes = 0;
+    bool operator==(const RotationLimits&) const = default;
+};
+
 class RotatingWriter {
 public:
     struct Options {
@@ -68,6 +79,9 @@ public:
     size_t enforce_retention(int64_t now_s);
 
     uint64_t files_finished() const { return files_finished_; }
+    // New limits (a reload), from the next file on; call close() first for
+    // a fresh file now.
+    void set_limits(const RotationLimits& l);
     const std::string& current_path() const { return partial_; }
     bool is_open() const { return fd_ >= 0; }
     // Whether writing `bytes` at `now_s` starts a new file (none open, the
@@ -142,8 +156,9 @@ public:
     bool push(std::string lines, uint64_t records);
     // Stops accepting, writes everything queued, finalizes the open file.
     void stop();
-    // Finalizes the open file now (SIGHUP); the next records start a new one.
-    void rotate_now();
+    // Finalizes the open file now (SIGHUP); the next records start a new
+    // one, under `limits` when given (a reload).
+    void rotate_now(std::optional<RotationLimits> limits = std::nullopt);
 
     uint64_t records_written() const;
     // Files finalized (valid after stop()).

@@ -121,4 +121,15 @@ uint64_t PcapStore::files_finished() const {
     return finished_;
 }
 
+void PcapStore::rotate_now(std::optional<RotationLimits> limits) {
+    if (!limits) return worker_.rotate_now();
+    worker_.rotate_now([this, l = *limits] {
+        opt_.interval_s = l.interval_s;
+        opt_.max_bytes = l.max_bytes;
+        opt_.keep_seconds = l.keep_seconds;
+        opt_.keep_bytes = l.keep_bytes;
+        for (auto& [exporter, w] : writers_) w->set_limits(l);
+    });
+}
+
 }  // namespace bpfix

@@ -35,7 +35,9 @@ public:
     // From a receiving thread: one packet report of `exporter` (its address
     // as text). A packet without a time gets the time it arrived.
     bool push(const std::string& exporter, const DecodedPacket& p);
-    void rotate_now() { worker_.rotate_now(); }
+    // Finishes every open file (SIGHUP); under `limits` from the next ones
+    // when given (a reload).
+    void rotate_now(std::optional<RotationLimits> limits = std::nullopt);
     void stop() { worker_.stop(); }
 
     uint64_t packets_written() const;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace bpfix {
 
@@ -65,10 +66,13 @@ public:
         if (wake) cv_.notify_one();
         return true;
     }
-    void rotate_now() {
+    // Asks for a rotation; `after` (a reload's new settings) runs on the
+    // thread once the files are finished, before the next batch opens any.
+    void rotate_now(std::function<void()> after = {}) {
         {
             std::lock_guard lock(mu_);
             rotate_ = true;
+            if (after) tasks_.push_back(std::move(after));
         }
         cv_.notify_one();
     }
@@ -86,6 +90,7 @@ private:
     void run() {
         for (;;) {
             std::deque<Item> batch;
+            std::vector<std::function<void()>> tasks;
             bool stop = false, rotate = false;
             {
                 std::unique_lock lock(mu_);
@@ -97,8 +102,10 @@ private:
                 stop = stopping_;
                 rotate = rotate_;
                 rotate_ = false;
+                tasks.swap(tasks_);
             }
             process_(batch, rotate, stop);
+            for (auto& t : tasks) t();
             if (stop) return;
         }
     }
@@ -114,6 +121,7 @@ private:
     std::deque<Item> queue_;
     uint64_t queued_bytes_ = 0;
     bool stopping_ = false, rotate_ = false, waiting_ = false;
+    std::vector<std::function<void()>> tasks_;  // run on the thread after the rotation asked with them
     std::thread thread_;  // last: starts once the rest exists
 };
 

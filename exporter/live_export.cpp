@@ -399,7 +399,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             if (plan.drain_interval) timer.cancel();  // re-armed at once with the new interval
             spdlog::info("reload: applied (changed: {}); metering {} interfaces, exporting to {}", plan.summary(),
                          kernel.attached_interfaces().size(), out.url().str());
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {  // ours name the problem; a socket's error too
             spdlog::error("reload refused; still running with the configuration in effect: {}", e.what());
         }
         systemd.ready(status());

@@ -44,6 +44,11 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    enterprise element (PEN 99999, id 5, "labWidgetCount", unsigned64) with
    a type-information options record, over UDP and over TCP, then sends
    data using it: the JSONL names it "labWidgetCount" with its value.
+14. SIGHUP with a config file: [listen] allow and rotate_interval change
+   at once (an exporter refused before the reload is accepted after it;
+   files cover one second instead of a day from then on), a file with a TOML error is refused
+   naming it and changes nothing, a restart-only key ([output] format) is
+   named and not applied; every record accepted is written.
 
 usage: collector_e2e.py BUILD_DIR
 """
@@ -551,6 +556,64 @@ def main():
             failures.append(f"large UDP datagrams: {len(got13)} records decoded ({wrong} with a wrong "
                             f"packetDeltaCount), want {first - 1} with 1..{first - 1} (messages of {sizes13} "
                             "records): " + c.text()[-400:])
+
+        # 14. SIGHUP reloads the config file: allow and rotation apply,
+        # a bad file is refused, a restart-only key is named
+        out14 = os.path.join(tmp, "out14")
+        os.mkdir(out14)
+        cfg14 = os.path.join(tmp, "c14.toml")
+
+        def config14(allow, rotate_interval=86400, formats=("jsonl",), broken=False):
+            with open(cfg14, "w") as f:
+                if broken:
+                    f.write("[listen]\nallow = [\"127.0.0.0/8\"\n")
+                    return
+                f.write(f"[listen]\nallow = [\"{allow}\"]\n[output]\nformat = {json.dumps(list(formats))}\n"
+                        f"rotate_interval = {rotate_interval}\n")
+
+        def hup14(needle, count):
+            c.p.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and c.text().count(needle) < count:
+                time.sleep(0.05)
+            if c.text().count(needle) < count or c.p.poll() is not None:
+                failures.append(f"reload: no '{needle}' (#{count}) after SIGHUP, or the collector ended:\n"
+                                + c.text()[-1500:])
+
+        config14("10.0.0.0/8")
+        c = Collector(build, out14, os.path.join(tmp, "c14.log"), ["--config", cfg14])
+        procs.append(c.p)
+        export(build, pcap, f"tcp://[::1]:{c.tcp}")        # refused: not in 10.0.0.0/8
+        config14("::1/128", rotate_interval=1)
+        hup14("reload: applied (changed: allow, rotation)", 1)
+        files_before = len([n for n in os.listdir(out14) if n.endswith(".jsonl")])
+        accepted = export(build, pcap, f"tcp://[::1]:{c.tcp}")
+        config14("::1/128", broken=True)
+        hup14("reload refused", 1)
+        config14("::1/128", rotate_interval=1, formats=("jsonl", "csv"))
+        hup14("reload: output.format changed; it applies at the next start", 1)
+        time.sleep(1.2)  # the next second's file
+        accepted2 = export(build, pcap, f"tcp://[::1]:{c.tcp}")
+        time.sleep(0.3)
+        c.stop()
+        summary14 = c.summary()
+        recs14 = read_records(out14)
+        finals14 = [n for n in os.listdir(out14) if n.endswith(".jsonl")]
+        stamps = {re.match(r"flows-(\d{8}T\d{6}Z)", n).group(1) for n in finals14}
+        want14 = accepted["records"] + accepted2["records"]
+        if int(summary14.get("refused_exporters", 0)) < 1 or len(recs14) != want14:
+            failures.append(f"reload: refused_exporters {summary14.get('refused_exporters')} (want some), {len(recs14)} "
+                            f"records written (want {want14}: both exports after the reload)")
+        # A day per file before the reload: both exports would share one
+        # stamp (the second file numbered -1). One second per file after it.
+        if files_before != 0 or len(finals14) != 2 or len(stamps) != 2:
+            failures.append(f"reload: rotate_interval 1 from the reload on: files {sorted(finals14)}, want 2 with "
+                            f"their own seconds ({files_before} finished before)")
+        refusals = [l for l in c.text().splitlines() if "reload refused" in l]
+        if not refusals or "c14.toml" not in refusals[0]:
+            failures.append(f"reload: the refusal does not name the file: {refusals}")
+        if [n for n in os.listdir(out14) if n.endswith(".csv")]:
+            failures.append("reload: a restart-only format change was applied")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -562,7 +625,7 @@ def main():
     if failures:
         return 1
     print(f"ok collector_e2e: UDP and TCP totals exact; {len(files)} rotated files, every record once; "
-          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records; enterprise elements named by RFC 5610 over UDP and TCP; UDP datagrams up to 64 KiB")
+          "files intact after kill -9; allowlist honoured; UDP templates kept across a restart; SIGHUP rotates; silent UDP sessions end; template limit; ipfix output (with and without JSONL); jsonl, csv, sqlite and ipfix hold the same records; enterprise elements named by RFC 5610 over UDP and TCP; UDP datagrams up to 64 KiB; SIGHUP reloads allow and rotation, refuses a broken file")
     return 0
 
 

@@ -73,13 +73,25 @@ restarts=$(systemctl show -p NRestarts --value bpfix-collector)
 echo "collector watchdog: last ping $w1 then $w2 (us), restarts $restarts"
 [[ $(systemctl is-active bpfix-collector) == active && $restarts == 0 && $w2 -gt $w1 ]] ||
   fail "watchdog: active=$(systemctl is-active bpfix-collector) restarts=$restarts pings $w1 -> $w2"
+# systemctl reload: checked, then SIGHUP; the same process goes on.
+cpid=$(systemctl show -p MainPID --value bpfix-collector)
+systemctl reload bpfix-collector.service || fail "systemctl reload bpfix-collector failed"
+for _ in $(seq 50); do
+  journalctl -u bpfix-collector --no-pager | grep -q 'reload: applied' && break
+  sleep 0.2
+done
+journalctl -u bpfix-collector --no-pager | grep -q 'reload: applied (changed: nothing)' ||
+  fail "no 'reload: applied' in the collector's journal: $(journalctl -u bpfix-collector --no-pager | tail -5)"
+[[ $(systemctl is-active bpfix-collector) == active && $(systemctl show -p MainPID --value bpfix-collector) == "$cpid" ]] ||
+  fail "the collector did not keep running across systemctl reload"
+echo "collector: systemctl reload applied, pid $cpid kept"
 
 # 3. The exporter on a veth (metered end in this namespace).
 ip netns add "$ns"
 ip link add bpfpkg0 type veth peer name bpfpkg1 netns "$ns"
 ip addr add 10.77.0.1/24 dev bpfpkg0 && ip link set bpfpkg0 up
 ip -n "$ns" addr add 10.77.0.2/24 dev bpfpkg1 && ip -n "$ns" link set bpfpkg1 up && ip -n "$ns" link set lo up
-sed -i -e 's|^interfaces = \[\]|interfaces = ["bpfpkg0"]|' \
+sed -i -e '0,/^interfaces = \[\]/s//interfaces = ["bpfpkg0"]/' \
   -e 's|^collector = .*|collector = "tcp://127.0.0.1:4739"|' /etc/bpfix/exporter.toml
 systemctl start bpfix-exporter.service || { journalctl -u bpfix-exporter --no-pager | tail -20; die "start failed"; }
 pid=$(systemctl show -p MainPID --value bpfix-exporter)
@@ -107,6 +119,40 @@ sleep 3
 packets=$(curl -s http://127.0.0.1:9740/metrics | awk '$1 == "bpfix_exporter_packets_total" {print $2}')
 echo "exporter metrics under systemd: $packets packets metered"
 ((${packets:-0} >= 25)) || fail "bpfix_exporter_packets_total is '${packets}' after 25 packets"
+# systemctl reload: a second veth joins; the first keeps its hooks and the
+# exporter its process. Then a broken file: the reload fails, nothing changes.
+ip link add bpfpkg2 type veth peer name bpfpkg3 netns "$ns" && ip link set bpfpkg2 up
+hooks() {
+  tc filter show dev bpfpkg0 ingress; tc filter show dev bpfpkg0 egress
+  bpftool link show 2>/dev/null | grep -E '^[0-9]+: tcx' || true
+}
+hooks_before=$(hooks)
+sed -i 's|^interfaces = \["bpfpkg0"\]|interfaces = ["bpfpkg0", "bpfpkg2"]|' /etc/bpfix/exporter.toml
+systemctl reload bpfix-exporter.service || fail "systemctl reload bpfix-exporter failed"
+for _ in $(seq 50); do
+  [[ $(systemctl show -p StatusText --value bpfix-exporter) == *"metering 2 interfaces"* ]] && break
+  sleep 0.2
+done
+status=$(systemctl show -p StatusText --value bpfix-exporter)
+echo "exporter after systemctl reload: pid $(systemctl show -p MainPID --value bpfix-exporter), status '$status'"
+[[ $status == *"metering 2 interfaces"* && $(systemctl show -p MainPID --value bpfix-exporter) == "$pid" ]] ||
+  fail "after reload: status '$status', pid $(systemctl show -p MainPID --value bpfix-exporter) (was $pid)"
+journalctl -u bpfix-exporter --no-pager | grep -q 'reload: applied (changed: interfaces)' ||
+  fail "no 'reload: applied' in the exporter's journal"
+hooks_after=$(hooks)
+[[ -n $hooks_before ]] || fail "no hooks of ours on bpfpkg0 before the reload"
+while IFS= read -r line; do
+  [[ -z $line ]] || grep -qxF -- "$line" <<<"$hooks_after" || fail "the hook '$line' on bpfpkg0 changed across the reload"
+done <<<"$hooks_before"
+cp /etc/bpfix/exporter.toml /tmp/exporter.toml.good
+echo 'interfaces = [' >>/etc/bpfix/exporter.toml
+if systemctl reload bpfix-exporter.service 2>/tmp/reload.err; then
+  fail "systemctl reload accepted a broken exporter.toml"
+fi
+echo "broken file: systemctl reload failed as it should: $(head -c 300 /tmp/reload.err | tr '\n' ' ')"
+[[ $(systemctl is-active bpfix-exporter) == active && $(systemctl show -p MainPID --value bpfix-exporter) == "$pid" ]] ||
+  fail "the exporter did not keep running after a refused reload"
+cp /tmp/exporter.toml.good /etc/bpfix/exporter.toml
 systemctl stop bpfix-exporter.service
 [[ -z $(tc filter show dev bpfpkg0 ingress) ]] || fail "tc filters left on bpfpkg0 after stop"
 journalctl -u bpfix-exporter --no-pager | grep -q 'summary:' || fail "no exporter summary in the journal"
@@ -136,4 +182,4 @@ left=$(diff /tmp/before.txt /tmp/after.txt)
 [[ -z $left ]] || fail "purge left changes behind: $left"
 systemctl list-units --all --no-legend 'bpfix*' | grep -q . && fail "units left: $(systemctl list-units --all 'bpfix*')"
 ((failed)) && exit 1
-echo "ok package: ${#files[@]} files installed and purged without a trace; collector, collector@b and exporter ran under systemd 252 (Type=notify, watchdog, least privilege); $flows flows delivered"
+echo "ok package: ${#files[@]} files installed and purged without a trace; collector, collector@b and exporter ran under systemd 252 (Type=notify, watchdog, least privilege, systemctl reload: a veth added with the first one's hooks kept, a broken file refused); $flows flows delivered"

@@ -110,3 +110,23 @@ TEST(CollectorConfig, ErrorsNameTheKey) {
     EXPECT_NE(error_of("[bogus]\n").find("bogus"), std::string::npos);
     EXPECT_EQ(error_of("[output]\nformat = [\"jsonl\"]\n"), "");
 }
+
+TEST(CollectorReload, AllowRotationAndLogLevelApplyTheRestWaits) {
+    CollectorConfig a;
+    a.listen = {"tcp://127.0.0.1:4739"};
+    a.output_dir = "/var/lib/bpfix-collector";
+    CollectorConfig b = a;
+    EXPECT_FALSE(plan_collector_reload(a, b).changes_anything());
+    EXPECT_EQ(plan_collector_reload(a, b).summary(), "nothing");
+    b.allow = {"192.0.2.0/24"};
+    b.rotate_interval_s = 60;
+    b.keep_bytes = 1 << 30;
+    b.log_level = "debug";
+    b.listen.push_back("udp://127.0.0.1:4739");
+    b.formats = {"jsonl", "ipfix"};
+    b.max_sessions = 10;
+    CollectorReloadPlan p = plan_collector_reload(a, b);
+    EXPECT_TRUE(p.allow && p.rotation && p.log_level);
+    EXPECT_EQ(p.summary(), "allow, rotation, log level");
+    EXPECT_EQ(p.restart_only, (std::vector<std::string>{"listen.urls", "output.format", "limits"}));
+}

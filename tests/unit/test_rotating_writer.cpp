@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "error.h"
 #include "output.h"
@@ -140,4 +141,29 @@ TEST(OutputQueue, WritesEverythingQueuedBeforeStopAndCountsWhatDoesNotFit) {
     ASSERT_EQ(names.size(), 1u);
     EXPECT_EQ(names.begin()->find(".partial"), std::string::npos);
     EXPECT_EQ(d.read(*names.begin()), "{\"a\":1}\n{\"a\":2}\n");
+}
+
+TEST(OutputQueue, ReloadedLimitsApplyFromTheNextFile) {
+    TempDir d;
+    {
+        OutputQueue q(opts(d.path, "flows", "jsonl", 86400, 0), 1 << 20);
+        EXPECT_TRUE(q.push("{\"before\":1}\n{\"before\":2}\n{\"before\":3}\n", 3));
+        // A reload: a 30-byte size limit from the next file on.
+        q.rotate_now(RotationLimits{86400, 30, 0, 0});
+        for (int i = 0; i < 50 && d.names().size() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        for (int i = 0; i < 4; ++i) {
+            EXPECT_TRUE(q.push("{\"after\":" + std::to_string(i) + "}\n", 1));
+            std::this_thread::sleep_for(std::chrono::milliseconds(150));  // one batch each
+        }
+        q.stop();
+        EXPECT_EQ(q.records_written(), 7u);
+    }
+    // The first file holds what came before the reload, whole (42 bytes: the
+    // new 30-byte limit did not cut it); after it, every file holds at most
+    // 30 bytes: two 12-byte records each.
+    std::set<std::string> contents;
+    for (const auto& n : d.names()) contents.insert(d.read(n));
+    EXPECT_EQ(contents, (std::set<std::string>{"{\"before\":1}\n{\"before\":2}\n{\"before\":3}\n",
+                                               "{\"after\":0}\n{\"after\":1}\n", "{\"after\":2}\n{\"after\":3}\n"}))
+        << ::testing::PrintToString(d.names());
 }
