@@ -12,6 +12,8 @@ config file that names only the one to B at first.
    reload on; the first file is a complete session of its own.
 4. Removed interface: the veth to B is no longer metered (its hooks are
    gone), the veth to C still is.
+Run once as the kernel attaches by default and, where that is TCX, again
+with classic tc filters.
 Exactness: one UDP flow crosses each veth in every phase. Its counts must
 be exact across all four reloads: one record per flow (the flow stayed
 open in the table through them), holding exactly the packets sent while
@@ -33,7 +35,13 @@ AB = ("198.51.100.1", "198.51.100.2", 41001, 41002, 100)  # src, dst, sport, dpo
 AC = ("203.0.113.1", "203.0.113.2", 42001, 42002, 200)
 
 
-def write_config(path, interfaces, collector):
+def hooks(ns, ifn):
+    """Our hooks on one interface: its tc filters (named by interface: two
+    interfaces carry the same programs), or every TCX link of ours."""
+    return {l if l.startswith("TCX link") else f"{ifn}: {l}" for l in our_filters(ns, ifn)}
+
+
+def write_config(path, interfaces, collector, attach):
     with open(path, "w") as f:
         f.write(f'''[export]
 collector = "file:{collector}"
@@ -43,6 +51,7 @@ active_timeout = 600
 [live]
 interfaces = [{", ".join(f'"{i}"' for i in interfaces)}]
 drain_interval = 0.2
+attach = "{attach}"
 [metrics]
 listen = "off"
 [log]
@@ -51,8 +60,19 @@ level = "info"
 
 
 def body(build, tmp, failures, extra):
-    cfg = os.path.join(tmp, "exporter.toml")
-    out1, out2 = os.path.join(tmp, "one.ipfix"), os.path.join(tmp, "two.ipfix")
+    """Once as the kernel attaches by default; again with classic tc when
+    that was TCX (the hooks differ: TCX links, or tc filters)."""
+    first, tcx = run_once(build, tmp, failures, "auto")
+    if not tcx:
+        return first + " (tc filters: this kernel has no TCX)"
+    second, _ = run_once(build, tmp, failures, "tc")
+    return f"TCX: {first}; tc: {second}"
+
+
+def run_once(build, tmp, all_failures, attach):
+    failures = []
+    cfg = os.path.join(tmp, f"exporter-{attach}.toml")
+    out1, out2 = os.path.join(tmp, f"one-{attach}.ipfix"), os.path.join(tmp, f"two-{attach}.ipfix")
     with Lab() as lab:
         a, b, c = lab.ns("A"), lab.ns("B"), lab.ns("C")
         if_ab, if_ba, if_ac, if_ca = ("rab" + lab.tag, "rba" + lab.tag, "rac" + lab.tag, "rca" + lab.tag)
@@ -80,18 +100,18 @@ def body(build, tmp, failures, extra):
             if ex.p.poll() is not None:
                 raise SystemExit("FAIL the exporter exited after SIGHUP:\n" + ex.text())
 
-        write_config(cfg, [if_ab], out1)
-        ex = Exporter(build, a, [], out1, os.path.join(tmp, "exporter.log"), config=cfg)
+        write_config(cfg, [if_ab], out1, attach)
+        ex = Exporter(build, a, [], out1, os.path.join(tmp, f"exporter-{attach}.log"), config=cfg)
         try:
             traffic(50, 30, True, False)
-            hooks_ab = set(our_filters(a, if_ab))
+            hooks_ab = hooks(a, if_ab)
             if not hooks_ab:
                 failures.append(f"nothing of ours on {if_ab} after start")
 
             # 1. the veth to C joins
-            write_config(cfg, [if_ab, if_ac], out1)
+            write_config(cfg, [if_ab, if_ac], out1, attach)
             hup("reload: applied (changed: interfaces)", 1)
-            after_ab, after_ac = set(our_filters(a, if_ab)), set(our_filters(a, if_ac))
+            after_ab, after_ac = hooks(a, if_ab), hooks(a, if_ac)
             if not hooks_ab <= after_ab:
                 failures.append(f"the hooks on {if_ab} changed across the reload: {sorted(hooks_ab)} -> "
                                 f"{sorted(after_ab)}")
@@ -103,25 +123,25 @@ def body(build, tmp, failures, extra):
             with open(cfg, "w") as f:
                 f.write("[live]\ninterfaces = [\n")
             hup("reload refused", 1)
-            write_config(cfg, [if_ab, "nosuch" + lab.tag], out2)
+            write_config(cfg, [if_ab, "nosuch" + lab.tag], out2, attach)
             hup("reload refused", 2)
             refusals = [l for l in ex.text().splitlines() if "reload refused" in l]
-            if len(refusals) != 2 or "exporter.toml" not in refusals[0] or "nosuch" + lab.tag not in refusals[1]:
+            if len(refusals) != 2 or os.path.basename(cfg) not in refusals[0] or "nosuch" + lab.tag not in refusals[1]:
                 failures.append("the refusals do not name the problem: " + repr(refusals))
-            if set(our_filters(a, if_ab)) | set(our_filters(a, if_ac)) != after_ab | after_ac:
+            if hooks(a, if_ab) | hooks(a, if_ac) != after_ab | after_ac:
                 failures.append("a refused reload changed the hooks")
             traffic(25, 15, True, True)
 
             # 3. another collector
-            write_config(cfg, [if_ab, if_ac], out2)
+            write_config(cfg, [if_ab, if_ac], out2, attach)
             hup("reload: applied (changed: collector)", 1)
             traffic(10, 5, True, True)
 
             # 4. the veth to B leaves
-            write_config(cfg, [if_ac], out2)
+            write_config(cfg, [if_ac], out2, attach)
             hup("reload: applied (changed: interfaces)", 2)
-            left_ab, left_ac = set(our_filters(a, if_ab)), set(our_filters(a, if_ac))
-            if len(left_ab | left_ac) != len(hooks_ab) or not left_ac or (left_ab & hooks_ab and left_ab != left_ac):
+            left_ab, left_ac = hooks(a, if_ab), hooks(a, if_ac)
+            if len(left_ab | left_ac) != len(hooks_ab) or not left_ac or left_ab & hooks_ab:
                 failures.append(f"{if_ab} is still metered after leaving the config: {sorted(left_ab | left_ac)}")
             traffic(7, 3, False, True)
         finally:
@@ -135,7 +155,7 @@ def body(build, tmp, failures, extra):
     one = ex.records()
     ex.out = out2
     two = ex.records()
-    print(f"records: {len(one)} in the first file, {len(two)} in the second")
+    print(f"[{attach}] records: {len(one)} in the first file, {len(two)} in the second")
 
     def flows(recs, key):
         src, dst, sport, dport, _ = key
@@ -151,12 +171,14 @@ def body(build, tmp, failures, extra):
         if in_one or got != [want]:
             failures.append(f"flow {name}: records {got} ({len(in_one)} in the first file), want one of {want}")
         else:
-            print(f"flow {name}: one record, {want[0]} packets, {want[1]} octets: exact across the reloads")
+            print(f"[{attach}] flow {name}: one record, {want[0]} packets, {want[1]} octets: exact across the reloads")
     made = re.search(r"summary: .* flows=(\d+)", ex.text())
     n_flows = sum(1 for r in one + two if "packetDeltaCount" in r)
     if not made or int(made.group(1)) != n_flows:
         failures.append(f"exporter summary says {made and made.group(1)} flow records, files hold {n_flows}")
-    return f"4 reloads and 2 refusals; flows exact ({sent['ab']} and {sent['ac']} packets), {n_flows} flow records"
+    all_failures += [f"[attach {attach}] {f}" for f in failures]
+    return (f"4 reloads and 2 refusals; flows exact ({sent['ab']} and {sent['ac']} packets), {n_flows} flow records",
+            "attaching with TCX links" in ex.text())
 
 
 if __name__ == "__main__":
