@@ -180,6 +180,16 @@ struct bpfix_filter_rule {
     __u8 pad[3];
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_filter_rule) == 80, "bpfix_filter_rule layout");
+/* A program's rules come in two banks, so that a reload can replace them
+ * while packets flow: bank B is entries [B * BPFIX_MAX_FILTER_RULES, + count)
+ * of its filter_rules map, with the action for a packet no rule matches.
+ * User space fills the bank not in use, then switches `filter_bank` (one
+ * aligned 32-bit store); a packet reads the bank once, so it sees one rule
+ * set whole. */
+struct bpfix_filter_set {
+    __u32 count;
+    __u32 default_action;
+};
 
 /* DNS enrichment: the TC programs copy the transport payload of UDP and
  * TCP packets to or from one of the DNS ports (up to BPFIX_DNS_MAX_PORTS,

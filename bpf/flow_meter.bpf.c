@@ -331,7 +331,8 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
     }
     if (p.fragment)
         fragment_ports(&p);
-    if (filter_rule_count && filter_action(&p, direction) != BPFIX_FILTER_ACCEPT) {
+    struct filter_view f = filter_now();
+    if (f.count && filter_action(&p, direction, &f) != BPFIX_FILTER_ACCEPT) {
         count(BPFIX_CNT_FILTERED, skb->len);
         return TC_ACT_OK;
     }

@@ -144,9 +144,10 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
     int parsed = parse_packet(skb, &p) == PARSE_OK;
     p.key.ifindex = skb->ifindex;
     p.key.direction = direction;
-    if (filter_rule_count) {
+    struct filter_view f = filter_now();
+    if (f.count) {
         /* Packets that do not parse match no rule: the default decides. */
-        __u32 action = parsed ? filter_action(&p, direction) : filter_default_action;
+        __u32 action = parsed ? filter_action(&p, direction, &f) : f.default_action;
         if (action != BPFIX_FILTER_ACCEPT) {
             count(BPFIX_CAP_FILTERED, len);
             return TC_ACT_UNSPEC;

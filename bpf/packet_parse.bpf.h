@@ -12,17 +12,32 @@
 #include <bpf/bpf_helpers.h>
 #include "bpfix_abi.h"
 
-/* Filter rules (first match wins); set before load. With no rules every
- * packet matches. */
-volatile const __u32 filter_rule_count = 0;
-volatile const __u32 filter_default_action = BPFIX_FILTER_ACCEPT;
+/* Filter rules (first match wins) in two banks (bpfix_abi.h); user space
+ * sets them and may replace them while the programs run. With no rules
+ * every packet matches. */
+volatile __u32 filter_bank = 0;
+volatile struct bpfix_filter_set filter_sets[2] = {{0, BPFIX_FILTER_ACCEPT}, {0, BPFIX_FILTER_ACCEPT}};
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, BPFIX_MAX_FILTER_RULES);
+    __uint(max_entries, 2 * BPFIX_MAX_FILTER_RULES);
     __type(key, __u32);
     __type(value, struct bpfix_filter_rule);
 } filter_rules SEC(".maps");
+
+/* The rule set a packet is filtered by: read once per packet. */
+struct filter_view {
+    __u32 bank, count, default_action;
+};
+
+static __always_inline struct filter_view filter_now(void)
+{
+    struct filter_view f;
+    f.bank = filter_bank & 1;
+    f.count = filter_sets[f.bank].count;
+    f.default_action = filter_sets[f.bank].default_action;
+    return f;
+}
 
 #define ETH_P_8021AD_ 0x88A8
 #define ETH_P_QINQ_LEGACY 0x9100
@@ -374,17 +389,17 @@ static __always_inline int rule_matches(const struct bpfix_filter_rule *r, const
     return 1;
 }
 
-static __always_inline __u32 filter_action(const struct packet *p, __u8 direction)
+static __always_inline __u32 filter_action(const struct packet *p, __u8 direction, const struct filter_view *f)
 {
     __u32 i;
     for (i = 0; i < BPFIX_MAX_FILTER_RULES; i++) {
-        if (i >= filter_rule_count)
+        if (i >= f->count)
             break;
-        __u32 idx = i;
+        __u32 idx = f->bank * BPFIX_MAX_FILTER_RULES + i;
         const struct bpfix_filter_rule *r = bpf_map_lookup_elem(&filter_rules, &idx);
         if (r && rule_matches(r, p, direction))
             return r->action;
     }
-    return filter_default_action;
+    return f->default_action;
 }
 

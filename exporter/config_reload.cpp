@@ -10,6 +10,7 @@ std::string ReloadPlan::summary() const {
     std::vector<std::string> parts;
     if (interfaces) parts.emplace_back("interfaces");
     if (collector) parts.emplace_back("collector");
+    if (filters) parts.emplace_back("filters");
     if (flows) parts.emplace_back("flow timeouts");
     if (drain_interval) parts.emplace_back("drain interval");
     if (log_level) parts.emplace_back("log level");
@@ -26,6 +27,7 @@ ReloadPlan plan_reload(const ExporterConfig& a, const ExporterConfig& b) {
     p.collector = a.collector != b.collector || a.observation_domain != b.observation_domain ||
                   a.template_refresh_s != b.template_refresh_s || a.stats_interval_s != b.stats_interval_s ||
                   a.transport != b.transport || a.drain_timeout_s != b.drain_timeout_s;
+    p.filters = a.filters != b.filters;
     p.flows = a.idle_timeout_s != b.idle_timeout_s || a.active_timeout_s != b.active_timeout_s ||
               a.tcp_end_linger_s != b.tcp_end_linger_s || a.max_flows != b.max_flows;
     p.drain_interval = a.drain_interval_s != b.drain_interval_s;
@@ -38,7 +40,6 @@ ReloadPlan plan_reload(const ExporterConfig& a, const ExporterConfig& b) {
     fixed(a.sampling != b.sampling, "live.sampling");
     fixed(a.cache_slots != b.cache_slots, "live.cache_slots");
     fixed(a.attach != b.attach, "live.attach");
-    fixed(a.filters != b.filters, "live.filter");
     fixed(a.enrich_drops != b.enrich_drops, "enrich.drops");
     fixed(a.enrich_dns != b.enrich_dns, "enrich.dns");
     fixed(a.dns_ports != b.dns_ports, "enrich.dns_ports");
@@ -59,6 +60,7 @@ void adopt_reloadable(ExporterConfig& r, const ExporterConfig& n) {
     r.stats_interval_s = n.stats_interval_s;
     r.transport = n.transport;
     r.drain_timeout_s = n.drain_timeout_s;
+    r.filters = n.filters;
     r.idle_timeout_s = n.idle_timeout_s;
     r.active_timeout_s = n.active_timeout_s;
     r.tcp_end_linger_s = n.tcp_end_linger_s;

@@ -122,12 +122,24 @@ CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules, const st
     return out;
 }
 
-void load_filter_rules(int map_fd, const CompiledFilter& filter, const std::string& where) {
+void install_filter(int map_fd, volatile bpfix_filter_set* sets, volatile uint32_t* bank_in_use,
+                    const CompiledFilter& filter, const std::string& where) {
+    if (!sets || !bank_in_use) {
+        throw Error(fmt::format("cannot set {}: the program's global variables are not mapped (a kernel without "
+                                "mmapable BPF arrays)",
+                                where));
+    }
+    const uint32_t next = (__atomic_load_n(bank_in_use, __ATOMIC_ACQUIRE) & 1) ^ 1;
     for (uint32_t i = 0; i < filter.rules.size(); ++i) {
-        if (bpf_map_update_elem(map_fd, &i, &filter.rules[i], BPF_ANY) != 0) {
+        uint32_t key = next * BPFIX_MAX_FILTER_RULES + i;
+        if (bpf_map_update_elem(map_fd, &key, &filter.rules[i], BPF_ANY) != 0) {
             throw Error(fmt::format("cannot load {} rule {} into the kernel: {}", where, i + 1, std::strerror(errno)));
         }
     }
+    sets[next].count = static_cast<uint32_t>(filter.rules.size());
+    sets[next].default_action = filter.default_action;
+    // Programs read the bank once per packet, then its set and rules.
+    __atomic_store_n(bank_in_use, next, __ATOMIC_RELEASE);
 }
 
 }  // namespace bpfix

@@ -26,9 +26,13 @@ struct CompiledFilter {
 // rules' table (`where`, "live.filter"), the rule (1-based) and the field.
 CompiledFilter compile_filter(const std::vector<FilterRuleText>& rules, const std::string& where = "live.filter");
 
-// Writes the rules into a program's `filter_rules` map (bpf/packet_parse
-// .bpf.h; its rule count and default are set before load). Throws
-// bpfix::Error naming the rule.
-void load_filter_rules(int map_fd, const CompiledFilter& filter, const std::string& where);
+// Puts `filter` in effect in a loaded program (bpf/packet_parse.bpf.h): the
+// rules go into the bank not in use of its `filter_rules` map and `sets`,
+// then `bank_in_use` switches to it, so packets see the old rule set or
+// the new one, whole. `sets` and `bank_in_use` are the program's global
+// variables, mapped by its skeleton. Throws bpfix::Error naming the rule
+// (the rules in effect stay).
+void install_filter(int map_fd, volatile bpfix_filter_set* sets, volatile uint32_t* bank_in_use,
+                    const CompiledFilter& filter, const std::string& where);
 
 }  // namespace bpfix

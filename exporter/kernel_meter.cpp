@@ -59,8 +59,6 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
     skel_->rodata->cache_enabled = cache_slots != 0;
     skel_->rodata->cache_mask = cache_slots ? cache_slots - 1 : 0;
     skel_->rodata->sampling_interval = sampling_interval;
-    skel_->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
-    skel_->rodata->filter_default_action = filter.default_action;
     skel_->rodata->dns_port_count = static_cast<uint32_t>(dns_ports.size());
     for (size_t i = 0; i < dns_ports.size(); ++i) skel_->rodata->dns_ports[i] = dns_ports[i];
     // 256 KiB hold ~440 DNS packets between reads; one page when DNS is off.
@@ -72,7 +70,7 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
                                 "CAP_PERFMON (or root) and a kernel with BTF",
                                 errstr(err)));
     }
-    load_filter_rules(bpf_map__fd(skel_->maps.filter_rules), filter, "live.filter");
+    set_filter(filter);
     tc_ = std::make_unique<TcAttacher>(
         TcPrograms{"flow meter", bpf_program__fd(skel_->progs.meter_ingress),
                    bpf_program__fd(skel_->progs.meter_egress), "meter_ingress", "meter_egress", kTcHandle,
@@ -83,6 +81,11 @@ KernelMeter::KernelMeter(uint32_t map_entries, uint32_t sampling_interval, const
 int KernelMeter::dns_ring_fd() const { return bpf_map__fd(skel_->maps.dns_events); }
 
 KernelMeter::~KernelMeter() = default;
+
+void KernelMeter::set_filter(const CompiledFilter& filter) {
+    install_filter(bpf_map__fd(skel_->maps.filter_rules), skel_->data ? skel_->data->filter_sets : nullptr,
+                   skel_->bss ? &skel_->bss->filter_bank : nullptr, filter, "live.filter");
+}
 
 std::vector<int> KernelMeter::attached_interfaces() const { return tc_->attached_interfaces(); }
 

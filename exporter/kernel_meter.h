@@ -68,6 +68,9 @@ public:
     // Detaches from `ifindex` (an interface that vanished needs nothing).
     void detach(int ifindex) { tc_->detach(ifindex); }
     bool attached(int ifindex) const { return tc_->attached(ifindex); }
+    // Replaces the filter rules while the programs run (a reload): each
+    // packet is filtered by the old rules or the new ones, never a mix.
+    void set_filter(const CompiledFilter& filter);
     std::vector<int> attached_interfaces() const;
 
     // Flips the flow caches and maps, waits for programs still using the

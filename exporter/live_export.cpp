@@ -376,6 +376,8 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             ReloadPlan plan = plan_reload(cfg, next);
             InterfaceSelector next_selector(next.interfaces, next.exclude);
             check_exact_names(next_selector);
+            // Compiled (and so checked) before anything changes.
+            CompiledFilter filter = plan.filters ? compile_filter(next.filters) : CompiledFilter{};
             // The one step that can still fail goes first.
             if (plan.collector) {
                 const std::string was = out.url().str();
@@ -392,6 +394,10 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             adopt_reloadable(cfg, next);
             if (plan.log_level) set_log_level(cfg.log_level);
             if (plan.flows) table.set_config(cfg.flow_table());
+            if (plan.filters) {
+                kernel.set_filter(filter);
+                spdlog::info("reload: {} [[live.filter]] rules in effect", filter.rules.size());
+            }
             if (plan.interfaces) {
                 selector = std::move(next_selector);
                 rescan();

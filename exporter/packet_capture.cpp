@@ -58,15 +58,14 @@ PacketCapture::PacketCapture(const CaptureConfig& cfg, AttachMode mode, Sink sin
     // A wake-up per packet cost the sending CPU more than the copy; batched,
     // the reader also polls every kPollInterval.
     skel_->rodata->wakeup_bytes = cfg.ring_bytes / 16;
-    skel_->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
-    skel_->rodata->filter_default_action = filter.default_action;
     bpf_map__set_max_entries(skel_->maps.capture_ring, cfg.ring_bytes);
     bpf_map__set_max_entries(skel_->maps.flow_packets, cfg.first_packets ? cfg.flow_entries : 1);
     int err = packet_capture__load(skel_.get());
     if (err) {
         throw Error(fmt::format("cannot load the eBPF capture programs: {}", std::strerror(-err)));
     }
-    load_filter_rules(bpf_map__fd(skel_->maps.filter_rules), filter, "capture.filter");
+    install_filter(bpf_map__fd(skel_->maps.filter_rules), skel_->data ? skel_->data->filter_sets : nullptr,
+                   skel_->bss ? &skel_->bss->filter_bank : nullptr, filter, "capture.filter");
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.capture_ring), &PacketCapture::on_record, this, nullptr);
     if (!rb_) throw Error(fmt::format("cannot map the capture ring buffer: {}", std::strerror(errno)));
     tc_ = std::make_unique<TcAttacher>(programs(bpf_program__fd(skel_->progs.capture_ingress),

@@ -427,23 +427,26 @@ TEST(FlowMeterBpf, FilterRulesFirstMatchWins) {
                                   {"accept", "", "", "", "10.0.0.0/8", "", "", "", ""}});
     std::unique_ptr<flow_meter, SkelDeleter> skel(flow_meter__open());
     ASSERT_TRUE(skel);
-    skel->rodata->filter_rule_count = static_cast<uint32_t>(filter.rules.size());
-    skel->rodata->filter_default_action = filter.default_action;
     ASSERT_EQ(flow_meter__load(skel.get()), 0) << "the verifier refused the filter loop";
-    for (uint32_t i = 0; i < filter.rules.size(); ++i) {
-        ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel->maps.filter_rules), &i, &filter.rules[i], BPF_ANY), 0);
-    }
+    auto install = [&](const CompiledFilter& f) {
+        install_filter(bpf_map__fd(skel->maps.filter_rules), skel->data->filter_sets, &skel->bss->filter_bank, f,
+                       "live.filter");
+    };
+    install(filter);
     std::vector<Frame> frames = {
         Frame().eth(0x0800).ipv4(17, {10, 0, 0, 1}, {10, 0, 0, 2}, 28).udp(5353, 53, 8),       // DNS: rejected
         Frame().eth(0x0800).ipv4(17, {192, 0, 2, 1}, {10, 9, 9, 9}, 28).udp(4000, 5000, 8),    // peer in 10/8
         Frame().eth(0x0800).ipv4(6, {192, 0, 2, 1}, {198, 51, 100, 1}, 40).tcp(1, 2, 0x02),   // no rule: rejected
     };
-    for (const Frame& f : frames) {
-        std::vector<uint8_t> data = f.data();
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
-                    .repeat = 1);
-        ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_ingress), &opts), 0);
-    }
+    auto run = [&] {
+        for (const Frame& f : frames) {
+            std::vector<uint8_t> data = f.data();
+            LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(),
+                        .data_size_in = static_cast<__u32>(data.size()), .repeat = 1);
+            ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.meter_ingress), &opts), 0);
+        }
+    };
+    run();
     std::vector<bpfix_counter> counters;
     FlowSet flows = kernel_flows(skel.get(), counters);
     ASSERT_EQ(flows.size(), 1u);
@@ -451,6 +454,22 @@ TEST(FlowMeterBpf, FilterRulesFirstMatchWins) {
     memcpy(&k, flows.begin()->first.data(), sizeof k);
     EXPECT_EQ(k.src_port, 4000);
     EXPECT_EQ(counters[BPFIX_CNT_FILTERED].packets, 2u);
+
+    // A reload while loaded: the other bank, then the switch. Now only TCP
+    // is refused (no accept rule: the default accepts).
+    const uint32_t bank = skel->bss->filter_bank;
+    install(compile_filter({{"reject", "tcp", "", "", "", "", "", "", ""}}));
+    EXPECT_EQ(skel->bss->filter_bank, bank ^ 1u);
+    run();
+    flows = kernel_flows(skel.get(), counters);
+    EXPECT_EQ(flows.size(), 2u);  // DNS metered now, beside the 4000 -> 5000 flow
+    EXPECT_EQ(counters[BPFIX_CNT_FILTERED].packets, 3u);
+    // And no rules at all: every packet metered.
+    install(CompiledFilter{});
+    run();
+    flows = kernel_flows(skel.get(), counters);
+    EXPECT_EQ(flows.size(), 3u);
+    EXPECT_EQ(counters[BPFIX_CNT_FILTERED].packets, 3u);
 }
 
 // DNS enrichment: packets to or from a configured DNS port hand their

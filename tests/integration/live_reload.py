@@ -10,12 +10,14 @@ config file that names only the one to B at first.
    (each named in the log).
 3. Another collector (a second IPFIX file): records go there from the
    reload on; the first file is a complete session of its own.
-4. Removed interface: the veth to B is no longer metered (its hooks are
-   gone), the veth to C still is.
+4. A [[live.filter]] rule rejecting UDP to C's port: those packets are
+   no longer metered (counted as filtered), with the hooks unchanged.
+5. Removed interface and rule: the veth to B is no longer metered (its
+   hooks are gone), the veth to C is again.
 Run once as the kernel attaches by default and, where that is TCX, again
 with classic tc filters.
 Exactness: one UDP flow crosses each veth in every phase. Its counts must
-be exact across all four reloads: one record per flow (the flow stayed
+be exact across all five reloads: one record per flow (the flow stayed
 open in the table through them), holding exactly the packets sent while
 its interface was metered; the exporter's flow count equals the records
 in both files. Everything made here is removed, also on failure.
@@ -41,7 +43,9 @@ def hooks(ns, ifn):
     return {l if l.startswith("TCX link") else f"{ifn}: {l}" for l in our_filters(ns, ifn)}
 
 
-def write_config(path, interfaces, collector, attach):
+def write_config(path, interfaces, collector, attach, reject_udp_port=None):
+    rule = (f'[[live.filter]]\naction = "reject"\nprotocol = "udp"\ndst_port = "{reject_udp_port}"\n'
+            if reject_udp_port else "")
     with open(path, "w") as f:
         f.write(f'''[export]
 collector = "file:{collector}"
@@ -52,7 +56,7 @@ active_timeout = 600
 interfaces = [{", ".join(f'"{i}"' for i in interfaces)}]
 drain_interval = 0.2
 attach = "{attach}"
-[metrics]
+{rule}[metrics]
 listen = "off"
 [log]
 level = "info"
@@ -137,9 +141,17 @@ def run_once(build, tmp, all_failures, attach):
             hup("reload: applied (changed: collector)", 1)
             traffic(10, 5, True, True)
 
-            # 4. the veth to B leaves
+            # 4. a filter rule: UDP to C's port is no longer metered; the
+            # rules switch in the kernel, the hooks stay
+            write_config(cfg, [if_ab, if_ac], out2, attach, reject_udp_port=AC[3])
+            hup("reload: applied (changed: filters)", 1)
+            if hooks(a, if_ab) | hooks(a, if_ac) != after_ab | after_ac:
+                failures.append("a filter reload changed the hooks")
+            traffic(6, 9, True, False)
+
+            # 5. the veth to B leaves, the filter goes
             write_config(cfg, [if_ac], out2, attach)
-            hup("reload: applied (changed: interfaces)", 2)
+            hup("reload: applied (changed: interfaces, filters)", 1)
             left_ab, left_ac = hooks(a, if_ab), hooks(a, if_ac)
             if len(left_ab | left_ac) != len(hooks_ab) or not left_ac or left_ab & hooks_ab:
                 failures.append(f"{if_ab} is still metered after leaving the config: {sorted(left_ab | left_ac)}")
@@ -172,12 +184,15 @@ def run_once(build, tmp, all_failures, attach):
             failures.append(f"flow {name}: records {got} ({len(in_one)} in the first file), want one of {want}")
         else:
             print(f"[{attach}] flow {name}: one record, {want[0]} packets, {want[1]} octets: exact across the reloads")
+    filtered = re.search(r"summary: .* filtered=(\d+)", ex.text())
+    if not filtered or filtered.group(1) != "9":
+        failures.append(f"filtered {filtered and filtered.group(1)} packets, want the 9 sent under the rule")
     made = re.search(r"summary: .* flows=(\d+)", ex.text())
     n_flows = sum(1 for r in one + two if "packetDeltaCount" in r)
     if not made or int(made.group(1)) != n_flows:
         failures.append(f"exporter summary says {made and made.group(1)} flow records, files hold {n_flows}")
     all_failures += [f"[attach {attach}] {f}" for f in failures]
-    return (f"4 reloads and 2 refusals; flows exact ({sent['ab']} and {sent['ac']} packets), {n_flows} flow records",
+    return (f"5 reloads and 2 refusals, 9 packets filtered; flows exact ({sent['ab']} and {sent['ac']} packets), {n_flows} flow records",
             "attaching with TCX links" in ex.text())
 
 
