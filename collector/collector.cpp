@@ -848,23 +848,14 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         try {
             CollectorConfig next = reread();
             CollectorReloadPlan plan = plan_collector_reload(running, next);
-            for (const auto& key : plan.restart_only) {
-                spdlog::warn("reload: {} changed; it applies at the next start (restart the collector), the running "
-                             "value stays",
-                             key);
-            }
+            warn_restart_only(plan.restart_only, "collector");
             if (plan.allow) hub.set_allow(next.allow);
             if (plan.log_level) set_log_level(next.log_level);
             if (plan.rotation) {
                 limits = RotationLimits{next.rotate_interval_s, next.rotate_size_bytes, next.keep_seconds,
                                         next.keep_bytes};
             }
-            running.allow = next.allow;
-            running.log_level = next.log_level;
-            running.rotate_interval_s = next.rotate_interval_s;
-            running.rotate_size_bytes = next.rotate_size_bytes;
-            running.keep_seconds = next.keep_seconds;
-            running.keep_bytes = next.keep_bytes;
+            adopt_collector_reloadable(running, next);
             spdlog::info("reload: applied (changed: {}); finishing the current output files", plan.summary());
         } catch (const std::exception& e) {
             spdlog::error("reload refused; still running with the configuration in effect: {}; finishing the "
@@ -874,27 +865,18 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         hub.rotate_all(limits);
         systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
     };
-    asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-    std::function<void()> wait_signal = [&] {
-        signals.async_wait([&](const asio::error_code& ec, int sig) {
-            if (ec) return;
-            if (sig == SIGHUP) {
-                reload();
-                wait_signal();
-                return;
-            }
-            // Stop taking new connections, then read what the kernel has
-            // already accepted for us (TCP data it acknowledged, queued
-            // datagrams) before stopping: nothing accepted is lost.
-            spdlog::info("signal {}: finishing (reading what is already received)", sig);
-            systemd.stopping();
-            for (auto& t : tcp) t->close();
-            for (auto& t : sctps) t->close();
-            drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-            check_drained();
-        });
-    };
-    wait_signal();
+    DaemonSignals signals(io);
+    signals.serve(reload, [&](int sig) {
+        // Stop taking new connections, then read what the kernel has
+        // already accepted for us (TCP data it acknowledged, queued
+        // datagrams) before stopping: nothing accepted is lost.
+        spdlog::info("signal {}: finishing (reading what is already received)", sig);
+        systemd.stopping();
+        for (auto& t : tcp) t->close();
+        for (auto& t : sctps) t->close();
+        drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        check_drained();
+    });
     asio::steady_timer timer(io);
     std::function<void()> arm = [&] {
         timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(cfg.stats_interval_s * 1000)));

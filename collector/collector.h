@@ -52,6 +52,8 @@ struct CollectorReloadPlan {
     std::string summary() const;  // "allow, rotation"; "nothing"
 };
 CollectorReloadPlan plan_collector_reload(const CollectorConfig& running, const CollectorConfig& next);
+// Copies what a reload applies from `next` into `running`.
+void adopt_collector_reloadable(CollectorConfig& running, const CollectorConfig& next);
 
 // Receives IPFIX on every listener until SIGINT/SIGTERM, writes every record
 // into rotated files in each configured format, then finalizes them and returns the

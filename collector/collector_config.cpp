@@ -143,4 +143,13 @@ CollectorReloadPlan plan_collector_reload(const CollectorConfig& a, const Collec
     return p;
 }
 
+void adopt_collector_reloadable(CollectorConfig& r, const CollectorConfig& n) {
+    r.allow = n.allow;
+    r.log_level = n.log_level;
+    r.rotate_interval_s = n.rotate_interval_s;
+    r.rotate_size_bytes = n.rotate_size_bytes;
+    r.keep_seconds = n.keep_seconds;
+    r.keep_bytes = n.keep_bytes;
+}
+
 }  // namespace bpfix

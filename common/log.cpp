@@ -68,12 +68,11 @@ void set_log_level(std::string_view level) {
 }
 
 void init_logging(std::string_view program, std::string_view level) {
-    set_log_level(level);  // checks the name before anything changes
-    auto lvl = spdlog::get_level();
+    check_log_level(level);  // before anything changes
     auto logger = spdlog::stderr_color_mt(std::string(program));
     spdlog::set_default_logger(logger);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %n %^%l%$: %v");
-    spdlog::set_level(lvl);
+    set_log_level(level);
     g_log_set_default_handler(glib_to_spdlog, nullptr);
 }
 

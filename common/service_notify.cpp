@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -118,6 +119,31 @@ void ServiceNotifier::ping() {
     timer_->async_wait([this](const asio::error_code& ec) {
         if (!ec && timer_) ping();
     });
+}
+
+void DaemonSignals::serve(std::function<void()> reload, std::function<void(int)> stop) {
+    reload_ = std::move(reload);
+    stop_ = std::move(stop);
+    wait();
+}
+
+void DaemonSignals::wait() {
+    set_.async_wait([this](const asio::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            reload_();
+            wait();
+            return;
+        }
+        stop_(sig);
+    });
+}
+
+void warn_restart_only(const std::vector<std::string>& keys, std::string_view daemon) {
+    for (const auto& key : keys) {
+        spdlog::warn("reload: {} changed; it applies at the next start (restart the {}), the running value stays",
+                     key, daemon);
+    }
 }
 
 }  // namespace bpfix

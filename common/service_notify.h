@@ -8,12 +8,14 @@
 #pragma once
 
 #include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bpfix {
 
@@ -56,5 +58,28 @@ private:
     std::function<std::string()> status_;
     bool warned_ = false;
 };
+
+// The signals systemd (and an admin) send both daemons: SIGINT and SIGTERM
+// stop, SIGHUP reloads. Taken from construction on: one that arrives
+// before serve() is queued, not the default action (which would kill the
+// process with its tc filters or open files in place).
+class DaemonSignals {
+public:
+    explicit DaemonSignals(asio::io_context& io) : set_(io, SIGINT, SIGTERM, SIGHUP) {}
+    // From `io`'s loop: `reload` on every SIGHUP, `stop(signal)` on the
+    // first SIGINT or SIGTERM (after it no more are served).
+    void serve(std::function<void()> reload, std::function<void(int)> stop);
+
+private:
+    void wait();
+
+    asio::signal_set set_;
+    std::function<void()> reload_;
+    std::function<void(int)> stop_;
+};
+
+// A reload's warning for keys that changed but apply at the next start
+// (`daemon`: "exporter", "collector"); their running values stay.
+void warn_restart_only(const std::vector<std::string>& keys, std::string_view daemon);
 
 }  // namespace bpfix

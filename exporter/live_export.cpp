@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <csignal>
 #include <malloc.h>
@@ -136,7 +135,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     // Signals are taken from here on, before anything is attached: one
     // that arrives while starting is queued and handled by the loop (which
     // detaches), instead of killing the process with its filters in place.
-    asio::signal_set signals(out.io(), SIGINT, SIGTERM, SIGHUP);
+    DaemonSignals signals(out.io());
     std::unique_ptr<DnsRing> dns_ring;
     if (enrich.dns()) {
         dns_ring = std::make_unique<DnsRing>(kernel.dns_ring_fd(), *enrich.dns());
@@ -386,11 +385,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
                              "queued, for up to {} s",
                              out.url().str(), was, cfg.drain_timeout_s);
             }
-            for (const auto& key : plan.restart_only) {
-                spdlog::warn("reload: {} changed; it applies at the next start (restart the exporter), the running "
-                             "value stays",
-                             key);
-            }
+            warn_restart_only(plan.restart_only, "exporter");
             adopt_reloadable(cfg, next);
             if (plan.log_level) set_log_level(cfg.log_level);
             if (plan.flows) table.set_config(cfg.flow_table());
@@ -410,22 +405,13 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
         }
         systemd.ready(status());
     };
-    std::function<void()> wait_signal = [&] {
-        signals.async_wait([&](const asio::error_code& ec, int sig) {
-            if (ec) return;
-            if (sig == SIGHUP) {
-                reload();
-                wait_signal();
-                return;
-            }
-            spdlog::info("signal {}: ending every flow and detaching", sig);
-            systemd.stopping();
-            stopping = true;
-            timer.cancel();
-            out.io().stop();
-        });
-    };
-    wait_signal();
+    signals.serve(reload, [&](int sig) {
+        spdlog::info("signal {}: ending every flow and detaching", sig);
+        systemd.stopping();
+        stopping = true;
+        timer.cancel();
+        out.io().stop();
+    });
     std::function<void()> schedule = [&] {
         timer.expires_after(std::chrono::microseconds(static_cast<int64_t>(cfg.drain_interval_s * 1e6)));
         timer.async_wait([&](const asio::error_code& ec) {

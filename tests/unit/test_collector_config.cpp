@@ -129,4 +129,14 @@ TEST(CollectorReload, AllowRotationAndLogLevelApplyTheRestWaits) {
     EXPECT_TRUE(p.allow && p.rotation && p.log_level);
     EXPECT_EQ(p.summary(), "allow, rotation, log level");
     EXPECT_EQ(p.restart_only, (std::vector<std::string>{"listen.urls", "output.format", "limits"}));
+    // Adopting takes what applies; the rest keeps its running value, so
+    // the same file read again only repeats the warnings.
+    adopt_collector_reloadable(a, b);
+    EXPECT_EQ(a.allow, b.allow);
+    EXPECT_EQ(a.rotate_interval_s, 60u);
+    EXPECT_EQ(a.listen.size(), 1u);
+    EXPECT_EQ(a.formats, std::vector<std::string>{"jsonl"});
+    CollectorReloadPlan again = plan_collector_reload(a, b);
+    EXPECT_FALSE(again.changes_anything());
+    EXPECT_EQ(again.restart_only.size(), 3u);
 }
