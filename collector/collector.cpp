@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <sched.h>
@@ -78,6 +79,29 @@ uint64_t udp_kernel_drops(uint16_t port) {
     return drops;
 }
 
+// How many exporter connections the descriptor limit holds: the soft
+// limit is raised to the hard one, and kept apart from the connections
+// are the HTTP clients and a reserve for output files, listeners and
+// libraries, so that a crowd of connections never leaves rotation without
+// a descriptor.
+uint64_t connection_budget(const CollectorConfig& cfg) {
+    constexpr uint64_t kReserve = 256;
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return cfg.max_connections;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    uint64_t others = kReserve + cfg.http_max_connections + cfg.pcap_max_requests;
+    uint64_t fit = rl.rlim_cur > others ? rl.rlim_cur - others : 1;
+    if (fit >= cfg.max_connections) return cfg.max_connections;
+    spdlog::warn("the file descriptor limit ({}) holds {} exporter connections, not [limits] max_connections = {}: "
+                 "connections beyond {} are refused and counted; raise LimitNOFILE (ulimit -n) to allow more",
+                 static_cast<uint64_t>(rl.rlim_cur), fit, cfg.max_connections, fit);
+    return fit;
+}
+
 // Everything the listeners share: the information model, the output, the
 // sessions and their limits.
 struct Hub {
@@ -93,19 +117,25 @@ struct Hub {
     std::unique_ptr<IpfixOutput> ipfix;
     // Packet reports of every exporter, whatever the formats.
     std::unique_ptr<PcapStore> pcap;
-    // Decode threads share the Hub: `mu` guards `closed` and the session
-    // bookkeeping of new_session(); counters read elsewhere are atomic.
+    // Decode threads share the Hub: `mu` guards the allow list and the
+    // connections per address; counters are atomic.
     std::mutex mu;
     uint64_t next_session_id = 0;
-    std::atomic<uint64_t> sessions_now{0};
-    std::atomic<uint64_t> rejected_sessions{0};
-    CollectorTotals closed;  // of sessions already gone (TCP connections)
-    // Each listener's way to visit its live sessions.
-    using Visit = std::function<void(const ExporterSession&)>;
-    std::vector<std::function<void(const Visit&)>> listeners;
-    void each_session(const Visit& v) const {
-        for (const auto& l : listeners) l(v);
-    }
+    // What sessions decoded, per exporter and domain, for the process's
+    // life (a closed session's counts stay), and session-level counters.
+    CounterTable counters;
+    SessionCounters shared;
+    std::atomic<uint64_t> udp_sessions_now{0}, connections_now{0};
+    std::atomic<uint64_t> rejected_sessions{0};     // UDP sources over max_sessions
+    std::atomic<uint64_t> rejected_connections{0};  // over max_connections or max_connections_per_address
+    std::atomic<uint64_t> evicted_connections{0};   // closed for a new one: they had sent no message yet
+    std::atomic<uint64_t> evicted_sessions{0};      // UDP sessions closed for a new one: no record delivered
+    std::atomic<uint64_t> timed_out_connections{0};  // start, read or idle timeout
+    std::atomic<uint64_t> accept_errors{0};          // accept() failed (EMFILE, ...): accepting paused
+    std::map<asio::ip::address, uint64_t> connections_per_address;  // under mu
+    // [limits] max_connections, or fewer when the descriptor limit cannot
+    // hold them beside the files, sockets and HTTP clients.
+    uint64_t max_connections = 0;
 
     RotatingWriter::Options file_options(const std::string& extension, bool compressible) const {
         RotatingWriter::Options o;
@@ -120,7 +150,8 @@ struct Hub {
         return o;
     }
 
-    explicit Hub(const CollectorConfig& c) : cfg(c), model(c.pen) {
+    explicit Hub(const CollectorConfig& c)
+        : cfg(c), model(c.pen), counters(c.max_exporter_series), max_connections(connection_budget(c)) {
         allow = AllowList(c.allow);
         for (const auto& f : c.formats) {
             if (f == "ipfix") {
@@ -179,34 +210,39 @@ struct Hub {
 
     bool allowed(const asio::ip::address& addr) const { return allow.allows(addr); }
 
-    // `worker_model`: the information model of the decode thread the session
-    // lives on.
-    std::unique_ptr<ExporterSession> new_session(const asio::ip::address& a, uint16_t port, InfoModel& worker_model) {
+    // Whether `a` may export to us ([listen] allow); a refusal is logged
+    // for the first 10 and counted.
+    bool admit(const asio::ip::address& a, uint16_t port) {
         std::lock_guard lock(mu);
-        if (!allowed(a)) {
-            if (refused_exporters++ < 10) {
-                spdlog::warn("exporter {} is not in [listen] allow; its IPFIX is ignored",
-                             endpoint_text(a, port));
-            }
-            return nullptr;
+        if (allowed(a)) return true;
+        if (refused_exporters++ < 10) {
+            spdlog::warn("exporter {} is not in [listen] allow; its IPFIX is ignored", endpoint_text(a, port));
         }
-        if (sessions_now >= cfg.max_sessions) {
-            ++rejected_sessions;
-            return nullptr;
-        }
-        ++sessions_now;
-        auto s = std::make_unique<ExporterSession>(worker_model, plain(a).to_string(), endpoint_text(a, port),
-                                                   [this](std::string lines, uint64_t n) {
-                                                       for (size_t i = 0; i + 1 < outs.size(); ++i) {
-                                                           outs[i].queue->push(lines, n);
-                                                       }
-                                                       if (!outs.empty()) outs.back().queue->push(std::move(lines), n);
-                                                   });
+        return false;
+    }
+
+    // A session for an admitted exporter. `worker_model`: the information
+    // model of the decode thread the session lives on.
+    std::unique_ptr<ExporterSession> new_session(const asio::ip::address& a, uint16_t port, InfoModel& worker_model) {
+        auto s = std::make_unique<ExporterSession>(
+            worker_model, plain(a).to_string(), endpoint_text(a, port),
+            [this](std::string lines, uint64_t n) {
+                for (size_t i = 0; i + 1 < outs.size(); ++i) {
+                    outs[i].queue->push(lines, n);
+                }
+                if (!outs.empty()) outs.back().queue->push(std::move(lines), n);
+            },
+            counters, shared);
         s->set_max_templates(cfg.max_templates);
+        s->set_max_domains(cfg.max_domains);
         if (outs.empty()) s->set_count_only();
         s->set_packet_sink([this, exporter = plain(a).to_string()](const DecodedPacket& p) { pcap->push(exporter, p); });
         if (ipfix) {
-            uint64_t id = next_session_id++;
+            uint64_t id;
+            {
+                std::lock_guard lock(mu);
+                id = next_session_id++;
+            }
             s->set_raw_sink([this, id](std::span<const uint8_t> m, uint64_t n) {
                 ipfix->push(id, m, n);
             });
@@ -225,8 +261,7 @@ struct Hub {
     // Logs a malformed message: the first 10 of a session, then every
     // 1000th (all are counted).
     void log_problem(const ExporterSession& s, const std::string& problem) {
-        uint64_t n = 0;
-        for (const auto& [id, d] : s.domains()) n += d.malformed;
+        uint64_t n = s.malformed();
         if (n <= 10 || n % 1000 == 0) {
             spdlog::warn("exporter {}: malformed IPFIX message ({} so far): {}", s.peer(), n, problem);
         }
@@ -274,8 +309,9 @@ public:
         stop_ = true;
         if (thread_.joinable()) thread_.join();
     }
-    // Closes sessions silent for longer than `timeout`: their accounting
-    // moves to the totals, their templates stay on disk for their return.
+    // Closes sessions silent for longer than `timeout` (their counts stay
+    // in the Hub's table, their templates on disk for their return) and
+    // forgets refused sources silent as long.
     void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
         std::lock_guard lock(worker_.mu);
         for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -286,19 +322,12 @@ public:
             if (it->second.session) {
                 spdlog::info("UDP exporter {} silent for {} s: session closed", it->second.session->peer(),
                              timeout.count());
-                std::lock_guard hub_lock(hub_.mu);
-                hub_.closed.add(*it->second.session);
-                --hub_.sessions_now;
+                --hub_.udp_sessions_now;
             }
             it = sessions_.erase(it);
         }
     }
-    void visit(const Hub::Visit& v) {
-        std::lock_guard lock(worker_.mu);
-        for (const auto& [k, e] : sessions_) {
-            if (e.session) v(*e.session);
-        }
-    }
+
     // Bytes of datagrams waiting in the kernel.
     size_t pending() const {
         int n = 0;
@@ -358,9 +387,10 @@ private:
                         asio::ip::udp::endpoint from;
                         std::memcpy(from.data(), &addrs_[i], alen);
                         from.resize(alen);
-                        last = &entry(from, now);
+                        last = entry(from, now);
                         last_i = i;
                     }
+                    if (!last) continue;  // refused, not remembered
                     last->last_seen = now;
                     if (!last->session) continue;  // refused
                     const uint8_t* data = slots_.get() + i * kSlot;
@@ -372,6 +402,7 @@ private:
                     }
                     ExporterSession& s = *last->session;
                     std::string problem = s.message(std::span<const uint8_t>(data, len), now);
+                    last->records = s.records();
                     if (!problem.empty()) hub_.log_problem(s, problem);
                 }
             }
@@ -382,23 +413,53 @@ private:
         }
     }
     struct Entry;
-    // The session of `sender`, made on its first datagram.
-    Entry& entry(const asio::ip::udp::endpoint& sender, std::chrono::steady_clock::time_point now) {
+    // The session of `sender`, made on its first datagram; null: refused
+    // (outside [listen] allow, or over max_sessions).
+    Entry* entry(const asio::ip::udp::endpoint& sender, std::chrono::steady_clock::time_point now) {
         auto key = std::make_pair(sender.address(), sender.port());
         auto it = sessions_.find(key);
-        if (it == sessions_.end()) {
-            // A refused source is remembered (as no session): counted once,
-            // its later datagrams ignored.
-            auto s = hub_.new_session(sender.address(), sender.port(), worker_.model);
-            if (s) {
-                s->set_template_lifetime(std::chrono::seconds(hub_.cfg.udp_template_lifetime_s));
-                size_t replayed = s->persist_templates(hub_.template_path(sender.address(), sender.port()));
-                spdlog::info("new UDP exporter {} (thread {}){}", s->peer(), worker_.index,
-                             replayed ? " (templates of an earlier run restored)" : "");
+        if (it != sessions_.end()) return &it->second;
+        if (!hub_.admit(sender.address(), sender.port())) {
+            // Remembered (as no session) so that it is counted once, while
+            // the table has room: forged sources cannot grow it past that.
+            if (sessions_.size() < 2 * hub_.cfg.max_sessions) {
+                it = sessions_.emplace(key, Entry{nullptr, now}).first;
+                return &it->second;
             }
-            it = sessions_.emplace(key, Entry{std::move(s), now}).first;
+            return nullptr;
         }
-        return it->second;
+        if (hub_.udp_sessions_now >= hub_.cfg.max_sessions) {
+            // Forged or departed sources hold the budget: the longest silent
+            // session that never delivered a record gives way.
+            auto victim = sessions_.end();
+            for (auto v = sessions_.begin(); v != sessions_.end(); ++v) {
+                if (v->second.session && v->second.records == 0 && now - v->second.last_seen > kUnprovenGrace &&
+                    (victim == sessions_.end() || v->second.last_seen < victim->second.last_seen)) {
+                    victim = v;
+                }
+            }
+            if (victim == sessions_.end()) {
+                if (hub_.rejected_sessions++ % 1000 == 0) {
+                    spdlog::warn("UDP exporter {} refused: {} UDP sessions open ([limits] max_sessions; counted in "
+                                 "rejected_sessions)",
+                                 endpoint_text(sender.address(), sender.port()), hub_.udp_sessions_now.load());
+                }
+                return nullptr;
+            }
+            spdlog::info("UDP session {} (no record delivered) closed for a new exporter: max_sessions reached",
+                         victim->second.session->peer());
+            ++hub_.evicted_sessions;
+            sessions_.erase(victim);
+            --hub_.udp_sessions_now;
+        }
+        ++hub_.udp_sessions_now;
+        auto s = hub_.new_session(sender.address(), sender.port(), worker_.model);
+        s->set_template_lifetime(std::chrono::seconds(hub_.cfg.udp_template_lifetime_s));
+        size_t replayed = s->persist_templates(hub_.template_path(sender.address(), sender.port()));
+        spdlog::info("new UDP exporter {} (thread {}){}", s->peer(), worker_.index,
+                     replayed ? " (templates of an earlier run restored)" : "");
+        it = sessions_.emplace(key, Entry{std::move(s), now}).first;
+        return &it->second;
     }
 
     Worker& worker_;
@@ -425,7 +486,11 @@ private:
     struct Entry {
         std::unique_ptr<ExporterSession> session;  // null: refused
         std::chrono::steady_clock::time_point last_seen;
+        uint64_t records = 0;  // decoded in this session
     };
+    // A new session is not evicted in its first seconds (its templates
+    // may come first, its data a moment later).
+    static constexpr std::chrono::seconds kUnprovenGrace{10};
     std::map<std::pair<asio::ip::address, uint16_t>, Entry> sessions_;
 };
 
@@ -460,9 +525,6 @@ public:
             }
             sockets_.push_back(std::make_unique<UdpSocket>(*w, hub, std::move(sock), static_cast<size_t>(got.value())));
         }
-        hub.listeners.push_back([this](const Hub::Visit& v) {
-            for (auto& s : sockets_) s->visit(v);
-        });
         for (auto& s : sockets_) s->start();
     }
     void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
@@ -488,32 +550,50 @@ private:
 // One TCP connection or SCTP association: IPFIX messages back to back,
 // framed by their length field (an SCTP message that holds one IPFIX
 // message reads the same way). A broken frame (length < 16, version not
-// 10) ends the connection: nothing after it can be trusted.
+// 10) ends the connection: nothing after it can be trusted. Timeouts free
+// the slot of a peer that does not send: its first message must arrive
+// within connection_start_timeout, a message begun must end within
+// connection_read_timeout, and a connection silent for
+// connection_idle_timeout is closed.
 template <typename Protocol>
 class StreamConnection : public std::enable_shared_from_this<StreamConnection<Protocol>> {
 public:
     static constexpr const char* kName = StreamName<Protocol>::label;
-    StreamConnection(typename Protocol::socket sock, Worker& w, Hub& hub, std::unique_ptr<ExporterSession> session)
-        : sock_(std::move(sock)), worker_(w), hub_(hub), session_(std::move(session)) {}
+    StreamConnection(typename Protocol::socket sock, Worker& w, Hub& hub, std::unique_ptr<ExporterSession> session,
+                     asio::ip::address addr)
+        : sock_(std::move(sock)),
+          worker_(w),
+          hub_(hub),
+          session_(std::move(session)),
+          addr_(std::move(addr)),
+          timer_(w.io),
+          accepted_(std::chrono::steady_clock::now()) {}
     ~StreamConnection() {
         // the worker's UDP sockets decode with the same model meanwhile
         std::lock_guard lock(worker_.mu);
         {
             std::lock_guard hub_lock(hub_.mu);
-            hub_.closed.add(*session_);
-            --hub_.sessions_now;
+            if (--hub_.connections_per_address[addr_] == 0) hub_.connections_per_address.erase(addr_);
+            --hub_.connections_now;
         }
         session_.reset();
     }
     Worker& worker() const { return worker_; }
-    void start() { read_header(); }
-    const ExporterSession& session() const { return *session_; }
+    void start() {
+        arm(hub_.cfg.connection_start_timeout_s);
+        read();
+    }
     // Bytes the kernel holds for us that are not read yet.
     size_t pending() const {
         asio::error_code ec;
         size_t n = sock_.available(ec);
         return ec ? 0 : n;
     }
+    // Whether a whole IPFIX message has arrived yet (a peer that never
+    // sends one is the first to give way when the connections are full).
+    bool proven() const { return proven_; }
+    std::chrono::steady_clock::time_point accepted() const { return accepted_; }
+    bool evicted = false;  // chosen to give way (the listener's thread only)
     // SCTP, on the worker's thread: starts the association's graceful
     // shutdown. The exporter's stack takes no new message from then on but
     // delivers every one it already took, and we read on until it ends.
@@ -521,36 +601,92 @@ public:
         asio::error_code ec;
         sock_.shutdown(asio::socket_base::shutdown_send, ec);
     }
+    // On the worker's thread: closes the connection (the pending read ends).
+    void close(const char* why) {
+        if (!sock_.is_open()) return;
+        spdlog::warn("exporter {}: {} connection closed: {}", session_->peer(), kName, why);
+        asio::error_code ec;
+        sock_.close(ec);
+        timer_.cancel();
+    }
 
 private:
-    void read_header() {
+    // Reads what is there; every whole message in the buffer is decoded.
+    void read() {
         auto self = this->shared_from_this();
-        msg_.resize(4);
-        asio::async_read(sock_, asio::buffer(msg_), [this, self](const asio::error_code& ec, size_t) {
+        if (buf_.size() < have_ + kRead) buf_.resize(have_ + kRead);
+        sock_.async_read_some(asio::buffer(buf_.data() + have_, kRead), [this, self](const asio::error_code& ec,
+                                                                                   size_t n) {
             if (ec) return done(ec);
-            uint16_t version = static_cast<uint16_t>(msg_[0] << 8 | msg_[1]);
-            uint16_t len = static_cast<uint16_t>(msg_[2] << 8 | msg_[3]);
-            if (version != 10 || len < 16) {
-                spdlog::warn("exporter {}: {} stream broken (version {}, message length {}); closing the "
-                             "connection",
-                             session_->peer(), kName, version, len);
-                session_->message(std::span<const uint8_t>(msg_.data(), msg_.size()));  // counted as malformed
+            have_ += n;
+            size_t off = 0;
+            bool broken = false;
+            {
+                std::lock_guard lock(worker_.mu);
+                while (have_ - off >= 4) {
+                    const uint8_t* p = buf_.data() + off;
+                    uint16_t version = static_cast<uint16_t>(p[0] << 8 | p[1]);
+                    uint16_t len = static_cast<uint16_t>(p[2] << 8 | p[3]);
+                    if (version != 10 || len < 16) {
+                        spdlog::warn("exporter {}: {} stream broken (version {}, message length {}); closing the "
+                                     "connection",
+                                     session_->peer(), kName, version, len);
+                        // counted as malformed
+                        session_->message(std::span<const uint8_t>(p, std::min<size_t>(have_ - off, 16)));
+                        broken = true;
+                        break;
+                    }
+                    if (have_ - off < len) break;
+                    std::string problem = session_->message(std::span<const uint8_t>(p, len));
+                    if (!problem.empty()) hub_.log_problem(*session_, problem);
+                    proven_ = true;
+                    off += len;
+                }
+            }
+            if (broken) {
+                have_ = 0;
+                asio::error_code ignored;
+                sock_.close(ignored);
+                timer_.cancel();
                 return;
             }
-            msg_.resize(len);
-            asio::async_read(sock_, asio::buffer(msg_.data() + 4, len - 4u),
-                             [this, self](const asio::error_code& ec2, size_t) {
-                                 if (ec2) return done(ec2);
-                                 {
-                                     std::lock_guard lock(worker_.mu);
-                                     std::string problem = session_->message(msg_);
-                                     if (!problem.empty()) hub_.log_problem(*session_, problem);
-                                 }
-                                 read_header();
-                             });
+            if (off) {
+                std::memmove(buf_.data(), buf_.data() + off, have_ - off);
+                have_ -= off;
+                arm(have_ ? hub_.cfg.connection_read_timeout_s : hub_.cfg.connection_idle_timeout_s);
+            } else if (proven_ && have_ == n) {
+                arm(hub_.cfg.connection_read_timeout_s);  // a message begins
+            }
+            if (buf_.size() > kKeep && have_ < kKeep) buf_.resize(std::max<size_t>(have_, kKeep));
+            read();
+        });
+    }
+    // (Re)starts the one timer: `seconds` from now the connection is
+    // closed unless a message arrives first (0: no limit).
+    void arm(int64_t seconds) {
+        timer_.cancel();
+        if (seconds <= 0) return;
+        auto self = this->shared_from_this();
+        timer_.expires_after(std::chrono::seconds(seconds));
+        timer_.async_wait([this, self, seconds](const asio::error_code& ec) {
+            if (ec || !sock_.is_open()) return;
+            ++hub_.timed_out_connections;
+            close(!proven_   ? "no whole IPFIX message within connection_start_timeout"
+                  : have_    ? "a message begun did not end within connection_read_timeout"
+                             : "nothing received within connection_idle_timeout");
         });
     }
     void done(const asio::error_code& ec) {
+        timer_.cancel();
+        if (have_) {
+            // A message cut off by the end of the connection: counted as
+            // malformed, like any message that cannot be decoded.
+            std::lock_guard lock(worker_.mu);
+            spdlog::warn("exporter {}: {} connection ended inside a message ({} of its bytes arrived)",
+                         session_->peer(), kName, have_);
+            session_->message(std::span<const uint8_t>(buf_.data(), have_));
+            have_ = 0;
+        }
         if (ec == asio::error::eof) {
             spdlog::info("exporter {} closed its {} connection", session_->peer(), kName);
         } else if (ec != asio::error::operation_aborted) {
@@ -558,11 +694,17 @@ private:
         }
     }
 
+    static constexpr size_t kRead = 65536, kKeep = 2 * 65536;
     typename Protocol::socket sock_;
     Worker& worker_;
     Hub& hub_;
     std::unique_ptr<ExporterSession> session_;
-    std::vector<uint8_t> msg_;
+    asio::ip::address addr_;
+    asio::steady_timer timer_;
+    std::chrono::steady_clock::time_point accepted_;
+    std::vector<uint8_t> buf_;
+    size_t have_ = 0;
+    std::atomic<bool> proven_{false};
 };
 
 template <typename Protocol>
@@ -573,7 +715,7 @@ public:
     // Accepts on `io`; each connection goes to the next of `workers`.
     StreamListener(asio::io_context& io, std::vector<std::unique_ptr<Worker>>& workers, Hub& hub,
                    const typename Protocol::endpoint& ep)
-        : workers_(workers), hub_(hub), acceptor_(io) {
+        : workers_(workers), hub_(hub), acceptor_(io), pause_(io) {
         acceptor_.open(ep.protocol());
         if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
         acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -581,14 +723,6 @@ public:
         acceptor_.listen();
         spdlog::info("listening on {}://{}", StreamName<Protocol>::scheme,
                      endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
-        hub.listeners.push_back([this](const Hub::Visit& v) {
-            for (auto& w : conns_) {
-                if (auto c = w.lock()) {
-                    std::lock_guard lock(c->worker().mu);
-                    v(c->session());
-                }
-            }
-        });
         accept();
     }
     // Stops accepting. SCTP associations are also shut down gracefully:
@@ -597,6 +731,7 @@ public:
     void close() {
         asio::error_code ec;
         acceptor_.close(ec);
+        pause_.cancel();
         if constexpr (std::is_same_v<Protocol, sctp>) {
             for (auto& w : conns_) {
                 if (auto c = w.lock()) asio::post(c->worker().io, [c] { c->shutdown_send(); });
@@ -616,33 +751,82 @@ private:
         Worker& w = *workers_[next_worker_++ % workers_.size()];
         acceptor_.async_accept(w.io, [this, &w](const asio::error_code& ec, typename Protocol::socket sock) {
             if (ec == asio::error::operation_aborted) return;
-            if (!ec) {
-                asio::error_code peer_ec;
-                auto peer = sock.remote_endpoint(peer_ec);
-                std::unique_ptr<ExporterSession> s;
-                if (!peer_ec) {
-                    std::lock_guard lock(w.mu);  // its model is in use on its UDP sockets' threads
-                    s = hub_.new_session(peer.address(), peer.port(), w.model);
+            std::erase_if(conns_, [](const std::weak_ptr<Connection>& c) { return c.expired(); });
+            if (ec) {
+                // Out of descriptors (EMFILE, ENFILE) or memory: retrying at
+                // once would spin; the connection waits in the backlog.
+                if (hub_.accept_errors++ % 100 == 0) {
+                    spdlog::error("{} accept failed: {}; accepting again in 100 ms (counted in accept_errors; "
+                                  "raise LimitNOFILE or lower [limits] max_connections)",
+                                  kName, ec.message());
                 }
-                if (s) {
-                    spdlog::info("new {} exporter {} (thread {})", kName, s->peer(), w.index);
-                    auto c = std::make_shared<Connection>(std::move(sock), w, hub_, std::move(s));
-                    conns_.push_back(c);
-                    asio::post(w.io, [c] { c->start(); });
-                } else if (!peer_ec) {
-                    spdlog::warn("{} exporter {} refused: {} sessions open (max_sessions)", kName,
-                                 endpoint_text(peer.address(), peer.port()), hub_.sessions_now.load());
-                }
+                pause_.expires_after(std::chrono::milliseconds(100));
+                pause_.async_wait([this](const asio::error_code& e) {
+                    if (!e) accept();
+                });
+                return;
             }
-            std::erase_if(conns_, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
+            asio::error_code peer_ec;
+            auto peer = sock.remote_endpoint(peer_ec);
+            if (!peer_ec) admit(std::move(sock), plain(peer.address()), peer.port(), w);
             accept();
         });
+    }
+    void admit(typename Protocol::socket sock, const asio::ip::address& addr, uint16_t port, Worker& w) {
+        if (!hub_.admit(addr, port)) return;  // closed as `sock` goes
+        const char* full = nullptr;
+        {
+            std::lock_guard lock(hub_.mu);
+            if (hub_.connections_per_address[addr] >= hub_.cfg.max_connections_per_address) {
+                full = "max_connections_per_address";
+                if (hub_.connections_per_address[addr] == 0) hub_.connections_per_address.erase(addr);
+            }
+        }
+        if (!full && hub_.connections_now >= hub_.max_connections && !evict_one()) full = "max_connections";
+        if (full) {
+            if (hub_.rejected_connections++ % 1000 == 0) {
+                spdlog::warn("{} exporter {} refused: [limits] {} reached ({} connections open; counted in "
+                             "rejected_connections)",
+                             kName, endpoint_text(addr, port), full, hub_.connections_now.load());
+            }
+            return;
+        }
+        {
+            std::lock_guard lock(hub_.mu);
+            ++hub_.connections_per_address[addr];
+            ++hub_.connections_now;
+        }
+        std::unique_ptr<ExporterSession> s;
+        {
+            std::lock_guard lock(w.mu);  // its model is in use on its UDP sockets' threads
+            s = hub_.new_session(addr, port, w.model);
+        }
+        spdlog::info("new {} exporter {} (thread {})", kName, s->peer(), w.index);
+        auto c = std::make_shared<Connection>(std::move(sock), w, hub_, std::move(s), addr);
+        conns_.push_back(c);
+        asio::post(w.io, [c] { c->start(); });
+    }
+    // Full: the oldest connection that has not sent a whole message yet
+    // gives way (an idle peer cannot lock exporters out). False: none.
+    bool evict_one() {
+        std::shared_ptr<Connection> victim;
+        for (const auto& wc : conns_) {
+            auto c = wc.lock();
+            if (c && !c->proven() && !c->evicted && (!victim || c->accepted() < victim->accepted())) victim = c;
+        }
+        if (!victim) return false;
+        victim->evicted = true;  // its close is on its way: not chosen twice
+        ++hub_.evicted_connections;
+        asio::post(victim->worker().io, [victim] { victim->close("evicted for a new connection: max_connections "
+                                                                 "reached and it had sent no IPFIX message"); });
+        return true;
     }
 
     std::vector<std::unique_ptr<Worker>>& workers_;
     size_t next_worker_ = 0;
     Hub& hub_;
     typename Protocol::acceptor acceptor_;
+    asio::steady_timer pause_;
     std::vector<std::weak_ptr<Connection>> conns_;
 };
 
@@ -714,16 +898,6 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         }
     }
 
-    auto totals = [&] {
-        CollectorTotals t;
-        {
-            std::lock_guard lock(hub.mu);
-            t = hub.closed;
-        }
-        hub.each_session([&t](const ExporterSession& s) { t.add(s); });
-        t.rejected_sessions = hub.rejected_sessions;
-        return t;
-    };
     auto kernel_drops = [&] {
         uint64_t d = 0;
         for (auto& u : udp) d += u->kernel_drops();
@@ -738,37 +912,69 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
             PrometheusText o;
             struct Row {
                 std::string labels;
-                DomainStats d;
+                const ExporterCounters* c;
             };
             std::vector<Row> rows;
-            hub.each_session([&rows](const ExporterSession& s) {
-                for (const auto& [id, d] : s.domains()) {
-                    rows.push_back(
-                        {fmt::format("exporter=\"{}\",domain=\"{}\"", PrometheusText::escape(s.peer()), id), d});
-                }
+            // Rows are never removed: the pointers stay valid.
+            hub.counters.visit([&rows](const std::string& exporter, const std::string& domain,
+                                       const ExporterCounters& c) {
+                rows.push_back({fmt::format("exporter=\"{}\",domain=\"{}\"", PrometheusText::escape(exporter), domain),
+                                &c});
             });
-            auto per = [&](const char* name, const char* help, uint64_t DomainStats::*f) {
+            auto per = [&](const char* name, const char* help, std::atomic<uint64_t> ExporterCounters::*f) {
                 o.family(name, "counter", help);
-                for (const auto& r : rows) o.sample(name, r.labels, r.d.*f);
+                for (const auto& r : rows) o.sample(name, r.labels, (r.c->*f).load());
             };
-            per("bpfix_collector_messages_total", "IPFIX messages decoded, per exporter session and domain",
-                &DomainStats::messages);
-            per("bpfix_collector_records_total", "data records decoded", &DomainStats::records);
-            per("bpfix_collector_bytes_total", "IPFIX message bytes received", &DomainStats::bytes);
-            per("bpfix_collector_lost_records_total", "records lost in transit (sequence number gaps)",
-                &DomainStats::lost_records);
-            per("bpfix_collector_out_of_order_messages_total", "messages whose sequence number went backwards",
-                &DomainStats::out_of_order);
+            per("bpfix_collector_messages_total", "IPFIX messages decoded, per exporter address and domain",
+                &ExporterCounters::messages);
+            per("bpfix_collector_records_total", "data records decoded", &ExporterCounters::records);
+            per("bpfix_collector_bytes_total", "IPFIX message bytes received", &ExporterCounters::bytes);
+            per("bpfix_collector_lost_records_total",
+                "records lost in transit (sequence number gaps a later message confirmed)",
+                &ExporterCounters::lost_records);
+            per("bpfix_collector_unknown_template_sets_total",
+                "data sets not decoded: their template was not (yet) received", &ExporterCounters::unknown_template_sets);
+            per("bpfix_collector_unknown_template_records_total",
+                "records in those sets, as the sequence numbers tell", &ExporterCounters::unknown_template_records);
+            per("bpfix_collector_out_of_order_messages_total", "messages that arrived late (sequence number behind)",
+                &ExporterCounters::out_of_order);
+            per("bpfix_collector_sequence_resets_total", "times an exporter's sequence numbers started anew",
+                &ExporterCounters::sequence_resets);
+            per("bpfix_collector_implausible_sequence_total",
+                "sequence jumps no later message confirmed (not counted as loss)", &ExporterCounters::implausible_sequence);
             per("bpfix_collector_malformed_messages_total", "messages that could not be decoded in full",
-                &DomainStats::malformed);
-            CollectorTotals t = totals();
-            o.one("bpfix_collector_sessions", "gauge", "exporter transport sessions open", hub.sessions_now.load());
-            o.one("bpfix_collector_all_records_total", "counter", "data records decoded, sessions already closed included",
-                  t.records);
-            o.one("bpfix_collector_rejected_sessions_total", "counter", "sessions refused over max_sessions",
+                &ExporterCounters::malformed);
+            CounterSums t = hub.counters.sums();
+            o.one("bpfix_collector_sessions", "gauge", "exporter transport sessions open (UDP sessions and connections)",
+                  hub.udp_sessions_now.load() + hub.connections_now.load());
+            o.one("bpfix_collector_connections", "gauge", "TCP and SCTP exporter connections open",
+                  hub.connections_now.load());
+            o.one("bpfix_collector_all_records_total", "counter", "data records decoded, every exporter", t.records);
+            o.one("bpfix_collector_all_malformed_messages_total", "counter", "malformed messages, every exporter",
+                  t.malformed);
+            o.one("bpfix_collector_exporter_series_overflow_total", "counter",
+                  "sessions' domains counted in the exporter=\"other\" row (max_exporter_series reached)",
+                  hub.counters.overflowed());
+            o.one("bpfix_collector_rejected_sessions_total", "counter", "UDP sources refused over max_sessions",
                   hub.rejected_sessions.load());
+            o.one("bpfix_collector_evicted_sessions_total", "counter",
+                  "UDP sessions that delivered no record, closed for a new exporter at max_sessions",
+                  hub.evicted_sessions.load());
+            o.one("bpfix_collector_rejected_connections_total", "counter",
+                  "TCP/SCTP connections refused over max_connections or max_connections_per_address",
+                  hub.rejected_connections.load());
+            o.one("bpfix_collector_evicted_connections_total", "counter",
+                  "connections that had sent no message, closed for a new one at max_connections",
+                  hub.evicted_connections.load());
+            o.one("bpfix_collector_timed_out_connections_total", "counter",
+                  "connections closed by connection_start/read/idle_timeout", hub.timed_out_connections.load());
+            o.one("bpfix_collector_accept_errors_total", "counter",
+                  "accept() failures (out of file descriptors, ...); accepting pauses 100 ms",
+                  hub.accept_errors.load());
             o.one("bpfix_collector_refused_exporters_total", "counter", "sessions from exporters outside [listen] allow",
                   hub.refused_exporters.load());
+            o.one("bpfix_collector_domain_limit_hits_total", "counter",
+                  "messages refused: a new observation domain over max_domains", hub.shared.domain_limit_hits.load());
             o.family("bpfix_collector_written_records_total", "counter",
                      "records written to the output files, per format");
             for (const auto& out : hub.outs) {
@@ -779,17 +985,31 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
             o.one("bpfix_collector_output_dropped_records_total", "counter",
                   "records dropped because an output fell behind or the disk refused", hub.dropped());
             o.one("bpfix_collector_template_limit_hits_total", "counter",
-                  "templates refused because a session held max_templates", t.template_limit_hits);
+                  "templates refused because a session held max_templates", hub.shared.template_limit_hits.load());
             o.one("bpfix_collector_templates_expired_total", "counter",
-                  "UDP templates expired (not sent again within udp_template_lifetime)", t.templates_expired);
+                  "UDP templates expired (not sent again within udp_template_lifetime)",
+                  hub.shared.templates_expired.load());
             o.one("bpfix_collector_udp_kernel_drops_total", "counter",
                   "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
                   kernel_drops() - drops_at_start);
             o.one("bpfix_collector_files_total", "counter", "output files finished (rotations)", hub.files());
+            o.one("bpfix_collector_http_refused_total", "counter",
+                  "HTTP clients closed at once: [metrics] max_connections were open", metrics->refused());
+            o.one("bpfix_collector_http_timeouts_total", "counter",
+                  "HTTP clients whose request header did not arrive within [metrics] header_timeout",
+                  metrics->timed_out());
+            o.one("bpfix_collector_http_accept_errors_total", "counter",
+                  "HTTP accept() failures (out of descriptors); accepting pauses 100 ms", metrics->accept_errors());
+            o.one("bpfix_collector_http_busy_total", "counter",
+                  "pcap API requests answered 503: [metrics] pcap_max_requests transfers were running",
+                  metrics->busy());
             return o.text();
         };
         try {
-            metrics = std::make_unique<HttpServer>(io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port));
+            metrics = std::make_unique<HttpServer>(
+                io, asio::ip::tcp::endpoint(resolve_address(m.host), m.port),
+                HttpServer::Limits{cfg.http_max_connections, std::chrono::seconds(cfg.http_header_timeout_s),
+                                   cfg.pcap_max_requests});
         } catch (const asio::system_error& e) {
             throw Error(fmt::format("cannot serve metrics on {}: {} (set another with --metrics ADDR:PORT, or "
                                     "--metrics off)",
@@ -802,9 +1022,9 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         metrics->handle("/health", [&hub, &cfg](const HttpServer::Request&) {
             return HttpServer::Response{200, "text/plain",
                                         fmt::format("ok: listening on {}; {} sessions\n", fmt::join(cfg.listen, ", "),
-                                                    hub.sessions_now.load())};
+                                                    hub.udp_sessions_now.load() + hub.connections_now.load())};
         });
-        metrics->handle_stream("/api/v1/pcap", pcap_api(cfg.output_dir));
+        metrics->handle_stream("/api/v1/pcap", pcap_api(cfg.output_dir, cfg.pcap_max_memory));
         spdlog::info("metrics on http://{0}/metrics, health on http://{0}/health, stored packets on "
                      "http://{0}/api/v1/pcap",
                      metrics->where());
@@ -882,11 +1102,11 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(cfg.stats_interval_s * 1000)));
         timer.async_wait([&](const asio::error_code& ec) {
             if (ec) return;
-            CollectorTotals t = totals();
-            spdlog::info("sessions={} messages={} records={} written={} lost_in_transit={} malformed={} "
-                         "udp_kernel_drops={} output_dropped={}",
-                         t.sessions, t.messages, t.records, hub.written(), t.lost_records, t.malformed,
-                         kernel_drops() - drops_at_start, hub.dropped());
+            CounterSums t = hub.counters.sums();
+            spdlog::info("sessions={} messages={} records={} written={} lost_in_transit={} unknown_template={} "
+                         "malformed={} udp_kernel_drops={} output_dropped={}",
+                         hub.shared.sessions.load(), t.messages, t.records, hub.written(), t.lost_records,
+                         t.unknown_template_sets, t.malformed, kernel_drops() - drops_at_start, hub.dropped());
             arm();
         });
     };
@@ -927,10 +1147,10 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
     // watchdog pings come from the main loop, which also serves signals,
     // timers and metrics.
     auto status = [&] {
-        CollectorTotals t = totals();
+        CounterSums t = hub.counters.sums();
         return fmt::format("listening on {}; {} sessions, {} records, {} written, {} lost in transit",
-                           fmt::join(cfg.listen, ", "), hub.sessions_now.load(), t.records, hub.written(),
-                           t.lost_records);
+                           fmt::join(cfg.listen, ", "), hub.udp_sessions_now.load() + hub.connections_now.load(),
+                           t.records, hub.written(), t.lost_records);
     };
     systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
     systemd.start_watchdog(io, status);
@@ -942,15 +1162,20 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
     threads.threads.clear();
 
     hub.stop_all();
-    CollectorTotals t = totals();
+    CounterSums t = hub.counters.sums();
     std::string summary = fmt::format(
         "bpfix-collector: summary: sessions={} messages={} records={} written={} output_dropped={} "
-        "lost_in_transit={} out_of_order={} malformed={} rejected_sessions={} refused_exporters={} "
-        "template_limit_hits={} templates_expired={} udp_kernel_drops={} files={}",
-        t.sessions, t.messages, t.records, hub.written(), hub.dropped(), t.lost_records,
-        t.out_of_order, t.malformed, t.rejected_sessions, hub.refused_exporters.load(), t.template_limit_hits,
-        t.templates_expired,
-        kernel_drops() - drops_at_start,
+        "lost_in_transit={} unknown_template_sets={} unknown_template_records={} out_of_order={} "
+        "sequence_resets={} implausible_sequence={} malformed={} rejected_sessions={} evicted_sessions={} "
+        "rejected_connections={} evicted_connections={} timed_out_connections={} accept_errors={} "
+        "refused_exporters={} domain_limit_hits={} template_limit_hits={} templates_expired={} "
+        "udp_kernel_drops={} files={}",
+        hub.shared.sessions.load(), t.messages, t.records, hub.written(), hub.dropped(), t.lost_records,
+        t.unknown_template_sets, t.unknown_template_records, t.out_of_order, t.sequence_resets,
+        t.implausible_sequence, t.malformed, hub.rejected_sessions.load(), hub.evicted_sessions.load(),
+        hub.rejected_connections.load(), hub.evicted_connections.load(), hub.timed_out_connections.load(),
+        hub.accept_errors.load(), hub.refused_exporters.load(), hub.shared.domain_limit_hits.load(),
+        hub.shared.template_limit_hits.load(), hub.shared.templates_expired.load(), kernel_drops() - drops_at_start,
         hub.files());
     std::fprintf(stderr, "%s\n", summary.c_str());
     for (const auto& o : hub.outs) {

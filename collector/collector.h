@@ -23,14 +23,28 @@ struct CollectorConfig {
     uint32_t pen = 0;                // enterprise number of bpfix's own elements
     int udp_receive_buffer = 32 << 20;
     unsigned threads = 0;  // decode workers; 0: one per CPU the process may use, at most 4
-    uint64_t max_sessions = 4096;           // transport sessions at once (UDP sources + TCP connections)
+    uint64_t max_sessions = 4096;           // UDP sessions at once (exporter address and port)
     int64_t udp_session_timeout_s = 1800;   // a silent UDP session (and its templates in memory) ends
+    // TCP/SCTP: connections at once (their own budget: they cannot crowd
+    // out UDP exporters, nor UDP them), per exporter address, and the
+    // timeouts that free a slot held by a peer that sends nothing.
+    uint64_t max_connections = 1024;
+    uint64_t max_connections_per_address = 64;
+    int64_t connection_start_timeout_s = 30;  // the first whole IPFIX message must arrive within it
+    int64_t connection_read_timeout_s = 30;   // a message begun must end within it
+    int64_t connection_idle_timeout_s = 1800;  // no message for this long: the connection is closed
     uint64_t max_templates = 1024;          // templates one session may hold (all its domains)
+    uint64_t max_domains = 256;             // observation domains one session may use
+    uint64_t max_exporter_series = 4096;    // (exporter, domain) rows on /metrics; more share one "other" row
     int64_t udp_template_lifetime_s = 1800;  // a UDP template not sent again within it expires; 0: never
     uint64_t max_queued_bytes = 256 << 20;  // records waiting for the disk
     double stats_interval_s = 60;
     std::string log_level = "info";
     std::string metrics = "127.0.0.1:9739";  // Prometheus /metrics; "off": none
+    uint64_t http_max_connections = 64;      // HTTP clients at once (metrics, health, pcap API)
+    int64_t http_header_timeout_s = 10;      // a request's header must arrive within it
+    uint64_t pcap_max_requests = 2;          // pcap API transfers at once; more get 503
+    uint64_t pcap_max_memory = 256 << 20;    // bytes one pcap API transfer may hold in memory; more: 413
 };
 
 // Reads a TOML file (etc/bpfix/collector.toml documents every key) over

@@ -39,7 +39,24 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
         out, "output", "max_queued_bytes", static_cast<int64_t>(cfg.max_queued_bytes), 1 << 20, int64_t{1} << 40));
 
     auto lim = r.section("limits");
-    r.check_keys(lim, "limits", {"max_sessions", "udp_session_timeout", "max_templates", "udp_template_lifetime"});
+    r.check_keys(lim, "limits",
+                 {"max_sessions", "udp_session_timeout", "max_templates", "udp_template_lifetime", "max_connections",
+                  "max_connections_per_address", "connection_start_timeout", "connection_read_timeout",
+                  "connection_idle_timeout", "max_domains", "max_exporter_series"});
+    auto u64 = [&](const toml::value& t, const char* sect, const char* key, uint64_t def, int64_t lo, int64_t hi) {
+        return static_cast<uint64_t>(r.integer(t, sect, key, static_cast<int64_t>(def), lo, hi));
+    };
+    cfg.max_connections = u64(lim, "limits", "max_connections", cfg.max_connections, 1, 1'000'000);
+    cfg.max_connections_per_address =
+        u64(lim, "limits", "max_connections_per_address", cfg.max_connections_per_address, 1, 1'000'000);
+    cfg.connection_start_timeout_s =
+        r.integer(lim, "limits", "connection_start_timeout", cfg.connection_start_timeout_s, 1, 86400);
+    cfg.connection_read_timeout_s =
+        r.integer(lim, "limits", "connection_read_timeout", cfg.connection_read_timeout_s, 1, 86400);
+    cfg.connection_idle_timeout_s =
+        r.integer(lim, "limits", "connection_idle_timeout", cfg.connection_idle_timeout_s, 0, 86400 * 7);
+    cfg.max_domains = u64(lim, "limits", "max_domains", cfg.max_domains, 1, 1'000'000);
+    cfg.max_exporter_series = u64(lim, "limits", "max_exporter_series", cfg.max_exporter_series, 1, 10'000'000);
     cfg.udp_template_lifetime_s =
         r.integer(lim, "limits", "udp_template_lifetime", cfg.udp_template_lifetime_s, 0, 86400 * 7);
     cfg.max_templates = static_cast<uint64_t>(
@@ -53,8 +70,13 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg) {
     cfg.pen = static_cast<uint32_t>(r.integer(ip, "ipfix", "pen", cfg.pen, 1, UINT32_MAX));
 
     auto me = r.section("metrics");
-    r.check_keys(me, "metrics", {"listen"});
+    r.check_keys(me, "metrics", {"listen", "max_connections", "header_timeout", "pcap_max_requests",
+                                 "pcap_max_memory"});
     cfg.metrics = r.string(me, "metrics", "listen", cfg.metrics);
+    cfg.http_max_connections = u64(me, "metrics", "max_connections", cfg.http_max_connections, 1, 100'000);
+    cfg.http_header_timeout_s = r.integer(me, "metrics", "header_timeout", cfg.http_header_timeout_s, 1, 3600);
+    cfg.pcap_max_requests = u64(me, "metrics", "pcap_max_requests", cfg.pcap_max_requests, 1, 1000);
+    cfg.pcap_max_memory = u64(me, "metrics", "pcap_max_memory", cfg.pcap_max_memory, 1 << 20, int64_t{1} << 40);
 
     auto lg = r.section("log");
     r.check_keys(lg, "log", {"level", "stats_interval"});
@@ -136,10 +158,18 @@ CollectorReloadPlan plan_collector_reload(const CollectorConfig& a, const Collec
     fixed(a.threads != b.threads, "listen.threads");
     fixed(a.max_sessions != b.max_sessions || a.max_templates != b.max_templates ||
               a.udp_session_timeout_s != b.udp_session_timeout_s ||
-              a.udp_template_lifetime_s != b.udp_template_lifetime_s,
+              a.udp_template_lifetime_s != b.udp_template_lifetime_s || a.max_connections != b.max_connections ||
+              a.max_connections_per_address != b.max_connections_per_address ||
+              a.connection_start_timeout_s != b.connection_start_timeout_s ||
+              a.connection_read_timeout_s != b.connection_read_timeout_s ||
+              a.connection_idle_timeout_s != b.connection_idle_timeout_s || a.max_domains != b.max_domains ||
+              a.max_exporter_series != b.max_exporter_series,
           "limits");
     fixed(a.stats_interval_s != b.stats_interval_s, "log.stats_interval");
     fixed(a.metrics != b.metrics, "metrics.listen");
+    fixed(a.http_max_connections != b.http_max_connections || a.http_header_timeout_s != b.http_header_timeout_s ||
+              a.pcap_max_requests != b.pcap_max_requests || a.pcap_max_memory != b.pcap_max_memory,
+          "metrics limits");
     return p;
 }
 

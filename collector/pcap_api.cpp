@@ -8,8 +8,8 @@
 
 namespace bpfix {
 
-HttpServer::StreamHandler pcap_api(std::string data_dir) {
-    return [data_dir](const HttpServer::Request& req) -> std::variant<HttpServer::Response, HttpServer::Writer> {
+HttpServer::StreamHandler pcap_api(std::string data_dir, uint64_t max_memory) {
+    return [data_dir, max_memory](const HttpServer::Request& req) -> std::variant<HttpServer::Response, HttpServer::Writer> {
         PcapQuery q;
         try {
             auto params = parse_query_string(req.query);
@@ -30,6 +30,7 @@ HttpServer::StreamHandler pcap_api(std::string data_dir) {
             std::string precision = params.count("precision") ? params["precision"] : "ns";
             if (precision != "ns" && precision != "us") throw QueryError(400, "precision must be ns or us");
             q.nanoseconds = precision == "ns";
+            q.max_bytes = max_memory;
         } catch (const QueryError& e) {
             return HttpServer::Response{e.status(), "text/plain", std::string(e.what()) + "\n"};
         } catch (const Error& e) {

@@ -3,6 +3,7 @@
 // range, exporter and pcap-filter, as one pcap stream (docs/collector.md).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "http_server.h"
@@ -10,7 +11,8 @@
 namespace bpfix {
 
 // The route's handler over the pcap store in `data_dir`: a bad query is
-// answered at once (4xx); a good one streams from its own thread.
-HttpServer::StreamHandler pcap_api(std::string data_dir);
+// answered at once (4xx); a good one streams from its own thread, holding
+// at most `max_memory` bytes of matching packets (more: 413).
+HttpServer::StreamHandler pcap_api(std::string data_dir, uint64_t max_memory);
 
 }  // namespace bpfix

@@ -111,32 +111,35 @@ uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
     for (const std::string& name : dirs) {
         for (const RotatedFile& file :
              files_for_range(rotated_files(data_dir + "/pcap/" + name, "packets", "pcap"), q.from_ns, q.to_ns, kSlackNs)) {
-            std::ifstream in(file.path, std::ios::binary);
-            std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            if (data.size() < kPcapGlobalHeaderSize) continue;
-            const auto* p = reinterpret_cast<const uint8_t*>(data.data());
-            uint32_t magic = le32(p);
+            // Read record by record: memory holds the matching packets only,
+            // never a whole file.
+            std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(file.path.c_str(), "rb"), &std::fclose);
+            if (!in) continue;  // removed by retention meanwhile
+            uint8_t head[kPcapGlobalHeaderSize];
+            if (std::fread(head, 1, sizeof head, in.get()) != sizeof head) continue;
+            uint32_t magic = le32(head);
             if (magic != kPcapMagicNano && magic != kPcapMagicMicro) {
                 throw QueryError(500, fmt::format("{} is not a pcap file of the store (magic {:#x})", file.path, magic));
             }
             const int64_t scale = magic == kPcapMagicNano ? 1 : 1000;
-            size_t off = kPcapGlobalHeaderSize;
-            while (off + kPcapRecordHeaderSize <= data.size()) {
-                uint32_t sec = le32(p + off), frac = le32(p + off + 4), incl = le32(p + off + 8),
-                         orig = le32(p + off + 12);
-                if (off + kPcapRecordHeaderSize + incl > data.size()) break;  // the record being written
-                const uint8_t* frame = p + off + kPcapRecordHeaderSize;
-                off += kPcapRecordHeaderSize + incl;
+            std::vector<uint8_t> frame;
+            uint8_t rec[kPcapRecordHeaderSize];
+            while (std::fread(rec, 1, sizeof rec, in.get()) == sizeof rec) {
+                uint32_t sec = le32(rec), frac = le32(rec + 4), incl = le32(rec + 8), orig = le32(rec + 12);
+                if (incl > 262144) break;  // not a record of ours: the file is damaged from here on
+                frame.resize(incl);
+                if (std::fread(frame.data(), 1, incl, in.get()) != incl) break;  // the record being written
                 int64_t ts = static_cast<int64_t>(sec) * 1'000'000'000LL + static_cast<int64_t>(frac) * scale;
                 if (ts < q.from_ns || ts >= q.to_ns) continue;
-                if (!filter->matches(std::span<const uint8_t>(frame, incl), orig)) continue;
-                if (arena.size() + incl > q.max_bytes) {
+                if (!filter->matches(std::span<const uint8_t>(frame.data(), incl), orig)) continue;
+                // what this transfer holds: the frames and their index
+                if (arena.size() + incl + (packets.size() + 1) * sizeof(Packet) > q.max_bytes) {
                     throw QueryError(413, fmt::format("more than {} MiB of packets match; narrow the time range, "
                                                       "the exporter or the filter",
                                                       q.max_bytes >> 20));
                 }
                 packets.push_back({ts, orig, arena.size(), incl});
-                arena.append(reinterpret_cast<const char*>(frame), incl);
+                arena.append(reinterpret_cast<const char*>(frame.data()), incl);
             }
         }
     }

@@ -7,8 +7,14 @@
 
 namespace bpfix {
 
-ExporterSession::ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink)
-    : exporter_(std::move(exporter)), peer_(std::move(peer)), sink_(std::move(sink)) {
+ExporterSession::ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink,
+                                 CounterTable& counters, SessionCounters& shared)
+    : exporter_(std::move(exporter)),
+      peer_(std::move(peer)),
+      sink_(std::move(sink)),
+      counters_(counters),
+      shared_(shared) {
+    ++shared_.sessions;
     exporter_json_ = nlohmann::json(exporter_).dump();
     decoder_ = std::make_unique<IpfixDecoder>(model, [this](const DecodedRecord& rec) {
         // Records the decoder does not format itself (RFC 5610 type records,
@@ -51,6 +57,9 @@ size_t ExporterSession::persist_templates(const std::string& path) {
             break;
         }
         store_->observe(m);
+        // The ipfix output learns them too: it stores this session's data
+        // only under templates it has seen.
+        if (raw_) raw_(m, 0);
     }
     return saved.size();
 }
@@ -65,31 +74,61 @@ std::string ExporterSession::message(std::span<const uint8_t> msg,
         domain = static_cast<uint32_t>(msg[12]) << 24 | static_cast<uint32_t>(msg[13]) << 16 |
                  static_cast<uint32_t>(msg[14]) << 8 | msg[15];
     }
-    DomainStats& d = domains_[domain];
-    d.bytes += msg.size();
-    uint64_t before = decoder_->records();
+    auto it = domains_.find(domain);
+    if (it == domains_.end()) {
+        if (max_domains_ && domains_.size() >= max_domains_) {
+            if (shared_.domain_limit_hits++ % 1000 == 0) {
+                spdlog::warn("exporter {}: a message of observation domain {} refused: the session already has "
+                             "{} domains ([limits] max_domains; counted in domain_limit_hits)",
+                             peer_, domain, max_domains_);
+            }
+            return {};  // counted and logged here, not a malformed message
+        }
+        it = domains_.emplace(domain, Domain{}).first;
+        it->second.row = &counters_.get(exporter_, domain);
+    }
+    Domain& d = it->second;
+    ExporterCounters& row = *d.row;
+    row.bytes += msg.size();
+    uint64_t before = decoder_->records(), unknown_before = decoder_->unknown_template_sets();
     std::string problem = decoder_->decode_message(msg, now);
     uint64_t decoded = decoder_->records() - before;
+    uint64_t unknown = decoder_->unknown_template_sets() - unknown_before;
     if (!problem.empty()) {
-        ++d.malformed;
+        ++row.malformed;
+        ++malformed_;
     } else {
-        ++d.messages;
+        ++row.messages;
     }
-    d.records += decoded;
-    if (header && problem.empty()) {
-        // RFC 7011: the sequence number counts the data records sent before
-        // this message in this domain.
-        if (d.have_next_seq && seq != d.next_seq) {
-            uint32_t gap = seq - d.next_seq;
-            if (gap < 0x80000000u) {
-                d.lost_records += gap;
-            } else {
-                ++d.out_of_order;
-            }
+    row.records += decoded;
+    if (unknown) {
+        row.unknown_template_sets += unknown;
+        // Data before its template: a UDP exporter's first messages after
+        // our start, or a template that expired. Named once a minute at most.
+        unknown_unlogged_ += unknown;
+        auto t = now.value_or(std::chrono::steady_clock::now());
+        if (t >= next_unknown_log_) {
+            spdlog::warn("exporter {}: {} data set(s) for a template it has not sent (last: template {} in domain "
+                         "{}) not decoded; counted in unknown_template; they decode once it sends the template",
+                         peer_, unknown_unlogged_, decoder_->last_unknown_template(), domain);
+            unknown_unlogged_ = 0;
+            next_unknown_log_ = t + std::chrono::seconds(60);
         }
-        d.have_next_seq = true;
-        d.next_seq = seq + static_cast<uint32_t>(decoded);
     }
+    if (header && problem.empty()) {
+        d.seq.observe(seq, static_cast<uint32_t>(decoded), unknown > 0);
+        const SequenceCounts& c = d.seq.counts();
+        row.lost_records += c.lost_records - d.reported.lost_records;
+        row.unknown_template_records += c.unknown_template_records - d.reported.unknown_template_records;
+        row.out_of_order += c.out_of_order - d.reported.out_of_order;
+        row.sequence_resets += c.resets - d.reported.resets;
+        row.implausible_sequence += c.implausible - d.reported.implausible;
+        d.reported = c;
+    }
+    shared_.template_limit_hits += decoder_->template_limit_hits() - limit_hits_seen_;
+    limit_hits_seen_ = decoder_->template_limit_hits();
+    shared_.templates_expired += decoder_->templates_expired() - expired_seen_;
+    expired_seen_ = decoder_->templates_expired();
     if (store_ && problem.empty() && store_->observe(msg)) {
         try {
             store_->save_if_changed();
@@ -104,20 +143,6 @@ std::string ExporterSession::message(std::span<const uint8_t> msg,
     }
     if (raw_ && problem.empty()) raw_(msg, decoded);
     return problem;
-}
-
-void CollectorTotals::add(const ExporterSession& s) {
-    ++sessions;
-    template_limit_hits += s.template_limit_hits();
-    templates_expired += s.templates_expired();
-    for (const auto& [id, d] : s.domains()) {
-        messages += d.messages;
-        records += d.records;
-        bytes += d.bytes;
-        lost_records += d.lost_records;
-        out_of_order += d.out_of_order;
-        malformed += d.malformed;
-    }
 }
 
 }  // namespace bpfix

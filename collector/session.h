@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -7,22 +9,21 @@
 #include <span>
 #include <string>
 
+#include "exporter_counters.h"
 #include "info_model.h"
 #include "ipfix_decoder.h"
+#include "sequence_tracker.h"
 #include "template_store.h"
 
 namespace bpfix {
 
-// What one exporter sent in one observation domain.
-struct DomainStats {
-    uint64_t messages = 0;
-    uint64_t records = 0;       // data records decoded (options records included)
-    uint64_t bytes = 0;         // IPFIX message bytes
-    uint64_t lost_records = 0;  // sequence-number gaps: records the exporter sent that never arrived
-    uint64_t out_of_order = 0;  // messages whose sequence number went backwards
-    uint64_t malformed = 0;     // messages that could not be decoded (in full)
-    bool have_next_seq = false;
-    uint32_t next_seq = 0;
+// Counters of things that belong to a session rather than a domain,
+// shared by all sessions (atomics: sessions live on several threads).
+struct SessionCounters {
+    std::atomic<uint64_t> sessions{0};             // sessions started
+    std::atomic<uint64_t> template_limit_hits{0};  // templates refused over max_templates
+    std::atomic<uint64_t> templates_expired{0};    // UDP templates not sent again in time
+    std::atomic<uint64_t> domain_limit_hits{0};    // messages refused: a new domain over max_domains
 };
 
 // One transport session (RFC 7011 section 10: a UDP source address and
@@ -35,7 +36,10 @@ public:
     // `exporter` is the address as text (the `exporter` key of every
     // record); `peer` adds the port, for logs.
     using LinesSink = std::function<void(std::string lines, uint64_t records)>;
-    ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink);
+    // `counters`: where the session counts what it decodes, per domain
+    // (rows of its exporter address); `shared`: session-level counters.
+    ExporterSession(InfoModel& model, std::string exporter, std::string peer, LinesSink sink,
+                    CounterTable& counters, SessionCounters& shared);
     ~ExporterSession();  // tells the raw sink (an empty message) that the session is gone
 
     // Decodes one complete IPFIX message. Returns "" or what was wrong
@@ -50,7 +54,14 @@ public:
     size_t persist_templates(const std::string& path);
 
     const std::string& peer() const { return peer_; }
+    const std::string& exporter() const { return exporter_; }
+    // Data records decoded in this session.
+    uint64_t records() const { return decoder_->records(); }
     void set_max_templates(size_t n) { decoder_->set_max_templates(n); }
+    // At most `n` observation domains in this session: a message of a new
+    // domain beyond them is refused (counted, logged), so forged domain ids
+    // cannot grow memory without bound.
+    void set_max_domains(size_t n) { max_domains_ = n; }
     // UDP: templates not received again within `s` expire (0: never).
     void set_template_lifetime(std::chrono::seconds s) { decoder_->set_template_lifetime(s); }
     uint64_t templates_expired() const { return decoder_->templates_expired(); }
@@ -68,7 +79,9 @@ public:
     // Packet reports (RFC 7133) go to `sink` (the pcap store), not to the
     // JSON lines.
     void set_packet_sink(IpfixDecoder::PacketSink sink) { decoder_->set_packet_sink(std::move(sink)); }
-    const std::map<uint32_t, DomainStats>& domains() const { return domains_; }
+    // Messages this session could not decode in full (for rate-limiting
+    // its log lines).
+    uint64_t malformed() const { return malformed_; }
 
 private:
     // Adds "exporter", "observationDomainId" and "templateId" to a line.
@@ -79,17 +92,23 @@ private:
     RawSink raw_;
     std::string lines_;
     bool count_only_ = false;
-    std::map<uint32_t, DomainStats> domains_;
+    // Per observation domain: its sequence numbers and its counters' row.
+    struct Domain {
+        SequenceTracker seq;
+        SequenceCounts reported;  // what of seq.counts() is already in `row`
+        ExporterCounters* row = nullptr;
+    };
+    std::map<uint32_t, Domain> domains_;
+    size_t max_domains_ = 0;
+    CounterTable& counters_;
+    SessionCounters& shared_;
+    uint64_t malformed_ = 0;
+    uint64_t limit_hits_seen_ = 0, expired_seen_ = 0;  // of the decoder's, already in shared_
+    std::chrono::steady_clock::time_point next_unknown_log_{};
+    uint64_t unknown_unlogged_ = 0;
     std::unique_ptr<IpfixDecoder> decoder_;
     std::unique_ptr<TemplateStore> store_;
     bool store_failed_ = false;
-};
-
-// Totals over sessions, for the log and the exit summary.
-struct CollectorTotals {
-    uint64_t sessions = 0, messages = 0, records = 0, bytes = 0, lost_records = 0, out_of_order = 0,
-             malformed = 0, rejected_sessions = 0, template_limit_hits = 0, templates_expired = 0;
-    void add(const ExporterSession& s);
 };
 
 }  // namespace bpfix

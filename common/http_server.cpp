@@ -82,11 +82,18 @@ std::map<std::string, std::string> parse_query_string(const std::string& qs) {
 }
 
 struct HttpServer::Conn {
+    Conn(asio::ip::tcp::socket s, size_t& open) : sock(std::move(s)), timer(sock.get_executor()), open(open) {
+        ++open;
+    }
+    ~Conn() { --open; }
     asio::ip::tcp::socket sock;
+    asio::steady_timer timer;  // the request header's deadline
+    size_t& open;
     std::string in, out;
 };
 
-HttpServer::HttpServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep) : acceptor_(io) {
+HttpServer::HttpServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep, Limits limits)
+    : limits_(limits), acceptor_(io), pause_(io) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(ep);
@@ -112,15 +119,43 @@ std::string HttpServer::where() const {
 
 void HttpServer::handle(const std::string& path, Handler h) {
     routes_[path] = [h = std::move(h)](const Request& r) -> std::variant<Response, Writer> { return h(r); };
+    is_stream_[path] = false;
 }
 
-void HttpServer::handle_stream(const std::string& path, StreamHandler h) { routes_[path] = std::move(h); }
+void HttpServer::handle_stream(const std::string& path, StreamHandler h) {
+    routes_[path] = std::move(h);
+    is_stream_[path] = true;
+}
 
 void HttpServer::accept() {
     acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket sock) {
         if (ec == asio::error::operation_aborted) return;
-        if (!ec) read(std::make_shared<Conn>(Conn{std::move(sock), {}, {}}));
         reap();
+        if (ec) {
+            // Out of descriptors: retrying at once would spin.
+            if (accept_errors_++ % 100 == 0) {
+                spdlog::warn("http {}: accept failed: {}; accepting again in 100 ms", where(), ec.message());
+            }
+            pause_.expires_after(std::chrono::milliseconds(100));
+            pause_.async_wait([this](const asio::error_code& e) {
+                if (!e) accept();
+            });
+            return;
+        }
+        if (open_ >= limits_.max_connections) {
+            ++refused_;  // closed as `sock` goes
+        } else {
+            auto c = std::make_shared<Conn>(std::move(sock), open_);
+            c->timer.expires_after(limits_.header_timeout);
+            c->timer.async_wait([this, w = std::weak_ptr<Conn>(c)](const asio::error_code& e) {
+                auto conn = w.lock();
+                if (e || !conn) return;
+                ++timed_out_;
+                asio::error_code ignored;
+                conn->sock.close(ignored);
+            });
+            read(c);
+        }
         accept();
     });
 }
@@ -153,6 +188,7 @@ void HttpServer::read(std::shared_ptr<Conn> c) {
         auto remote = c->sock.remote_endpoint(e2);
         Request req{target.substr(0, q), q == std::string::npos ? "" : target.substr(q + 1),
                     e2 ? "?" : remote.address().to_string()};
+        c->timer.cancel();
         auto route = routes_.find(req.path);
         if (method != "GET") {
             respond(c, {405, "text/plain", "only GET is served\n"});
@@ -160,6 +196,11 @@ void HttpServer::read(std::shared_ptr<Conn> c) {
             std::string known;
             for (const auto& [path, h] : routes_) known += (known.empty() ? "" : ", ") + path;
             respond(c, {404, "text/plain", fmt::format("not found: try {}\n", known)});
+        } else if (is_stream_[req.path] && active_streams() >= limits_.max_streams) {
+            ++busy_;
+            respond(c, {503, "text/plain",
+                        fmt::format("{} transfers already running (at most {} at once); try again later\n",
+                                    active_streams(), limits_.max_streams)});
         } else {
             auto answer = route->second(req);
             if (auto* r = std::get_if<Response>(&answer)) {
@@ -172,6 +213,7 @@ void HttpServer::read(std::shared_ptr<Conn> c) {
 }
 
 void HttpServer::respond(std::shared_ptr<Conn> c, const Response& r) {
+    c->timer.cancel();
     c->out = http_response(r.status, r.type, r.body);
     asio::async_write(c->sock, asio::buffer(c->out), [c](const asio::error_code&, size_t) {
         asio::error_code ignored;
@@ -193,6 +235,13 @@ void HttpServer::stream(std::shared_ptr<Conn> c, Writer w) {
     });
     std::lock_guard lock(mu_);
     streams_.push_back(std::move(t));
+}
+
+size_t HttpServer::active_streams() {
+    std::lock_guard lock(mu_);
+    size_t n = 0;
+    for (const auto& t : streams_) n += t->done ? 0 : 1;
+    return n;
 }
 
 void HttpServer::reap() {

@@ -7,6 +7,8 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <chrono>
 #include <atomic>
 #include <functional>
 #include <list>
@@ -47,14 +49,29 @@ public:
     using Handler = std::function<Response(const Request&)>;
     using StreamHandler = std::function<std::variant<Response, Writer>(const Request&)>;
 
+    // What one client, or many, may hold: connections at once (more are
+    // closed at once), the time a request's header may take, and streamed
+    // answers at once (more get 503).
+    struct Limits {
+        size_t max_connections = 64;
+        std::chrono::seconds header_timeout{10};
+        size_t max_streams = 2;
+    };
     // Binds and listens at once (asio::system_error when it cannot).
-    HttpServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep);
+    HttpServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep, Limits limits);
+    HttpServer(asio::io_context& io, const asio::ip::tcp::endpoint& ep) : HttpServer(io, ep, Limits{}) {}
     // Ends the streams still running (their clients see the answer cut)
     // and waits for their threads.
     ~HttpServer();
     void handle(const std::string& path, Handler h);
     void handle_stream(const std::string& path, StreamHandler h);
     asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    // Clients turned away: over max_connections, a header too slow, a
+    // stream over max_streams; accept() failures (out of descriptors).
+    uint64_t refused() const { return refused_; }
+    uint64_t timed_out() const { return timed_out_; }
+    uint64_t busy() const { return busy_; }
+    uint64_t accept_errors() const { return accept_errors_; }
     // "127.0.0.1:9739", "[::1]:9739"
     std::string where() const;
 
@@ -70,9 +87,15 @@ private:
     void respond(std::shared_ptr<Conn> c, const Response& r);
     void stream(std::shared_ptr<Conn> c, Writer w);
     void reap();
+    size_t active_streams();
 
+    Limits limits_;
     asio::ip::tcp::acceptor acceptor_;
+    asio::steady_timer pause_;  // after an accept() failure
+    size_t open_ = 0;           // connections reading a request (the loop's thread)
+    std::atomic<uint64_t> refused_{0}, timed_out_{0}, busy_{0}, accept_errors_{0};
     std::map<std::string, StreamHandler> routes_;
+    std::map<std::string, bool> is_stream_;
     std::mutex mu_;
     std::list<std::unique_ptr<Stream>> streams_;
 };

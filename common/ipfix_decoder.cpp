@@ -916,6 +916,7 @@ struct IpfixDecoder::Screen {
                 spdlog::debug("set {} at offset {}: no template {} in domain {}, not decoded", set_id, off, set_id,
                               get_u32(msg, 12));
                 ++dec.unknown_template_sets_;
+                dec.last_unknown_template_ = set_id;
                 keep = false;
             }
             if (!problem.empty()) {

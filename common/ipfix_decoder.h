@@ -103,6 +103,8 @@ public:
     uint64_t skipped_sets() const { return skipped_sets_; }
     // Data sets whose template this session does not have: not decoded.
     uint64_t unknown_template_sets() const { return unknown_template_sets_; }
+    // The template id of the last such set (for a log line naming it).
+    uint16_t last_unknown_template() const { return last_unknown_template_; }
 
     struct TemplateInfo;
 
@@ -131,6 +133,7 @@ private:
     uint64_t malformed_ = 0;
     uint64_t skipped_sets_ = 0;
     uint64_t unknown_template_sets_ = 0;
+    uint16_t last_unknown_template_ = 0;
     // The session's templates, (domain, id) -> set id (2 or 3) and the
     // record as received: a refresh with the same bytes changes nothing
     // and is kept from libfixbuf (which would build the template anew).

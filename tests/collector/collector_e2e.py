@@ -6,7 +6,8 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
 1. totals: per transport, the JSONL flow records (count, packetDeltaCount,
    octetDeltaCount) equal what the exporter's summary says it sent, and the
    collector's summary reports no loss, malformed message or sequence gap;
-   its Prometheus /metrics count the same records per exporter session;
+   its Prometheus /metrics count the same records per exporter address,
+   the closed TCP connection's included;
 2. rotation under load: with --rotate-interval 1, exporters stream for
    about 4 s; files rotate, a reader polling the directory the whole time
    never finds a final-named file that is partial (every line parses, the
@@ -19,7 +20,8 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
 5. restart with UDP: an exporter (a socket here, fixed source port) sends
    a template and data, the collector restarts on the same port, and data
    sent after the restart without any template is decoded from the
-   templates the first run kept (output-dir/.templates);
+   templates the first run kept (output-dir/.templates), in the jsonl and
+   the ipfix format alike;
 6. SIGHUP finishes the current file at once (renamed, readable) and the
    collector goes on into a new one;
 7. --udp-session-timeout 1: a silent UDP session ends (the sessions gauge
@@ -170,14 +172,15 @@ def main():
         sent_tcp = export(build, pcap, f"tcp://[::1]:{c.tcp}")
         time.sleep(0.5)
         body = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/metrics", timeout=5).read().decode()
-        # the TCP exporter has closed its connection by now: only the UDP
-        # session is live; the all-sessions total has both
-        per_session = [int(l.split()[-1]) for l in body.splitlines()
-                       if l.startswith("bpfix_collector_records_total{")]
+        # the TCP exporter has closed its connection by now: its rows stay
+        # (counters per exporter address live as long as the process)
+        per_exporter = {re.search(r'exporter="([^"]*)"', l).group(1): int(l.split()[-1]) for l in body.splitlines()
+                        if l.startswith("bpfix_collector_records_total{")}
         every = [int(l.split()[-1]) for l in body.splitlines() if l.startswith("bpfix_collector_all_records_total ")]
-        if per_session != [sent_udp["records"]] or every != [sent_udp["records"] + sent_tcp["records"]]:
-            failures.append(f"/metrics: records of live sessions {per_session} (want [{sent_udp['records']}]), of all "
-                            f"{every} (want {sent_udp['records'] + sent_tcp['records']}):\n{body}")
+        if per_exporter != {"127.0.0.1": sent_udp["records"], "::1": sent_tcp["records"]} or \
+                every != [sent_udp["records"] + sent_tcp["records"]]:
+            failures.append(f"/metrics: records per exporter {per_exporter} (want 127.0.0.1: {sent_udp['records']}, "
+                            f"::1: {sent_tcp['records']}), of all {every}:\n{body}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/other", timeout=5)
             failures.append("/other did not answer 404")
@@ -293,7 +296,7 @@ def main():
         # 5. UDP templates survive a collector restart
         out5 = os.path.join(tmp, "out5")
         os.mkdir(out5)
-        c = Collector(build, out5, os.path.join(tmp, "c5a.log"))
+        c = Collector(build, out5, os.path.join(tmp, "c5a.log"), ["--format", "jsonl,ipfix"])
         procs.append(c.p)
         port = c.udp
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -302,7 +305,7 @@ def main():
         time.sleep(0.3)
         c.stop()
         c = Collector(build, out5, os.path.join(tmp, "c5b.log"),
-                      ["--listen", f"udp://127.0.0.1:{port}"])
+                      ["--listen", f"udp://127.0.0.1:{port}", "--format", "jsonl,ipfix"])
         procs.append(c.p)
         sock.sendto(ipfix_message(3, [data_set(4, 10)]), ("127.0.0.1", c_port := port))
         time.sleep(0.3)
@@ -313,6 +316,16 @@ def main():
         if counts != [1, 2, 3, 10, 11, 12, 13]:
             failures.append(f"restart: records decoded {counts}, want 1-3 before and 10-13 after the restart "
                             f"(port {c_port}): " + c.text()[-500:])
+        # the ipfix format stores what arrived after the restart too
+        ipfix_counts = []
+        for n in sorted(os.listdir(out5)):
+            if n.endswith(".ipfix"):
+                r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--read", os.path.join(out5, n)],
+                                   capture_output=True, text=True)
+                ipfix_counts += [json.loads(line).get("packetDeltaCount") for line in r.stdout.splitlines()]
+        if sorted(ipfix_counts) != [1, 2, 3, 10, 11, 12, 13]:
+            failures.append(f"restart: the ipfix files hold {sorted(ipfix_counts)}, want 1-3 and 10-13 "
+                            f"(the restored templates must reach the ipfix output); {c.summary()}")
         if "templates of an earlier run restored" not in c.text():
             failures.append("restart: the second run did not report restoring templates")
 

@@ -83,9 +83,12 @@ if a != b:
                 f"{next((x, y) for x, y in zip(a + [''], b + ['']) if x != y)}")
 for name in ("b",):
     log = open(f"{work}/{name}.log").read()
-    m = re.search(r"lost_in_transit=(\d+) out_of_order=(\d+) malformed=(\d+)", log)
-    if not m or m.groups() != ("0", "0", "0"):
-        fail.append(f"collector {name}: {m.group(0) if m else log[-300:]}")
+    m = re.search(r"bpfix-collector: summary: (.*)", log)
+    got = dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+    bad = {k: got.get(k) for k in ("lost_in_transit", "unknown_template_sets", "out_of_order", "malformed")
+           if got.get(k) != "0"}
+    if not m or bad:
+        fail.append(f"collector {name}: {bad if m else log[-300:]}")
 for f in fail:
     print("FAIL " + f)
 if not fail:

@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""The collector against hostile and careless peers (no root: loopback
+only; every peer scripted here, bounded in count and time). Each part
+reproduces a way the collector used to lose records silently or fall over
+(issue 19), and checks the counters an operator reads:
+
+1. data for a template the session never received is counted as
+   unknown_template (sets and, from the next sequence number, records),
+   with a log line naming the exporter, never as lost_in_transit;
+2. one datagram with a sequence number 2^31-1 ahead adds nothing to
+   lost_in_transit (implausible_sequence=1); a real gap of 5 records still
+   counts 5;
+3. /metrics counters per exporter never go back: malformed messages on
+   short TCP connections (a broken header, a message cut off by the end of
+   the connection, 3 bytes of a header) stay counted after the
+   connections close;
+4. observation domains per session are bounded ([limits] max_domains) and
+   so are the /metrics rows ([limits] max_exporter_series: the rest share
+   exporter="other");
+5. idle TCP connections cannot lock exporters out: with a descriptor limit
+   of 400 and 200 idle connections open, a TCP exporter and a UDP exporter
+   still deliver every record, idle connections are closed by
+   connection_start_timeout and counted, /health answers, and the
+   collector does not spin (CPU over 2 s well under one core);
+6. HTTP clients that send half a request are closed after
+   [metrics] header_timeout, and the pcap API answers 503 over
+   pcap_max_requests (counted).
+
+usage: collector_hostile.py BUILD_DIR
+"""
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+TEMPLATE = struct.pack("!HH", 300, 4) + struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 8, 1, 8)
+
+
+def message(seq, sets, domain=7):
+    body = b"".join(struct.pack("!HH", sid, 4 + len(data)) + data for sid, data in sets)
+    return struct.pack("!HHIII", 10, 16 + len(body), int(time.time()), seq, domain) + body
+
+
+def data_set(n, first, tid=300):
+    return (tid, b"".join(struct.pack("!4s4sQQ", bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), first + i, 100)
+                          for i in range(n)))
+
+
+class Collector:
+    def __init__(self, build, tmp, name, config="", nofile=None):
+        self.log = os.path.join(tmp, name + ".log")
+        self.out = os.path.join(tmp, name)
+        os.mkdir(self.out)
+        conf = os.path.join(tmp, name + ".toml")
+        with open(conf, "w") as f:
+            f.write(config)
+
+        def limit():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        self.p = subprocess.Popen([os.path.join(build, "bin", "bpfix-collector"), "--config", conf,
+                                   "--listen", "udp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0",
+                                   "--output-dir", self.out, "--metrics", "127.0.0.1:0"],
+                                  stderr=open(self.log, "w"), stdout=subprocess.DEVNULL, preexec_fn=limit)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            t = self.text()
+            udp = re.search(r"listening on udp://127\.0\.0\.1:(\d+)", t)
+            tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
+            met = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t)
+            if udp and tcp and met:
+                self.udp, self.tcp, self.metrics = int(udp.group(1)), int(tcp.group(1)), int(met.group(1))
+                return
+            if self.p.poll() is not None:
+                raise SystemExit("FAIL collector exited at start:\n" + t)
+            time.sleep(0.05)
+        self.p.kill()
+        raise SystemExit("FAIL collector did not start:\n" + self.text())
+
+    def text(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def get(self, path, timeout=5):
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}{path}", timeout=timeout).read().decode()
+
+    def metric(self, name, labels=None):
+        for line in self.get("/metrics").splitlines():
+            if labels is None and line.startswith(name + " "):
+                return int(line.split()[-1])
+            if labels is not None and line.startswith(name + "{") and labels in line:
+                return int(line.split()[-1])
+        return None
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise SystemExit("FAIL collector did not stop within 20 s")
+        m = re.search(r"bpfix-collector: summary: (.*)", self.text())
+        return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())} if m else {}
+
+    def records(self):
+        n = 0
+        for name in os.listdir(self.out):
+            if name.endswith(".jsonl"):
+                with open(os.path.join(self.out, name)) as f:
+                    n += sum(1 for line in f if json.loads(line).get("templateId") == 300)
+        return n
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    build = os.path.abspath(sys.argv[1])
+    tmp = tempfile.mkdtemp(prefix="bpfix-collector-hostile-")
+    failures = []
+    procs, socks = [], []
+    try:
+        # 1 + 2: unknown templates and sequence jumps, over UDP
+        c = Collector(build, tmp, "c1")
+        procs.append(c.p)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(s)
+        dst = ("127.0.0.1", c.udp)
+        s.sendto(message(0, [data_set(4, 0)]), dst)                 # no template yet: 4 records
+        s.sendto(message(4, [(2, TEMPLATE), data_set(3, 10)]), dst)  # now decodable
+        s.sendto(message(7 + 0x7fffffff, [data_set(1, 20)]), dst)   # a stray far ahead
+        s.sendto(message(7, [data_set(2, 30)]), dst)                 # the real numbering goes on
+        s.sendto(message(14, [data_set(2, 40)]), dst)                # 5 records really lost
+        time.sleep(0.5)
+        lost = c.metric("bpfix_collector_lost_records_total", 'exporter="127.0.0.1",domain="7"')
+        unknown = c.metric("bpfix_collector_unknown_template_sets_total", 'exporter="127.0.0.1",domain="7"')
+        sm = c.stop()
+        want = {"unknown_template_sets": 1, "unknown_template_records": 4, "lost_in_transit": 5,
+                "implausible_sequence": 1, "records": 8}
+        got = {k: sm.get(k) for k in want}
+        if got != want or lost != 5 or unknown != 1:
+            failures.append(f"sequence/unknown template: summary {got}, want {want}; /metrics lost {lost} unknown "
+                            f"{unknown}")
+        if not re.search(r"exporter 127\.0\.0\.1:\d+: 1 data set\(s\) for a template it has not sent "
+                         r"\(last: template 300 in domain 7\)", c.text()):
+            failures.append("unknown template: no log line naming the exporter and the template:\n" + c.text()[-800:])
+
+        # 3: malformed input on short TCP connections stays counted
+        c = Collector(build, tmp, "c3")
+        procs.append(c.p)
+        for payload in (struct.pack("!HHIII", 9, 16, 0, 0, 0),          # not version 10
+                        message(0, [(2, TEMPLATE)])[:20],                 # cut off by the end
+                        b"\x00\x0a\x00"):                                 # 3 bytes of a header
+            t = socket.create_connection(("127.0.0.1", c.tcp))
+            t.sendall(payload)
+            t.close()
+        deadline = time.monotonic() + 5
+        malformed = None
+        while time.monotonic() < deadline:
+            malformed = c.metric("bpfix_collector_all_malformed_messages_total")
+            if malformed == 3 and c.metric("bpfix_collector_connections") == 0:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        again = c.metric("bpfix_collector_all_malformed_messages_total")
+        sm = c.stop()
+        if malformed != 3 or again != 3 or sm.get("malformed") != 3:
+            failures.append(f"short TCP connections: malformed on /metrics {malformed} then {again}, summary "
+                            f"{sm.get('malformed')}, want 3 (a broken header, a cut message, a cut header)")
+
+        # 4: domains per session and /metrics rows are bounded
+        c = Collector(build, tmp, "c4", "[limits]\nmax_domains = 16\nmax_exporter_series = 8\n")
+        procs.append(c.p)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(s)
+        for d in range(1000):
+            s.sendto(message(0, [], domain=d), ("127.0.0.1", c.udp))
+        time.sleep(0.5)
+        body = c.get("/metrics")
+        rows = [l for l in body.splitlines() if l.startswith("bpfix_collector_messages_total{")]
+        sm = c.stop()
+        if len(rows) != 9 or sm.get("domain_limit_hits") != 1000 - 16 or sm.get("messages") != 16:
+            failures.append(f"domains: {len(rows)} rows (want 8 and 'other'), domain_limit_hits "
+                            f"{sm.get('domain_limit_hits')} (want 984), messages {sm.get('messages')} (want 16)")
+
+        # 5: idle TCP connections do not lock exporters out, nor spin the loop
+        c = Collector(build, tmp, "c5", "[limits]\nconnection_start_timeout = 3\nmax_connections_per_address = 1000\n",
+                      nofile=400)
+        procs.append(c.p)
+        idle = []
+        for _ in range(200):
+            t = socket.socket()
+            t.settimeout(2)
+            t.connect(("127.0.0.1", c.tcp))
+            idle.append(t)
+        socks += idle
+        time.sleep(0.5)
+        cpu0 = cpu_seconds(c.p.pid)
+        time.sleep(2)
+        cpu = cpu_seconds(c.p.pid) - cpu0
+        health_ok = "ok" in c.get("/health", timeout=3)
+        t = socket.create_connection(("127.0.0.1", c.tcp))
+        socks.append(t)
+        t.sendall(message(0, [(2, TEMPLATE), data_set(50, 0)]))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(u)
+        u.sendto(message(0, [(2, TEMPLATE), data_set(50, 100)]), ("127.0.0.1", c.udp))
+        time.sleep(4)  # past connection_start_timeout: the idle ones go
+        timed_out = c.metric("bpfix_collector_timed_out_connections_total")
+        t.close()
+        time.sleep(0.3)
+        sm = c.stop()
+        got = c.records()
+        if "holds" not in c.text() or "exporter connections, not [limits] max_connections" not in c.text():
+            failures.append("descriptor limit 400: no warning that it holds fewer connections than max_connections")
+        if got != 100 or not health_ok or cpu > 0.5:
+            failures.append(f"200 idle connections: {got} records stored (want 100: 50 TCP + 50 UDP), /health "
+                            f"{'answered' if health_ok else 'did not answer'}, {cpu:.2f} CPU-s in 2 s (want < 0.5)")
+        # each idle connection ends one way: evicted for a newer one, refused,
+        # or closed by connection_start_timeout
+        ended = sm.get("evicted_connections", 0) + sm.get("rejected_connections", 0) + \
+            sm.get("timed_out_connections", 0)
+        if not timed_out or ended != 200:
+            failures.append(f"idle connections: {ended} accounted (want 200), timed out {timed_out}, summary {sm}")
+        for x in idle:
+            x.close()
+
+        # 6: half-sent HTTP requests are closed; pcap API transfers are capped
+        c = Collector(build, tmp, "c6", "[metrics]\nheader_timeout = 1\n")
+        procs.append(c.p)
+        half = socket.create_connection(("127.0.0.1", c.metrics))
+        socks.append(half)
+        half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        half.settimeout(5)
+        t0 = time.monotonic()
+        try:
+            closed = half.recv(100) == b""
+        except (socket.timeout, ConnectionResetError):
+            closed = False
+        waited = time.monotonic() - t0
+        timeouts = c.metric("bpfix_collector_http_timeouts_total")
+        c.stop()
+        if not closed or waited > 3 or timeouts != 1:
+            failures.append(f"half-sent HTTP request: closed={closed} after {waited:.1f} s, http_timeouts {timeouts} "
+                            f"(want closed within header_timeout = 1 s, counted)")
+    finally:
+        for s in socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    for f in failures:
+        print("FAIL " + f)
+    if not failures:
+        print("collector_hostile: all parts passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
