@@ -4,13 +4,19 @@
 // types are errors that name the file and the key.
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <sstream>
 #include <string>
 #include <toml.hpp>
 #include <vector>
 
 #include "error.h"
+#include "toml_screen.h"
 
 namespace bpfix {
 
@@ -18,10 +24,19 @@ class TomlReader {
 public:
     // Parses `path`; throws bpfix::Error with toml11's line and column.
     explicit TomlReader(std::string path) : path_(std::move(path)) {
+        std::ifstream in(path_, std::ios::binary);
+        if (!in) throw Error(fmt::format("config {}: cannot open it: {}", path_, std::strerror(errno)));
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        size_t broke = 0;
+        std::istringstream screened(screen_toml(text, path_, broke));
         try {
-            root_ = toml::parse(path_);
+            root_ = toml::parse(screened, path_);
         } catch (const std::exception& e) {
-            throw Error(fmt::format("config {}: {}", path_, e.what()));
+            throw Error(fmt::format("config {}: {}{}", path_, e.what(),
+                                    broke ? fmt::format(" (line numbers after line {} count the line breaks added "
+                                                        "after the commas of its arrays)",
+                                                        broke)
+                                          : std::string()));
         }
     }
 
