@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -152,6 +154,7 @@ struct Hub {
 
     explicit Hub(const CollectorConfig& c)
         : cfg(c), model(c.pen), counters(c.max_exporter_series), max_connections(connection_budget(c)) {
+        lock_output_dir();
         allow = AllowList(c.allow);
         for (const auto& f : c.formats) {
             if (f == "ipfix") {
@@ -168,6 +171,36 @@ struct Hub {
         if (mkdir(template_dir.c_str(), 0755) != 0 && errno != EEXIST) {
             throw Error(fmt::format("cannot create {} (UDP templates kept across restarts): {}", template_dir,
                                     std::strerror(errno)));
+        }
+    }
+
+    ~Hub() {
+        if (dir_lock >= 0) ::close(dir_lock);
+    }
+    Hub(const Hub&) = delete;
+    Hub& operator=(const Hub&) = delete;
+
+    // One collector per output directory: another one's open files would
+    // look like a crashed run's to this one's recovery, and both would
+    // rotate into the same names.
+    int dir_lock = -1;
+    void lock_output_dir() {
+        struct stat st{};
+        if (stat(cfg.output_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            throw Error(fmt::format("output directory {} does not exist; create it (mkdir -p) or choose another with "
+                                    "--output-dir",
+                                    cfg.output_dir));
+        }
+        std::string path = cfg.output_dir + "/.lock";
+        dir_lock = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (dir_lock < 0) {
+            throw Error(fmt::format("cannot create {}: {} (is --output-dir {} a writable directory?)", path,
+                                    std::strerror(errno), cfg.output_dir));
+        }
+        if (flock(dir_lock, LOCK_EX | LOCK_NB) != 0) {
+            throw Error(fmt::format("another bpfix-collector writes into {} (it holds {}); give each collector "
+                                    "its own --output-dir",
+                                    cfg.output_dir, path));
         }
     }
 
@@ -993,6 +1026,13 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
                   "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
                   kernel_drops() - drops_at_start);
             o.one("bpfix_collector_files_total", "counter", "output files finished (rotations)", hub.files());
+            RecoveryTotals rec = recovery_totals();
+            o.one("bpfix_collector_recovered_files_total", "counter",
+                  "files of a run that did not end (kill -9, crash), finished at start", rec.files);
+            o.one("bpfix_collector_recovered_bytes_dropped_total", "counter",
+                  "bytes of records cut off at such a crash, dropped at recovery", rec.bytes_dropped);
+            o.one("bpfix_collector_damaged_files_total", "counter",
+                  "files of such a run that were not of their format, set aside as .damaged", rec.damaged);
             o.one("bpfix_collector_http_refused_total", "counter",
                   "HTTP clients closed at once: [metrics] max_connections were open", metrics->refused());
             o.one("bpfix_collector_http_timeouts_total", "counter",
@@ -1169,14 +1209,14 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         "sequence_resets={} implausible_sequence={} malformed={} rejected_sessions={} evicted_sessions={} "
         "rejected_connections={} evicted_connections={} timed_out_connections={} accept_errors={} "
         "refused_exporters={} domain_limit_hits={} template_limit_hits={} templates_expired={} "
-        "udp_kernel_drops={} files={}",
+        "udp_kernel_drops={} files={} recovered_files={} recovered_bytes_dropped={} damaged_files={}",
         hub.shared.sessions.load(), t.messages, t.records, hub.written(), hub.dropped(), t.lost_records,
         t.unknown_template_sets, t.unknown_template_records, t.out_of_order, t.sequence_resets,
         t.implausible_sequence, t.malformed, hub.rejected_sessions.load(), hub.evicted_sessions.load(),
         hub.rejected_connections.load(), hub.evicted_connections.load(), hub.timed_out_connections.load(),
         hub.accept_errors.load(), hub.refused_exporters.load(), hub.shared.domain_limit_hits.load(),
         hub.shared.template_limit_hits.load(), hub.shared.templates_expired.load(), kernel_drops() - drops_at_start,
-        hub.files());
+        hub.files(), recovery_totals().files, recovery_totals().bytes_dropped, recovery_totals().damaged);
     std::fprintf(stderr, "%s\n", summary.c_str());
     for (const auto& o : hub.outs) {
         std::fprintf(stderr, "bpfix-collector: %s output: written=%llu dropped_records=%llu files=%llu\n",

@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
 #include <set>
 
 #include "error.h"
@@ -46,8 +50,36 @@ int64_t wall_now() {
 
 }  // namespace
 
+namespace {
+
+// Crash recovery: the messages of a file up to the first one cut off.
+uint64_t whole_messages(const std::string& path, uint64_t size) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) throw Error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+    uint64_t off = 0;
+    uint8_t head[4];
+    while (off + 16 <= size && std::fseek(f.get(), static_cast<long>(off), SEEK_SET) == 0 &&
+           std::fread(head, 1, 4, f.get()) == 4) {
+        uint16_t len = be16(head + 2);
+        if (be16(head) != 10 || len < 16) {
+            if (off == 0) throw Error("it does not begin with an IPFIX message");
+            break;  // bytes of a message being written when it stopped
+        }
+        if (off + len > size) break;
+        off += len;
+    }
+    return off;
+}
+
+RotatingWriter::Options with_recovery(RotatingWriter::Options o) {
+    o.whole = whole_messages;
+    return o;
+}
+
+}  // namespace
+
 IpfixOutput::IpfixOutput(RotatingWriter::Options opt, uint64_t max_queued_bytes)
-    : writer_(opt),
+    : writer_(with_recovery(std::move(opt))),
       max_file_bytes_(opt.max_bytes),
       worker_(max_queued_bytes, [this](std::deque<Item>& b, bool rotate, bool stop) { write_batch(b, rotate, stop); }) {}
 

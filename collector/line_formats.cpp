@@ -140,6 +140,25 @@ SqliteFormat::~SqliteFormat() {
 void SqliteFormat::configure(RotatingWriter::Options& opt) {
     opt.on_open = [this](const std::string& partial) { open_db(partial); };
     opt.before_finish = [this] { close_db(); };
+    // A crashed run's database: kept whole when SQLite finds it intact (its
+    // journal is in memory, so a crash inside a transaction can leave a
+    // broken file, set aside as .damaged).
+    opt.whole = [](const std::string& path, uint64_t size) -> uint64_t {
+        sqlite3* db = nullptr;
+        std::string verdict;
+        if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+            sqlite3_exec(
+                db, "PRAGMA integrity_check",
+                [](void* out, int, char** values, char**) {
+                    if (values[0]) *static_cast<std::string*>(out) += values[0];
+                    return 0;
+                },
+                &verdict, nullptr);
+        }
+        sqlite3_close(db);
+        if (verdict != "ok") throw Error(fmt::format("SQLite integrity check: {}", verdict.empty() ? "cannot read it" : verdict));
+        return size;
+    };
 }
 
 void SqliteFormat::fail(const std::string& what) {

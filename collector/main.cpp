@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     app.add_option("--rotate-interval", rotate_interval, "seconds per output file, aligned to the clock (default 300)")
         ->check(CLI::Range(1, 86400));
     app.add_option("--rotate-size", rotate_size, "also start a new file past this many bytes (default 0: never)");
-    app.add_option("--max-sessions", max_sessions, "exporter transport sessions at once (default 4096)")
+    app.add_option("--max-sessions", max_sessions, "UDP exporter sessions at once (default 4096)")
         ->check(CLI::Range(1, 1000000));
     app.add_option("--udp-session-timeout", udp_timeout, "seconds of silence that end a UDP session (default 1800)")
         ->check(CLI::Range(1, 604800));

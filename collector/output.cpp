@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <ctime>
 #include <dirent.h>
 #include <vector>
@@ -56,6 +58,8 @@ RotatingWriter::RotatingWriter(Options opt) : opt_(std::move(opt)) {
         ZSTD_CCtx_setParameter(zstd_->ctx, ZSTD_c_checksumFlag, 1);
         opt_.extension += ".zst";
     }
+    WholePrefix whole = opt_.whole ? opt_.whole : zstd_ ? WholePrefix(whole_zstd_frames) : WholePrefix(whole_lines);
+    recover_partials(opt_.dir, opt_.prefix, opt_.extension, whole);
     struct stat st{};
     if (stat(opt_.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         throw Error(fmt::format("output directory {} does not exist; create it (mkdir -p) or choose another "
@@ -72,6 +76,107 @@ RotatingWriter::~RotatingWriter() {
         close();
     } catch (const Error& e) {
         spdlog::error("{}", e.what());
+    }
+}
+
+namespace {
+
+std::mutex recovery_mu;
+RecoveryTotals recovery;
+
+// A file mapped for reading (page cache, not the heap: a crashed run's
+// file may be large).
+struct MappedFile {
+    MappedFile(const std::string& path, uint64_t size) : size(size) {
+        if (size == 0) return;
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw Error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+        void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        ::close(fd);
+        if (p == MAP_FAILED) throw Error(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
+        data = static_cast<const char*>(p);
+    }
+    ~MappedFile() {
+        if (data) munmap(const_cast<char*>(data), size);
+    }
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    const char* data = nullptr;
+    uint64_t size;
+};
+
+}  // namespace
+
+uint64_t whole_lines(const std::string& path, uint64_t size) {
+    MappedFile f(path, size);
+    for (uint64_t i = size; i > 0; --i) {
+        if (f.data[i - 1] == '\n') return i;
+    }
+    return 0;
+}
+
+uint64_t whole_zstd_frames(const std::string& path, uint64_t size) {
+    MappedFile f(path, size);
+    uint64_t off = 0;
+    while (off < size) {
+        size_t n = ZSTD_findFrameCompressedSize(f.data + off, size - off);
+        if (ZSTD_isError(n)) break;  // the frame being written
+        off += n;
+    }
+    return off;
+}
+
+RecoveryTotals recovery_totals() {
+    std::lock_guard lock(recovery_mu);
+    return recovery;
+}
+
+void recover_partials(const std::string& dir, const std::string& prefix, const std::string& extension,
+                      const WholePrefix& whole) {
+    for (const RotatedFile& f : rotated_files(dir, prefix, extension)) {
+        const std::string& partial = f.path;
+        if (partial.size() < 8 || partial.compare(partial.size() - 8, 8, ".partial") != 0) continue;
+        const std::string final_name = partial.substr(0, partial.size() - 8);
+        struct stat st{};
+        if (stat(partial.c_str(), &st) != 0) continue;
+        const uint64_t size = static_cast<uint64_t>(st.st_size);
+        std::string target = final_name;
+        uint64_t keep = size;
+        bool damaged = false;
+        try {
+            keep = std::min(whole(partial, size), size);
+        } catch (const Error& e) {
+            spdlog::error("recovery: {} is not a file of its format ({}); set aside", partial, e.what());
+            damaged = true;
+            target = final_name + ".damaged";
+        }
+        if (access(target.c_str(), F_OK) == 0) {
+            spdlog::error("recovery: {} cannot be finished: {} exists; left as it is", partial, target);
+            continue;
+        }
+        int fd = ::open(partial.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || (!damaged && keep < size && ftruncate(fd, static_cast<off_t>(keep)) != 0) || fsync(fd) != 0 ||
+            std::rename(partial.c_str(), target.c_str()) != 0) {
+            spdlog::error("recovery: cannot finish {}: {}", partial, std::strerror(errno));
+            if (fd >= 0) ::close(fd);
+            continue;
+        }
+        ::close(fd);
+        int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            ::close(dfd);
+        }
+        std::lock_guard lock(recovery_mu);
+        if (damaged) {
+            ++recovery.damaged;
+            continue;
+        }
+        ++recovery.files;
+        recovery.bytes_dropped += size - keep;
+        spdlog::warn("recovery: {} of a run that did not finish it is now {} ({} bytes kept{})", partial, target, keep,
+                     keep < size ? fmt::format(", {} bytes of a record cut off at the crash dropped", size - keep)
+                                 : std::string());
     }
 }
 

@@ -30,6 +30,30 @@ struct RotationLimits {
     bool operator==(const RotationLimits&) const = default;
 };
 
+// The length of a file's leading bytes that are whole records, for crash
+// recovery; throws bpfix::Error when the file is not of its format.
+using WholePrefix = std::function<uint64_t(const std::string& path, uint64_t size)>;
+
+// Start-up after a run that did not end (kill -9, a crash, power loss):
+// the .partial files PREFIX-*.EXT.partial it left in `dir` are cut back to
+// their last whole record, fsynced and renamed to their final names, so
+// that readers, replay and retention see them. A file that is not of its
+// format is renamed to NAME.damaged instead. Each is logged; the totals are
+// counted process-wide (recovery_totals()). Only one collector writes into
+// a directory (the Hub holds a lock on it), so every .partial there at
+// start is a crashed run's.
+struct RecoveryTotals {
+    uint64_t files = 0;          // finished by recovery
+    uint64_t bytes_dropped = 0;  // of records cut off at the crash
+    uint64_t damaged = 0;        // set aside as .damaged
+};
+void recover_partials(const std::string& dir, const std::string& prefix, const std::string& extension,
+                      const WholePrefix& whole);
+RecoveryTotals recovery_totals();
+// Whole lines, and whole zstd frames of whole lines.
+uint64_t whole_lines(const std::string& path, uint64_t size);
+uint64_t whole_zstd_frames(const std::string& path, uint64_t size);
+
 class RotatingWriter {
 public:
     struct Options {
@@ -54,6 +78,10 @@ public:
         std::function<std::string()> header;
         std::function<void(const std::string& partial)> on_open;
         std::function<void()> before_finish;
+        // Crash recovery (see recover_partials): how many leading bytes of
+        // a .partial file of `size` bytes are whole records. None: whole
+        // lines (whole zstd frames when compressed).
+        WholePrefix whole;
     };
     explicit RotatingWriter(Options opt);
     ~RotatingWriter();

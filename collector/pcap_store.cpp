@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "error.h"
 #include "pcap_format.h"
@@ -33,11 +37,44 @@ std::string PcapStore::dir_name(const std::string& exporter) {
     return name;
 }
 
+namespace {
+
+// Crash recovery: the global header and the packet records up to the first
+// one cut off.
+uint64_t whole_records(const std::string& path, uint64_t size) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) throw Error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+    uint8_t head[kPcapGlobalHeaderSize];
+    if (size < sizeof head || std::fread(head, 1, sizeof head, f.get()) != sizeof head) return 0;
+    uint32_t magic = static_cast<uint32_t>(head[0]) | static_cast<uint32_t>(head[1]) << 8 |
+                     static_cast<uint32_t>(head[2]) << 16 | static_cast<uint32_t>(head[3]) << 24;
+    if (magic != kPcapMagicNano && magic != kPcapMagicMicro) throw Error("not a pcap file");
+    uint64_t off = sizeof head;
+    uint8_t rec[kPcapRecordHeaderSize];
+    while (off + sizeof rec <= size && std::fseek(f.get(), static_cast<long>(off), SEEK_SET) == 0 &&
+           std::fread(rec, 1, sizeof rec, f.get()) == sizeof rec) {
+        uint32_t incl = static_cast<uint32_t>(rec[8]) | static_cast<uint32_t>(rec[9]) << 8 |
+                        static_cast<uint32_t>(rec[10]) << 16 | static_cast<uint32_t>(rec[11]) << 24;
+        if (incl > 65535 || off + sizeof rec + incl > size) break;
+        off += sizeof rec + incl;
+    }
+    return off;
+}
+
+}  // namespace
+
 PcapStore::PcapStore(Options opt, uint64_t max_queued_bytes)
     : opt_(std::move(opt)),
       worker_(max_queued_bytes, [this](std::deque<Item>& batch, bool rotate, bool stop) {
           write_batch(batch, rotate, stop);
-      }) {}
+      }) {
+    // Every exporter's files of a run that did not end, not only of those
+    // that come back.
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(opt_.dir + "/pcap", ec)) {
+        if (e.is_directory(ec)) recover_partials(e.path().string(), "packets", "pcap", whole_records);
+    }
+}
 
 PcapStore::~PcapStore() { worker_.stop(); }
 
@@ -76,6 +113,7 @@ RotatingWriter& PcapStore::writer(const std::string& exporter) {
     o.keep_seconds = opt_.keep_seconds;
     o.keep_bytes = opt_.keep_bytes;
     o.header = [] { return pcap_global_header(65535, true); };
+    o.whole = whole_records;
     return *writers_.emplace(exporter, std::make_unique<RotatingWriter>(o)).first->second;
 }
 

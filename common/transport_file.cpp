@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "error.h"
@@ -15,16 +16,22 @@ namespace {
 
 class FileTransport : public Transport {
 public:
-    explicit FileTransport(const std::string& path) : path_(path) {
+    // Writes PATH.partial and renames it to PATH only when the run ends
+    // well: a failed run never replaces an existing PATH.
+    explicit FileTransport(const std::string& path) : path_(path), partial_(path + ".partial") {
         name_ = "file:" + path;
-        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd_ < 0) {
             throw Error(fmt::format("cannot create IPFIX file {}: {}; check the directory exists and is writable",
-                                    path, strerror(errno)));
+                                    partial_, strerror(errno)));
         }
     }
     ~FileTransport() override {
-        if (fd_ >= 0) ::close(fd_);
+        if (fd_ < 0) return;
+        // Not finished: the run failed before its end; PATH stays as it was.
+        ::close(fd_);
+        ::unlink(partial_.c_str());
+        spdlog::error("IPFIX file {} not written: the run did not finish (it is left as it was)", path_);
     }
 
     void send(IpfixMessage&& msg) override {
@@ -45,17 +52,27 @@ public:
             left -= static_cast<size_t>(n);
         }
         committed_ += static_cast<off_t>(msg.bytes.size());
+        data_records_ += msg.data_records;
         ++messages_sent_;
     }
 
     bool finish(asio::io_context&, std::chrono::milliseconds) override {
         if (fd_ >= 0) {
             if (!failed_ && ::fsync(fd_) != 0) {
-                spdlog::error("cannot sync IPFIX file {}: {}", path_, strerror(errno));
+                spdlog::error("cannot sync IPFIX file {}: {}", partial_, strerror(errno));
                 failed_ = true;
             }
             ::close(fd_);
             fd_ = -1;
+            if (failed_ || records_not_sent_) {
+                set_aside();
+            } else if (std::rename(partial_.c_str(), path_.c_str()) != 0) {
+                spdlog::error("cannot rename {} to {}: {}; the flows stay in {}", partial_, path_, strerror(errno),
+                              partial_);
+                failed_ = true;
+            } else {
+                sync_dir();
+            }
         }
         return !failed_ && records_not_sent_ == 0;
     }
@@ -76,7 +93,23 @@ private:
                       path_, strerror(err));
     }
 
-    std::string path_;
+    // A run that could not write everything (disk full) leaves PATH as it
+    // was; what it did write is kept in PATH.partial, valid IPFIX.
+    void set_aside() {
+        spdlog::error("IPFIX file {} not replaced: not every record could be written; the {} that were are in {}",
+                      path_, data_records_, partial_);
+    }
+    void sync_dir() {
+        std::string dir = path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/') + 1);
+        int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            ::fsync(dfd);
+            ::close(dfd);
+        }
+    }
+
+    std::string path_, partial_;
+    uint64_t data_records_ = 0;
     int fd_ = -1;
     bool failed_ = false;
     off_t committed_ = 0;

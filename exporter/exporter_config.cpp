@@ -1,5 +1,7 @@
 #include "exporter_config.h"
 
+#include <sys/stat.h>
+
 #include "bpfix_abi.h"
 
 #include <fmt/format.h>
@@ -242,7 +244,17 @@ void validate_exporter_config(const ExporterConfig& cfg) {
     if (cfg.pen == 0) {
         throw Error("export.pen: 0 is not a private enterprise number");
     }
-    parse_collector_url(cfg.collector);  // throws with the reason
+    CollectorUrl out = parse_collector_url(cfg.collector);  // throws with the reason
+    if (out.kind == CollectorUrl::Kind::file && !cfg.pcap_file.empty()) {
+        // the same file under two names (a link, a relative path) too
+        struct stat a{}, b{};
+        if (out.path == cfg.pcap_file || (stat(out.path.c_str(), &a) == 0 && stat(cfg.pcap_file.c_str(), &b) == 0 &&
+                                          a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
+            throw Error(fmt::format("--collector file:{} is the input capture --pcap {}: writing it would destroy "
+                                    "the capture; name another output file",
+                                    out.path, cfg.pcap_file));
+        }
+    }
     compile_filter(cfg.filters);         // likewise, naming the rule
     if (cfg.capture.enabled()) {
         if (cfg.interfaces.empty()) {

@@ -14,7 +14,10 @@ sends the interop capture to bpfix-collector over UDP (127.0.0.1) and TCP
    file ends with a newline, no file shrinks or changes after it appeared);
    after SIGTERM no .partial file is left, and the records over all files
    equal everything sent (none lost, none duplicated);
-3. kill -9 mid-stream: every final-named file is intact;
+3. kill -9 mid-stream: every final-named file is intact; a second
+   collector on the same directory is refused; the next start finishes
+   every .partial file the crash left (a record cut off is dropped and
+   counted), so no reader misses them;
 4. --allow 10.0.0.0/8 refuses 127.0.0.1 (counted, nothing written) and
    --allow 127.0.0.0/8 accepts it;
 5. restart with UDP: an exporter (a socket here, fixed source port) sends
@@ -258,13 +261,25 @@ def main():
         # 3. kill -9 mid-stream: finalized files stay intact
         out3 = os.path.join(tmp, "out3")
         os.mkdir(out3)
-        c = Collector(build, out3, os.path.join(tmp, "c3.log"), ["--rotate-interval", "1"])
+        c = Collector(build, out3, os.path.join(tmp, "c3.log"), ["--rotate-interval", "1", "--format",
+                                                                 "jsonl,csv,ipfix"])
         procs.append(c.p)
+        # a second collector on the same directory is refused
+        second = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--listen", "udp://127.0.0.1:0",
+                                 "--output-dir", out3, "--metrics", "off"], capture_output=True, text=True, timeout=10)
+        if second.returncode == 0 or "another bpfix-collector writes into" not in second.stderr:
+            failures.append(f"a second collector on one directory: rc {second.returncode}, {second.stderr[-300:]}")
         end = time.monotonic() + 2.5
         while time.monotonic() < end:
             export(build, pcap, f"tcp://[::1]:{c.tcp}")
         c.p.kill()
         c.p.wait()
+        partials = sorted(n for n in os.listdir(out3) if n.endswith(".partial"))
+        # a record cut off at the crash (deterministic, whatever the kill hit)
+        cut = [n for n in partials if n.endswith(".jsonl.partial")]
+        if cut:
+            with open(os.path.join(out3, cut[0]), "ab") as f:
+                f.write(b'{"cut')
         finals = [n for n in os.listdir(out3) if n.endswith(".jsonl")]
         if not finals:
             failures.append("kill -9: no finalized file to check after 2.5 s with --rotate-interval 1")
@@ -277,6 +292,31 @@ def main():
                     json.loads(line)
             except (ValueError, AssertionError):
                 failures.append(f"kill -9: finalized file {n} is damaged")
+        # the next start finishes what the crashed run left
+        c = Collector(build, out3, os.path.join(tmp, "c3b.log"), ["--format", "jsonl,csv,ipfix"])
+        procs.append(c.p)
+        c.stop()
+        sm = c.summary()
+        left = [n for n in os.listdir(out3) if n.endswith(".partial")]
+        if not partials or left or int(sm.get("recovered_files", -1)) != len(partials) or \
+                int(sm.get("recovered_bytes_dropped", 0)) < 5:
+            failures.append(f"recovery: {partials} left by kill -9; after the next run {left} remain, summary "
+                            f"recovered_files={sm.get('recovered_files')} "
+                            f"recovered_bytes_dropped={sm.get('recovered_bytes_dropped')} (want all, >= 5)")
+        for n in os.listdir(out3):
+            path = os.path.join(out3, n)
+            if n.endswith(".jsonl"):
+                with open(path) as f:
+                    try:
+                        for line in f:
+                            json.loads(line)
+                    except ValueError:
+                        failures.append(f"recovery: {n} holds a broken line")
+            elif n.endswith(".ipfix"):
+                r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--read", path],
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    failures.append(f"recovery: {n} does not read: {r.stderr[-200:]}")
 
         # 4. the exporter allowlist
         for allow, want_records in (("10.0.0.0/8", 0), ("127.0.0.0/8", sent_udp["records"])):
@@ -345,7 +385,7 @@ def main():
         time.sleep(0.3)
         c.stop()
         finals = [n for n in os.listdir(out6) if n.endswith(".jsonl")]
-        if [n for n in after_hup if n != ".templates"] != [n for n in after_hup if n.endswith(".jsonl")] or \
+        if [n for n in after_hup if n not in (".templates", ".lock")] != [n for n in after_hup if n.endswith(".jsonl")] or \
                 len([n for n in after_hup if n.endswith(".jsonl")]) != 1:
             failures.append(f"SIGHUP: directory afterwards {after_hup}, want one finished file and no .partial")
         if len(finals) != 2 or len(read_records(out6)) != 2 * sent_tcp["records"]:

@@ -23,8 +23,10 @@ reproduces a way the collector used to lose records silently or fall over
    connection_start_timeout and counted, /health answers, and the
    collector does not spin (CPU over 2 s well under one core);
 6. HTTP clients that send half a request are closed after
-   [metrics] header_timeout, and the pcap API answers 503 over
-   pcap_max_requests (counted).
+   [metrics] header_timeout (counted);
+7. bpfix-exporter --collector file:X refuses X when it is the input
+   capture, and a failed run leaves an existing X as it was (a good run
+   replaces it; no .partial is left either way).
 
 usage: collector_hostile.py BUILD_DIR
 """
@@ -43,6 +45,7 @@ import time
 import urllib.error
 import urllib.request
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = struct.pack("!HH", 300, 4) + struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 8, 1, 8)
 
 
@@ -260,6 +263,36 @@ def main():
         if not closed or waited > 3 or timeouts != 1:
             failures.append(f"half-sent HTTP request: closed={closed} after {waited:.1f} s, http_timeouts {timeouts} "
                             f"(want closed within header_timeout = 1 s, counted)")
+
+        # 7: the exporter's file output never destroys what is there
+        pcap = os.path.join(tmp, "in.pcap")
+        subprocess.run(["/usr/bin/python3", os.path.join(HERE, "..", "interop", "make_pcap.py"), pcap], check=True,
+                       capture_output=True)
+        exporter = os.path.join(build, "bin", "bpfix-exporter")
+        with open(pcap, "rb") as f:
+            capture = f.read()
+        r = subprocess.run([exporter, "--pcap", pcap, "--collector", "file:" + os.path.join(tmp, ".", "in.pcap")],
+                           capture_output=True, text=True)
+        with open(pcap, "rb") as f:
+            same = f.read() == capture
+        if r.returncode == 0 or not same or "is the input capture" not in r.stderr:
+            failures.append(f"--collector file: naming the input: rc {r.returncode}, capture intact {same}: "
+                            f"{r.stderr[-300:]}")
+        out = os.path.join(tmp, "flows.ipfix")
+        with open(out, "wb") as f:
+            f.write(b"earlier flows")
+        r = subprocess.run([exporter, "--pcap", os.path.join(tmp, "c1.log"), "--collector", "file:" + out],
+                           capture_output=True, text=True)
+        with open(out, "rb") as f:
+            kept = f.read() == b"earlier flows"
+        if r.returncode == 0 or not kept or os.path.exists(out + ".partial"):
+            failures.append(f"a failed run: rc {r.returncode}, earlier file kept {kept}, "
+                            f".partial left {os.path.exists(out + '.partial')}")
+        r = subprocess.run([exporter, "--pcap", pcap, "--collector", "file:" + out], capture_output=True, text=True)
+        with open(out, "rb") as f:
+            replaced = f.read(2) == b"\x00\x0a"
+        if r.returncode != 0 or not replaced or os.path.exists(out + ".partial"):
+            failures.append(f"a good run: rc {r.returncode}, file replaced by IPFIX {replaced}: {r.stderr[-300:]}")
     finally:
         for s in socks:
             try:
