@@ -82,13 +82,16 @@ std::map<std::string, std::string> parse_query_string(const std::string& qs) {
 }
 
 struct HttpServer::Conn {
-    Conn(asio::ip::tcp::socket s, size_t& open) : sock(std::move(s)), timer(sock.get_executor()), open(open) {
-        ++open;
+    // `open` is shared: a connection can outlive the server (its handler
+    // waits in the event loop until the loop is destroyed).
+    Conn(asio::ip::tcp::socket s, std::shared_ptr<size_t> open)
+        : sock(std::move(s)), timer(sock.get_executor()), open(std::move(open)) {
+        ++*this->open;
     }
-    ~Conn() { --open; }
+    ~Conn() { --*open; }
     asio::ip::tcp::socket sock;
     asio::steady_timer timer;  // the request header's deadline
-    size_t& open;
+    std::shared_ptr<size_t> open;
     std::string in, out;
 };
 
@@ -142,7 +145,7 @@ void HttpServer::accept() {
             });
             return;
         }
-        if (open_ >= limits_.max_connections) {
+        if (*open_ >= limits_.max_connections) {
             ++refused_;  // closed as `sock` goes
         } else {
             auto c = std::make_shared<Conn>(std::move(sock), open_);

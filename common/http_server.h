@@ -92,7 +92,8 @@ private:
     Limits limits_;
     asio::ip::tcp::acceptor acceptor_;
     asio::steady_timer pause_;  // after an accept() failure
-    size_t open_ = 0;           // connections reading a request (the loop's thread)
+    // connections reading a request (the loop's thread)
+    std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);
     std::atomic<uint64_t> refused_{0}, timed_out_{0}, busy_{0}, accept_errors_{0};
     std::map<std::string, StreamHandler> routes_;
     std::map<std::string, bool> is_stream_;
