@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -27,6 +28,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <sstream>
 #include <type_traits>
@@ -290,6 +292,54 @@ struct Hub {
         return fmt::format("{}/udp-{}-{}.ipfix", template_dir, addr, port);
     }
     std::string template_dir;
+    // Template files of the UDP sessions open now (under mu): never pruned.
+    std::set<std::string> templates_in_use;
+    std::atomic<uint64_t> template_files_removed{0};
+    void template_file_used(const std::string& path, bool used) {
+        std::lock_guard lock(mu);
+        if (used) {
+            templates_in_use.insert(path);
+        } else {
+            templates_in_use.erase(path);
+        }
+    }
+    // .templates/ stays bounded: a file not used by an open session goes
+    // once it is older than udp_template_lifetime (its templates would
+    // have expired anyway), and beyond max_sessions files the oldest
+    // unused ones go. Returns how many were removed.
+    size_t prune_templates() {
+        struct File {
+            std::string path;
+            int64_t mtime;
+        };
+        std::vector<File> files;
+        DIR* d = opendir(template_dir.c_str());
+        if (!d) return 0;
+        while (dirent* e = readdir(d)) {
+            std::string n = e->d_name;
+            if (n.rfind("udp-", 0) != 0) continue;
+            std::string path = template_dir + "/" + n;
+            struct stat st{};
+            if (stat(path.c_str(), &st) == 0) files.push_back({path, st.st_mtime});
+        }
+        closedir(d);
+        std::sort(files.begin(), files.end(), [](const File& a, const File& b) { return a.mtime < b.mtime; });
+        const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        size_t left = files.size(), removed = 0;
+        std::lock_guard lock(mu);
+        for (const auto& f : files) {
+            bool old = cfg.udp_template_lifetime_s > 0 && now - f.mtime > cfg.udp_template_lifetime_s;
+            if ((!old && left <= cfg.max_sessions) || templates_in_use.count(f.path)) continue;
+            if (unlink(f.path.c_str()) == 0) {
+                ++removed;
+                --left;
+            }
+        }
+        template_files_removed += removed;
+        return removed;
+    }
 
     // Logs a malformed message: the first 10 of a session, then every
     // 1000th (all are counted).
@@ -356,6 +406,7 @@ public:
                 spdlog::info("UDP exporter {} silent for {} s: session closed", it->second.session->peer(),
                              timeout.count());
                 --hub_.udp_sessions_now;
+                hub_.template_file_used(hub_.template_path(it->first.first, it->first.second), false);
             }
             it = sessions_.erase(it);
         }
@@ -482,13 +533,16 @@ private:
             spdlog::info("UDP session {} (no record delivered) closed for a new exporter: max_sessions reached",
                          victim->second.session->peer());
             ++hub_.evicted_sessions;
+            hub_.template_file_used(hub_.template_path(victim->first.first, victim->first.second), false);
             sessions_.erase(victim);
             --hub_.udp_sessions_now;
         }
         ++hub_.udp_sessions_now;
         auto s = hub_.new_session(sender.address(), sender.port(), worker_.model);
         s->set_template_lifetime(std::chrono::seconds(hub_.cfg.udp_template_lifetime_s));
-        size_t replayed = s->persist_templates(hub_.template_path(sender.address(), sender.port()));
+        const std::string tpath = hub_.template_path(sender.address(), sender.port());
+        hub_.template_file_used(tpath, true);
+        size_t replayed = s->persist_templates(tpath);
         spdlog::info("new UDP exporter {} (thread {}){}", s->peer(), worker_.index,
                      replayed ? " (templates of an earlier run restored)" : "");
         it = sessions_.emplace(key, Entry{std::move(s), now}).first;
@@ -532,11 +586,26 @@ class UdpListener {
 public:
     UdpListener(std::vector<std::unique_ptr<Worker>>& workers, Hub& hub, const asio::ip::udp::endpoint& ep) {
         asio::ip::udp::endpoint at = ep;
+        if (at.port() != 0) {
+            // Our sockets share the port (SO_REUSEPORT), and so could another
+            // process's: a second collector would take a share of the
+            // exporters without a word. A socket without the option cannot
+            // bind while anyone holds the port.
+            asio::ip::udp::socket probe(workers.front()->io);
+            probe.open(at.protocol());
+            if (at.address().is_v6()) probe.set_option(asio::ip::v6_only(false));
+            asio::error_code ec;
+            probe.bind(at, ec);
+            if (ec == asio::error::address_in_use) {
+                throw Error(fmt::format("another process already receives on udp://{} (a second collector would "
+                                        "take a share of the exporters); stop it or choose another port",
+                                        endpoint_text(at.address(), at.port())));
+            }
+        }
         for (auto& w : workers) {
             asio::ip::udp::socket sock(w->io);
             sock.open(at.protocol());
             if (at.address().is_v6()) sock.set_option(asio::ip::v6_only(false));
-            sock.set_option(asio::socket_base::reuse_address(true));
             int on = 1;
             if (workers.size() > 1 && setsockopt(sock.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
                 throw asio::system_error(asio::error_code(errno, asio::system_category()));
@@ -1026,6 +1095,10 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
                   "datagrams the kernel dropped on the UDP sockets (receive buffer full)",
                   kernel_drops() - drops_at_start);
             o.one("bpfix_collector_files_total", "counter", "output files finished (rotations)", hub.files());
+            o.one("bpfix_collector_template_files_removed_total", "counter",
+                  ".templates files of closed sessions removed (older than udp_template_lifetime, or beyond "
+                  "max_sessions files)",
+                  hub.template_files_removed.load());
             RecoveryTotals rec = recovery_totals();
             o.one("bpfix_collector_recovered_files_total", "counter",
                   "files of a run that did not end (kill -9, crash), finished at start", rec.files);
@@ -1162,9 +1235,11 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         expiry.async_wait([&](const asio::error_code& ec) {
             if (ec) return;
             for (auto& u : udp) u->expire(std::chrono::steady_clock::now(), timeout);
+            hub.prune_templates();
             arm_expiry();
         });
     };
+    hub.prune_templates();  // what earlier runs left
     arm_expiry();
     // The other decode threads; joined (their loops stopped) however this
     // function is left.
@@ -1209,14 +1284,16 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
         "sequence_resets={} implausible_sequence={} malformed={} rejected_sessions={} evicted_sessions={} "
         "rejected_connections={} evicted_connections={} timed_out_connections={} accept_errors={} "
         "refused_exporters={} domain_limit_hits={} template_limit_hits={} templates_expired={} "
-        "udp_kernel_drops={} files={} recovered_files={} recovered_bytes_dropped={} damaged_files={}",
+        "udp_kernel_drops={} files={} recovered_files={} recovered_bytes_dropped={} damaged_files={} "
+        "template_files_removed={}",
         hub.shared.sessions.load(), t.messages, t.records, hub.written(), hub.dropped(), t.lost_records,
         t.unknown_template_sets, t.unknown_template_records, t.out_of_order, t.sequence_resets,
         t.implausible_sequence, t.malformed, hub.rejected_sessions.load(), hub.evicted_sessions.load(),
         hub.rejected_connections.load(), hub.evicted_connections.load(), hub.timed_out_connections.load(),
         hub.accept_errors.load(), hub.refused_exporters.load(), hub.shared.domain_limit_hits.load(),
         hub.shared.template_limit_hits.load(), hub.shared.templates_expired.load(), kernel_drops() - drops_at_start,
-        hub.files(), recovery_totals().files, recovery_totals().bytes_dropped, recovery_totals().damaged);
+        hub.files(), recovery_totals().files, recovery_totals().bytes_dropped, recovery_totals().damaged,
+        hub.template_files_removed.load());
     std::fprintf(stderr, "%s\n", summary.c_str());
     for (const auto& o : hub.outs) {
         std::fprintf(stderr, "bpfix-collector: %s output: written=%llu dropped_records=%llu files=%llu\n",

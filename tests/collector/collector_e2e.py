@@ -74,45 +74,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEROP = os.path.join(HERE, "..", "interop")
-
-
-class Collector:
-    def __init__(self, build, out_dir, log, extra=()):
-        self.log = log
-        self.p = subprocess.Popen([os.path.join(build, "bin", "bpfix-collector"), "--listen", "udp://127.0.0.1:0",
-                                   "--listen", "tcp://[::1]:0", "--output-dir", out_dir, "--metrics", "127.0.0.1:0",
-                                   *extra],
-                                  stderr=open(log, "w"), stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            text = self.text()
-            udp = re.search(r"listening on udp://127\.0\.0\.1:(\d+)", text)
-            tcp = re.search(r"listening on tcp://\[::1\]:(\d+)", text)
-            metrics = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", text)
-            if udp and tcp and metrics:
-                self.udp, self.tcp, self.metrics = int(udp.group(1)), int(tcp.group(1)), int(metrics.group(1))
-                return
-            if self.p.poll() is not None:
-                raise SystemExit("FAIL collector exited at start:\n" + text)
-            time.sleep(0.05)
-        self.p.kill()
-        raise SystemExit("FAIL collector did not start:\n" + self.text())
-
-    def text(self):
-        with open(self.log) as f:
-            return f.read()
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            raise SystemExit("FAIL collector did not stop within 20 s after SIGTERM")
-
-    def summary(self):
-        m = re.search(r"bpfix-collector: summary: (.*)", self.text())
-        return dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+sys.path.insert(0, HERE)
+from collector_lib import Collector  # noqa: E402
 
 
 def export(build, pcap, url):

@@ -26,16 +26,18 @@ reproduces a way the collector used to lose records silently or fall over
    [metrics] header_timeout (counted);
 7. bpfix-exporter --collector file:X refuses X when it is the input
    capture, and a failed run leaves an existing X as it was (a good run
-   replaces it; no .partial is left either way).
+   replaces it; no .partial is left either way);
+8. a second collector on a UDP port already in use is refused at start;
+9. .templates stays bounded: a file of a session gone, older than
+   udp_template_lifetime, is removed (counted); an open session's is kept;
+10. a pcap API answer over [metrics] pcap_max_memory is refused with 413.
 
 usage: collector_hostile.py BUILD_DIR
 """
 import json
 import os
 import re
-import resource
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -46,6 +48,9 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from collector_lib import Collector  # noqa: E402
+
 TEMPLATE = struct.pack("!HH", 300, 4) + struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 8, 1, 8)
 
 
@@ -59,70 +64,32 @@ def data_set(n, first, tid=300):
                           for i in range(n)))
 
 
-class Collector:
-    def __init__(self, build, tmp, name, config="", nofile=None):
-        self.log = os.path.join(tmp, name + ".log")
-        self.out = os.path.join(tmp, name)
-        os.mkdir(self.out)
-        conf = os.path.join(tmp, name + ".toml")
-        with open(conf, "w") as f:
-            f.write(config)
+def start(build, tmp, name, config="", nofile=None):
+    """A collector on 127.0.0.1 (UDP and TCP) with `config` as its file."""
+    out = os.path.join(tmp, name)
+    os.makedirs(out, exist_ok=True)
+    conf = os.path.join(tmp, name + ".toml")
+    with open(conf, "w") as f:
+        f.write(config)
+    c = Collector(build, out, os.path.join(tmp, name + ".log"), ["--config", conf],
+                  listen=("udp://127.0.0.1:0", "tcp://127.0.0.1:0"), nofile=nofile)
+    c.out = out
+    return c
 
-        def limit():
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        self.p = subprocess.Popen([os.path.join(build, "bin", "bpfix-collector"), "--config", conf,
-                                   "--listen", "udp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0",
-                                   "--output-dir", self.out, "--metrics", "127.0.0.1:0"],
-                                  stderr=open(self.log, "w"), stdout=subprocess.DEVNULL, preexec_fn=limit)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            t = self.text()
-            udp = re.search(r"listening on udp://127\.0\.0\.1:(\d+)", t)
-            tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
-            met = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t)
-            if udp and tcp and met:
-                self.udp, self.tcp, self.metrics = int(udp.group(1)), int(tcp.group(1)), int(met.group(1))
-                return
-            if self.p.poll() is not None:
-                raise SystemExit("FAIL collector exited at start:\n" + t)
-            time.sleep(0.05)
-        self.p.kill()
-        raise SystemExit("FAIL collector did not start:\n" + self.text())
+def stop(c):
+    """Stops it; its summary, values as numbers."""
+    c.stop()
+    return {k: int(v) for k, v in c.summary().items()}
 
-    def text(self):
-        with open(self.log) as f:
-            return f.read()
 
-    def get(self, path, timeout=5):
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}{path}", timeout=timeout).read().decode()
-
-    def metric(self, name, labels=None):
-        for line in self.get("/metrics").splitlines():
-            if labels is None and line.startswith(name + " "):
-                return int(line.split()[-1])
-            if labels is not None and line.startswith(name + "{") and labels in line:
-                return int(line.split()[-1])
-        return None
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            raise SystemExit("FAIL collector did not stop within 20 s")
-        m = re.search(r"bpfix-collector: summary: (.*)", self.text())
-        return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())} if m else {}
-
-    def records(self):
-        n = 0
-        for name in os.listdir(self.out):
-            if name.endswith(".jsonl"):
-                with open(os.path.join(self.out, name)) as f:
-                    n += sum(1 for line in f if json.loads(line).get("templateId") == 300)
-        return n
+def records(c):
+    n = 0
+    for name in os.listdir(c.out):
+        if name.endswith(".jsonl"):
+            with open(os.path.join(c.out, name)) as f:
+                n += sum(1 for line in f if json.loads(line).get("templateId") == 300)
+    return n
 
 
 def cpu_seconds(pid):
@@ -141,7 +108,7 @@ def main():
     procs, socks = [], []
     try:
         # 1 + 2: unknown templates and sequence jumps, over UDP
-        c = Collector(build, tmp, "c1")
+        c = start(build, tmp, "c1")
         procs.append(c.p)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         socks.append(s)
@@ -154,7 +121,7 @@ def main():
         time.sleep(0.5)
         lost = c.metric("bpfix_collector_lost_records_total", 'exporter="127.0.0.1",domain="7"')
         unknown = c.metric("bpfix_collector_unknown_template_sets_total", 'exporter="127.0.0.1",domain="7"')
-        sm = c.stop()
+        sm = stop(c)
         want = {"unknown_template_sets": 1, "unknown_template_records": 4, "lost_in_transit": 5,
                 "implausible_sequence": 1, "records": 8}
         got = {k: sm.get(k) for k in want}
@@ -166,7 +133,7 @@ def main():
             failures.append("unknown template: no log line naming the exporter and the template:\n" + c.text()[-800:])
 
         # 3: malformed input on short TCP connections stays counted
-        c = Collector(build, tmp, "c3")
+        c = start(build, tmp, "c3")
         procs.append(c.p)
         for payload in (struct.pack("!HHIII", 9, 16, 0, 0, 0),          # not version 10
                         message(0, [(2, TEMPLATE)])[:20],                 # cut off by the end
@@ -183,13 +150,13 @@ def main():
             time.sleep(0.1)
         time.sleep(0.3)
         again = c.metric("bpfix_collector_all_malformed_messages_total")
-        sm = c.stop()
+        sm = stop(c)
         if malformed != 3 or again != 3 or sm.get("malformed") != 3:
             failures.append(f"short TCP connections: malformed on /metrics {malformed} then {again}, summary "
                             f"{sm.get('malformed')}, want 3 (a broken header, a cut message, a cut header)")
 
         # 4: domains per session and /metrics rows are bounded
-        c = Collector(build, tmp, "c4", "[limits]\nmax_domains = 16\nmax_exporter_series = 8\n")
+        c = start(build, tmp, "c4", "[limits]\nmax_domains = 16\nmax_exporter_series = 8\n")
         procs.append(c.p)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         socks.append(s)
@@ -198,13 +165,13 @@ def main():
         time.sleep(0.5)
         body = c.get("/metrics")
         rows = [l for l in body.splitlines() if l.startswith("bpfix_collector_messages_total{")]
-        sm = c.stop()
+        sm = stop(c)
         if len(rows) != 9 or sm.get("domain_limit_hits") != 1000 - 16 or sm.get("messages") != 16:
             failures.append(f"domains: {len(rows)} rows (want 8 and 'other'), domain_limit_hits "
                             f"{sm.get('domain_limit_hits')} (want 984), messages {sm.get('messages')} (want 16)")
 
         # 5: idle TCP connections do not lock exporters out, nor spin the loop
-        c = Collector(build, tmp, "c5", "[limits]\nconnection_start_timeout = 3\nmax_connections_per_address = 1000\n",
+        c = start(build, tmp, "c5", "[limits]\nconnection_start_timeout = 3\nmax_connections_per_address = 1000\n",
                       nofile=400)
         procs.append(c.p)
         idle = []
@@ -229,8 +196,8 @@ def main():
         timed_out = c.metric("bpfix_collector_timed_out_connections_total")
         t.close()
         time.sleep(0.3)
-        sm = c.stop()
-        got = c.records()
+        sm = stop(c)
+        got = records(c)
         if "holds" not in c.text() or "exporter connections, not [limits] max_connections" not in c.text():
             failures.append("descriptor limit 400: no warning that it holds fewer connections than max_connections")
         if got != 100 or not health_ok or cpu > 0.5:
@@ -246,7 +213,7 @@ def main():
             x.close()
 
         # 6: half-sent HTTP requests are closed; pcap API transfers are capped
-        c = Collector(build, tmp, "c6", "[metrics]\nheader_timeout = 1\n")
+        c = start(build, tmp, "c6", "[metrics]\nheader_timeout = 1\n")
         procs.append(c.p)
         half = socket.create_connection(("127.0.0.1", c.metrics))
         socks.append(half)
@@ -259,10 +226,66 @@ def main():
             closed = False
         waited = time.monotonic() - t0
         timeouts = c.metric("bpfix_collector_http_timeouts_total")
-        c.stop()
+        stop(c)
         if not closed or waited > 3 or timeouts != 1:
             failures.append(f"half-sent HTTP request: closed={closed} after {waited:.1f} s, http_timeouts {timeouts} "
                             f"(want closed within header_timeout = 1 s, counted)")
+
+        # 8: a second collector on a UDP port in use is refused
+        c = start(build, tmp, "c8")
+        procs.append(c.p)
+        other = os.path.join(tmp, "c8-other")
+        os.mkdir(other)
+        r = subprocess.run([os.path.join(build, "bin", "bpfix-collector"), "--listen", f"udp://127.0.0.1:{c.udp}",
+                            "--output-dir", other, "--metrics", "off"], capture_output=True, text=True, timeout=10)
+        stop(c)
+        if r.returncode == 0 or "another process already receives on udp://127.0.0.1" not in r.stderr:
+            failures.append(f"a second collector on the same UDP port: rc {r.returncode}: {r.stderr[-300:]}")
+
+        # 9: .templates stays bounded: files of sessions gone are pruned
+        # once older than udp_template_lifetime; an open session's file stays
+        os.makedirs(os.path.join(tmp, "c9", ".templates"))
+        stale = os.path.join(tmp, "c9", ".templates", "udp-10.9.9.9-5000.ipfix")
+        with open(stale, "wb") as f:
+            f.write(message(0, [(2, TEMPLATE)]))
+        os.utime(stale, (time.time() - 3600, time.time() - 3600))
+        c = start(build, tmp, "c9", "[limits]\nudp_template_lifetime = 1\nudp_session_timeout = 4\n")
+        procs.append(c.p)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(s)
+        s.sendto(message(0, [(2, TEMPLATE), data_set(1, 0)]), ("127.0.0.1", c.udp))
+        time.sleep(2.5)  # its file is older than the lifetime now, but in use
+        live = [n for n in os.listdir(os.path.join(c.out, ".templates")) if n.startswith("udp-127.0.0.1-")]
+        sm = stop(c)
+        if os.path.exists(stale) or len(live) != 1 or sm.get("template_files_removed") != 1:
+            failures.append(f".templates: stale file left {os.path.exists(stale)}, open session's files {live}, "
+                            f"template_files_removed {sm.get('template_files_removed')} (want removed, 1 kept, 1)")
+
+        # 10: a pcap API answer larger than pcap_max_memory is refused (413)
+        c = start(build, tmp, "c10", "[metrics]\npcap_max_memory = 1048576\n")
+        procs.append(c.p)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(s)
+        tmpl = struct.pack("!HH", 400, 2) + struct.pack("!HHHH", 323, 8, 315, 65535)
+        now_ms = int(time.time() * 1000)
+        for i in range(1200):
+            rec = struct.pack("!QBH", now_ms, 255, 1000) + bytes(1000)
+            sets = [(2, tmpl)] if i == 0 else []
+            s.sendto(message(i, sets + [(400, rec)]), ("127.0.0.1", c.udp))
+        time.sleep(1)
+        span = time.strftime("from=%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60)) + \
+            time.strftime("&to=%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+        try:
+            c.get("/api/v1/pcap?" + span)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        small = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/api/v1/pcap?{span}&filter=tcp+port+1",
+                                       timeout=5).read()  # nothing matches: a header only
+        stop(c)
+        if status != 413 or len(small) != 24:
+            failures.append(f"pcap API: {status} for 1.2 MB of packets over pcap_max_memory 1 MiB (want 413); "
+                            f"a query matching nothing gave {len(small)} bytes (want the 24-byte header)")
 
         # 7: the exporter's file output never destroys what is there
         pcap = os.path.join(tmp, "in.pcap")
