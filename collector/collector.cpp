@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
 #include <dirent.h>
@@ -40,6 +41,7 @@
 #include "log.h"
 #include "ipfix_output.h"
 #include "line_formats.h"
+#include "listen_plan.h"
 #include "http_server.h"
 #include "output.h"
 #include "pcap_api.h"
@@ -48,6 +50,7 @@
 #include "sctp.h"
 #include "service_notify.h"
 #include "session.h"
+#include "socket_activation.h"
 
 namespace bpfix {
 
@@ -370,12 +373,14 @@ struct Worker {
 // reading it and the UDP sessions the kernel hashes to it.
 class UdpSocket {
 public:
-    // Takes the socket out of its event loop (which would otherwise wake for
-    // every datagram, for nothing). `buffer`: its receive buffer, bytes.
-    UdpSocket(Worker& w, Hub& hub, asio::ip::udp::socket sock, size_t buffer)
+    // Owns `fd` (a bound UDP socket, blocking). `buffer`: its receive
+    // buffer, bytes. `passed`: systemd's socket, which outlives this
+    // process: at stop what is queued stays for the next run.
+    UdpSocket(Worker& w, Hub& hub, int fd, size_t buffer, bool passed)
         : worker_(w),
           hub_(hub),
-          fd_(sock.release()),
+          fd_(fd),
+          passed_(passed),
           nap_(std::min<std::chrono::microseconds>(kNap, std::chrono::microseconds(buffer / 1000))) {}
     ~UdpSocket() {
         stop();
@@ -412,6 +417,7 @@ public:
         }
     }
 
+    bool passed() const { return passed_; }
     // Bytes of datagrams waiting in the kernel.
     size_t pending() const {
         int n = 0;
@@ -439,8 +445,10 @@ private:
         }
         std::vector<uint8_t> joined;
         for (;;) {
-            // Once stopping, it reads what is queued without waiting, then ends.
+            // Once stopping, it reads what is queued without waiting, then
+            // ends; a passed socket keeps its queue for the next run.
             const bool stopping = stop_;
+            if (stopping && passed_) return;
             for (size_t i = 0; i < kBatch; ++i) {
                 msgs_[i] = {};
                 msgs_[i].msg_hdr.msg_iov = &iov_[2 * i];
@@ -552,6 +560,7 @@ private:
     Worker& worker_;
     Hub& hub_;
     int fd_;
+    bool passed_;
     // At most 20 ms (latency added before decoding; the files are written
     // in batches of up to 100 ms anyway), and no longer than 1 GB/s takes
     // to fill the receive buffer. At 200k records/s, 20 ms naps cost a
@@ -581,11 +590,82 @@ private:
     std::map<std::pair<asio::ip::address, uint16_t>, Entry> sessions_;
 };
 
-// A UDP listen URL: one socket per worker on the same address and port.
+// A UDP listen URL: one socket per worker on the same address and port,
+// or the sockets systemd passed for it (a thread each).
 class UdpListener {
 public:
-    UdpListener(std::vector<std::unique_ptr<Worker>>& workers, Hub& hub, const asio::ip::udp::endpoint& ep) {
-        asio::ip::udp::endpoint at = ep;
+    UdpListener(std::vector<std::unique_ptr<Worker>>& workers, Hub& hub, const Listener& where) {
+        if (!where.fds.empty()) {
+            adopt(workers, hub, where);
+        } else {
+            bind(workers, hub, asio::ip::udp::endpoint(where.address, where.port));
+        }
+        for (auto& s : sockets_) s->start();
+    }
+    void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
+        for (auto& s : sockets_) s->expire(now, timeout);
+    }
+    // The kernel's drops summed over every socket on the port.
+    uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
+    // Bytes queued that this run must read before it stops (a passed
+    // socket keeps its queue for the next run).
+    size_t pending() const {
+        size_t n = 0;
+        for (const auto& s : sockets_) n += s->passed() ? 0 : s->pending();
+        return n;
+    }
+    std::string url() const { return url_; }
+    uint16_t port() const { return port_; }
+    void stop() {
+        for (auto& s : sockets_) s->stop();
+    }
+
+private:
+    // Raises a socket's receive buffer to udp_receive_buffer (never lowers
+    // it: a socket unit's ReceiveBuffer= may be larger than an unprivileged
+    // process could set); the size in effect.
+    static size_t size_buffer(int fd, int want) {
+        int have = 0;
+        socklen_t len = sizeof have;
+        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &len);
+        if (have / 2 < want) {  // the kernel reports twice the size asked for
+            // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; else SO_RCVBUF.
+            if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+                int before = have;
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+                len = sizeof have;
+                getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &len);
+                if (have < before) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &before, sizeof before);
+            }
+            len = sizeof have;
+            getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &len);
+        }
+        return static_cast<size_t>(have);
+    }
+
+    void adopt(std::vector<std::unique_ptr<Worker>>& workers, Hub& hub, const Listener& where) {
+        size_t got = 0;
+        for (size_t i = 0; i < where.fds.size(); ++i) {
+            const int fd = where.fds[i];
+            // Read with blocking calls and a receive timeout.
+            ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            got = size_buffer(fd, hub.cfg.udp_receive_buffer);
+            sockets_.push_back(std::make_unique<UdpSocket>(*workers[i % workers.size()], hub, fd, got, true));
+        }
+        port_ = where.port;
+        url_ = where.address.is_v6() ? fmt::format("udp://[{}]:{}", where.address.to_string(), port_)
+                                     : fmt::format("udp://{}:{}", where.address.to_string(), port_);
+        const uint64_t drops = udp_kernel_drops(port_);
+        spdlog::info("listening on {} (passed by systemd: {} socket{}, receive buffer {} bytes; what arrives while "
+                     "the collector restarts waits in them){}",
+                     url_, where.fds.size(), where.fds.size() == 1 ? "" : "s", got,
+                     drops ? fmt::format("; the kernel dropped {} datagrams on the port since it was opened "
+                                         "(earlier runs and the time between them)",
+                                         drops)
+                           : "");
+    }
+
+    void bind(std::vector<std::unique_ptr<Worker>>& workers, Hub& hub, asio::ip::udp::endpoint at) {
         if (at.port() != 0) {
             // Our sockets share the port (SO_REUSEPORT), and so could another
             // process's: a second collector would take a share of the
@@ -602,51 +682,51 @@ public:
                                         endpoint_text(at.address(), at.port())));
             }
         }
+        // With several sockets the kernel spreads exporters over them by a
+        // hash of their address and port, which changes as sockets join:
+        // an exporter heard by the first socket alone would move to another
+        // once all are bound, and be two sessions on two threads. Until all
+        // are bound each socket drops what it is given (as a closed port
+        // would); then every exporter stays on one socket.
+        const bool several = workers.size() > 1;
+        sock_filter drop_all{BPF_RET | BPF_K, 0, 0, 0};
+        sock_fprog drop{1, &drop_all};
+        std::vector<asio::ip::udp::socket> socks;
         for (auto& w : workers) {
             asio::ip::udp::socket sock(w->io);
             sock.open(at.protocol());
             if (at.address().is_v6()) sock.set_option(asio::ip::v6_only(false));
             int on = 1;
-            if (workers.size() > 1 && setsockopt(sock.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+            if (several && (setsockopt(sock.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+                            setsockopt(sock.native_handle(), SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof drop) != 0)) {
                 throw asio::system_error(asio::error_code(errno, asio::system_category()));
             }
-            int want = hub.cfg.udp_receive_buffer;
-            // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; else SO_RCVBUF.
-            if (setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
-                setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
-            }
+            size_buffer(sock.native_handle(), hub.cfg.udp_receive_buffer);
             sock.bind(at);
-            asio::socket_base::receive_buffer_size got;
-            sock.get_option(got);
-            if (sockets_.empty()) {
-                port_ = sock.local_endpoint().port();
-                at.port(port_);  // port 0: the others join the port the first one got
-                spdlog::info("listening on udp://{} (receive buffer {} bytes{})",
-                             endpoint_text(sock.local_endpoint().address(), port_), got.value(),
-                             workers.size() > 1 ? fmt::format(", {} sockets with SO_REUSEPORT", workers.size()) : "");
-            }
-            sockets_.push_back(std::make_unique<UdpSocket>(*w, hub, std::move(sock), static_cast<size_t>(got.value())));
+            if (socks.empty()) at.port(sock.local_endpoint().port());  // port 0: the others join the port it got
+            socks.push_back(std::move(sock));
         }
-        for (auto& s : sockets_) s->start();
-    }
-    void expire(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
-        for (auto& s : sockets_) s->expire(now, timeout);
-    }
-    // The kernel's drops summed over every socket on the port.
-    uint64_t kernel_drops() const { return udp_kernel_drops(port_); }
-    size_t pending() const {
-        size_t n = 0;
-        for (const auto& s : sockets_) n += s->pending();
-        return n;
-    }
-    uint16_t port() const { return port_; }
-    void stop() {
-        for (auto& s : sockets_) s->stop();
+        for (auto& sock : socks) {
+            int unused = 0;
+            if (several && setsockopt(sock.native_handle(), SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) != 0) {
+                throw asio::system_error(asio::error_code(errno, asio::system_category()));
+            }
+        }
+        port_ = at.port();
+        asio::socket_base::receive_buffer_size got;
+        socks.front().get_option(got);
+        url_ = fmt::format("udp://{}", endpoint_text(socks.front().local_endpoint().address(), port_));
+        spdlog::info("listening on {} (receive buffer {} bytes{})", url_, got.value(),
+                     several ? fmt::format(", {} sockets with SO_REUSEPORT", workers.size()) : "");
+        for (size_t i = 0; i < socks.size(); ++i) {
+            sockets_.push_back(std::make_unique<UdpSocket>(*workers[i], hub, socks[i].release(),
+                                                           static_cast<size_t>(got.value()), false));
+        }
     }
 
-private:
     std::vector<std::unique_ptr<UdpSocket>> sockets_;
     uint16_t port_ = 0;
+    std::string url_;
 };
 
 // One TCP connection or SCTP association: IPFIX messages back to back,
@@ -815,18 +895,29 @@ public:
     using Connection = StreamConnection<Protocol>;
     static constexpr const char* kName = StreamName<Protocol>::label;
     // Accepts on `io`; each connection goes to the next of `workers`.
+    // `passed`: a listening socket systemd passed (it stays open while
+    // the collector restarts: exporters' connections wait in its backlog);
+    // -1: binds `ep`.
     StreamListener(asio::io_context& io, std::vector<std::unique_ptr<Worker>>& workers, Hub& hub,
-                   const typename Protocol::endpoint& ep)
+                   const typename Protocol::endpoint& ep, int passed)
         : workers_(workers), hub_(hub), acceptor_(io), pause_(io) {
-        acceptor_.open(ep.protocol());
-        if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
-        acceptor_.set_option(asio::socket_base::reuse_address(true));
-        acceptor_.bind(ep);
-        acceptor_.listen();
-        spdlog::info("listening on {}://{}", StreamName<Protocol>::scheme,
-                     endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
+        if (passed >= 0) {
+            acceptor_.assign(ep.address().is_v6() ? Protocol::v6() : Protocol::v4(), passed);
+        } else {
+            acceptor_.open(ep.protocol());
+            if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
+            acceptor_.set_option(asio::socket_base::reuse_address(true));
+            acceptor_.bind(ep);
+            acceptor_.listen();
+        }
+        url_ = fmt::format("{}://{}", StreamName<Protocol>::scheme,
+                           endpoint_text(acceptor_.local_endpoint().address(), acceptor_.local_endpoint().port()));
+        spdlog::info("listening on {}{}", url_,
+                     passed >= 0 ? " (passed by systemd: connections wait in its backlog while the collector restarts)"
+                                 : "");
         accept();
     }
+    std::string url() const { return url_; }
     // Stops accepting. SCTP associations are also shut down gracefully:
     // pending() then stays above 0 until each has delivered what its
     // exporter had already sent, so nothing the exporter handed over is lost.
@@ -930,6 +1021,7 @@ private:
     typename Protocol::acceptor acceptor_;
     asio::steady_timer pause_;
     std::vector<std::weak_ptr<Connection>> conns_;
+    std::string url_;
 };
 
 using TcpListener = StreamListener<asio::ip::tcp>;
@@ -978,20 +1070,26 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
     std::vector<std::unique_ptr<UdpListener>> udp;
     std::vector<std::unique_ptr<TcpListener>> tcp;
     std::vector<std::unique_ptr<SctpListener>> sctps;
-    for (const auto& text : cfg.listen) {
-        CollectorUrl url = parse_listen_url(text);
-        auto addr = resolve_address(url.host);
+    // What each listener really is (port 0 resolved), for /health and STATUS=.
+    std::vector<std::string> listening;
+    for (const Listener& l : plan_listeners(cfg.listen, take_inherited_sockets())) {
+        const std::string& text = l.text;
+        const int passed = l.fds.empty() ? -1 : l.fds.front();
         try {
-            if (url.kind == CollectorUrl::Kind::udp) {
-                udp.push_back(std::make_unique<UdpListener>(workers, hub, asio::ip::udp::endpoint(addr, url.port)));
-            } else if (url.kind == CollectorUrl::Kind::tcp) {
-                tcp.push_back(
-                    std::make_unique<TcpListener>(io, workers, hub, asio::ip::tcp::endpoint(addr, url.port)));
-            } else if (url.kind == CollectorUrl::Kind::sctp) {
+            if (l.kind == CollectorUrl::Kind::udp) {
+                udp.push_back(std::make_unique<UdpListener>(workers, hub, l));
+                listening.push_back(udp.back()->url());
+            } else if (l.kind == CollectorUrl::Kind::tcp) {
+                tcp.push_back(std::make_unique<TcpListener>(io, workers, hub, asio::ip::tcp::endpoint(l.address, l.port),
+                                                            passed));
+                listening.push_back(tcp.back()->url());
+            } else if (l.kind == CollectorUrl::Kind::sctp) {
                 if (std::string why = sctp_unavailable(); !why.empty()) {
                     throw Error(fmt::format("cannot listen on {}: {}", text, why));
                 }
-                sctps.push_back(std::make_unique<SctpListener>(io, workers, hub, sctp::endpoint(addr, url.port)));
+                sctps.push_back(
+                    std::make_unique<SctpListener>(io, workers, hub, sctp::endpoint(l.address, l.port), passed));
+                listening.push_back(sctps.back()->url());
             } else {
                 throw Error(fmt::format("--listen {}: only udp://, tcp:// and sctp:// can be listened on", text));
             }
@@ -1132,9 +1230,9 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
             return HttpServer::Response{200, "text/plain; version=0.0.4", render()};
         });
         // Served by the main loop: an answer means it turns.
-        metrics->handle("/health", [&hub, &cfg](const HttpServer::Request&) {
+        metrics->handle("/health", [&hub, &listening](const HttpServer::Request&) {
             return HttpServer::Response{200, "text/plain",
-                                        fmt::format("ok: listening on {}; {} sessions\n", fmt::join(cfg.listen, ", "),
+                                        fmt::format("ok: listening on {}; {} sessions\n", fmt::join(listening, ", "),
                                                     hub.udp_sessions_now.load() + hub.connections_now.load())};
         });
         metrics->handle_stream("/api/v1/pcap", pcap_api(cfg.output_dir, cfg.pcap_max_memory));
@@ -1196,7 +1294,7 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
                           e.what());
         }
         hub.rotate_all(limits);
-        systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
+        systemd.ready(fmt::format("listening on {}", fmt::join(listening, ", ")));
     };
     DaemonSignals signals(io);
     signals.serve(reload, [&](int sig) {
@@ -1264,10 +1362,10 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
     auto status = [&] {
         CounterSums t = hub.counters.sums();
         return fmt::format("listening on {}; {} sessions, {} records, {} written, {} lost in transit",
-                           fmt::join(cfg.listen, ", "), hub.udp_sessions_now.load() + hub.connections_now.load(),
+                           fmt::join(listening, ", "), hub.udp_sessions_now.load() + hub.connections_now.load(),
                            t.records, hub.written(), t.lost_records);
     };
-    systemd.ready(fmt::format("listening on {}", fmt::join(cfg.listen, ", ")));
+    systemd.ready(fmt::format("listening on {}", fmt::join(listening, ", ")));
     systemd.start_watchdog(io, status);
     io.run();
     systemd.stop_watchdog();

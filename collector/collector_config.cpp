@@ -90,9 +90,8 @@ void validate_collector_config(const CollectorConfig& cfg) {
     } catch (const Error& e) {
         throw Error(fmt::format("log.level (--log-level): {}", e.what()));
     }
-    if (cfg.listen.empty()) {
-        throw Error("nothing to listen on: give --listen udp://ADDR:PORT, tcp://ADDR:PORT or sctp://ADDR:PORT (or [listen] urls)");
-    }
+    // No urls is fine when systemd passes the sockets (bpfix-collector.socket);
+    // run_collector refuses to start with nothing to listen on.
     for (const auto& u : cfg.listen) parse_listen_url(u);
     for (const auto& a : cfg.allow) {
         try {

@@ -140,6 +140,11 @@ int main(int argc, char** argv) {
         }
         validate_collector_config(cfg);
         if (check_only) {
+            if (cfg.listen.empty()) {
+                fmt::print("configuration OK; no [listen] urls: it listens only on the sockets systemd passes "
+                           "(bpfix-collector.socket), and started by hand it refuses to start\n");
+                return 0;
+            }
             fmt::print("configuration OK\n");
             return 0;
         }

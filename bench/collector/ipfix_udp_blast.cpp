@@ -5,10 +5,14 @@
 // sending what the rate makes due, so rates of millions of records per
 // second cost the sender little.
 //
-//   bpfix_ipfix_udp_blast HOST PORT RECORDS_PER_S SECONDS [SOURCES]
+//   bpfix_ipfix_udp_blast HOST PORT RECORDS_PER_S SECONDS [SOURCES [unconnected]]
 //
 // SOURCES (default 1) spreads the load over that many source ports (one
 // socket each, round-robin per message), each its own IPFIX sequence.
+// The sockets are connected: while the port is closed the kernel's ICMP
+// errors make sends fail and they are tried again. With "unconnected" they
+// are not (as an exporter that ignores ICMP): what meets a closed port is
+// sent and lost.
 // Prints one line: "sent_records=N sent_messages=M elapsed_s=S".
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -106,8 +110,8 @@ std::vector<uint8_t> message(bool with_template) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 5 || argc > 6) {
-        std::fprintf(stderr, "usage: %s HOST PORT RECORDS_PER_S SECONDS [SOURCES]\n", argv[0]);
+    if (argc < 5 || argc > 7 || (argc == 7 && std::strcmp(argv[6], "unconnected") != 0)) {
+        std::fprintf(stderr, "usage: %s HOST PORT RECORDS_PER_S SECONDS [SOURCES [unconnected]]\n", argv[0]);
         return 2;
     }
     sockaddr_in to{};
@@ -119,7 +123,8 @@ int main(int argc, char** argv) {
     }
     const double rate = std::atof(argv[3]);
     const double seconds = std::atof(argv[4]);
-    const size_t sources = argc == 6 ? static_cast<size_t>(std::atoi(argv[5])) : 1;
+    const size_t sources = argc >= 6 ? static_cast<size_t>(std::atoi(argv[5])) : 1;
+    const bool connected = !(argc == 7 && std::strcmp(argv[6], "unconnected") == 0);
     if (rate <= 0 || seconds <= 0 || sources == 0) {
         std::fprintf(stderr, "rate, seconds and sources must be positive\n");
         return 2;
@@ -135,7 +140,7 @@ int main(int argc, char** argv) {
         int fd = socket(AF_INET, SOCK_DGRAM, 0);
         int sndbuf = 8 << 20;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-        if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+        if (fd < 0 || (connected && connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)) {
             std::fprintf(stderr, "socket: %s\n", std::strerror(errno));
             return 1;
         }
@@ -171,6 +176,10 @@ int main(int argc, char** argv) {
                 hdr[n] = {};
                 hdr[n].msg_hdr.msg_iov = &iov[n];
                 hdr[n].msg_hdr.msg_iovlen = 1;
+                if (!connected) {
+                    hdr[n].msg_hdr.msg_name = &to;
+                    hdr[n].msg_hdr.msg_namelen = sizeof to;
+                }
                 ++n;
                 if (src.size() > 1) break;  // round-robin: one message per source per turn
             }

@@ -13,18 +13,32 @@ class Collector:
     """Starts bpfix-collector with `listen` URLs (port 0), writing into
     `out_dir`, metrics on 127.0.0.1:0; `nofile`: its descriptor limit."""
 
-    def __init__(self, build, out_dir, log, extra=(), listen=("udp://127.0.0.1:0", "tcp://[::1]:0"), nofile=None):
+    def __init__(self, build, out_dir, log, extra=(), listen=("udp://127.0.0.1:0", "tcp://[::1]:0"), nofile=None,
+                 passed=()):
+        """`passed`: sockets handed over as systemd does (LISTEN_FDS,
+        descriptors 3, 4, ...); `listen` then names the URLs they serve."""
         self.log = log
 
-        def limit():
+        def child():
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            for i, s in enumerate(passed):
+                os.dup2(s.fileno(), 200 + i)
+            for i in range(len(passed)):
+                os.dup2(200 + i, 3 + i)
+                os.close(200 + i)
 
         args = [os.path.join(build, "bin", "bpfix-collector")]
         for url in listen:
             args += ["--listen", url]
         args += ["--output-dir", out_dir, "--metrics", "127.0.0.1:0", *extra]
-        self.p = subprocess.Popen(args, stderr=open(log, "w"), stdout=subprocess.DEVNULL, preexec_fn=limit)
+        env = None
+        if passed:
+            # LISTEN_PID must be the collector's own pid: the shell's, which exec keeps.
+            args = ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$0" "$@"', *args]
+            env = dict(os.environ, LISTEN_FDS=str(len(passed)), LISTEN_FDNAMES=":".join("test" for _ in passed))
+        self.p = subprocess.Popen(args, stderr=open(log, "w"), stdout=subprocess.DEVNULL, preexec_fn=child, env=env,
+                                  pass_fds=tuple(range(3, 3 + len(passed))))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             text = self.text()

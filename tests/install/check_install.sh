@@ -27,7 +27,7 @@ want=(
   "$root/share/doc/bpfix/README.md" "$root/share/doc/bpfix/examples/exporter.toml"
   "$root/share/doc/bpfix/examples/collector.toml"
   "$root/lib/systemd/system/bpfix-exporter.service" "$root/lib/systemd/system/bpfix-collector.service"
-  "$root/lib/systemd/system/bpfix-collector@.service"
+  "$root/lib/systemd/system/bpfix-collector@.service" "$root/lib/systemd/system/bpfix-collector.socket"
   "$root/share/bpfix/bpfix-elements.xml" "$root/share/bpfix/bpfix-elements.libfds.xml"
   "$root/share/bpfix/bpfix-elements.pmacct.lst"
   "$root/share/man/man8/bpfix-exporter.8" "$root/share/man/man8/bpfix-collector.8"
@@ -52,6 +52,7 @@ for unit in "$units"/bpfix-*.service; do
   grep -qx 'Type=notify' "$unit" || fail "${unit#"$dest"} is not Type=notify"
   grep -q '^WatchdogSec=' "$unit" || fail "${unit#"$dest"} sets no WatchdogSec"
 done
+grep -qE '@[A-Z_]+@' "$units/bpfix-collector.socket" && fail "unconfigured @VARIABLE@ left in bpfix-collector.socket"
 sysconf=${etc#"$dest"}/bpfix
 check_exec() {  # UNIT, the ExecStart it must have
   grep -qxF "ExecStart=$2" "$units/$1" ||

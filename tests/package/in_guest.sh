@@ -9,7 +9,9 @@
 # 3. The exporter started by systemd on a veth this script makes: active,
 #    only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON; traffic through the veth;
 #    stopped, it detaches and every flow reaches the collector's files.
-# 4. A second collector from the template (bpfix-collector@b) beside it.
+# 4. A second collector from the template (bpfix-collector@b) beside it;
+#    then the collector from bpfix-collector.socket, restarted twice while
+#    an exporter sends over UDP: every record stored.
 # 5. dpkg --purge: services stopped, every file and state directory gone.
 #
 # Usage: in_guest.sh PACKAGE.deb
@@ -36,11 +38,11 @@ grep -q 'systemctl enable --now bpfix-exporter bpfix-collector' /tmp/dpkg.log ||
   fail "postinst did not say how to enable the services: $(cat /tmp/dpkg.log)"
 mapfile -t files < <(dpkg -L bpfix | while read -r f; do [[ -f $f ]] && echo "$f"; done)
 ((${#files[@]} >= 15)) || fail "dpkg -L bpfix lists ${#files[@]} files, want 15"
-for u in bpfix-exporter.service bpfix-collector.service; do
+for u in bpfix-exporter.service bpfix-collector.service bpfix-collector.socket; do
   state=$(systemctl is-enabled "$u" 2>&1)
   [[ $state == disabled ]] || fail "$u is $state after install, want disabled until configured"
 done
-out=$(systemd-analyze verify bpfix-exporter.service bpfix-collector.service bpfix-collector@b.service 2>&1)
+out=$(systemd-analyze verify bpfix-exporter.service bpfix-collector.service bpfix-collector.socket bpfix-collector@b.service 2>&1)
 [[ -z $out ]] || fail "systemd-analyze verify: $out"
 for u in bpfix-exporter.service bpfix-collector.service bpfix-collector@b.service; do
   line=$(systemd-analyze security "$u" 2>&1 | tail -1)
@@ -173,6 +175,34 @@ echo "collector files: $flows flows to 10.77.0.1 ($(ls /var/lib/bpfix-collector 
 ((flows >= 25)) || fail "$flows flows to 10.77.0.1 in the collector's files, want 25"
 rm -f /etc/bpfix/collector-b.toml  # the admin's file, not the package's
 rm -rf /run/systemd/system/bpfix-collector.service.d && systemctl daemon-reload
+
+# 4b. Restarts that lose nothing: bpfix-collector.socket holds UDP and TCP
+# 4739; two `systemctl restart`s while an exporter sends over UDP (a rate
+# this emulated VM can take), every record stored.
+blast=$(dirname "$deb")/bin/bpfix_ipfix_udp_blast
+sed -i 's|^urls = .*|urls = []|' /etc/bpfix/collector.toml
+rm -f /var/lib/bpfix-collector/*.jsonl
+systemctl start bpfix-collector.socket || fail "bpfix-collector.socket did not start"
+systemctl start bpfix-collector.service || fail "the collector did not start from its socket unit: $(journalctl -u bpfix-collector --no-pager | tail -5)"
+status=$(systemctl show -p StatusText --value bpfix-collector)
+echo "collector from bpfix-collector.socket: status '$status'"
+[[ $status == *"udp://[::]:4739"* && $status == *"tcp://[::]:4739"* ]] || fail "collector status '$status'"
+journalctl -u bpfix-collector --no-pager | grep -q 'udp://\[::\]:4739 (passed by systemd' ||
+  fail "the journal does not say the UDP socket came from systemd"
+"$blast" 127.0.0.1 4739 10000 6 2 >/tmp/blast.out &
+bpid=$!
+for i in 1 2; do
+  sleep 2
+  systemctl restart bpfix-collector.service || fail "systemctl restart $i failed"
+done
+wait $bpid
+sent=$(sed -n 's/^sent_records=\([0-9]*\).*/\1/p' /tmp/blast.out)
+sleep 2
+systemctl stop bpfix-collector.service
+got=$(cat /var/lib/bpfix-collector/*.jsonl | grep -c sourceIPv4Address)
+echo "restarts under load: sent $sent records, stored $got (two systemctl restarts)"
+[[ -n $sent && $sent -gt 50000 && $got == "$sent" ]] || fail "restarts with the socket unit: stored $got of $sent records"
+systemctl stop bpfix-collector.socket
 
 # 5. Purge.
 dpkg --purge bpfix >/tmp/purge.log 2>&1 || { cat /tmp/purge.log; fail "dpkg --purge failed"; }

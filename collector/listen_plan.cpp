@@ -1,0 +1,92 @@
+#include "listen_plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "error.h"
+
+namespace bpfix {
+namespace {
+
+CollectorUrl::Kind kind_of(InheritedSocket::Kind k) {
+    switch (k) {
+        case InheritedSocket::Kind::udp: return CollectorUrl::Kind::udp;
+        case InheritedSocket::Kind::tcp: return CollectorUrl::Kind::tcp;
+        case InheritedSocket::Kind::sctp: return CollectorUrl::Kind::sctp;
+        default: return CollectorUrl::Kind::file;
+    }
+}
+
+asio::ip::address plain(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
+bool same_address(const asio::ip::address& a, const asio::ip::address& b) {
+    if (a.is_unspecified() && b.is_unspecified()) return true;
+    return plain(a) == plain(b);
+}
+
+}  // namespace
+
+std::vector<Listener> plan_listeners(const std::vector<std::string>& urls, const std::vector<InheritedSocket>& inherited) {
+    std::vector<Listener> out;
+    std::vector<bool> used(inherited.size(), false);
+    for (size_t i = 0; i < inherited.size(); ++i) {
+        const InheritedSocket& s = inherited[i];
+        if (s.kind == InheritedSocket::Kind::other) {
+            throw Error(fmt::format("systemd passed {}: the collector takes UDP sockets and listening TCP or SCTP "
+                                    "sockets (ListenDatagram=, ListenStream=, ListenSequentialPacket= with "
+                                    "SocketProtocol=sctp); fix the socket unit",
+                                    s.url()));
+        }
+        if (s.kind != InheritedSocket::Kind::udp && !s.listening) {
+            throw Error(fmt::format("systemd passed {} as a connection, not a listening socket: the socket unit "
+                                    "must have Accept=no",
+                                    s.url()));
+        }
+    }
+    for (const auto& text : urls) {
+        CollectorUrl url = parse_listen_url(text);
+        Listener l{url.kind, text, resolve_address(url.host), url.port, {}};
+        for (size_t i = 0; i < inherited.size(); ++i) {
+            const InheritedSocket& s = inherited[i];
+            if (kind_of(s.kind) != url.kind || s.port() != url.port || url.port == 0) continue;
+            const auto addr = asio::ip::make_address(s.address());
+            if (!same_address(addr, l.address)) {
+                throw Error(fmt::format("[listen] url {} and the socket systemd passed, {}{}, share the port but "
+                                        "not the address: make the socket unit's Listen line name the same address, "
+                                        "or drop the url and let the socket unit say where to listen",
+                                        text, s.url(), s.name.empty() ? "" : fmt::format(" ({})", s.name)));
+            }
+            if (used[i]) continue;
+            used[i] = true;
+            l.fds.push_back(s.fd);
+        }
+        out.push_back(std::move(l));
+    }
+    for (size_t i = 0; i < inherited.size(); ++i) {
+        if (used[i]) continue;
+        const InheritedSocket& s = inherited[i];
+        const auto addr = asio::ip::make_address(s.address());
+        // UDP sockets on one port (several ListenDatagram= lines with
+        // ReusePort=yes) serve one listener.
+        auto same = std::find_if(out.begin(), out.end(), [&](const Listener& l) {
+            return !l.fds.empty() && l.kind == kind_of(s.kind) && l.kind == CollectorUrl::Kind::udp &&
+                   l.port == s.port() && same_address(l.address, addr);
+        });
+        if (same != out.end()) {
+            same->fds.push_back(s.fd);
+            continue;
+        }
+        out.push_back(Listener{kind_of(s.kind), s.url(), addr, s.port(), {s.fd}});
+    }
+    if (out.empty()) {
+        throw Error("nothing to listen on: give --listen udp://ADDR:PORT, tcp://ADDR:PORT or sctp://ADDR:PORT (or "
+                    "[listen] urls), or start the collector from its socket unit (bpfix-collector.socket)");
+    }
+    return out;
+}
+
+}  // namespace bpfix
