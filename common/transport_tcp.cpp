@@ -18,6 +18,7 @@
 #include <array>
 #include <deque>
 #include <map>
+#include <optional>
 #include <type_traits>
 
 #include "error.h"
@@ -89,6 +90,7 @@ public:
         }
         queue_.clear();
         queued_bytes_ = 0;
+        confirm_delivery(io, deadline);
         closing_ = true;
         count_abandoned();
         if (abandoned_ > 0) {
@@ -97,10 +99,7 @@ public:
                          name_, abandoned_, opts_.sctp_lifetime.count());
         }
         asio::error_code ec;
-        if (socket_.is_open()) {
-            socket_.shutdown(asio::socket_base::shutdown_send, ec);
-            socket_.close(ec);
-        }
+        socket_.close(ec);
         timer_.cancel();
         return records_not_sent_ == 0;
     }
@@ -109,6 +108,72 @@ public:
 
 private:
     enum class State { connecting, connected, backoff };
+
+    // A connection is on probation for its first kProbation: a collector
+    // that refuses it (allow list, connection limits) closes it at once,
+    // and what was written into it meanwhile went nowhere. IPFIX over TCP
+    // has no acknowledgement, so the records written on a connection that
+    // ends within its probation are counted as not sent (they are not sent
+    // again: the collector may have stored some before it ended).
+    static constexpr std::chrono::seconds kProbation{2};
+
+    bool on_probation() const { return std::chrono::steady_clock::now() - connected_at_ < kProbation; }
+
+    // The connection ended (`why`): records written while it was on
+    // probation count as not sent.
+    void count_unconfirmed(const std::string& why) {
+        if (unconfirmed_records_ == 0) return;
+        records_not_sent_ += unconfirmed_records_;
+        spdlog::error("collector {}: {} {:.1f} s after it was made; the {} records written on it are counted as "
+                      "not sent (a collector that refuses an exporter closes the connection at once: check its "
+                      "[listen] allow and [limits])",
+                      name_, why,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - connected_at_).count(),
+                      unconfirmed_records_);
+        unconfirmed_records_ = 0;
+    }
+
+    // At the end of an export: what reached no collector is counted.
+    void confirm_delivery(asio::io_context& io, std::chrono::steady_clock::time_point deadline) {
+        await_collector_end(io, deadline);
+        if (!templates_confirmed_) {
+            // The records that go with the templates on every connection
+            // (RFC 5610 type records) reached no collector either.
+            for (const auto& m : templates_()) records_not_sent_ += m.data_records;
+        }
+    }
+
+    // Our side of the connection is shut down and the collector's end
+    // awaited. A collector reads to the end and then closes its side (end
+    // of file): everything was read. A reset, or no answer by `deadline`
+    // while on probation, leaves the records written on probation
+    // unconfirmed.
+    void await_collector_end(asio::io_context& io, std::chrono::steady_clock::time_point deadline) {
+        if (state_ != State::connected || !socket_.is_open()) return;
+        finishing_ = true;
+        asio::error_code ec;
+        socket_.shutdown(asio::socket_base::shutdown_send, ec);
+        if (!on_probation()) {
+            // It outlived its probation: nothing left to confirm (and a
+            // collector that never closes does not hold up the exit).
+            templates_confirmed_ = true;
+            unconfirmed_records_ = 0;
+            return;
+        }
+        // At least a moment for the answer, even when the queue took the whole timeout.
+        deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
+        while (!peer_end_ && std::chrono::steady_clock::now() < deadline) {
+            io.run_one_for(std::chrono::milliseconds(50));
+        }
+        if (peer_end_ && *peer_end_ == asio::error::eof) {
+            unconfirmed_records_ = 0;
+            templates_confirmed_ = true;
+        } else if (peer_end_) {
+            count_unconfirmed("closed by the collector at the end (" + peer_end_->message() + ")");
+        } else if (on_probation()) {
+            count_unconfirmed("not closed by the collector in time at the end");
+        }
+    }
 
     void connect() {
         state_ = State::connecting;
@@ -153,6 +218,8 @@ private:
         state_ = State::connected;
         backoff_ = opts_.reconnect_min;
         seq_.clear();
+        connected_at_ = std::chrono::steady_clock::now();
+        unconfirmed_records_ = 0;
         if constexpr (std::is_same_v<Protocol, sctp>) {
             lifetime_now_ = 0;
             abandoned_now_ = 0;
@@ -182,8 +249,16 @@ private:
     void watch_peer(uint64_t generation) {
         socket_.async_read_some(asio::buffer(peer_bytes_), [this, generation](const asio::error_code& error, size_t) {
             if (closing_ || generation != generation_ || state_ != State::connected) return;
+            if (error && finishing_) {
+                peer_end_ = error;
+                return;
+            }
             if (error) {
                 state_ = State::backoff;
+                if (on_probation()) {
+                    count_unconfirmed(error == asio::error::eof ? "the collector closed the connection"
+                                                                : "the connection was lost (" + error.message() + ")");
+                }
                 drop_templates_from_queue_unless_writing();
                 retry(error == asio::error::eof ? "the collector closed the connection"
                                                 : "connection lost: " + error.message());
@@ -223,6 +298,7 @@ private:
                 // connection: the collector discards the partial one with
                 // the old session.
                 state_ = State::backoff;
+                if (on_probation()) count_unconfirmed("the connection was lost (" + error.message() + ")");
                 drop_templates_from_queue();
                 retry("connection lost: " + error.message());
                 return;
@@ -232,6 +308,13 @@ private:
                 if (int64_t n = sctp_abandoned(socket_.native_handle()); n >= 0) abandoned_now_ = static_cast<uint64_t>(n);
             }
             seq_[domain_of(done)] += done.data_records;
+            if (on_probation()) {
+                // Templates (and their type records) go again on every connection.
+                if (!done.templates) unconfirmed_records_ += done.data_records;
+            } else {
+                unconfirmed_records_ = 0;  // the connection outlived its probation
+                templates_confirmed_ = true;
+            }
             queued_bytes_ -= done.bytes.size();
             if (!done.templates) ++messages_sent_;
             queue_.pop_front();
@@ -269,6 +352,11 @@ private:
     size_t queued_bytes_ = 0;
     bool writing_ = false;
     bool closing_ = false;
+    bool finishing_ = false;  // our side shut down: the peer's end is awaited
+    std::optional<asio::error_code> peer_end_;
+    std::chrono::steady_clock::time_point connected_at_;
+    uint64_t unconfirmed_records_ = 0;  // written on this connection while on probation
+    bool templates_confirmed_ = false;   // some connection outlived its probation or ended cleanly
     bool warned_drop_ = false;
     // PR-SCTP on the current association: in use, the lifetime set on the
     // socket now, messages given up so far on it and on earlier ones.

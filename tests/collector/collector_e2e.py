@@ -78,13 +78,21 @@ sys.path.insert(0, HERE)
 from collector_lib import Collector  # noqa: E402
 
 
-def export(build, pcap, url):
+def export(build, pcap, url, refused=False):
+    """bpfix-exporter --pcap to `url`: its summary. `refused`: the
+    collector refuses it, so it must fail and count every record as not
+    sent."""
     r = subprocess.run([os.path.join(build, "bin", "bpfix-exporter"), "--pcap", pcap, "--collector", url],
                        capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"FAIL exporter to {url}: {r.stderr}")
     m = re.search(r"summary: (.*)", r.stderr)
-    return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    summary = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())} if m else {}
+    if refused:
+        if r.returncode == 0 or not summary or summary["not_sent_records"] != summary["records"]:
+            raise SystemExit(f"FAIL exporter refused by {url}: rc {r.returncode}, want a failure with every record "
+                             f"not sent: {r.stderr}")
+    elif r.returncode != 0:
+        raise SystemExit(f"FAIL exporter to {url}: {r.stderr}")
+    return summary
 
 
 def ipfix_message(seq, sets, domain=7):
@@ -599,7 +607,7 @@ def main():
         config14("10.0.0.0/8")
         c = Collector(build, out14, os.path.join(tmp, "c14.log"), ["--config", cfg14])
         procs.append(c.p)
-        export(build, pcap, f"tcp://[::1]:{c.tcp}")        # refused: not in 10.0.0.0/8
+        export(build, pcap, f"tcp://[::1]:{c.tcp}", refused=True)  # not in 10.0.0.0/8
         config14("::1/128", rotate_interval=1)
         hup14("reload: applied (changed: allow, rotation)", 1)
         files_before = len([n for n in os.listdir(out14) if n.endswith(".jsonl")])

@@ -30,7 +30,11 @@ reproduces a way the collector used to lose records silently or fall over
 8. a second collector on a UDP port already in use is refused at start;
 9. .templates stays bounded: a file of a session gone, older than
    udp_template_lifetime, is removed (counted); an open session's is kept;
-10. a pcap API answer over [metrics] pcap_max_memory is refused with 413.
+10. a pcap API answer over [metrics] pcap_max_memory is refused with 413;
+11. a TCP exporter the collector refuses ([listen] allow) counts every
+    record it wrote as not sent and exits non-zero (it used to exit 0 with
+    not_sent_records=0); one it accepts confirms delivery by the
+    collector's end of the connection.
 
 usage: collector_hostile.py BUILD_DIR
 """
@@ -316,6 +320,36 @@ def main():
             replaced = f.read(2) == b"\x00\x0a"
         if r.returncode != 0 or not replaced or os.path.exists(out + ".partial"):
             failures.append(f"a good run: rc {r.returncode}, file replaced by IPFIX {replaced}: {r.stderr[-300:]}")
+
+        # 11: a TCP exporter the collector refuses ([listen] allow) counts
+        # what it wrote as not sent and fails; one it accepts waits for the
+        # collector's end of the connection and counts nothing.
+        def tcp_export(c):
+            r = subprocess.run([exporter, "--pcap", pcap, "--collector", f"tcp://127.0.0.1:{c.tcp}"],
+                               capture_output=True, text=True, timeout=60)
+            m = re.search(r"summary: (.*)", r.stderr)
+            return r, {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())} if m else {}
+
+        c = start(build, tmp, "c11", '[listen]\nallow = ["10.0.0.0/8"]\n')
+        procs.append(c.p)
+        r, es = tcp_export(c)
+        sm = stop(c)
+        print(f"part 11: exporter refused by allow: rc {r.returncode}, records={es.get('records')} "
+              f"not_sent_records={es.get('not_sent_records')}; collector records={sm.get('records')} "
+              f"refused_exporters={sm.get('refused_exporters')}")
+        if r.returncode == 0 or not es.get("records") or es.get("not_sent_records") != es.get("records") \
+                or sm.get("records") != 0:
+            failures.append(f"refused TCP exporter: rc {r.returncode}, summary {es}, collector records "
+                            f"{sm.get('records')}: {r.stderr[-600:]}")
+        c = start(build, tmp, "c11b")
+        procs.append(c.p)
+        r, es = tcp_export(c)
+        sm = stop(c)
+        print(f"part 11: exporter accepted: rc {r.returncode}, records={es.get('records')} "
+              f"not_sent_records={es.get('not_sent_records')}; collector records={sm.get('records')}")
+        if r.returncode != 0 or es.get("not_sent_records") != 0 or sm.get("records") != es.get("records"):
+            failures.append(f"accepted TCP exporter: rc {r.returncode}, summary {es}, collector records "
+                            f"{sm.get('records')}: {r.stderr[-600:]}")
     finally:
         for s in socks:
             try:
