@@ -118,23 +118,44 @@ std::string ExporterSession::message(std::span<const uint8_t> msg,
     if (header && problem.empty()) {
         d.seq.observe(seq, static_cast<uint32_t>(decoded), unknown > 0);
         const SequenceCounts& c = d.seq.counts();
-        row.lost_records += c.lost_records - d.reported.lost_records;
-        row.unknown_template_records += c.unknown_template_records - d.reported.unknown_template_records;
-        row.out_of_order += c.out_of_order - d.reported.out_of_order;
-        row.sequence_resets += c.resets - d.reported.resets;
-        row.implausible_sequence += c.implausible - d.reported.implausible;
+        // The shared rows are atomics: touched only when a count moved
+        // (rarely), not for every message.
+        auto add = [](std::atomic<uint64_t>& to, uint64_t delta) {
+            if (delta) to += delta;
+        };
+        add(row.lost_records, c.lost_records - d.reported.lost_records);
+        add(row.unknown_template_records, c.unknown_template_records - d.reported.unknown_template_records);
+        add(row.out_of_order, c.out_of_order - d.reported.out_of_order);
+        add(row.sequence_resets, c.resets - d.reported.resets);
+        add(row.implausible_sequence, c.implausible - d.reported.implausible);
         d.reported = c;
     }
-    shared_.template_limit_hits += decoder_->template_limit_hits() - limit_hits_seen_;
-    limit_hits_seen_ = decoder_->template_limit_hits();
-    shared_.templates_expired += decoder_->templates_expired() - expired_seen_;
-    expired_seen_ = decoder_->templates_expired();
+    if (uint64_t n = decoder_->template_limit_hits(); n != limit_hits_seen_) {
+        shared_.template_limit_hits += n - limit_hits_seen_;
+        limit_hits_seen_ = n;
+    }
+    if (uint64_t n = decoder_->templates_expired(); n != expired_seen_) {
+        shared_.templates_expired += n - expired_seen_;
+        expired_seen_ = n;
+    }
     if (store_ && problem.empty() && store_->observe(msg)) {
-        try {
-            store_->save_if_changed();
-        } catch (const Error& e) {
-            if (!store_failed_) spdlog::warn("exporter {}: {}; templates are not kept across restarts", peer_, e.what());
-            store_failed_ = true;
+        // A write the disk refused is tried again with the next message
+        // after kStoreRetry (not with every message: each try costs an fsync).
+        auto t = now.value_or(std::chrono::steady_clock::now());
+        if (!store_failed_ || t >= next_store_retry_) {
+            try {
+                store_->save_if_changed();
+                if (store_failed_) spdlog::info("exporter {}: its templates are kept across restarts again", peer_);
+                store_failed_ = false;
+            } catch (const Error& e) {
+                if (!store_failed_) {
+                    spdlog::warn("exporter {}: {}; templates are not kept across restarts until a write succeeds "
+                                 "(tried again every {} s)",
+                                 peer_, e.what(), kStoreRetry.count());
+                }
+                store_failed_ = true;
+                next_store_retry_ = t + kStoreRetry;
+            }
         }
     }
     if (decoded && !count_only_) {

@@ -109,6 +109,8 @@ private:
     std::unique_ptr<IpfixDecoder> decoder_;
     std::unique_ptr<TemplateStore> store_;
     bool store_failed_ = false;
+    static constexpr std::chrono::seconds kStoreRetry{10};
+    std::chrono::steady_clock::time_point next_store_retry_{};
 };
 
 }  // namespace bpfix

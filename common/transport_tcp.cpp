@@ -153,7 +153,10 @@ private:
         finishing_ = true;
         asio::error_code ec;
         socket_.shutdown(asio::socket_base::shutdown_send, ec);
-        if (!on_probation()) {
+        // SCTP has no half-closed state: the shutdown is the association's
+        // graceful end, in which the stack delivers everything accepted
+        // (the collector has nothing to answer).
+        if (std::is_same_v<Protocol, sctp> || !on_probation()) {
             // It outlived its probation: nothing left to confirm (and a
             // collector that never closes does not hold up the exit).
             templates_confirmed_ = true;

@@ -31,6 +31,7 @@ reproduces a way the collector used to lose records silently or fall over
 9. .templates stays bounded: a file of a session gone, older than
    udp_template_lifetime, is removed (counted); an open session's is kept;
 10. a pcap API answer over [metrics] pcap_max_memory is refused with 413;
+    a request while [metrics] pcap_max_requests transfers run gets 503;
 11. a TCP exporter the collector refuses ([listen] allow) counts every
     record it wrote as not sent and exits non-zero (it used to exit 0 with
     not_sent_records=0); one it accepts confirms delivery by the
@@ -290,6 +291,35 @@ def main():
         if status != 413 or len(small) != 24:
             failures.append(f"pcap API: {status} for 1.2 MB of packets over pcap_max_memory 1 MiB (want 413); "
                             f"a query matching nothing gave {len(small)} bytes (want the 24-byte header)")
+
+        # 10b: over [metrics] pcap_max_requests transfers, a request is answered 503 (counted)
+        c = start(build, tmp, "c10b", "[metrics]\npcap_max_requests = 1\n")
+        procs.append(c.p)
+        for i in range(3000):
+            rec = struct.pack("!QBH", now_ms, 255, 1000) + bytes(1000)
+            sets = [(2, tmpl)] if i == 0 else []
+            s.sendto(message(i, sets + [(400, rec)]), ("127.0.0.1", c.udp))
+            if i % 500 == 499:
+                time.sleep(0.05)
+        time.sleep(1)
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        socks.append(slow)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that reads nothing: 3 MB stay
+        slow.connect(("127.0.0.1", c.metrics))
+        slow.sendall(f"GET /api/v1/pcap?{span} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.5)
+        try:
+            c.get("/api/v1/pcap?" + span)
+            busy_status = 200
+        except urllib.error.HTTPError as e:
+            busy_status = e.code
+        busy = c.metric("bpfix_collector_http_busy_total")
+        slow.close()
+        stop(c)
+        print(f"part 10b: a second pcap transfer while one runs: {busy_status}, http_busy_total {busy}")
+        if busy_status != 503 or busy != 1:
+            failures.append(f"pcap API: a second transfer over pcap_max_requests 1 got {busy_status} (want 503), "
+                            f"http_busy_total {busy} (want 1)")
 
         # 7: the exporter's file output never destroys what is there
         pcap = os.path.join(tmp, "in.pcap")
