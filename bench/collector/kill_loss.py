@@ -8,10 +8,13 @@ Collector killed: bpfix-collector (--format ipfix) receives a paced IPFIX
 stream (the 47-byte records of bpfix_ipfix_udp_blast, 30 per message) from
 this script over TCP, SCTP (when the kernel has it) and UDP; 1.5 s in it
 is killed with SIGKILL. The sender goes on until its socket fails (or
-0.5 s), counting every message the kernel took (sendall returned). A new
-collector on the same directory finishes the .partial files (crash
-recovery); the records in the .ipfix files are counted. Lost = taken -
-stored; also as milliseconds of traffic at the rate.
+0.5 s), counting every message the kernel took (sendall returned), before
+and after the kill. A new collector on the same directory finishes the
+.partial files (crash recovery); the records in the .ipfix files are
+counted. Lost = taken - stored; also as milliseconds of traffic at the
+rate. "udp-passed": the UDP socket is held here and passed to the
+collector (as bpfix-collector.socket does), and a new collector takes it
+over right after the kill (as Restart=on-failure would, 2 s later).
 
 Exporter killed: a child process writes 20,000 messages to a TCP
 connection as fast as the collector takes them, then is killed with
@@ -52,7 +55,9 @@ def message(seq, with_template):
     return struct.pack("!HHIII", 10, 16 + len(body), int(time.time()), seq, 1) + body
 
 
-def collector(build, out, log, kind):
+def collector(build, out, log, kind, passed=None):
+    if passed:
+        return Collector(build, out, log, ["--format", "ipfix", "--threads", "1"], listen=(), passed=(passed,))
     return Collector(build, out, log, ["--format", "ipfix", "--threads", "1"], listen=(f"{kind}://127.0.0.1:0",))
 
 
@@ -62,9 +67,18 @@ def port_of(c, kind):
 
 
 def collector_killed(build, tmp, kind, rate, n):
+    """Records the kernel took before the kill, after it, and stored."""
     out = os.path.join(tmp, f"{kind}{n}")
     os.mkdir(out)
-    c = collector(build, out, os.path.join(tmp, f"{kind}{n}.log"), kind)
+    held = None
+    if kind == "udp-passed":
+        # The socket unit's part: the socket outlives the collector, and a
+        # new one (systemd's Restart=on-failure) takes it over at once.
+        held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        held.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+        held.bind(("127.0.0.1", 0))
+        kind = "udp"
+    c = collector(build, out, os.path.join(tmp, f"{kind}{n}.log"), kind, held)
     port = port_of(c, kind)
     if kind == "udp":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -76,6 +90,7 @@ def collector_killed(build, tmp, kind, rate, n):
         s.connect(("127.0.0.1", port))
         send = s.sendall
     taken = 0
+    taken_at_kill = None
     seq = 0
     t0 = time.monotonic()
     killed_at = None
@@ -87,6 +102,9 @@ def collector_killed(build, tmp, kind, rate, n):
             c.p.send_signal(signal.SIGKILL)
             c.p.wait()
             killed_at = now
+            taken_at_kill = taken
+            if held:
+                c = collector(build, out, os.path.join(tmp, f"{kind}{n}-restart.log"), kind, held)
         if killed_at is not None and now - killed_at > 0.5:
             break
         due += per_tick
@@ -100,11 +118,14 @@ def collector_killed(build, tmp, kind, rate, n):
             break
         time.sleep(0.001)
     s.close()
-    # Crash recovery finishes the .partial files.
-    r = collector(build, out, os.path.join(tmp, f"{kind}{n}-recover.log"), kind)
-    r.stop()
-    stored = records_in_dir(out)
-    return taken, stored
+    if held:
+        time.sleep(0.5)
+        c.stop()
+        held.close()
+    else:
+        # Crash recovery finishes the .partial files.
+        collector(build, out, os.path.join(tmp, f"{kind}{n}-recover.log"), kind).stop()
+    return taken_at_kill, taken - taken_at_kill, records_in_dir(out)
 
 
 def exporter_killed(build, tmp, n):
@@ -137,7 +158,7 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     tmp = tempfile.mkdtemp(prefix="bpfix-kill-loss-")
-    kinds = ["tcp", "udp"]
+    kinds = ["tcp", "udp", "udp-passed"]
     try:
         socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
         kinds.insert(1, "sctp")
@@ -150,10 +171,11 @@ def main():
     try:
         for n in range(a.rounds):
             for k in kinds:
-                taken, stored = collector_killed(build, tmp, k, a.rate, n)
-                lost[k].append(taken - stored)
-                print(f"  {k} round {n + 1}: taken by the kernel {taken}, stored {stored}, lost {taken - stored} "
-                      f"({(taken - stored) / a.rate * 1000:.0f} ms of traffic)")
+                before, after, stored = collector_killed(build, tmp, k, a.rate, n)
+                lost[k].append(before + after - stored)
+                print(f"  {k} round {n + 1}: taken by the kernel {before} before the kill and {after} after it, "
+                      f"stored {stored}, lost {before + after - stored} "
+                      f"({(before + after - stored) / a.rate * 1000:.0f} ms of traffic)")
         for k in kinds:
             m = statistics.median(lost[k])
             print(f"median {k}: {m:.0f} records lost ({m / a.rate * 1000:.0f} ms at {a.rate}/s)")
