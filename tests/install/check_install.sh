@@ -81,4 +81,4 @@ done
   fail "the installed exporter refuses the installed example config"
 "$root/bin/bpfix-collector" --config "$etc/bpfix/collector.toml" --listen udp://127.0.0.1:0 \
   --output-dir "$dest" --check-config >/dev/null || fail "the installed collector refuses the installed example config"
-echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), 3 units (Type=notify, watchdog) with the installed paths, man pages covering every option, example configs valid"
+echo "ok install: ${#want[@]} files under $prefix (sysconfdir ${etc#"$dest"}), 3 service units (Type=notify, watchdog) with the installed paths and bpfix-collector.socket, man pages covering every option, example configs valid"

@@ -212,4 +212,4 @@ left=$(diff /tmp/before.txt /tmp/after.txt)
 [[ -z $left ]] || fail "purge left changes behind: $left"
 systemctl list-units --all --no-legend 'bpfix*' | grep -q . && fail "units left: $(systemctl list-units --all 'bpfix*')"
 ((failed)) && exit 1
-echo "ok package: ${#files[@]} files installed and purged without a trace; collector, collector@b and exporter ran under systemd 252 (Type=notify, watchdog, least privilege, systemctl reload: a veth added with the first one's hooks kept, a broken file refused); $flows flows delivered"
+echo "ok package: ${#files[@]} files installed and purged without a trace; collector, collector@b and exporter ran under systemd 252 (Type=notify, watchdog, least privilege, systemctl reload: a veth added with the first one's hooks kept, a broken file refused; two restarts through bpfix-collector.socket with nothing lost); $flows flows delivered"
