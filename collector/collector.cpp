@@ -1046,6 +1046,9 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
     // log level); the rest stays as started.
     CollectorConfig running = cfg;
     ServiceNotifier systemd;
+    // Where to listen, before anything is touched: nothing to listen on, or
+    // a url at odds with systemd's sockets, is refused first.
+    const std::vector<Listener> plan = plan_listeners(cfg.listen, take_inherited_sockets());
     Hub hub(cfg);  // outlives the io_contexts: TCP connections report to it when they go
     // Workers: the first uses the main thread's loop (which also serves
     // signals, timers, metrics and TCP accepts) and the Hub's model; each
@@ -1072,7 +1075,7 @@ int run_collector(const CollectorConfig& cfg, const std::function<CollectorConfi
     std::vector<std::unique_ptr<SctpListener>> sctps;
     // What each listener really is (port 0 resolved), for /health and STATUS=.
     std::vector<std::string> listening;
-    for (const Listener& l : plan_listeners(cfg.listen, take_inherited_sockets())) {
+    for (const Listener& l : plan) {
         const std::string& text = l.text;
         const int passed = l.fds.empty() ? -1 : l.fds.front();
         try {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "allow_list.h"
 #include "error.h"
 
 namespace bpfix {
@@ -18,14 +19,9 @@ CollectorUrl::Kind kind_of(InheritedSocket::Kind k) {
     }
 }
 
-asio::ip::address plain(const asio::ip::address& a) {
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-    return a;
-}
-
 bool same_address(const asio::ip::address& a, const asio::ip::address& b) {
     if (a.is_unspecified() && b.is_unspecified()) return true;
-    return plain(a) == plain(b);
+    return plain_address(a) == plain_address(b);
 }
 
 }  // namespace

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
         if (check_only) {
             if (cfg.listen.empty()) {
                 fmt::print("configuration OK; no [listen] urls: it listens only on the sockets systemd passes "
-                           "(bpfix-collector.socket), and started by hand it refuses to start\n");
+                           "(bpfix-collector.socket); started without them it refuses to start\n");
                 return 0;
             }
             fmt::print("configuration OK\n");

@@ -53,6 +53,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from ipfix_count import records_in_dir  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "collector"))
+from collector_lib import udp_port_state  # noqa: E402
 
 BUF = 32 << 20
 SENDER_CPU, COLLECTOR_CPU = "0", "1"
@@ -88,15 +90,7 @@ def tree_cpu(pid):
 
 def udp_drops(port):
     """The kernel's drop counter summed over every UDP socket bound to `port`."""
-    total = 0
-    for path in ("/proc/net/udp", "/proc/net/udp6"):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                    total += int(cols[-1])
-    return total
+    return udp_port_state(port)[1]
 
 
 def free_udp_port():

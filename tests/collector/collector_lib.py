@@ -87,3 +87,18 @@ class Collector:
             if labels is not None and line.startswith(name + "{") and labels in line:
                 return int(line.split()[-1])
         return None
+
+
+def udp_port_state(port):
+    """(bytes queued, datagrams dropped) summed over every UDP socket bound
+    to `port`, from /proc/net/udp{,6} (rx_queue and drops columns)."""
+    queued = drops = 0
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(path) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    queued += int(cols[4].split(":")[1], 16)
+                    drops += int(cols[-1])
+    return queued, drops

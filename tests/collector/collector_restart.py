@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
-from collector_lib import Collector  # noqa: E402
+from collector_lib import Collector, udp_port_state  # noqa: E402
 from ipfix_count import records_in_dir  # noqa: E402
 
 RATE, SECONDS, SOURCES = 200000, 6, 2
@@ -40,29 +40,11 @@ SO_RCVBUFFORCE = 33
 
 
 def udp_drops(port):
-    """The kernel's drop count of every UDP socket on `port` (/proc/net/udp)."""
-    total = 0
-    for name in ("/proc/net/udp", "/proc/net/udp6"):
-        with open(name) as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                    total += int(cols[-1])
-    return total
+    return udp_port_state(port)[1]
 
 
 def udp_queued(port):
-    """Bytes waiting in the receive queues of the UDP sockets on `port`."""
-    total = 0
-    for name in ("/proc/net/udp", "/proc/net/udp6"):
-        with open(name) as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                    total += int(cols[4].split(":")[1], 16)
-    return total
+    return udp_port_state(port)[0]
 
 
 def wait_read(port, limit=60):
