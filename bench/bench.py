@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """bpfix pcap benchmark driver; run it through bench/run.sh.
 
-Meters one synthetic pcap (bench/make_bench_pcap.py) with bpfix-exporter,
-softflowd and nfpcapd, a few times each in round-robin order, and prints
-the median CPU time (user+sys), wall time and peak RSS of every tool.
+Meters one synthetic pcap (bench/make_bench_pcap.py, or with --mix dns|udp
+bench/make_mix_pcap.py) with bpfix-exporter, softflowd and nfpcapd, a few
+times each in round-robin order, and prints the median CPU time
+(user+sys), wall time and peak RSS of every tool, headed by the commit.
 
 CPU time and peak RSS come from wait4() on the tool's own process (all of
 its threads; the UDP sink that receives exported IPFIX is a separate process
@@ -42,22 +43,24 @@ def pkg_version(pkg):
 # --------------------------------------------------------------------------- pcap
 
 def ensure_pcap(args):
-    gen = os.path.join(HERE, "make_bench_pcap.py")
+    gen = os.path.join(HERE, "make_bench_pcap.py" if args.mix == "access" else "make_mix_pcap.py")
     with open(gen, "rb") as f:
         gen_hash = hashlib.sha256(f.read()).hexdigest()[:10]
-    name = f"bench-{args.packets}p-{args.flows}f-{args.seed}-{gen_hash}.pcap"
+    prefix = "bench-" if args.mix == "access" else f"mix-{args.mix}-"
+    name = f"{prefix}{args.packets}p-{args.flows}f-{args.seed}-{gen_hash}.pcap"
     path = os.path.join(args.work, name)
     info_path = path + ".info"
     os.makedirs(args.work, exist_ok=True)
-    for old in os.listdir(args.work):  # only one cached capture at a time
-        if old.startswith("bench-") and not old.startswith(name):
+    for old in os.listdir(args.work):  # only one cached capture per mix
+        if old.startswith(prefix) and not old.startswith(name):
             os.unlink(os.path.join(args.work, old))
     if args.regen or not (os.path.exists(path) and os.path.exists(info_path)):
         log(f"generating {path} ...")
         t0 = time.monotonic()
         tmp = path + ".tmp"
         r = subprocess.run([PY, gen, "-o", tmp, "--packets", str(args.packets), "--flows",
-                            str(args.flows), "--seed", str(args.seed)],
+                            str(args.flows), "--seed", str(args.seed)]
+                           + ([] if args.mix == "access" else ["--mix", args.mix]),
                            capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"bench: generator failed:\n{r.stderr}")
@@ -325,6 +328,8 @@ def main():
     ap.add_argument("--packets", type=int, default=int(os.environ.get("BENCH_PACKETS", 1_000_000)))
     ap.add_argument("--flows", type=int, default=int(os.environ.get("BENCH_FLOWS", 100_000)))
     ap.add_argument("--seed", type=int, default=20261101)
+    ap.add_argument("--mix", choices=("access", "dns", "udp"), default="access",
+                    help="access: make_bench_pcap.py's access link (default); dns, udp: make_mix_pcap.py")
     ap.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/bpfix-bench"),
                     help="cache dir for the generated pcap and scratch files")
     ap.add_argument("--regen", action="store_true", default=os.environ.get("BENCH_REGEN") == "1")
@@ -437,7 +442,11 @@ def main():
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
 
     cpu_desc = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
+    commit = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty", "--abbrev=7"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
     print()
+    print(f"commit {commit}, {time.strftime('%Y-%m-%d')}, bench/run.sh --mix {args.mix} (defaults of every tool "
+          f"but softflowd's -m 4000000 -c none)")
     print(f"bpfix benchmark: {meta['packets']:,} packets, {meta['uniflows']:,} uniflows "
           f"({meta['connections']:,} connections, {meta['ipv6_connections']:,} IPv6), "
           f"{meta['span_s']:.0f} s of traffic, {meta['ip_octets'] / 1e6:.0f} MB IP, "

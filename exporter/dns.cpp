@@ -116,14 +116,18 @@ void DnsTransactions::query(const Endpoint& client, const Endpoint& server, cons
     Key k{client, server, q.id};
     auto it = pending_.find(k);
     if (it != pending_.end()) {
-        it->second = {q, t_ns, flow};
+        it->second.query = q;
+        it->second.t_ns = t_ns;
+        it->second.flow = flow;
+        by_time_.splice(by_time_.end(), by_time_, it->second.order);
         return;
     }
     if (pending_.size() >= max_pending_) {
         ++overflow_;
         return;
     }
-    pending_.emplace(k, Pending{q, t_ns, flow});
+    it = pending_.emplace(k, Pending{q, t_ns, flow, {}}).first;
+    it->second.order = by_time_.insert(by_time_.end(), k);
 }
 
 std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint& server, const Endpoint& client,
@@ -132,19 +136,25 @@ std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint
     if (it == pending_.end()) return std::nullopt;
     Outcome o{it->second.flow, it->second.query, it->second.t_ns, r,
               t_ns >= it->second.t_ns ? t_ns - it->second.t_ns : 0};
+    by_time_.erase(it->second.order);
     pending_.erase(it);
     return o;
 }
 
 std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
     std::vector<Outcome> out;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        if (now_ns >= it->second.t_ns && now_ns - it->second.t_ns > timeout_ns_) {
-            out.push_back({it->second.flow, it->second.query, it->second.t_ns, std::nullopt, 0});
-            it = pending_.erase(it);
-        } else {
-            ++it;
-        }
+    std::vector<std::map<Key, Pending>::iterator> due;
+    for (const Key& k : by_time_) {
+        auto it = pending_.find(k);
+        if (now_ns < it->second.t_ns || now_ns - it->second.t_ns <= timeout_ns_) break;
+        due.push_back(it);
+    }
+    if (due.empty()) return out;
+    std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a->first < b->first; });
+    for (auto it : due) {
+        out.push_back({it->second.flow, it->second.query, it->second.t_ns, std::nullopt, 0});
+        by_time_.erase(it->second.order);
+        pending_.erase(it);
     }
     return out;
 }

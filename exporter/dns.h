@@ -7,6 +7,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <optional>
 #include <span>
@@ -74,6 +75,9 @@ public:
 
     explicit DnsTransactions(uint64_t timeout_ns, size_t max_pending = 65536)
         : timeout_ns_(timeout_ns), max_pending_(max_pending) {}
+    // The pending entries point into by_time_: not copyable.
+    DnsTransactions(const DnsTransactions&) = delete;
+    DnsTransactions& operator=(const DnsTransactions&) = delete;
 
     // A query from `client` to `server` at `t_ns`. A repeated query (same
     // key) restarts its clock: the latency is the last try's.
@@ -84,7 +88,8 @@ public:
     std::optional<Outcome> response(const Endpoint& server, const Endpoint& client, const DnsMessage& r,
                                     uint64_t t_ns);
     // Queries pending longer than the timeout at `now_ns`: removed and
-    // returned as unanswered.
+    // returned as unanswered (in the order of their keys). Costs what it
+    // removes, not what is pending: called for every packet.
     std::vector<Outcome> expire(uint64_t now_ns);
 
     size_t pending() const { return pending_.size(); }
@@ -97,10 +102,14 @@ private:
         DnsMessage query;
         uint64_t t_ns;
         bpfix_flow_key flow;
+        std::list<Key>::iterator order;  // its place in by_time_
     };
     uint64_t timeout_ns_;
     size_t max_pending_;
     std::map<Key, Pending> pending_;
+    // The pending keys by the time their query was (last) sent, oldest
+    // first (capture time only moves forward, so appending keeps the order).
+    std::list<Key> by_time_;
     uint64_t overflow_ = 0;
 };
 

@@ -17,8 +17,8 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
     constexpr uint16_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
     bool syn = flags & kSyn, ack = flags & kAck;
     if (flags & kRst) {
-        pending_.erase(key);
-        pending_.erase(reverse_key(key));
+        if (auto it = pending_.find(key); it != pending_.end()) forget(it);
+        if (auto it = pending_.find(reverse_key(key)); it != pending_.end()) forget(it);
         return;
     }
     if (syn && !ack) {
@@ -30,8 +30,12 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
                 return;
             }
             it = pending_.emplace(key, Pending{}).first;
+            it->second.order = by_syn_.insert(by_syn_.end(), key);
+        } else {
+            by_syn_.splice(by_syn_.end(), by_syn_, it->second.order);
         }
-        it->second = {ts_ns, 0};
+        it->second.syn_ns = ts_ns;
+        it->second.synack_ns = 0;
         return;
     }
     if (syn && ack) {
@@ -44,14 +48,14 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
         if (it == pending_.end() || !it->second.synack_ns || ts_ns < it->second.synack_ns) return;
         if (done_.size() + 2 > 2 * max_pending_) {
             ++overflow_;
-            pending_.erase(it);
+            forget(it);
             return;
         }
         HandshakeRtt r{ts_ns - it->second.syn_ns, it->second.synack_ns - it->second.syn_ns,
                        ts_ns - it->second.synack_ns};
         done_[key] = r;
         done_[reverse_key(key)] = r;
-        pending_.erase(it);
+        forget(it);
         ++measured_;
     }
 }
@@ -64,8 +68,17 @@ std::optional<HandshakeRtt> HandshakeRttEstimator::take(const bpfix_flow_key& ke
     return r;
 }
 
+void HandshakeRttEstimator::forget(PendingMap::iterator it) {
+    by_syn_.erase(it->second.order);
+    pending_.erase(it);
+}
+
 void HandshakeRttEstimator::expire(uint64_t older_than_ns) {
-    std::erase_if(pending_, [&](const auto& kv) { return kv.second.syn_ns < older_than_ns; });
+    while (!by_syn_.empty()) {
+        auto it = pending_.find(by_syn_.front());
+        if (it->second.syn_ns >= older_than_ns) break;
+        forget(it);
+    }
 }
 
 }  // namespace bpfix

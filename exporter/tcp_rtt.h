@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <unordered_map>
 
@@ -27,6 +28,9 @@ public:
     // At most `max_pending` handshakes followed at once (beyond: not
     // measured, counted).
     explicit HandshakeRttEstimator(size_t max_pending = 65536) : max_pending_(max_pending) {}
+    // The pending entries point into by_syn_: not copyable.
+    HandshakeRttEstimator(const HandshakeRttEstimator&) = delete;
+    HandshakeRttEstimator& operator=(const HandshakeRttEstimator&) = delete;
 
     // Every TCP packet: its flow key (direction as sent), time and flags
     // (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
@@ -35,7 +39,8 @@ public:
     // record; forgets it for this direction.
     std::optional<HandshakeRtt> take(const bpfix_flow_key& key);
     // Forgets handshakes that started before `older_than_ns` and never
-    // completed.
+    // completed. Costs what it forgets, not what is pending: called for
+    // every packet.
     void expire(uint64_t older_than_ns);
 
     uint64_t measured() const { return measured_; }
@@ -45,10 +50,17 @@ public:
 private:
     struct Pending {
         uint64_t syn_ns = 0, synack_ns = 0;
+        std::list<bpfix_flow_key>::iterator order;  // its place in by_syn_
     };
+    using PendingMap = std::unordered_map<bpfix_flow_key, Pending, FlowKeyHash, FlowKeyEqual>;
+    void forget(PendingMap::iterator it);
+
     size_t max_pending_;
     // keyed by the client-to-server flow key (the SYN's)
-    std::unordered_map<bpfix_flow_key, Pending, FlowKeyHash, FlowKeyEqual> pending_;
+    PendingMap pending_;
+    // The pending keys by the time of their last SYN, oldest first (capture
+    // time only moves forward, so appending keeps the order).
+    std::list<bpfix_flow_key> by_syn_;
     std::unordered_map<bpfix_flow_key, HandshakeRtt, FlowKeyHash, FlowKeyEqual> done_;  // both directions' keys
     uint64_t measured_ = 0, overflow_ = 0;
 };

@@ -164,6 +164,33 @@ TEST(Dns, TransactionsMatchByIdAndEndpointsAndTimeOut) {
     EXPECT_EQ(tx.pending(), 0u);
 }
 
+TEST(Dns, ExpiryFollowsTheLastTryAndReturnsKeyOrder) {
+    // Expiry walks the queries oldest first and stops at the first that is
+    // not due (its cost is what it removes); a query asked again moves to
+    // the back; what is due comes back in key order, as before.
+    DnsTransactions tx(1'000'000'000);  // 1 s
+    DnsTransactions::Endpoint client{{}, 40000}, server{{}, 53};
+    auto q = *parse_dns(Msg::header(1, 0x0100).name({"x", "test"}).u16(1).u16(1).b);
+    auto with_id = [&](uint16_t id) {
+        auto m = q;
+        m.id = id;
+        return m;
+    };
+    tx.query(client, server, with_id(9), 0);
+    tx.query(client, server, with_id(3), 100);
+    tx.query(client, server, with_id(7), 200);
+    tx.query(client, server, with_id(9), 900'000'000);  // asked again: its clock restarts
+    auto due = tx.expire(1'500'000'000);
+    ASSERT_EQ(due.size(), 2u);
+    EXPECT_EQ(due[0].query.id, 3);
+    EXPECT_EQ(due[1].query.id, 7);
+    EXPECT_EQ(tx.pending(), 1u);
+    EXPECT_TRUE(tx.expire(1'800'000'000).empty());
+    ASSERT_TRUE(tx.response(server, client, [&] { auto r = with_id(9); r.flags = 0x8180; return r; }(), 1'850'000'000));
+    EXPECT_TRUE(tx.expire(5'000'000'000).empty());
+    EXPECT_EQ(tx.pending(), 0u);
+}
+
 TEST(Dns, PendingQueriesAreBounded) {
     DnsTransactions tx(1'000'000'000, 2);
     DnsTransactions::Endpoint c{{}, 1}, s{{}, 53};

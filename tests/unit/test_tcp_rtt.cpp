@@ -68,6 +68,26 @@ TEST(HandshakeRtt, RetransmittedSynCountsFromTheLastAndIncompleteOnesGiveNothing
     EXPECT_EQ(est.pending(), 0u);
 }
 
+TEST(HandshakeRtt, ExpiryForgetsOnlyHandshakesStartedBeforeTheLimit) {
+    HandshakeRttEstimator est;
+    auto a = client_to_server(), b = a, c = a;
+    b.src_port = 40011;
+    c.src_port = 40012;
+    est.packet(a, 10, SYN);
+    est.packet(b, 20, SYN);
+    est.packet(c, 30, SYN);
+    est.packet(a, 40, SYN);  // retransmitted: counts from 40 now
+    est.expire(35);          // b and c started before 35
+    EXPECT_EQ(est.pending(), 1u);
+    est.packet(reverse_key(a), 50, SYN | ACK);
+    est.packet(a, 60, ACK);
+    ASSERT_TRUE(est.take(a));
+    EXPECT_EQ(est.take(reverse_key(a))->rtt_ns, 20u);
+    est.packet(reverse_key(b), 70, SYN | ACK);  // b was forgotten
+    est.packet(b, 80, ACK);
+    EXPECT_FALSE(est.take(b));
+}
+
 TEST(HandshakeRtt, Bounded) {
     HandshakeRttEstimator est(2);
     auto c = client_to_server();
