@@ -84,6 +84,14 @@ void FlowMeter::packet(const uint8_t* data, size_t caplen, size_t wirelen, int d
     table_.add(p.key, ts, p.ip_octets, p.tcp_flags, p.tos);
 }
 
+void FlowMeter::hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt) {
+    ParsedPacket p;
+    if (parse_packet(data, caplen, wirelen, dlt, p) != ParseStatus::ok) return;
+    p.key.ifindex = ifindex_;
+    p.key.direction = direction_;
+    table_.prefetch(p.key);
+}
+
 void FlowMeter::finish() { table_.flush(); }
 
 }  // namespace bpfix

@@ -35,6 +35,9 @@ public:
     FlowMeter(const FlowTableConfig& cfg, uint32_t ifindex, uint8_t direction, FlowTable::Sink sink);
 
     void packet(const uint8_t* data, size_t caplen, size_t wirelen, int dlt, uint64_t ts_ns);
+    // A frame that packet() will see soon (a reader that can look ahead):
+    // parsed only to warm the flow table's memory for it. Changes nothing.
+    void hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt);
     void finish();  // end of input
     // A frame the capture reader could not even deliver (a file cut mid-record).
     void count_unreadable() {

@@ -1,6 +1,7 @@
 #include "flow_table.h"
 
 #include <cstring>
+#include <new>
 
 namespace bpfix {
 
@@ -57,64 +58,85 @@ FlowRecord make_flow_record(const bpfix_flow_key& key) {
 
 FlowTable::FlowTable(const FlowTableConfig& cfg, Sink sink) : cfg_(cfg), sink_(std::move(sink)) {
     if (cfg_.max_flows == 0) cfg_.max_flows = 1;
-    slots_.assign(1 << 12, 0);
-    mask_ = slots_.size() - 1;
+    slots_.resize((size_t{1} << 12) * sizeof(uint64_t));
+    mask_ = (size_t{1} << 12) - 1;
 }
 
-size_t FlowTable::find_slot(const bpfix_flow_key& key, uint64_t hash) const {
-    const uint64_t tag = hash >> 32;
+uint32_t FlowTable::allocate() {
+    if (free_ != kNil) {
+        uint32_t idx = free_;
+        free_ = at(idx).lru.next;
+        return idx;
+    }
+    if (used_ == capacity_) {
+        if (capacity_ >= UINT32_MAX / 2) throw std::bad_alloc();
+        uint32_t cap = capacity_ ? capacity_ * 2 : 1024;
+        entries_.resize(size_t{cap} * sizeof(Entry));
+        capacity_ = static_cast<uint32_t>(entries_.bytes() / sizeof(Entry));
+    }
+    return used_++;
+}
+
+void FlowTable::release(uint32_t idx) {
+    at(idx).state = 0;
+    at(idx).lru.next = free_;
+    free_ = idx;
+}
+
+size_t FlowTable::find_slot(const bpfix_flow_key& key, uint32_t hash) const {
+    const uint64_t* s = slots();
     for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-        uint64_t s = slots_[i];
-        if (s == 0) return i;
-        if ((s >> 32) == tag && FlowKeyEqual{}(entries_[(s & 0xffffffffu) - 1].key, key)) return i;
+        uint64_t v = s[i];
+        if (v == 0) return i;
+        if ((v >> 32) == hash && FlowKeyEqual{}(at(static_cast<uint32_t>(v) - 1).key, key)) return i;
     }
 }
 
-void FlowTable::index_insert(uint32_t idx) {
-    if ((size_ + 1) * 2 > slots_.size()) grow();
-    const Entry& e = entries_[idx];
-    size_t i = find_slot(e.key, e.hash);
-    slots_[i] = (e.hash >> 32) << 32 | (static_cast<uint64_t>(idx) + 1);
+void FlowTable::index_insert(uint32_t idx, uint32_t hash) {
+    if ((size_ + 1) * 2 > mask_ + 1) grow();
+    size_t i = find_slot(at(idx).key, hash);
+    slots()[i] = static_cast<uint64_t>(hash) << 32 | (static_cast<uint64_t>(idx) + 1);
     ++size_;
 }
 
-void FlowTable::index_erase(uint32_t idx) {
-    const Entry& e = entries_[idx];
-    size_t i = find_slot(e.key, e.hash);
+void FlowTable::index_erase(uint32_t idx, uint32_t hash) {
+    uint64_t* s = slots();
+    size_t i = find_slot(at(idx).key, hash);
     // Backward shift: pull later members of the probe run into the hole so
     // lookups never stop early.
-    for (size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-        size_t home = entries_[(slots_[j] & 0xffffffffu) - 1].hash & mask_;
+    for (size_t j = (i + 1) & mask_; s[j] != 0; j = (j + 1) & mask_) {
+        size_t home = (s[j] >> 32) & mask_;
         bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
         if (movable) {
-            slots_[i] = slots_[j];
+            s[i] = s[j];
             i = j;
         }
     }
-    slots_[i] = 0;
+    s[i] = 0;
     --size_;
 }
 
 void FlowTable::grow() {
-    std::vector<uint64_t> old;
-    old.swap(slots_);
-    slots_.assign(old.size() * 2, 0);
-    mask_ = slots_.size() - 1;
-    for (uint64_t s : old) {
-        if (s == 0) continue;
-        const Entry& e = entries_[(s & 0xffffffffu) - 1];
-        size_t i = e.hash & mask_;
-        while (slots_[i] != 0) i = (i + 1) & mask_;
-        slots_[i] = s;
+    AnonRegion old = std::move(slots_);
+    const uint64_t* o = static_cast<const uint64_t*>(old.data());
+    const size_t old_count = mask_ + 1;
+    slots_.resize(old_count * 2 * sizeof(uint64_t));
+    mask_ = old_count * 2 - 1;
+    uint64_t* s = slots();
+    for (size_t k = 0; k < old_count; ++k) {
+        if (o[k] == 0) continue;
+        size_t i = (o[k] >> 32) & mask_;
+        while (s[i] != 0) i = (i + 1) & mask_;
+        s[i] = o[k];
     }
 }
 
 void FlowTable::push_back(List& list, Link Entry::*link, uint32_t idx) {
-    Link& l = entries_[idx].*link;
+    Link& l = at(idx).*link;
     l.prev = list.tail;
     l.next = kNil;
     if (list.tail != kNil) {
-        (entries_[list.tail].*link).next = idx;
+        (at(list.tail).*link).next = idx;
     } else {
         list.head = idx;
     }
@@ -122,16 +144,16 @@ void FlowTable::push_back(List& list, Link Entry::*link, uint32_t idx) {
 }
 
 void FlowTable::unlink(List& list, Link Entry::*link, uint32_t idx) {
-    Link& l = entries_[idx].*link;
-    if (l.prev != kNil) (entries_[l.prev].*link).next = l.next;
+    Link& l = at(idx).*link;
+    if (l.prev != kNil) (at(l.prev).*link).next = l.next;
     else list.head = l.next;
-    if (l.next != kNil) (entries_[l.next].*link).prev = l.prev;
+    if (l.next != kNil) (at(l.next).*link).prev = l.prev;
     else list.tail = l.prev;
     l.prev = l.next = kNil;
 }
 
 void FlowTable::end(uint32_t idx, FlowEndReason reason) {
-    Entry& e = entries_[idx];
+    Entry& e = at(idx);
     FlowRecord r = make_flow_record(e.key);
     r.flowStartMilliseconds = e.start_ns / 1'000'000;
     r.flowEndMilliseconds = e.last_ns / 1'000'000;
@@ -139,48 +161,64 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
     r.octetDeltaCount = e.octets;
     r.tcpControlBits = e.flags;
     r.ipClassOfService = e.tos;
-    r.droppedPacketDeltaCount = e.dropped_packets;
-    r.droppedOctetDeltaCount = e.dropped_octets;
-    r.dropReasonCode = e.drop_reason;
-    r.bpfixDropTcpState = e.drop_tcp_state;
+    if (!drops_.empty()) {
+        if (auto it = drops_.find(idx); it != drops_.end()) {
+            r.droppedPacketDeltaCount = it->second.packets;
+            r.droppedOctetDeltaCount = it->second.octets;
+            r.dropReasonCode = it->second.reason;
+            r.bpfixDropTcpState = it->second.tcp_state;
+            drops_.erase(it);
+        }
+    }
+    const bool fin = e.state & kFin;
     // The timer that fired is the reason; only the end of input reports a
     // flow that saw FIN as ended by detection rather than forced.
-    r.flowEndReason = static_cast<uint8_t>(e.fin && reason == FlowEndReason::forced_end ? FlowEndReason::end_detected
-                                                                                       : reason);
+    r.flowEndReason = static_cast<uint8_t>(fin && reason == FlowEndReason::forced_end ? FlowEndReason::end_detected
+                                                                                    : reason);
     unlink(lru_, &Entry::lru, idx);
     unlink(age_, &Entry::age, idx);
-    if (e.fin) unlink(linger_, &Entry::linger, idx);
-    index_erase(idx);
-    free_.push_back(idx);
+    index_erase(idx, static_cast<uint32_t>(FlowKeyHash{}(e.key)));
     ++records_;
     if (enrich_) enrich_(e.key, r);
+    if (e.state & kLingerQueued) {
+        e.state = kZombie | kLingerQueued;
+    } else {
+        release(idx);
+    }
     sink_(r);
 }
 
 void FlowTable::advance(uint64_t now) {
-    while (lru_.head != kNil && now - entries_[lru_.head].last_ns >= cfg_.idle_timeout_ns &&
-           now >= entries_[lru_.head].last_ns) {
+    while (lru_.head != kNil && now - at(lru_.head).last_ns >= cfg_.idle_timeout_ns && now >= at(lru_.head).last_ns) {
         end(lru_.head, FlowEndReason::idle_timeout);
     }
-    while (age_.head != kNil && now >= entries_[age_.head].start_ns &&
-           now - entries_[age_.head].start_ns >= cfg_.active_timeout_ns) {
+    while (age_.head != kNil && now >= at(age_.head).start_ns && now - at(age_.head).start_ns >= cfg_.active_timeout_ns) {
         end(age_.head, FlowEndReason::active_timeout);
     }
-    while (linger_.head != kNil && now >= entries_[linger_.head].fin_ns &&
-           now - entries_[linger_.head].fin_ns >= cfg_.tcp_end_linger_ns) {
-        end(linger_.head, FlowEndReason::end_detected);
+    while (!linger_.empty()) {
+        const Linger l = linger_.front();
+        Entry& e = at(l.idx);
+        if (e.state & kZombie) {
+            linger_.pop_front();
+            release(l.idx);
+            continue;
+        }
+        if (now < l.fin_ns || now - l.fin_ns < cfg_.tcp_end_linger_ns) break;
+        linger_.pop_front();
+        e.state &= static_cast<uint8_t>(~kLingerQueued);
+        end(l.idx, FlowEndReason::end_detected);
     }
 }
 
 void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts, uint64_t packets, uint64_t octets,
                           uint16_t tcp_flags, uint8_t tos) {
-    const uint64_t hash = FlowKeyHash{}(key);
-    uint64_t slot = slots_[find_slot(key, hash)];
-    uint32_t idx = slot ? static_cast<uint32_t>((slot & 0xffffffffu) - 1) : kNil;
+    const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
+    uint64_t slot = slots()[find_slot(key, hash)];
+    uint32_t idx = slot ? static_cast<uint32_t>(slot) - 1 : kNil;
     if (idx != kNil) {
-        Entry& e = entries_[idx];
         // A new connection on the same 5-tuple after FIN: a new record.
-        if (e.fin && key.protocol == BPFIX_PROTO_TCP && (tcp_flags & BPFIX_TCP_SYN) && !(tcp_flags & BPFIX_TCP_ACK)) {
+        if ((at(idx).state & kFin) && key.protocol == BPFIX_PROTO_TCP && (tcp_flags & BPFIX_TCP_SYN) &&
+            !(tcp_flags & BPFIX_TCP_ACK)) {
             end(idx, FlowEndReason::end_detected);
             idx = kNil;
         }
@@ -190,35 +228,24 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
             ++evicted_;
             end(lru_.head, FlowEndReason::lack_of_resources);
         }
-        if (!free_.empty()) {
-            idx = free_.back();
-            free_.pop_back();
-        } else {
-            idx = static_cast<uint32_t>(entries_.size());
-            entries_.emplace_back();
-        }
-        Entry& e = entries_[idx];
+        idx = allocate();
+        Entry& e = at(idx);
         e.key = key;
-        e.hash = hash;
         e.start_ns = first;
         e.last_ns = ts;
-        e.fin_ns = 0;
         e.packets = e.octets = 0;
-        e.dropped_packets = e.dropped_octets = 0;
-        e.drop_reason = 0;
-        e.drop_tcp_state = 0;
         e.flags = 0;
         e.tos = tos;
-        e.fin = false;
-        e.lru = e.age = e.linger = Link{};
-        index_insert(idx);
+        e.state = 0;
+        e.lru = e.age = Link{};
+        index_insert(idx, hash);
         push_back(lru_, &Entry::lru, idx);
         push_back(age_, &Entry::age, idx);
-    } else {
+    } else if (lru_.tail != idx) {
         unlink(lru_, &Entry::lru, idx);
         push_back(lru_, &Entry::lru, idx);
     }
-    Entry& e = entries_[idx];
+    Entry& e = at(idx);
     e.packets += packets;
     e.octets += octets;
     e.flags |= tcp_flags;
@@ -229,23 +256,22 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
             end(idx, FlowEndReason::end_detected);
             return;
         }
-        if ((tcp_flags & BPFIX_TCP_FIN) && !e.fin) {
-            e.fin = true;
-            e.fin_ns = ts;
-            push_back(linger_, &Entry::linger, idx);
+        if ((tcp_flags & BPFIX_TCP_FIN) && !(e.state & kFin)) {
+            e.state |= kFin | kLingerQueued;
+            linger_.push_back(Linger{ts, idx});
         }
     }
 }
 
 bool FlowTable::add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason,
                           uint8_t tcp_state) {
-    uint64_t slot = slots_[find_slot(key, FlowKeyHash{}(key))];
+    uint64_t slot = slots()[find_slot(key, static_cast<uint32_t>(FlowKeyHash{}(key)))];
     if (!slot) return false;
-    Entry& e = entries_[(slot & 0xffffffffu) - 1];
-    e.dropped_packets += packets;
-    e.dropped_octets += octets;
-    e.drop_reason = reason;
-    if (tcp_state) e.drop_tcp_state = tcp_state;
+    Drops& d = drops_[static_cast<uint32_t>(slot) - 1];
+    d.packets += packets;
+    d.octets += octets;
+    d.reason = reason;
+    if (tcp_state) d.tcp_state = tcp_state;
     return true;
 }
 
@@ -253,6 +279,8 @@ void FlowTable::flush() {
     while (age_.head != kNil) {
         end(age_.head, FlowEndReason::forced_end);
     }
+    for (const Linger& l : linger_) release(l.idx);  // all zombies now
+    linger_.clear();
 }
 
 }  // namespace bpfix

@@ -1,8 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
-#include <vector>
+#include <unordered_map>
+
+#include "anon_region.h"
 
 #include "bpfix_abi.h"
 #include "flow_templates.h"
@@ -59,6 +62,22 @@ public:
                    uint8_t tcp_state = 0);
     // Ends every flow (end of input): forced end, or end detected after FIN.
     void flush();
+    // A hint that `key` comes soon (pcap mode reads ahead): starts loading
+    // its index slot now, and the entry of the key hinted kPrefetchLag
+    // hints ago (whose slot should have arrived by then). Changes nothing.
+    void prefetch(const bpfix_flow_key& key) {
+        const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
+        __builtin_prefetch(slots() + (hash & mask_));
+        const uint32_t lagged = hint_[hint_pos_ % kPrefetchLag];
+        hint_[hint_pos_++ % kPrefetchLag] = hash;
+        const uint64_t v = slots()[lagged & mask_];
+        if (v != 0 && (v >> 32) == lagged) {
+            const char* e = reinterpret_cast<const char*>(&at(static_cast<uint32_t>(v) - 1));
+            __builtin_prefetch(e, 1);
+            __builtin_prefetch(e + 64, 1);
+        }
+    }
+    static constexpr unsigned kPrefetchLag = 8;
 
     size_t active_flows() const { return size_; }
     uint64_t records_exported() const { return records_; }
@@ -70,30 +89,47 @@ private:
     struct Link {
         uint32_t prev = kNil, next = kNil;
     };
+    // One open flow in 104 bytes, no heap allocation of its own (issue 20:
+    // <= 128 bytes per concurrent flow with the index). Drops, which only
+    // live mode counts and few flows have, live in drops_.
     struct Entry {
         bpfix_flow_key key;
-        uint64_t hash;
-        uint64_t start_ns, last_ns, fin_ns;
-        uint64_t packets, octets;
-        uint64_t dropped_packets, dropped_octets;
-        uint32_t drop_reason;
-        uint8_t drop_tcp_state;
         uint16_t flags;
         uint8_t tos;
-        bool fin;
-        Link lru, age, linger;
+        uint8_t state;  // kFin, kLingerQueued, kZombie
+        uint64_t start_ns, last_ns;
+        uint64_t packets, octets;
+        Link lru, age;  // a free entry chains the free list through lru.next
     };
+    static_assert(sizeof(Entry) == 104, "a flow entry stays within its byte budget");
+    static constexpr uint8_t kFin = 1;           // the flow saw FIN
+    static constexpr uint8_t kLingerQueued = 2;  // linger_ holds an item for this entry
+    static constexpr uint8_t kZombie = 4;        // ended, freed when its linger item leaves linger_
     struct List {
         uint32_t head = kNil, tail = kNil;
     };
+    struct Linger {
+        uint64_t fin_ns;
+        uint32_t idx;
+    };
+    struct Drops {
+        uint64_t packets = 0, octets = 0;
+        uint32_t reason = 0;
+        uint8_t tcp_state = 0;
+    };
 
+    Entry& at(uint32_t idx) const { return static_cast<Entry*>(entries_.data())[idx]; }
+    uint32_t allocate();
+    void release(uint32_t idx);
     void end(uint32_t idx, FlowEndReason reason);
     // Open-addressing index (linear probing, backward-shift deletion): a
     // node-based map's cache misses were the largest user-space cost.
-    // A slot holds (hash >> 32) << 32 | (entry index + 1); 0 is empty.
-    size_t find_slot(const bpfix_flow_key& key, uint64_t hash) const;
-    void index_insert(uint32_t idx);
-    void index_erase(uint32_t idx);
+    // A slot holds (32-bit hash) << 32 | (entry index + 1); 0 is empty. The
+    // hash in the slot gives a slot's home without touching its entry.
+    uint64_t* slots() const { return static_cast<uint64_t*>(slots_.data()); }
+    size_t find_slot(const bpfix_flow_key& key, uint32_t hash) const;
+    void index_insert(uint32_t idx, uint32_t hash);
+    void index_erase(uint32_t idx, uint32_t hash);
     void grow();
     void push_back(List& list, Link Entry::*link, uint32_t idx);
     void unlink(List& list, Link Entry::*link, uint32_t idx);
@@ -101,14 +137,23 @@ private:
     FlowTableConfig cfg_;
     Sink sink_;
     Enrich enrich_;
-    std::vector<Entry> entries_;
-    std::vector<uint32_t> free_;
-    std::vector<uint64_t> slots_;
+    AnonRegion entries_;   // Entry[capacity_]: grows by remapping, never copied
+    uint32_t used_ = 0;    // entries ever handed out (the rest of entries_ is untouched)
+    uint32_t capacity_ = 0;
+    uint32_t free_ = kNil;  // free list head
+    AnonRegion slots_;
     size_t mask_ = 0;
     size_t size_ = 0;
-    List lru_, age_, linger_;
+    List lru_, age_;
+    // Flows that saw FIN, by FIN time. An entry that ends another way keeps
+    // its item here and is freed only when the item leaves (a zombie), so
+    // an item always belongs to the flow it was queued for.
+    std::deque<Linger> linger_;
+    std::unordered_map<uint32_t, Drops> drops_;
     uint64_t records_ = 0;
     uint64_t evicted_ = 0;
+    uint32_t hint_[kPrefetchLag] = {};
+    unsigned hint_pos_ = 0;
 };
 
 // Builds the exported record for a flow key (addresses, ports, ICMP,

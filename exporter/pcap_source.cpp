@@ -151,11 +151,31 @@ bool PcapSource::read_mapped(FlowMeter& meter, size_t max_frames) {
             return false;
         }
         uint64_t ts = sec * 1'000'000'000ULL + (nanosecond_ ? frac : frac * 1000);
+        look_ahead(meter);
         meter.packet(h + kRecordHeader, caplen, wirelen, dlt_, ts);
         pos_ += kRecordHeader + caplen;
+        if (ahead_count_) --ahead_count_;
     }
     release_mapped();
     return true;
+}
+
+void PcapSource::look_ahead(FlowMeter& meter) {
+    // Keeps the meter hinted kLookahead records ahead, so the flow table's
+    // cache misses for a packet overlap the work on the ones before it (at a
+    // million flows they were half the time). Stops at anything odd; the
+    // reader itself reports it when it gets there.
+    constexpr size_t kLookahead = 16;
+    if (ahead_pos_ < pos_) ahead_pos_ = pos_, ahead_count_ = 0;
+    while (ahead_count_ < kLookahead && map_size_ - ahead_pos_ >= kRecordHeader) {
+        const uint8_t* h = map_ + ahead_pos_;
+        uint32_t caplen = load32(h + 8, swapped_);
+        uint32_t wirelen = load32(h + 12, swapped_);
+        if (caplen > kMaxCaplen || map_size_ - ahead_pos_ - kRecordHeader < caplen) break;
+        meter.hint(h + kRecordHeader, caplen, wirelen, dlt_);
+        ahead_pos_ += kRecordHeader + caplen;
+        ++ahead_count_;
+    }
 }
 
 void PcapSource::release_mapped() {

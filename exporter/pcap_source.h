@@ -45,6 +45,11 @@ private:
     const uint8_t* map_ = nullptr;
     size_t map_size_ = 0;
     size_t pos_ = 0;
+    // The reader's look-ahead (mapped files): the record after the last one
+    // hinted to the meter, kLookahead records in front of pos_.
+    size_t ahead_pos_ = 0;
+    size_t ahead_count_ = 0;
+    void look_ahead(FlowMeter& meter);
     size_t released_ = 0;
     bool swapped_ = false;
     bool nanosecond_ = false;

@@ -117,6 +117,52 @@ TEST(FlowTable, RstEndsAtOnceAndSynAfterFinOpensNewRecord) {
     EXPECT_EQ(h.out[2].tcpControlBits, 0x02);
 }
 
+TEST(FlowTable, AFlowEndedWhileLingeringDoesNotCutShortTheNextOnesLinger) {
+    // Flow 1 sees FIN, then RST ends it while its linger is pending; new
+    // flows take freed entries and one of them sees FIN later. Each
+    // lingering flow ends 2 s after its own FIN, never after another's.
+    Harness h;
+    h.pkt(key(1), kT0, 60, 0x11);               // FIN
+    h.pkt(key(1), kT0 + kSec / 10, 60, 0x14);   // RST: ended now
+    ASSERT_EQ(h.out.size(), 1u);
+    for (uint16_t p = 2; p < 40; ++p) h.pkt(key(p, 17), kT0 + kSec / 5);  // short UDP flows
+    for (uint16_t p = 2; p < 40; ++p) h.pkt(key(p, 17), kT0 + kSec / 5, 60, 0x14);  // (UDP: RST means nothing)
+    h.pkt(key(50), kT0 + kSec, 60, 0x02);
+    h.pkt(key(50), kT0 + kSec + kSec / 2, 60, 0x11);  // FIN at 1.5 s
+    h.pkt(key(51), kT0 + 2 * kSec + kSec / 10);       // flow 1's linger would end here
+    EXPECT_EQ(h.out.size(), 1u);  // nothing else ended: no flow took flow 1's linger
+    h.pkt(key(51), kT0 + 3 * kSec + kSec / 2);        // 2 s after flow 50's FIN
+    ASSERT_EQ(h.out.back().sourceTransportPort, 50);
+    EXPECT_EQ(h.out.back().flowEndReason, 3);
+    EXPECT_EQ(h.out.back().packetDeltaCount, 2u);
+    h.table.flush();
+    EXPECT_EQ(h.table.active_flows(), 0u);
+}
+
+TEST(FlowTable, HoldsAMillionFlowsAndEndsEachOnce) {
+    // The table grows by remapping (entries never copied): every flow
+    // keeps its counts through the growth.
+    FlowTableConfig cfg;
+    cfg.max_flows = 2'000'000;
+    uint64_t records = 0, packets = 0;
+    FlowTable t(cfg, [&](const FlowRecord& r) {
+        ++records;
+        packets += r.packetDeltaCount;
+        EXPECT_EQ(r.packetDeltaCount, 2u);
+    });
+    for (int round = 0; round < 2; ++round) {
+        for (uint32_t i = 0; i < 1'000'000; ++i) {
+            bpfix_flow_key k = key(static_cast<uint16_t>(i), 17);
+            k.dst_port = static_cast<uint16_t>(i >> 16);
+            t.add(k, kT0 + round, 100, 0, 0);
+        }
+    }
+    EXPECT_EQ(t.active_flows(), 1'000'000u);
+    t.flush();
+    EXPECT_EQ(records, 1'000'000u);
+    EXPECT_EQ(packets, 2'000'000u);
+}
+
 TEST(FlowTable, FullTableEvictsLeastRecentlySeen) {
     FlowTableConfig cfg;
     cfg.max_flows = 2;
