@@ -337,6 +337,8 @@ def main():
     ap.add_argument("--idle", type=float, default=15.0)
     ap.add_argument("--active", type=float, default=60.0)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--tools", default="floor,softflowd,nfpcapd,bpfix-file,bpfix-udp,bpfix-udp1500",
+                    help="which to run, comma-separated (default: all)")
     args = ap.parse_args()
 
     ncpu = os.cpu_count() or 1
@@ -353,14 +355,19 @@ def main():
     if err:
         sys.exit(f"bench: {err}")
     exe = os.path.join(args.build, "bin", "bpfix-exporter")
-    tools = [
-        Floor(args.work),
-        Softflowd(),
-        Nfpcapd(args.active, args.idle),
-        Bpfix(exe, "file", args.active, args.idle),
-        Bpfix(exe, "udp", args.active, args.idle),
-        Bpfix(exe, "udp1500", args.active, args.idle),
-    ]
+    every = {
+        "floor": lambda: Floor(args.work),
+        "softflowd": Softflowd,
+        "nfpcapd": lambda: Nfpcapd(args.active, args.idle),
+        "bpfix-file": lambda: Bpfix(exe, "file", args.active, args.idle),
+        "bpfix-udp": lambda: Bpfix(exe, "udp", args.active, args.idle),
+        "bpfix-udp1500": lambda: Bpfix(exe, "udp1500", args.active, args.idle),
+    }
+    wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in every]
+    if unknown:
+        sys.exit(f"bench: unknown tool {', '.join(unknown)}; choose from {', '.join(every)}")
+    tools = [every[t]() for t in wanted]
     missing = {t.name: t.available() for t in tools}
     for n, why in missing.items():
         if why:

@@ -237,6 +237,9 @@ void DnsEnricher::advance(uint64_t now_ns) {
 }
 
 std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key) {
+    // Only flows of the DNS ports ever get a summary (packet() and the
+    // query flows advance() counts): the others need no lookup.
+    if (summaries_.empty() || !wants(key)) return std::nullopt;
     auto it = summaries_.find(key);
     if (it == summaries_.end()) return std::nullopt;
     DnsSummary s = std::move(it->second);

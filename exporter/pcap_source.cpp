@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@ constexpr uint32_t kMagicNano = 0xa1b23c4d;
 constexpr size_t kFileHeader = 24;
 constexpr size_t kRecordHeader = 16;
 constexpr uint32_t kMaxCaplen = 262144;  // libpcap's largest snapshot length
+constexpr size_t kBuffer = 2u << 20;     // read() size; holds several of the largest records
 
 uint32_t load32(const uint8_t* p, bool swapped) {
     uint32_t v;
@@ -43,7 +43,7 @@ std::string link_type_error(const std::string& path, int dlt) {
 }  // namespace
 
 PcapSource::PcapSource(const std::string& path) : path_(path) {
-    if (!open_mapped()) {
+    if (!open_buffered()) {
         open_libpcap();
     }
     if (!link_type_supported(dlt_)) {
@@ -52,11 +52,11 @@ PcapSource::PcapSource(const std::string& path) : path_(path) {
 }
 
 PcapSource::~PcapSource() {
-    if (map_) munmap(const_cast<uint8_t*>(map_), map_size_);
+    if (fd_ >= 0) ::close(fd_);
     if (pcap_) pcap_close(pcap_);
 }
 
-bool PcapSource::open_mapped() {
+bool PcapSource::open_buffered() {
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         throw Error(fmt::format("cannot open pcap file {}: {}", path_, std::strerror(errno)));
@@ -82,15 +82,14 @@ bool PcapSource::open_mapped() {
         return false;  // pcapng or not a capture at all: libpcap decides
     }
     nanosecond_ = (swapped_ ? __builtin_bswap32(magic) : magic) == kMagicNano;
-    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-    ::close(fd);
-    if (m == MAP_FAILED) {
+    if (lseek(fd, static_cast<off_t>(kFileHeader), SEEK_SET) < 0) {
+        ::close(fd);
         return false;
     }
-    madvise(m, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
-    map_ = static_cast<const uint8_t*>(m);
-    map_size_ = static_cast<size_t>(st.st_size);
-    pos_ = kFileHeader;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    fd_ = fd;
+    buf_.resize(kBuffer);
+    base_ = kFileHeader;
     dlt_ = linktype_from_header(load32(hdr + 20, swapped_));
     return true;
 }
@@ -121,20 +120,46 @@ void PcapSource::stop_truncated(FlowMeter& meter, const std::string& why) {
 
 bool PcapSource::read_batch(FlowMeter& meter, size_t max_frames) {
     if (done_) return false;
-    return map_ ? read_mapped(meter, max_frames) : read_libpcap(meter, max_frames);
+    return fd_ >= 0 ? read_buffered(meter, max_frames) : read_libpcap(meter, max_frames);
 }
 
-bool PcapSource::read_mapped(FlowMeter& meter, size_t max_frames) {
+void PcapSource::fill() {
+    // Keeps what is not metered yet (at most one record) and reads after it.
+    const size_t keep = len_ - pos_;
+    if (keep && pos_) memmove(buf_.data(), buf_.data() + pos_, keep);
+    base_ += pos_;
+    ahead_pos_ = ahead_pos_ > pos_ ? ahead_pos_ - pos_ : 0;
+    len_ = keep;
+    pos_ = 0;
+    while (len_ < buf_.size()) {
+        ssize_t n = ::read(fd_, buf_.data() + len_, buf_.size() - len_);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            throw Error(fmt::format("cannot read pcap file {} at offset {}: {}", path_, base_ + len_,
+                                    std::strerror(errno)));
+        }
+        if (n == 0) {
+            eof_ = true;
+            return;
+        }
+        len_ += static_cast<size_t>(n);
+    }
+}
+
+bool PcapSource::read_buffered(FlowMeter& meter, size_t max_frames) {
     for (size_t i = 0; i < max_frames; ++i) {
-        if (pos_ == map_size_) {
+        // Refill while a whole record of the largest size may not be here.
+        if (!eof_ && len_ - pos_ < kRecordHeader + kMaxCaplen) fill();
+        if (pos_ == len_) {  // only at end of file: fill() reads until the buffer is full
             done_ = true;
             return false;
         }
-        if (map_size_ - pos_ < kRecordHeader) {
-            stop_truncated(meter, fmt::format("truncated record header at offset {}", pos_));
+        const uint64_t offset = base_ + pos_;
+        if (len_ - pos_ < kRecordHeader) {
+            stop_truncated(meter, fmt::format("truncated record header at offset {}", offset));
             return false;
         }
-        const uint8_t* h = map_ + pos_;
+        const uint8_t* h = buf_.data() + pos_;
         uint64_t sec = load32(h, swapped_);
         uint64_t frac = load32(h + 4, swapped_);
         uint32_t caplen = load32(h + 8, swapped_);
@@ -142,12 +167,12 @@ bool PcapSource::read_mapped(FlowMeter& meter, size_t max_frames) {
         if (caplen > kMaxCaplen) {
             stop_truncated(meter, fmt::format("record at offset {} claims {} captured bytes (more than {}): the file "
                                               "is damaged",
-                                              pos_, caplen, kMaxCaplen));
+                                              offset, caplen, kMaxCaplen));
             return false;
         }
-        if (map_size_ - pos_ - kRecordHeader < caplen) {
+        if (len_ - pos_ - kRecordHeader < caplen) {
             stop_truncated(meter, fmt::format("truncated dump file: record at offset {} needs {} bytes, {} remain",
-                                              pos_, caplen, map_size_ - pos_ - kRecordHeader));
+                                              offset, caplen, len_ - pos_ - kRecordHeader));
             return false;
         }
         uint64_t ts = sec * 1'000'000'000ULL + (nanosecond_ ? frac : frac * 1000);
@@ -156,36 +181,24 @@ bool PcapSource::read_mapped(FlowMeter& meter, size_t max_frames) {
         pos_ += kRecordHeader + caplen;
         if (ahead_count_) --ahead_count_;
     }
-    release_mapped();
     return true;
 }
 
 void PcapSource::look_ahead(FlowMeter& meter) {
     // Keeps the meter hinted kLookahead records ahead, so the flow table's
     // cache misses for a packet overlap the work on the ones before it (at a
-    // million flows they were half the time). Stops at anything odd; the
-    // reader itself reports it when it gets there.
+    // million flows they were half the time). Only within the buffer;
+    // stops at anything odd (the reader reports it when it gets there).
     constexpr size_t kLookahead = 16;
     if (ahead_pos_ < pos_) ahead_pos_ = pos_, ahead_count_ = 0;
-    while (ahead_count_ < kLookahead && map_size_ - ahead_pos_ >= kRecordHeader) {
-        const uint8_t* h = map_ + ahead_pos_;
+    while (ahead_count_ < kLookahead && len_ - ahead_pos_ >= kRecordHeader) {
+        const uint8_t* h = buf_.data() + ahead_pos_;
         uint32_t caplen = load32(h + 8, swapped_);
         uint32_t wirelen = load32(h + 12, swapped_);
-        if (caplen > kMaxCaplen || map_size_ - ahead_pos_ - kRecordHeader < caplen) break;
+        if (caplen > kMaxCaplen || len_ - ahead_pos_ - kRecordHeader < caplen) break;
         meter.hint(h + kRecordHeader, caplen, wirelen, dlt_);
         ahead_pos_ += kRecordHeader + caplen;
         ++ahead_count_;
-    }
-}
-
-void PcapSource::release_mapped() {
-    // Drop the pages already metered from our mapping (the page cache keeps
-    // them), so resident memory stays small however large the file is.
-    static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    size_t upto = pos_ & ~(page - 1);
-    if (upto > released_) {
-        madvise(const_cast<uint8_t*>(map_) + released_, upto - released_, MADV_DONTNEED);
-        released_ = upto;
     }
 }
 

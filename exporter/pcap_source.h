@@ -11,9 +11,10 @@
 namespace bpfix {
 
 // Reads a capture file and feeds its frames to a FlowMeter in batches.
-// Classic pcap files (any byte order, micro- or nanosecond) are read from a
-// memory map: copying the file through read() cost as much as metering it
-// (docs/benchmarks.md). Everything else (pcapng, pipes) goes through
+// Classic pcap files (any byte order, micro- or nanosecond) are read by
+// this class in 2 MiB blocks (libpcap's per-record reads cost as much as
+// metering; a memory map of the file stalled on TLB misses under nested
+// paging, docs/benchmarks.md). Everything else (pcapng, pipes) goes through
 // libpcap.
 class PcapSource {
 public:
@@ -33,24 +34,26 @@ public:
     bool truncated() const { return truncated_; }
 
 private:
-    bool open_mapped();
+    bool open_buffered();
     void open_libpcap();
-    bool read_mapped(FlowMeter& meter, size_t max_frames);
-    void release_mapped();
+    bool read_buffered(FlowMeter& meter, size_t max_frames);
+    void fill();
+    void look_ahead(FlowMeter& meter);
     bool read_libpcap(FlowMeter& meter, size_t max_frames);
     void stop_truncated(FlowMeter& meter, const std::string& why);
 
     std::string path_;
-    // Memory-mapped classic pcap.
-    const uint8_t* map_ = nullptr;
-    size_t map_size_ = 0;
-    size_t pos_ = 0;
-    // The reader's look-ahead (mapped files): the record after the last one
-    // hinted to the meter, kLookahead records in front of pos_.
+    // Classic pcap, read in large blocks into buf_: buf_[pos_, len_) is not
+    // metered yet; base_ is the file offset of buf_[0].
+    int fd_ = -1;
+    std::vector<uint8_t> buf_;
+    size_t len_ = 0, pos_ = 0;
+    uint64_t base_ = 0;
+    bool eof_ = false;
+    // The reader's look-ahead: the record after the last one hinted to the
+    // meter, ahead_count_ records in front of pos_.
     size_t ahead_pos_ = 0;
     size_t ahead_count_ = 0;
-    void look_ahead(FlowMeter& meter);
-    size_t released_ = 0;
     bool swapped_ = false;
     bool nanosecond_ = false;
     // libpcap for the rest.

@@ -61,6 +61,7 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
 }
 
 std::optional<HandshakeRtt> HandshakeRttEstimator::take(const bpfix_flow_key& key) {
+    if (done_.empty() || key.protocol != BPFIX_PROTO_TCP) return std::nullopt;
     auto it = done_.find(key);
     if (it == done_.end()) return std::nullopt;
     HandshakeRtt r = it->second;
