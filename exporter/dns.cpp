@@ -111,6 +111,22 @@ std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload) {
     return out;
 }
 
+size_t DnsTransactions::KeyHash::operator()(const Key& k) const {
+    const auto& [client, server, id] = k;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ id;
+    auto mix = [&h](const Endpoint& e) {
+        uint64_t a, b;
+        std::memcpy(&a, e.addr.data(), 8);
+        std::memcpy(&b, e.addr.data() + 8, 8);
+        h = (h ^ a) * 0xff51afd7ed558ccdULL;
+        h = (h ^ b ^ (static_cast<uint64_t>(e.port) << 48)) * 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 32;
+    };
+    mix(client);
+    mix(server);
+    return static_cast<size_t>(h);
+}
+
 void DnsTransactions::query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns,
                             const bpfix_flow_key& flow) {
     Key k{client, server, q.id};
@@ -143,7 +159,7 @@ std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint
 
 std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
     std::vector<Outcome> out;
-    std::vector<std::map<Key, Pending>::iterator> due;
+    std::vector<decltype(pending_)::iterator> due;
     for (const Key& k : by_time_) {
         auto it = pending_.find(k);
         if (now_ns < it->second.t_ns || now_ns - it->second.t_ns <= timeout_ns_) break;

@@ -5,27 +5,6 @@
 
 namespace bpfix {
 
-size_t FlowKeyHash::operator()(const bpfix_flow_key& k) const noexcept {
-    // FNV-1a over the key bytes, 8 at a time (the key has no padding holes
-    // with garbage: it is always value-initialised).
-    const auto* p = reinterpret_cast<const uint8_t*>(&k);
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i + 8 <= sizeof k; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        h = (h ^ v) * 1099511628211ULL;
-        h ^= h >> 29;
-    }
-    uint32_t tail;
-    memcpy(&tail, p + sizeof k - 4, 4);
-    h = (h ^ tail) * 1099511628211ULL;
-    return static_cast<size_t>(h ^ (h >> 32));
-}
-
-bool FlowKeyEqual::operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
-    return memcmp(&a, &b, sizeof a) == 0;
-}
-
 FlowRecord make_flow_record(const bpfix_flow_key& key) {
     FlowRecord r{};
     r.ipVersion = key.ip_version;

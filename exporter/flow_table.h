@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <unordered_map>
@@ -12,12 +13,46 @@
 
 namespace bpfix {
 
+// Flow key hash and equality, inline: they run several times per packet
+// (the flow table, the DNS and handshake enrichers). Word-wise over the 52
+// bytes (the key has no padding holes with garbage: it is always
+// value-initialised). The hash is not noexcept on purpose: libstdc++'s
+// unordered containers then keep each node's hash, so a lookup compares
+// hashes before keys and never hashes the other nodes of its bucket again.
 struct FlowKeyHash {
-    size_t operator()(const bpfix_flow_key& k) const noexcept;
+    size_t operator()(const bpfix_flow_key& k) const {
+        const auto* p = reinterpret_cast<const uint8_t*>(&k);
+        uint64_t h = 0x9e3779b97f4a7c15ULL;
+        for (size_t i = 0; i + 8 <= sizeof k; i += 8) {
+            uint64_t v;
+            std::memcpy(&v, p + i, 8);
+            h = (h ^ v) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        uint32_t tail;
+        std::memcpy(&tail, p + sizeof k - 4, 4);
+        h = (h ^ tail) * 0xc4ceb9fe1a85ec53ULL;
+        return static_cast<size_t>(h ^ (h >> 29));
+    }
 };
 struct FlowKeyEqual {
-    bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept;
+    bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
+        const auto* x = reinterpret_cast<const uint8_t*>(&a);
+        const auto* y = reinterpret_cast<const uint8_t*>(&b);
+        uint64_t diff = 0;
+        for (size_t i = 0; i + 8 <= sizeof a; i += 8) {
+            uint64_t u, v;
+            std::memcpy(&u, x + i, 8);
+            std::memcpy(&v, y + i, 8);
+            diff |= u ^ v;
+        }
+        uint32_t s, t;
+        std::memcpy(&s, x + sizeof a - 4, 4);
+        std::memcpy(&t, y + sizeof a - 4, 4);
+        return (diff | (s ^ t)) == 0;
+    }
 };
+static_assert(sizeof(bpfix_flow_key) % 4 == 0 && sizeof(bpfix_flow_key) % 8 == 4, "FlowKeyHash's word layout");
 
 struct FlowTableConfig {
     uint64_t idle_timeout_ns = 15'000'000'000ULL;
