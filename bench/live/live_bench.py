@@ -132,6 +132,35 @@ class Net:
         self.made = []
 
 
+def bpf_prog_ids(ns, ifname, pids=()):
+    """Ids of the BPF programs on an interface (classic tc filters) and of
+    every program the processes `pids` hold open (TCX links, tracers: tc
+    does not show them), the latter through /proc/PID/fdinfo."""
+    ids = set()
+    for d in ("ingress", "egress"):
+        for f in json.loads(sh("tc", "-n", ns, "-j", "filter", "show", "dev", ifname, d).stdout or "[]"):
+            pid = f.get("options", {}).get("prog", {}).get("id")
+            if pid:
+                ids.add(int(pid))
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(os.path.join(fd_dir, fd)) != "anon_inode:bpf-prog":
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
+            except OSError:
+                continue
+            if m:
+                ids.add(int(m.group(1)))
+    return sorted(ids)
+
+
 # ------------------------------------------------------------ process stats
 def children_map():
     kids = {}
@@ -295,18 +324,12 @@ class Bpfix(Tool):
 
     def extra_sample(self, pids):
         """Kernel memory of the BPF maps used by the programs attached to the
-        interface (not part of any process's RSS)."""
+        interface and the exporter's tracers (not part of any process's RSS)."""
         ns, ifn = self.b.net.rx, self.b.net.if_rx
         try:
-            prog_ids = set()
-            for d in ("ingress", "egress"):
-                for f in json.loads(sh("tc", "-n", ns, "-j", "filter", "show", "dev", ifn, d).stdout or "[]"):
-                    pid = f.get("options", {}).get("prog", {}).get("id")
-                    if pid:
-                        prog_ids.add(pid)
             map_ids, progs = set(), {}
-            for pid in prog_ids:
-                prog = json.loads(sh("bpftool", "-j", "prog", "show", "id", pid).stdout)
+            for pid in bpf_prog_ids(ns, ifn, pids):
+                prog = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(pid)).stdout)
                 progs[prog.get("name")] = {"bytes_jited": prog.get("bytes_jited"),
                                            "bytes_xlated": prog.get("bytes_xlated")}
                 map_ids.update(prog.get("map_ids", []))
@@ -609,7 +632,7 @@ class Bench:
             if hasattr(tool, "extra_sample"):
                 res.update(tool.extra_sample(pids))
             if profile and name.startswith("bpfix"):
-                res["bpf_stats"] = self.bpf_stats_flood()
+                res["bpf_stats"] = self.bpf_stats_flood(pids)
             t_stop = time.monotonic()
             tool.stop(proc)
             try:
@@ -675,9 +698,11 @@ class Bench:
         return ["ip", "netns", "exec", self.net.tx, self.flood, "raw", self.net.if_tx, self.net.mac_rx, TX_IP, RX_IP,
                 SINK_PORT, self.a.flows, self.a.payload, self.a.seconds, self.a.tx_cpu]
 
-    def bpf_stats_flood(self):
+    def bpf_stats_flood(self, pids=()):
         """One more flood with kernel.bpf_stats_enabled=1 (restored afterwards):
-        the kernel's own ns per run of each program on the interface."""
+        the kernel's own ns per run of each program on the interface and of
+        each program the processes `pids` hold (the drop tracer's ns per run
+        is its cost per dropped packet)."""
         path = "/proc/sys/kernel/bpf_stats_enabled"
         if not os.path.exists(path) or not shutil.which("bpftool"):
             return {}
@@ -685,9 +710,9 @@ class Bench:
         try:
             with open(path, "w") as f:
                 f.write("1")
-            before = self.prog_stats()
+            before = self.prog_stats(pids)
             r = sh(*self.flood_argv())
-            after = self.prog_stats()
+            after = self.prog_stats(pids)
         finally:
             with open(path, "w") as f:
                 f.write(prev)
@@ -701,15 +726,14 @@ class Bench:
             out["flood_pps"] = int(m.group(1)) / float(m.group(2))
         return out
 
-    def prog_stats(self):
+    def prog_stats(self, pids=()):
+        """run_time_ns and run_cnt of the programs bpf_prog_ids() finds."""
+        ids = bpf_prog_ids(self.net.rx, self.net.if_rx, pids)
         stats = {}
-        for d in ("ingress", "egress"):
-            for f in json.loads(sh("tc", "-n", self.net.rx, "-j", "filter", "show", "dev", self.net.if_rx, d).stdout
-                                or "[]"):
-                pid = f.get("options", {}).get("prog", {}).get("id")
-                if pid:
-                    p = json.loads(sh("bpftool", "-j", "prog", "show", "id", pid).stdout)
-                    stats[p.get("name")] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+        for i in sorted(ids):
+            p = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(i)).stdout or "{}")
+            if p.get("name"):
+                stats[p["name"]] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
         return stats
 
 
@@ -861,7 +885,8 @@ def diagnosis_text(profiles):
         for name, st in sorted(r.get("bpf_stats", {}).items()):
             if name != "flood_pps":
                 notes.append(f"kernel.bpf_stats_enabled (one more flood, {fmt_int(r['bpf_stats'].get('flood_pps', 0))}"
-                             f" pkt/s): {name} {st['ns_per_run']:.0f} ns per run over {st['runs']} runs")
+                             f" pkt/s): {name} {st['ns_per_run']:.0f} ns per run over {st['runs']} runs"
+                             + (" (the drop tracer: its cost per dropped packet)" if name == "drop_kfree_skb" else ""))
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
