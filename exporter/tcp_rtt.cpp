@@ -17,6 +17,7 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
     constexpr uint16_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
     bool syn = flags & kSyn, ack = flags & kAck;
     if (flags & kRst) {
+        if (pending_.empty()) return;
         if (auto it = pending_.find(key); it != pending_.end()) forget(it);
         if (auto it = pending_.find(reverse_key(key)); it != pending_.end()) forget(it);
         return;
@@ -31,6 +32,7 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
             }
             it = pending_.emplace(key, Pending{}).first;
             it->second.order = by_syn_.insert(by_syn_.end(), key);
+            filter_add(key);
         } else {
             by_syn_.splice(by_syn_.end(), by_syn_, it->second.order);
         }
@@ -39,11 +41,14 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
         return;
     }
     if (syn && ack) {
-        auto it = pending_.find(reverse_key(key));
+        const bpfix_flow_key client = reverse_key(key);
+        if (!maybe_pending(client)) return;
+        auto it = pending_.find(client);
         if (it != pending_.end() && !it->second.synack_ns && ts_ns >= it->second.syn_ns) it->second.synack_ns = ts_ns;
         return;
     }
     if (ack) {
+        if (!maybe_pending(key)) return;
         auto it = pending_.find(key);
         if (it == pending_.end() || !it->second.synack_ns || ts_ns < it->second.synack_ns) return;
         if (done_.size() + 2 > 2 * max_pending_) {
@@ -69,7 +74,18 @@ std::optional<HandshakeRtt> HandshakeRttEstimator::take(const bpfix_flow_key& ke
     return r;
 }
 
+void HandshakeRttEstimator::filter_add(const bpfix_flow_key& key) {
+    uint16_t& c = filter_[filter_slot(FlowKeyHash{}(key))];
+    if (c != UINT16_MAX) ++c;
+}
+
+void HandshakeRttEstimator::filter_remove(const bpfix_flow_key& key) {
+    uint16_t& c = filter_[filter_slot(FlowKeyHash{}(key))];
+    if (c != UINT16_MAX) --c;  // a saturated counter stays: lookups, never a miss
+}
+
 void HandshakeRttEstimator::forget(PendingMap::iterator it) {
+    filter_remove(it->first);
     by_syn_.erase(it->second.order);
     pending_.erase(it);
 }
