@@ -53,7 +53,20 @@ void FlowMeter::packet(const uint8_t* data, size_t caplen, size_t wirelen, int d
     if (observer_) observer_->clock(now_);
     table_.advance(now_);
     ParsedPacket p;
-    switch (parse_packet(data, caplen, wirelen, dlt, p)) {
+    ParseStatus status;
+    // The reader hinted this frame earlier: its parse is done (parsing is
+    // pure; fragment ports are filled in below, now).
+    if (hinted_count_ && hinted_[hinted_head_].data == data && hinted_[hinted_head_].caplen == caplen) {
+        const Hinted& h = hinted_[hinted_head_];
+        status = h.status;
+        p = h.parsed;
+        hinted_head_ = (hinted_head_ + 1) % kHinted;
+        --hinted_count_;
+    } else {
+        hinted_count_ = 0;  // out of step with the hints: forget them
+        status = parse_packet(data, caplen, wirelen, dlt, p);
+    }
+    switch (status) {
         case ParseStatus::non_ip:
             ++counters_.non_ip;
             return;
@@ -85,11 +98,18 @@ void FlowMeter::packet(const uint8_t* data, size_t caplen, size_t wirelen, int d
 }
 
 void FlowMeter::hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt) {
-    ParsedPacket p;
-    if (parse_packet(data, caplen, wirelen, dlt, p) != ParseStatus::ok) return;
-    p.key.ifindex = ifindex_;
-    p.key.direction = direction_;
-    table_.prefetch(p.key);
+    if (hinted_count_ == kHinted) return;  // more hints than packets: the reader is ahead of itself
+    Hinted& h = hinted_[(hinted_head_ + hinted_count_) % kHinted];
+    ++hinted_count_;
+    h.data = data;
+    h.caplen = caplen;
+    h.parsed = ParsedPacket{};
+    h.status = parse_packet(data, caplen, wirelen, dlt, h.parsed);
+    if (h.status != ParseStatus::ok) return;
+    bpfix_flow_key key = h.parsed.key;
+    key.ifindex = ifindex_;
+    key.direction = direction_;
+    table_.prefetch(key);
 }
 
 void FlowMeter::finish() { table_.flush(); }

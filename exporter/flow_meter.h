@@ -36,8 +36,12 @@ public:
 
     void packet(const uint8_t* data, size_t caplen, size_t wirelen, int dlt, uint64_t ts_ns);
     // A frame that packet() will see soon (a reader that can look ahead):
-    // parsed only to warm the flow table's memory for it. Changes nothing.
+    // parsed now (packet() takes the parse when it gets the same frame at
+    // the same address, in the same order) and the flow table's memory
+    // for it warmed. Changes no count.
     void hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt);
+    // The hinted frames moved or are gone (the reader refilled its buffer).
+    void forget_hints() { hinted_count_ = 0; }
     void finish();  // end of input
     // A frame the capture reader could not even deliver (a file cut mid-record).
     void count_unreadable() {
@@ -68,6 +72,16 @@ private:
     };
     static FragKey frag_key(const ParsedPacket& p);
     void expire_fragments(uint64_t now);
+
+    struct Hinted {
+        const uint8_t* data = nullptr;
+        size_t caplen = 0;
+        ParseStatus status = ParseStatus::malformed;
+        ParsedPacket parsed;
+    };
+    static constexpr unsigned kHinted = 32;  // the reader looks 16 ahead
+    Hinted hinted_[kHinted];
+    unsigned hinted_head_ = 0, hinted_count_ = 0;
 
     FlowTable table_;
     uint32_t ifindex_;

@@ -123,12 +123,14 @@ bool PcapSource::read_batch(FlowMeter& meter, size_t max_frames) {
     return fd_ >= 0 ? read_buffered(meter, max_frames) : read_libpcap(meter, max_frames);
 }
 
-void PcapSource::fill() {
+void PcapSource::fill(FlowMeter& meter) {
     // Keeps what is not metered yet (at most one record) and reads after it.
     const size_t keep = len_ - pos_;
     if (keep && pos_) memmove(buf_.data(), buf_.data() + pos_, keep);
+    meter.forget_hints();  // the hinted frames moved: hint them again
     base_ += pos_;
-    ahead_pos_ = ahead_pos_ > pos_ ? ahead_pos_ - pos_ : 0;
+    ahead_pos_ = 0;
+    ahead_count_ = 0;
     len_ = keep;
     pos_ = 0;
     while (len_ < buf_.size()) {
@@ -149,7 +151,7 @@ void PcapSource::fill() {
 bool PcapSource::read_buffered(FlowMeter& meter, size_t max_frames) {
     for (size_t i = 0; i < max_frames; ++i) {
         // Refill while a whole record of the largest size may not be here.
-        if (!eof_ && len_ - pos_ < kRecordHeader + kMaxCaplen) fill();
+        if (!eof_ && len_ - pos_ < kRecordHeader + kMaxCaplen) fill(meter);
         if (pos_ == len_) {  // only at end of file: fill() reads until the buffer is full
             done_ = true;
             return false;

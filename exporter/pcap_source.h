@@ -37,7 +37,7 @@ private:
     bool open_buffered();
     void open_libpcap();
     bool read_buffered(FlowMeter& meter, size_t max_frames);
-    void fill();
+    void fill(FlowMeter& meter);
     void look_ahead(FlowMeter& meter);
     bool read_libpcap(FlowMeter& meter, size_t max_frames);
     void stop_truncated(FlowMeter& meter, const std::string& why);
