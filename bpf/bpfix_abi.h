@@ -226,6 +226,20 @@ struct bpfix_drop_stats {
 };
 BPFIX_STATIC_ASSERT(sizeof(struct bpfix_drop_stats) == 32, "bpfix_drop_stats layout");
 
+/* The drop tracer's per-CPU cache in front of its drop maps, as the flow
+ * meter's (struct bpfix_flow_slot): a per-CPU array of BPFIX_DROP_CACHE_SLOTS
+ * slots indexed by a hash of the key; a drop whose slot holds its flow, or
+ * is free, is counted there without a hash update. Double-buffered with the
+ * maps (drop_cache_0 with drops_0 ...); user space reads and clears it with
+ * them and merges. */
+struct bpfix_drop_slot {
+    struct bpfix_flow_key key;
+    __u32 pad;
+    struct bpfix_drop_stats stats; /* stats.packets 0: the slot is free */
+};
+BPFIX_STATIC_ASSERT(sizeof(struct bpfix_drop_slot) == 88, "bpfix_drop_slot layout");
+#define BPFIX_DROP_CACHE_SLOTS 1024
+
 /* Drops on a metered interface that could not be keyed (not IPv4/IPv6,
  * headers unreadable, or the drop map full), per-CPU hash keyed by the
  * reason (__u32), value struct bpfix_counter (bytes: skb length). Totals

@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include "bpfix_abi.h"
+#include "flow_slot.bpf.h"
 #include "tick_clock.bpf.h"
 
 /* Only the members read here; libbpf relocates each access against the
@@ -121,6 +122,18 @@ struct drop_map {
 struct drop_map drops_0 SEC(".maps");
 struct drop_map drops_1 SEC(".maps");
 volatile __u32 active_drops = 0;
+
+/* In front of each drop map, a per-CPU direct-mapped cache (struct
+ * bpfix_drop_slot): a flood of drops from a few flows counts in its slots
+ * without a hash update per drop (that update was half the tracer's cost). */
+struct drop_cache {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, BPFIX_DROP_CACHE_SLOTS);
+    __type(key, __u32);
+    __type(value, struct bpfix_drop_slot);
+};
+struct drop_cache drop_cache_0 SEC(".maps");
+struct drop_cache drop_cache_1 SEC(".maps");
 
 /* Drops that could not be keyed, per reason (totals, never cleared). */
 struct {
@@ -308,9 +321,33 @@ static __always_inline void count_unkeyed(__u32 reason, __u64 bytes)
     c->bytes += bytes;
 }
 
-static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key, __u32 reason, __u64 packets,
-                                        __u64 bytes, __u64 skb_len, __u8 tcp_state)
+static __always_inline void add_drop(struct bpfix_drop_stats *s, __u32 reason, __u64 packets, __u64 bytes,
+                                     __u8 tcp_state)
 {
+    s->packets += packets;
+    s->bytes += bytes;
+    s->last_ns = tick_time_ns();
+    s->last_reason = reason;
+    if (tcp_state)
+        s->tcp_state = tcp_state;
+}
+
+static __always_inline void count_keyed(void *cache, void *drops, struct bpfix_flow_key *key, __u32 reason,
+                                        __u64 packets, __u64 bytes, __u64 skb_len, __u8 tcp_state)
+{
+    __u32 idx = bpfix_slot_index(key, BPFIX_DROP_CACHE_SLOTS - 1);
+    struct bpfix_drop_slot *slot = bpf_map_lookup_elem(cache, &idx);
+    if (slot) {
+        if (slot->stats.packets == 0) {
+            slot->key = *key;
+            add_drop(&slot->stats, reason, packets, bytes, tcp_state);
+            return;
+        }
+        if (bpfix_same_key(&slot->key, key)) {
+            add_drop(&slot->stats, reason, packets, bytes, tcp_state);
+            return;
+        }
+    }
     struct bpfix_drop_stats *s = bpf_map_lookup_elem(drops, key);
     if (!s) {
         struct bpfix_drop_stats fresh = {};
@@ -321,12 +358,7 @@ static __always_inline void count_keyed(void *drops, struct bpfix_flow_key *key,
             return;
         }
     }
-    s->packets += packets;
-    s->bytes += bytes;
-    s->last_ns = tick_time_ns();
-    s->last_reason = reason;
-    if (tcp_state)
-        s->tcp_state = tcp_state;
+    add_drop(s, reason, packets, bytes, tcp_state);
 }
 
 /* The TCP state of the socket a dropped TCP packet belongs to, when the
@@ -426,9 +458,9 @@ int drop_kfree_skb(__u64 *ctx)
     }
     __u8 tcp_state = key.protocol == 6 ? tcp_state_of(skb) : 0;
     if (active_drops)
-        count_keyed(&drops_1, &key, reason, packets, bytes, skb_len, tcp_state);
+        count_keyed(&drop_cache_1, &drops_1, &key, reason, packets, bytes, skb_len, tcp_state);
     else
-        count_keyed(&drops_0, &key, reason, packets, bytes, skb_len, tcp_state);
+        count_keyed(&drop_cache_0, &drops_0, &key, reason, packets, bytes, skb_len, tcp_state);
     return 0;
 }
 

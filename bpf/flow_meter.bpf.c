@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include "bpfix_abi.h"
+#include "flow_slot.bpf.h"
 #include "packet_parse.bpf.h"
 #include "tick_clock.bpf.h"
 
@@ -163,31 +164,10 @@ static __always_inline void account_map(void *flows, struct packet *p, __u64 skb
     add_packet(s, p, segs);
 }
 
-/* The cache slot of a key: its words times distinct odd constants, summed
- * (independent multiplies, so the CPU overlaps them), high bits. Source
- * and destination words have different constants: the two directions of a
- * conversation land in different slots. */
-static __always_inline __u32 slot_index(const struct bpfix_flow_key *k)
-{
-    const __u64 *w = (const __u64 *)k;
-    __u64 h = w[0] * 0x9e3779b97f4a7c15ULL + w[1] * 0xc2b2ae3d27d4eb4fULL + w[2] * 0x165667b19e3779f9ULL +
-              w[3] * 0xd6e8feb86659fd93ULL + w[4] * 0xff51afd7ed558ccdULL + w[5] * 0xc4ceb9fe1a85ec53ULL +
-              (__u64)k->direction * 0x27d4eb2f165667c5ULL;
-    h ^= h >> 29;
-    return (__u32)(h >> 32) & cache_mask;
-}
-
-static __always_inline int same_key(const struct bpfix_flow_key *a, const struct bpfix_flow_key *b)
-{
-    const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-    return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] && x[5] == y[5] &&
-           a->direction == b->direction;
-}
-
 static __always_inline void account(void *cache, void *flows, struct packet *p, __u64 skb_len, __u32 segs)
 {
     if (cache_enabled) {
-        __u32 idx = slot_index(&p->key);
+        __u32 idx = bpfix_slot_index(&p->key, cache_mask);
         struct bpfix_flow_slot *slot = bpf_map_lookup_elem(cache, &idx);
         if (slot) {
             if (slot->stats.packets == 0) {
@@ -195,7 +175,7 @@ static __always_inline void account(void *cache, void *flows, struct packet *p, 
                 add_packet(&slot->stats, p, segs);
                 return;
             }
-            if (same_key(&slot->key, &p->key)) {
+            if (bpfix_same_key(&slot->key, &p->key)) {
                 add_packet(&slot->stats, p, segs);
                 return;
             }

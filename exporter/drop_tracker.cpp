@@ -170,27 +170,32 @@ std::vector<KernelDrop> DropTracker::drain() {
     uint32_t next = active_ ^ 1;
     __atomic_store_n(&skel_->bss->active_drops, next, __ATOMIC_SEQ_CST);
     bpf_map* old = active_ ? skel_->maps.drops_1 : skel_->maps.drops_0;
+    bpf_map* old_cache = active_ ? skel_->maps.drop_cache_1 : skel_->maps.drop_cache_0;
     active_ = next;
     // Tracing programs run to completion without sleeping: one that read
     // the old index is done long before this.
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
 
+    // One record per key: the per-CPU values of the map and the cache slots
+    // of every CPU holding that key, merged.
     std::unordered_map<bpfix_flow_key, KernelDrop, FlowKeyHash, FlowKeyEqual> merged;
-    drain_percpu_hash<bpfix_flow_key, bpfix_drop_stats>(
-        bpf_map__fd(old), ncpu_, "drop map", [&](const bpfix_flow_key& k, const bpfix_drop_stats& v) {
-            if (v.packets == 0) return;
-            KernelDrop& d = merged[k];
-            d.key = k;
-            d.packets += v.packets;
-            d.bytes += v.bytes;
-            if (v.last_ns >= d.last_ns) {
-                d.last_ns = v.last_ns;
-                d.last_reason = v.last_reason;
-                if (v.tcp_state) d.tcp_state = v.tcp_state;
-            } else if (!d.tcp_state) {
-                d.tcp_state = v.tcp_state;
-            }
-        });
+    auto add = [&merged](const bpfix_flow_key& k, const bpfix_drop_stats& v) {
+        if (v.packets == 0) return;
+        KernelDrop& d = merged[k];
+        d.key = k;
+        d.packets += v.packets;
+        d.bytes += v.bytes;
+        if (v.last_ns >= d.last_ns) {
+            d.last_ns = v.last_ns;
+            d.last_reason = v.last_reason;
+            if (v.tcp_state) d.tcp_state = v.tcp_state;
+        } else if (!d.tcp_state) {
+            d.tcp_state = v.tcp_state;
+        }
+    };
+    drain_percpu_slots(bpf_map__fd(old_cache), BPFIX_DROP_CACHE_SLOTS, ncpu_, "drop cache", cache_buf_,
+                       [&add](const bpfix_drop_slot& s) { add(s.key, s.stats); });
+    drain_percpu_hash<bpfix_flow_key, bpfix_drop_stats>(bpf_map__fd(old), ncpu_, "drop map", add);
     std::vector<KernelDrop> out;
     out.reserve(merged.size());
     for (auto& [k, d] : merged) out.push_back(d);

@@ -94,6 +94,7 @@ private:
     std::unique_ptr<drop_tracker, SkelDeleter> skel_;
     uint32_t active_ = 0;
     int ncpu_ = 0;
+    std::vector<bpfix_drop_slot> cache_buf_;  // a chunk of drop cache slots x ncpu_, reused every drain
     std::map<uint32_t, DropTotals> unmatched_;
 };
 

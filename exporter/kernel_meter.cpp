@@ -1,5 +1,7 @@
 #include "kernel_meter.h"
 
+#include "percpu_drain.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -131,7 +133,10 @@ size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {
         }
         if (v.last_ns > f.last_ns) f.last_ns = v.last_ns;
     };
-    if (cache_slots_) drain_cache(old_cache, add);
+    if (cache_slots_) {
+        drain_percpu_slots(bpf_map__fd(old_cache), cache_slots_, ncpu_, "flow cache", cache_buf_,
+                           [&add](const bpfix_flow_slot& s) { add(s.key, s.stats); });
+    }
 
     int fd = bpf_map__fd(old);
     constexpr uint32_t kBatch = 4096;
@@ -159,49 +164,6 @@ size_t KernelMeter::drain(const std::function<void(const KernelFlow&)>& sink) {
     }
     for (const auto& [key, f] : flows) sink(f);
     return flows.size();
-}
-
-void KernelMeter::drain_cache(bpf_map* cache,
-                              std::function<void(const bpfix_flow_key&, const bpfix_flow_stats&)> add) {
-    // Chunk by chunk: read the slots of every CPU, hand over the used ones,
-    // write the chunk back empty if anything was in it. The programs use
-    // the other cache meanwhile, so nothing is lost between read and clear.
-    // Chunks bound the buffer (kCacheChunk x CPUs slots) on big machines.
-    constexpr uint32_t kCacheChunk = 512;
-    const size_t ncpu = static_cast<size_t>(ncpu_);
-    cache_buf_.resize(static_cast<size_t>(std::min(kCacheChunk, cache_slots_)) * ncpu);
-    int fd = bpf_map__fd(cache);
-    uint32_t keys[kCacheChunk];
-    for (uint32_t start = 0; start < cache_slots_; start += kCacheChunk) {
-        uint32_t count = std::min(kCacheChunk, cache_slots_ - start);
-        for (uint32_t i = 0; i < count; ++i) keys[i] = start + i;
-        // Per-CPU array values come back as ncpu consecutive slots per key.
-        bool used = false;
-        // The batch starts after the key in `in_batch` (none: at slot 0).
-        uint32_t prev = start - 1, next = 0, got = count, out_keys[kCacheChunk];
-        LIBBPF_OPTS(bpf_map_batch_opts, ropts);
-        if (bpf_map_lookup_batch(fd, start ? &prev : nullptr, &next, out_keys, cache_buf_.data(), &got, &ropts) != 0 &&
-            errno != ENOENT) {
-            throw Error("cannot read the eBPF flow cache: " + errstr(errno));
-        }
-        if (got != count || out_keys[0] != start) {
-            throw Error(fmt::format("cannot read the eBPF flow cache: slots {}..{} came back as {} from {}", start,
-                                    start + count - 1, got, got ? out_keys[0] : 0));
-        }
-        for (size_t i = 0; i < count * ncpu; ++i) {
-            if (cache_buf_[i].stats.packets) {
-                add(cache_buf_[i].key, cache_buf_[i].stats);
-                used = true;
-            }
-        }
-        if (!used) continue;
-        std::fill(cache_buf_.begin(), cache_buf_.end(), bpfix_flow_slot{});
-        uint32_t n = count;
-        LIBBPF_OPTS(bpf_map_batch_opts, opts);
-        if (bpf_map_update_batch(fd, keys, cache_buf_.data(), &n, &opts) != 0 || n != count) {
-            throw Error("cannot clear the eBPF flow cache: " + errstr(errno));
-        }
-    }
 }
 
 KernelCounters KernelMeter::counters() const {

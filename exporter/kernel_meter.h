@@ -87,7 +87,6 @@ private:
     AttachMode mode_;
     std::unique_ptr<flow_meter, SkelDeleter> skel_;
     std::unique_ptr<TcAttacher> tc_;  // declared after skel_: detaches before the programs go
-    void drain_cache(bpf_map* cache, std::function<void(const bpfix_flow_key&, const bpfix_flow_stats&)> add);
     uint32_t active_ = 0;
     int ncpu_ = 0;
     uint32_t cache_slots_ = 0;
