@@ -186,13 +186,24 @@ bool DnsEnricher::wants(const bpfix_flow_key& key) const {
 }
 
 DnsSummary* DnsEnricher::summary(const bpfix_flow_key& key) {
-    auto it = summaries_.find(key);
-    if (it != summaries_.end()) return &it->second;
-    if (summaries_.size() >= cfg_.max_flows) {
+    const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
+    if (uint32_t i = index_.find(key, hash, key_of()); i != FlowKeyIndex::kNone) return &nodes_[i].summary;
+    if (index_.size() >= cfg_.max_flows) {
         ++overflow_;
         return nullptr;
     }
-    return &summaries_[key];
+    uint32_t i = free_;
+    if (i != FlowKeyIndex::kNone) {
+        free_ = nodes_[i].next_free;
+    } else {
+        i = static_cast<uint32_t>(nodes_.size());
+        nodes_.emplace_back();
+    }
+    Node& n = nodes_[i];
+    n.key = key;
+    n.summary = DnsSummary{};
+    index_.insert(i, hash);
+    return &n.summary;
 }
 
 void DnsEnricher::packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload) {
@@ -255,11 +266,14 @@ void DnsEnricher::advance(uint64_t now_ns) {
 std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key) {
     // Only flows of the DNS ports ever get a summary (packet() and the
     // query flows advance() counts): the others need no lookup.
-    if (summaries_.empty() || !wants(key)) return std::nullopt;
-    auto it = summaries_.find(key);
-    if (it == summaries_.end()) return std::nullopt;
-    DnsSummary s = std::move(it->second);
-    summaries_.erase(it);
+    if (index_.size() == 0 || !wants(key)) return std::nullopt;
+    const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
+    const uint32_t i = index_.find(key, hash, key_of());
+    if (i == FlowKeyIndex::kNone) return std::nullopt;
+    DnsSummary s = std::move(nodes_[i].summary);
+    index_.erase(key, hash, key_of());
+    nodes_[i].next_free = free_;
+    free_ = i;
     return s;
 }
 

@@ -37,8 +37,6 @@ FlowRecord make_flow_record(const bpfix_flow_key& key) {
 
 FlowTable::FlowTable(const FlowTableConfig& cfg, Sink sink) : cfg_(cfg), sink_(std::move(sink)) {
     if (cfg_.max_flows == 0) cfg_.max_flows = 1;
-    slots_.resize((size_t{1} << 12) * sizeof(uint64_t));
-    mask_ = (size_t{1} << 12) - 1;
 }
 
 uint32_t FlowTable::allocate() {
@@ -60,54 +58,6 @@ void FlowTable::release(uint32_t idx) {
     at(idx).state = 0;
     at(idx).lru.next = free_;
     free_ = idx;
-}
-
-size_t FlowTable::find_slot(const bpfix_flow_key& key, uint32_t hash) const {
-    const uint64_t* s = slots();
-    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-        uint64_t v = s[i];
-        if (v == 0) return i;
-        if ((v >> 32) == hash && FlowKeyEqual{}(at(static_cast<uint32_t>(v) - 1).key, key)) return i;
-    }
-}
-
-void FlowTable::index_insert(uint32_t idx, uint32_t hash) {
-    if ((size_ + 1) * 2 > mask_ + 1) grow();
-    size_t i = find_slot(at(idx).key, hash);
-    slots()[i] = static_cast<uint64_t>(hash) << 32 | (static_cast<uint64_t>(idx) + 1);
-    ++size_;
-}
-
-void FlowTable::index_erase(uint32_t idx, uint32_t hash) {
-    uint64_t* s = slots();
-    size_t i = find_slot(at(idx).key, hash);
-    // Backward shift: pull later members of the probe run into the hole so
-    // lookups never stop early.
-    for (size_t j = (i + 1) & mask_; s[j] != 0; j = (j + 1) & mask_) {
-        size_t home = (s[j] >> 32) & mask_;
-        bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
-        if (movable) {
-            s[i] = s[j];
-            i = j;
-        }
-    }
-    s[i] = 0;
-    --size_;
-}
-
-void FlowTable::grow() {
-    AnonRegion old = std::move(slots_);
-    const uint64_t* o = static_cast<const uint64_t*>(old.data());
-    const size_t old_count = mask_ + 1;
-    slots_.resize(old_count * 2 * sizeof(uint64_t));
-    mask_ = old_count * 2 - 1;
-    uint64_t* s = slots();
-    for (size_t k = 0; k < old_count; ++k) {
-        if (o[k] == 0) continue;
-        size_t i = (o[k] >> 32) & mask_;
-        while (s[i] != 0) i = (i + 1) & mask_;
-        s[i] = o[k];
-    }
 }
 
 void FlowTable::push_back(List& list, Link Entry::*link, uint32_t idx) {
@@ -156,7 +106,7 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
                                                                                     : reason);
     unlink(lru_, &Entry::lru, idx);
     unlink(age_, &Entry::age, idx);
-    index_erase(idx, static_cast<uint32_t>(FlowKeyHash{}(e.key)));
+    index_.erase(e.key, static_cast<uint32_t>(FlowKeyHash{}(e.key)), key_of());
     ++records_;
     if (enrich_) enrich_(e.key, r);
     if (e.state & kLingerQueued) {
@@ -192,8 +142,7 @@ void FlowTable::advance(uint64_t now) {
 void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts, uint64_t packets, uint64_t octets,
                           uint16_t tcp_flags, uint8_t tos) {
     const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
-    uint64_t slot = slots()[find_slot(key, hash)];
-    uint32_t idx = slot ? static_cast<uint32_t>(slot) - 1 : kNil;
+    uint32_t idx = index_.find(key, hash, key_of());  // kNone == kNil
     if (idx != kNil) {
         // A new connection on the same 5-tuple after FIN: a new record.
         if ((at(idx).state & kFin) && key.protocol == BPFIX_PROTO_TCP && (tcp_flags & BPFIX_TCP_SYN) &&
@@ -203,7 +152,7 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
         }
     }
     if (idx == kNil) {
-        if (size_ >= cfg_.max_flows) {
+        if (index_.size() >= cfg_.max_flows) {
             ++evicted_;
             end(lru_.head, FlowEndReason::lack_of_resources);
         }
@@ -217,7 +166,7 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
         e.tos = tos;
         e.state = 0;
         e.lru = e.age = Link{};
-        index_insert(idx, hash);
+        index_.insert(idx, hash);
         push_back(lru_, &Entry::lru, idx);
         push_back(age_, &Entry::age, idx);
     } else if (lru_.tail != idx) {
@@ -244,9 +193,9 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
 
 bool FlowTable::add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason,
                           uint8_t tcp_state) {
-    uint64_t slot = slots()[find_slot(key, static_cast<uint32_t>(FlowKeyHash{}(key)))];
-    if (!slot) return false;
-    Drops& d = drops_[static_cast<uint32_t>(slot) - 1];
+    const uint32_t idx = index_.find(key, static_cast<uint32_t>(FlowKeyHash{}(key)), key_of());
+    if (idx == FlowKeyIndex::kNone) return false;
+    Drops& d = drops_[idx];
     d.packets += packets;
     d.octets += octets;
     d.reason = reason;

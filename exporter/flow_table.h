@@ -6,53 +6,12 @@
 #include <functional>
 #include <unordered_map>
 
-#include "anon_region.h"
+#include "flow_key_index.h"
 
 #include "bpfix_abi.h"
 #include "flow_templates.h"
 
 namespace bpfix {
-
-// Flow key hash and equality, inline: they run several times per packet
-// (the flow table, the DNS and handshake enrichers). Word-wise over the 52
-// bytes (the key has no padding holes with garbage: it is always
-// value-initialised). The hash is not noexcept on purpose: libstdc++'s
-// unordered containers then keep each node's hash, so a lookup compares
-// hashes before keys and never hashes the other nodes of its bucket again.
-struct FlowKeyHash {
-    size_t operator()(const bpfix_flow_key& k) const {
-        const auto* p = reinterpret_cast<const uint8_t*>(&k);
-        uint64_t h = 0x9e3779b97f4a7c15ULL;
-        for (size_t i = 0; i + 8 <= sizeof k; i += 8) {
-            uint64_t v;
-            std::memcpy(&v, p + i, 8);
-            h = (h ^ v) * 0xff51afd7ed558ccdULL;
-            h ^= h >> 32;
-        }
-        uint32_t tail;
-        std::memcpy(&tail, p + sizeof k - 4, 4);
-        h = (h ^ tail) * 0xc4ceb9fe1a85ec53ULL;
-        return static_cast<size_t>(h ^ (h >> 29));
-    }
-};
-struct FlowKeyEqual {
-    bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
-        const auto* x = reinterpret_cast<const uint8_t*>(&a);
-        const auto* y = reinterpret_cast<const uint8_t*>(&b);
-        uint64_t diff = 0;
-        for (size_t i = 0; i + 8 <= sizeof a; i += 8) {
-            uint64_t u, v;
-            std::memcpy(&u, x + i, 8);
-            std::memcpy(&v, y + i, 8);
-            diff |= u ^ v;
-        }
-        uint32_t s, t;
-        std::memcpy(&s, x + sizeof a - 4, 4);
-        std::memcpy(&t, y + sizeof a - 4, 4);
-        return (diff | (s ^ t)) == 0;
-    }
-};
-static_assert(sizeof(bpfix_flow_key) % 4 == 0 && sizeof(bpfix_flow_key) % 8 == 4, "FlowKeyHash's word layout");
 
 struct FlowTableConfig {
     uint64_t idle_timeout_ns = 15'000'000'000ULL;
@@ -102,25 +61,25 @@ public:
     // hints ago (whose slot should have arrived by then). Changes nothing.
     void prefetch(const bpfix_flow_key& key) {
         const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
-        __builtin_prefetch(slots() + (hash & mask_));
+        index_.prefetch(hash);
         const uint32_t lagged = hint_[hint_pos_ % kPrefetchLag];
         hint_[hint_pos_++ % kPrefetchLag] = hash;
-        const uint64_t v = slots()[lagged & mask_];
-        if (v != 0 && (v >> 32) == lagged) {
-            const char* e = reinterpret_cast<const char*>(&at(static_cast<uint32_t>(v) - 1));
+        if (const uint32_t idx = index_.home_entry(lagged); idx != FlowKeyIndex::kNone) {
+            const char* e = reinterpret_cast<const char*>(&at(idx));
             __builtin_prefetch(e, 1);
             __builtin_prefetch(e + 64, 1);
         }
     }
     static constexpr unsigned kPrefetchLag = 8;
 
-    size_t active_flows() const { return size_; }
+    size_t active_flows() const { return index_.size(); }
     uint64_t records_exported() const { return records_; }
-    size_t size() const { return size_; }  // flows open now
+    size_t size() const { return index_.size(); }  // flows open now
     uint64_t evicted() const { return evicted_; }
 
 private:
     static constexpr uint32_t kNil = UINT32_MAX;
+    static_assert(kNil == FlowKeyIndex::kNone, "a missing flow reads as the end of a list");
     struct Link {
         uint32_t prev = kNil, next = kNil;
     };
@@ -157,15 +116,10 @@ private:
     uint32_t allocate();
     void release(uint32_t idx);
     void end(uint32_t idx, FlowEndReason reason);
-    // Open-addressing index (linear probing, backward-shift deletion): a
-    // node-based map's cache misses were the largest user-space cost.
-    // A slot holds (32-bit hash) << 32 | (entry index + 1); 0 is empty. The
-    // hash in the slot gives a slot's home without touching its entry.
-    uint64_t* slots() const { return static_cast<uint64_t*>(slots_.data()); }
-    size_t find_slot(const bpfix_flow_key& key, uint32_t hash) const;
-    void index_insert(uint32_t idx, uint32_t hash);
-    void index_erase(uint32_t idx, uint32_t hash);
-    void grow();
+    // The flow index: key -> entry.
+    auto key_of() const {
+        return [this](uint32_t idx) -> const bpfix_flow_key& { return at(idx).key; };
+    }
     void push_back(List& list, Link Entry::*link, uint32_t idx);
     void unlink(List& list, Link Entry::*link, uint32_t idx);
 
@@ -176,9 +130,7 @@ private:
     uint32_t used_ = 0;    // entries ever handed out (the rest of entries_ is untouched)
     uint32_t capacity_ = 0;
     uint32_t free_ = kNil;  // free list head
-    AnonRegion slots_;
-    size_t mask_ = 0;
-    size_t size_ = 0;
+    FlowKeyIndex index_;
     List lru_, age_;
     // Flows that saw FIN, by FIN time. An entry that ends another way keeps
     // its item here and is freed only when the item leaves (a zombie), so

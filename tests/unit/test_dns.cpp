@@ -309,3 +309,52 @@ TEST(DnsEnricher, TcpMessagesAndPortsAndMalformedPayloads) {
     web.dst_port = 5353;
     EXPECT_TRUE(DnsEnricher(other).wants(web));
 }
+
+TEST(DnsEnricher, SummariesAreBoundedAndAFreedOneStartsClean) {
+    DnsEnricher::Config cfg;
+    cfg.max_flows = 3;
+    DnsEnricher dns(cfg);
+    auto key = [](uint16_t client_port) {
+        bpfix_flow_key k{};
+        k.ip_version = BPFIX_IPV4;
+        k.protocol = BPFIX_PROTO_UDP;
+        k.src_addr[0] = 10, k.src_addr[3] = 1;
+        k.dst_addr[0] = 10, k.dst_addr[3] = 2;
+        k.src_port = client_port;
+        k.dst_port = 53;
+        return k;
+    };
+    auto q = [](uint16_t id, const char* label) {
+        return Msg::header(id, 0x0100).name({label, "test"}).u16(1).u16(1).b;
+    };
+    for (uint16_t i = 0; i < 5; ++i) {
+        auto m = q(i, "n");
+        dns.packet(key(static_cast<uint16_t>(40000 + i)), 1000 + i, m);
+    }
+    EXPECT_EQ(dns.flows(), 3u);
+    // flows 3 and 4: not enriched, counted (and their queries not followed:
+    // the transaction table has the same bound)
+    EXPECT_EQ(dns.overflow(), 4u);
+    EXPECT_FALSE(dns.take(key(40003)));
+    auto first = dns.take(key(40001));
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->id, 1);
+    EXPECT_EQ(dns.flows(), 2u);
+    auto m = q(77, "fresh");
+    dns.packet(key(40009), 2000, m);                // takes the freed summary
+    auto m2 = q(78, "again");
+    dns.packet(key(40000), 2001, m2);               // an existing flow: found, not a new one
+    EXPECT_EQ(dns.flows(), 3u);
+    auto fresh = dns.take(key(40009));
+    ASSERT_TRUE(fresh);
+    EXPECT_EQ(fresh->messages, 1u);
+    EXPECT_EQ(fresh->id, 77);
+    EXPECT_EQ(fresh->qname, "fresh.test");
+    EXPECT_EQ(fresh->unanswered, 0u);
+    auto again = dns.take(key(40000));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->messages, 2u);
+    EXPECT_EQ(again->qname, "again.test");
+    EXPECT_TRUE(dns.take(key(40002)));
+    EXPECT_EQ(dns.flows(), 0u);
+}

@@ -1,0 +1,148 @@
+// An open-addressing index from flow keys to entry numbers (linear
+// probing, backward-shift deletion), for tables that keep their entries
+// themselves: the pcap-mode flow table and the DNS enricher's summaries.
+// A node-based map's allocations and pointer chasing were the largest
+// user-space cost of both. A slot holds the key's 32-bit hash << 32 |
+// (entry + 1); 0 is empty. The hash in the slot gives a slot's home
+// without touching its entry, so inserting, erasing and growing never read
+// keys; only a lookup compares them, through the caller's key_of(entry).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "anon_region.h"
+#include "bpfix_abi.h"
+
+namespace bpfix {
+
+// Flow key hash and equality, inline: they run several times per packet
+// (the flow table, the DNS and handshake enrichers). Word-wise over the 52
+// bytes (the key has no padding holes with garbage: it is always
+// value-initialised). The hash is not noexcept on purpose: libstdc++'s
+// unordered containers then keep each node's hash, so a lookup compares
+// hashes before keys and never hashes the other nodes of its bucket again.
+struct FlowKeyHash {
+    size_t operator()(const bpfix_flow_key& k) const {
+        const auto* p = reinterpret_cast<const uint8_t*>(&k);
+        uint64_t h = 0x9e3779b97f4a7c15ULL;
+        for (size_t i = 0; i + 8 <= sizeof k; i += 8) {
+            uint64_t v;
+            std::memcpy(&v, p + i, 8);
+            h = (h ^ v) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        uint32_t tail;
+        std::memcpy(&tail, p + sizeof k - 4, 4);
+        h = (h ^ tail) * 0xc4ceb9fe1a85ec53ULL;
+        return static_cast<size_t>(h ^ (h >> 29));
+    }
+};
+struct FlowKeyEqual {
+    bool operator()(const bpfix_flow_key& a, const bpfix_flow_key& b) const noexcept {
+        const auto* x = reinterpret_cast<const uint8_t*>(&a);
+        const auto* y = reinterpret_cast<const uint8_t*>(&b);
+        uint64_t diff = 0;
+        for (size_t i = 0; i + 8 <= sizeof a; i += 8) {
+            uint64_t u, v;
+            std::memcpy(&u, x + i, 8);
+            std::memcpy(&v, y + i, 8);
+            diff |= u ^ v;
+        }
+        uint32_t s, t;
+        std::memcpy(&s, x + sizeof a - 4, 4);
+        std::memcpy(&t, y + sizeof a - 4, 4);
+        return (diff | (s ^ t)) == 0;
+    }
+};
+static_assert(sizeof(bpfix_flow_key) % 4 == 0 && sizeof(bpfix_flow_key) % 8 == 4, "FlowKeyHash's word layout");
+
+class FlowKeyIndex {
+public:
+    static constexpr uint32_t kNone = UINT32_MAX;
+
+    FlowKeyIndex() {
+        slots_.resize(kInitialSlots * sizeof(uint64_t));
+        mask_ = kInitialSlots - 1;
+    }
+
+    // The entry holding `key` (of hash `hash`), or kNone.
+    template <typename KeyOf>
+    uint32_t find(const bpfix_flow_key& key, uint32_t hash, const KeyOf& key_of) const {
+        const uint64_t v = slots()[find_slot(key, hash, key_of)];
+        return v ? static_cast<uint32_t>(v) - 1 : kNone;
+    }
+    // Adds `entry` under `hash`; its key must not be in the index.
+    void insert(uint32_t entry, uint32_t hash) {
+        if ((size_ + 1) * 2 > mask_ + 1) grow();
+        uint64_t* s = slots();
+        size_t i = hash & mask_;
+        while (s[i] != 0) i = (i + 1) & mask_;
+        s[i] = static_cast<uint64_t>(hash) << 32 | (static_cast<uint64_t>(entry) + 1);
+        ++size_;
+    }
+    // Removes `key` (which must be in the index).
+    template <typename KeyOf>
+    void erase(const bpfix_flow_key& key, uint32_t hash, const KeyOf& key_of) {
+        uint64_t* s = slots();
+        size_t i = find_slot(key, hash, key_of);
+        // Backward shift: pull later members of the probe run into the hole
+        // so lookups never stop early.
+        for (size_t j = (i + 1) & mask_; s[j] != 0; j = (j + 1) & mask_) {
+            size_t home = (s[j] >> 32) & mask_;
+            bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+            if (movable) {
+                s[i] = s[j];
+                i = j;
+            }
+        }
+        s[i] = 0;
+        --size_;
+    }
+    size_t size() const { return size_; }
+
+    // Starts loading the home slot of `hash` (a reader that looks ahead).
+    void prefetch(uint32_t hash) const { __builtin_prefetch(slots() + (hash & mask_)); }
+    // The entry in the home slot of `hash` if that slot holds this hash
+    // (a guess for prefetching: no key is compared), else kNone.
+    uint32_t home_entry(uint32_t hash) const {
+        const uint64_t v = slots()[hash & mask_];
+        return v != 0 && (v >> 32) == hash ? static_cast<uint32_t>(v) - 1 : kNone;
+    }
+
+private:
+    static constexpr size_t kInitialSlots = 1 << 12;
+
+    uint64_t* slots() const { return static_cast<uint64_t*>(slots_.data()); }
+    template <typename KeyOf>
+    size_t find_slot(const bpfix_flow_key& key, uint32_t hash, const KeyOf& key_of) const {
+        const uint64_t* s = slots();
+        for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+            const uint64_t v = s[i];
+            if (v == 0) return i;
+            if ((v >> 32) == hash && FlowKeyEqual{}(key_of(static_cast<uint32_t>(v) - 1), key)) return i;
+        }
+    }
+    void grow() {
+        AnonRegion old = std::move(slots_);
+        const uint64_t* o = static_cast<const uint64_t*>(old.data());
+        const size_t old_count = mask_ + 1;
+        slots_.resize(old_count * 2 * sizeof(uint64_t));
+        mask_ = old_count * 2 - 1;
+        uint64_t* s = slots();
+        for (size_t k = 0; k < old_count; ++k) {
+            if (o[k] == 0) continue;
+            size_t i = (o[k] >> 32) & mask_;
+            while (s[i] != 0) i = (i + 1) & mask_;
+            s[i] = o[k];
+        }
+    }
+
+    AnonRegion slots_;
+    size_t mask_ = 0;
+    size_t size_ = 0;
+};
+
+}  // namespace bpfix
