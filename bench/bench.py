@@ -315,6 +315,12 @@ class Bpfix(Tool):
 
 # --------------------------------------------------------------------------- main
 
+def commit_stamp():
+    """The commit a table measured (git describe; "-dirty" with local changes)."""
+    return subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty", "--abbrev=7"],
+                          capture_output=True, text=True).stdout.strip() or "unknown"
+
+
 def fmt_int(n):
     return f"{n:,}" if isinstance(n, int) else str(n)
 
@@ -449,8 +455,7 @@ def main():
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
 
     cpu_desc = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
-    commit = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty", "--abbrev=7"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
+    commit = commit_stamp()
     print()
     print(f"commit {commit}, {time.strftime('%Y-%m-%d')}, bench/run.sh --mix {args.mix} (defaults of every tool "
           f"but softflowd's -m 4000000 -c none)")

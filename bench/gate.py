@@ -30,6 +30,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench import commit_stamp  # noqa: E402  (bench/bench.py)
 
 OFFLINE_MIN = 2.0    # x softflowd's packets per CPU-second
 LIVE_MIN = 0.85      # x the baseline's received packet rate
@@ -113,8 +115,7 @@ def main():
          l["rss_mib"] <= LIVE_RSS_MAX),
         ("live packets counted", f"{100 * l['monitoring']:.4f} %", "", "every packet", l["exact"]),
     ]
-    commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=7"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
+    commit = commit_stamp()
     print()
     print(f"commit {commit}, {time.strftime('%Y-%m-%d')}, bench/gate.py: {args.packets:,} packets "
           f"({args.flows:,} connections, access mix) offline; {args.seconds:g} s floods, sink reading, live")

@@ -20,6 +20,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench import commit_stamp  # noqa: E402  (bench/bench.py)
 
 
 def measure(args, flows):
@@ -47,8 +49,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     t0 = time.monotonic()
     small, large = measure(args, args.small), measure(args, args.large)
-    commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=7"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
+    commit = commit_stamp()
     print()
     print(f"commit {commit}, {time.strftime('%Y-%m-%d')}, bench/scale.py: UDP bulk mix, {args.packets:,} packets "
           f"over 10 s at {args.small:,} and {args.large:,} concurrent flows, median of {args.runs} rounds")
