@@ -111,7 +111,7 @@ std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload) {
     return out;
 }
 
-size_t DnsTransactions::KeyHash::operator()(const Key& k) const {
+uint32_t DnsTransactions::key_hash(const Key& k) {
     const auto& [client, server, id] = k;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ id;
     auto mix = [&h](const Endpoint& e) {
@@ -124,53 +124,95 @@ size_t DnsTransactions::KeyHash::operator()(const Key& k) const {
     };
     mix(client);
     mix(server);
-    return static_cast<size_t>(h);
+    return static_cast<uint32_t>(h ^ (h >> 29));
+}
+
+void DnsTransactions::unlink(uint32_t i) {
+    Node& n = nodes_[i];
+    if (n.prev != kNone) nodes_[n.prev].next = n.next;
+    else head_ = n.next;
+    if (n.next != kNone) nodes_[n.next].prev = n.prev;
+    else tail_ = n.prev;
+    n.prev = n.next = kNone;
+}
+
+void DnsTransactions::push_back(uint32_t i) {
+    Node& n = nodes_[i];
+    n.prev = tail_;
+    n.next = kNone;
+    if (tail_ != kNone) nodes_[tail_].next = i;
+    else head_ = i;
+    tail_ = i;
+}
+
+// Out of the time list and the index, onto the free list.
+void DnsTransactions::release(uint32_t i) {
+    unlink(i);
+    index_.erase(nodes_[i].key, key_hash(nodes_[i].key), key_of());
+    nodes_[i].next = free_;
+    free_ = i;
 }
 
 void DnsTransactions::query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns,
                             const bpfix_flow_key& flow) {
     Key k{client, server, q.id};
-    auto it = pending_.find(k);
-    if (it != pending_.end()) {
-        it->second.query = q;
-        it->second.t_ns = t_ns;
-        it->second.flow = flow;
-        by_time_.splice(by_time_.end(), by_time_, it->second.order);
+    const uint32_t hash = key_hash(k);
+    uint32_t i = index_.find(k, hash, key_of());
+    if (i != kNone) {
+        Node& n = nodes_[i];
+        n.query = q;
+        n.t_ns = t_ns;
+        n.flow = flow;
+        unlink(i);
+        push_back(i);
         return;
     }
-    if (pending_.size() >= max_pending_) {
+    if (index_.size() >= max_pending_) {
         ++overflow_;
         return;
     }
-    it = pending_.emplace(k, Pending{q, t_ns, flow, {}}).first;
-    it->second.order = by_time_.insert(by_time_.end(), k);
+    if (free_ != kNone) {
+        i = free_;
+        free_ = nodes_[i].next;
+    } else {
+        i = static_cast<uint32_t>(nodes_.size());
+        nodes_.emplace_back();
+    }
+    Node& n = nodes_[i];
+    n.key = k;
+    n.query = q;
+    n.t_ns = t_ns;
+    n.flow = flow;
+    index_.insert(i, hash);
+    push_back(i);
 }
 
 std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint& server, const Endpoint& client,
                                                                    const DnsMessage& r, uint64_t t_ns) {
-    auto it = pending_.find(Key{client, server, r.id});
-    if (it == pending_.end()) return std::nullopt;
-    Outcome o{it->second.flow, it->second.query, it->second.t_ns, r,
-              t_ns >= it->second.t_ns ? t_ns - it->second.t_ns : 0};
-    by_time_.erase(it->second.order);
-    pending_.erase(it);
+    if (index_.size() == 0) return std::nullopt;
+    Key k{client, server, r.id};
+    const uint32_t i = index_.find(k, key_hash(k), key_of());
+    if (i == kNone) return std::nullopt;
+    Node& n = nodes_[i];
+    Outcome o{n.flow, std::move(n.query), n.t_ns, r, t_ns >= n.t_ns ? t_ns - n.t_ns : 0};
+    release(i);
     return o;
 }
 
 std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
     std::vector<Outcome> out;
-    std::vector<decltype(pending_)::iterator> due;
-    for (const Key& k : by_time_) {
-        auto it = pending_.find(k);
-        if (now_ns < it->second.t_ns || now_ns - it->second.t_ns <= timeout_ns_) break;
-        due.push_back(it);
+    std::vector<uint32_t> due;
+    for (uint32_t i = head_; i != kNone; i = nodes_[i].next) {
+        const Node& n = nodes_[i];
+        if (now_ns < n.t_ns || now_ns - n.t_ns <= timeout_ns_) break;
+        due.push_back(i);
     }
     if (due.empty()) return out;
-    std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a->first < b->first; });
-    for (auto it : due) {
-        out.push_back({it->second.flow, it->second.query, it->second.t_ns, std::nullopt, 0});
-        by_time_.erase(it->second.order);
-        pending_.erase(it);
+    std::sort(due.begin(), due.end(), [this](uint32_t a, uint32_t b) { return nodes_[a].key < nodes_[b].key; });
+    for (uint32_t i : due) {
+        Node& n = nodes_[i];
+        out.push_back({n.flow, std::move(n.query), n.t_ns, std::nullopt, 0});
+        release(i);
     }
     return out;
 }

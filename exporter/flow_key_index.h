@@ -1,6 +1,7 @@
-// An open-addressing index from flow keys to entry numbers (linear
-// probing, backward-shift deletion), for tables that keep their entries
-// themselves: the pcap-mode flow table and the DNS enricher's summaries.
+// An open-addressing index from keys to entry numbers (linear probing,
+// backward-shift deletion), for tables that keep their entries themselves:
+// the pcap-mode flow table, the DNS enricher's summaries (FlowKeyIndex) and
+// its pending transactions.
 // A node-based map's allocations and pointer chasing were the largest
 // user-space cost of both. A slot holds the key's 32-bit hash << 32 |
 // (entry + 1); 0 is empty. The hash in the slot gives a slot's home
@@ -59,18 +60,19 @@ struct FlowKeyEqual {
 };
 static_assert(sizeof(bpfix_flow_key) % 4 == 0 && sizeof(bpfix_flow_key) % 8 == 4, "FlowKeyHash's word layout");
 
-class FlowKeyIndex {
+template <typename Key, typename Equal>
+class KeyIndex {
 public:
     static constexpr uint32_t kNone = UINT32_MAX;
 
-    FlowKeyIndex() {
+    KeyIndex() {
         slots_.resize(kInitialSlots * sizeof(uint64_t));
         mask_ = kInitialSlots - 1;
     }
 
     // The entry holding `key` (of hash `hash`), or kNone.
     template <typename KeyOf>
-    uint32_t find(const bpfix_flow_key& key, uint32_t hash, const KeyOf& key_of) const {
+    uint32_t find(const Key& key, uint32_t hash, const KeyOf& key_of) const {
         const uint64_t v = slots()[find_slot(key, hash, key_of)];
         return v ? static_cast<uint32_t>(v) - 1 : kNone;
     }
@@ -85,7 +87,7 @@ public:
     }
     // Removes `key` (which must be in the index).
     template <typename KeyOf>
-    void erase(const bpfix_flow_key& key, uint32_t hash, const KeyOf& key_of) {
+    void erase(const Key& key, uint32_t hash, const KeyOf& key_of) {
         uint64_t* s = slots();
         size_t i = find_slot(key, hash, key_of);
         // Backward shift: pull later members of the probe run into the hole
@@ -117,12 +119,12 @@ private:
 
     uint64_t* slots() const { return static_cast<uint64_t*>(slots_.data()); }
     template <typename KeyOf>
-    size_t find_slot(const bpfix_flow_key& key, uint32_t hash, const KeyOf& key_of) const {
+    size_t find_slot(const Key& key, uint32_t hash, const KeyOf& key_of) const {
         const uint64_t* s = slots();
         for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
             const uint64_t v = s[i];
             if (v == 0) return i;
-            if ((v >> 32) == hash && FlowKeyEqual{}(key_of(static_cast<uint32_t>(v) - 1), key)) return i;
+            if ((v >> 32) == hash && Equal{}(key_of(static_cast<uint32_t>(v) - 1), key)) return i;
         }
     }
     void grow() {
@@ -144,5 +146,7 @@ private:
     size_t mask_ = 0;
     size_t size_ = 0;
 };
+
+using FlowKeyIndex = KeyIndex<bpfix_flow_key, FlowKeyEqual>;
 
 }  // namespace bpfix
