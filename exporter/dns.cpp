@@ -111,7 +111,7 @@ std::vector<DnsMessage> parse_dns_tcp(std::span<const uint8_t> payload) {
     return out;
 }
 
-uint32_t DnsTransactions::key_hash(const Key& k) {
+size_t DnsTransactions::KeyHash::operator()(const Key& k) const {
     const auto& [client, server, id] = k;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ id;
     auto mix = [&h](const Endpoint& e) {
@@ -124,95 +124,53 @@ uint32_t DnsTransactions::key_hash(const Key& k) {
     };
     mix(client);
     mix(server);
-    return static_cast<uint32_t>(h ^ (h >> 29));
-}
-
-void DnsTransactions::unlink(uint32_t i) {
-    Node& n = nodes_[i];
-    if (n.prev != kNone) nodes_[n.prev].next = n.next;
-    else head_ = n.next;
-    if (n.next != kNone) nodes_[n.next].prev = n.prev;
-    else tail_ = n.prev;
-    n.prev = n.next = kNone;
-}
-
-void DnsTransactions::push_back(uint32_t i) {
-    Node& n = nodes_[i];
-    n.prev = tail_;
-    n.next = kNone;
-    if (tail_ != kNone) nodes_[tail_].next = i;
-    else head_ = i;
-    tail_ = i;
-}
-
-// Out of the time list and the index, onto the free list.
-void DnsTransactions::release(uint32_t i) {
-    unlink(i);
-    index_.erase(nodes_[i].key, key_hash(nodes_[i].key), key_of());
-    nodes_[i].next = free_;
-    free_ = i;
+    return static_cast<size_t>(h ^ (h >> 29));
 }
 
 void DnsTransactions::query(const Endpoint& client, const Endpoint& server, const DnsMessage& q, uint64_t t_ns,
                             const bpfix_flow_key& flow) {
     Key k{client, server, q.id};
-    const uint32_t hash = key_hash(k);
-    uint32_t i = index_.find(k, hash, key_of());
-    if (i != kNone) {
-        Node& n = nodes_[i];
-        n.query = q;
-        n.t_ns = t_ns;
-        n.flow = flow;
-        unlink(i);
-        push_back(i);
-        return;
-    }
-    if (index_.size() >= max_pending_) {
-        ++overflow_;
-        return;
-    }
-    if (free_ != kNone) {
-        i = free_;
-        free_ = nodes_[i].next;
+    uint32_t i = pending_.find(k);
+    if (i != pending_.kNone) {
+        pending_.move_to_back(i);
     } else {
-        i = static_cast<uint32_t>(nodes_.size());
-        nodes_.emplace_back();
+        if (pending_.size() >= max_pending_) {
+            ++overflow_;
+            return;
+        }
+        i = pending_.insert(k, true);
     }
-    Node& n = nodes_[i];
-    n.key = k;
-    n.query = q;
-    n.t_ns = t_ns;
-    n.flow = flow;
-    index_.insert(i, hash);
-    push_back(i);
+    Pending& p = pending_.value(i);
+    p.query = q;
+    p.t_ns = t_ns;
+    p.flow = flow;
 }
 
 std::optional<DnsTransactions::Outcome> DnsTransactions::response(const Endpoint& server, const Endpoint& client,
                                                                    const DnsMessage& r, uint64_t t_ns) {
-    if (index_.size() == 0) return std::nullopt;
-    Key k{client, server, r.id};
-    const uint32_t i = index_.find(k, key_hash(k), key_of());
-    if (i == kNone) return std::nullopt;
-    Node& n = nodes_[i];
-    Outcome o{n.flow, std::move(n.query), n.t_ns, r, t_ns >= n.t_ns ? t_ns - n.t_ns : 0};
-    release(i);
+    if (pending_.size() == 0) return std::nullopt;
+    const uint32_t i = pending_.find(Key{client, server, r.id});
+    if (i == pending_.kNone) return std::nullopt;
+    Pending& p = pending_.value(i);
+    Outcome o{p.flow, std::move(p.query), p.t_ns, r, t_ns >= p.t_ns ? t_ns - p.t_ns : 0};
+    pending_.erase(i);
     return o;
 }
 
 std::vector<DnsTransactions::Outcome> DnsTransactions::expire(uint64_t now_ns) {
     std::vector<Outcome> out;
     std::vector<uint32_t> due;
-    for (uint32_t i = head_; i != kNone; i = nodes_[i].next) {
-        const Node& n = nodes_[i];
-        if (now_ns < n.t_ns || now_ns - n.t_ns <= timeout_ns_) break;
+    for (uint32_t i = pending_.front(); i != pending_.kNone; i = pending_.next(i)) {
+        const Pending& p = pending_.value(i);
+        if (now_ns < p.t_ns || now_ns - p.t_ns <= timeout_ns_) break;
         due.push_back(i);
     }
     if (due.empty()) return out;
-    std::sort(due.begin(), due.end(), [this](uint32_t a, uint32_t b) { return nodes_[a].key < nodes_[b].key; });
+    std::sort(due.begin(), due.end(), [this](uint32_t a, uint32_t b) { return pending_.key(a) < pending_.key(b); });
     for (uint32_t i : due) {
-        Node& n = nodes_[i];
-        out.push_back({n.flow, std::move(n.query), n.t_ns, std::nullopt, 0});
-        release(i);
+        Pending& p = pending_.value(i);
+        out.push_back({p.flow, std::move(p.query), p.t_ns, std::nullopt, 0});
+        pending_.erase(i);
     }
     return out;
 }
@@ -228,24 +186,12 @@ bool DnsEnricher::wants(const bpfix_flow_key& key) const {
 }
 
 DnsSummary* DnsEnricher::summary(const bpfix_flow_key& key) {
-    const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
-    if (uint32_t i = index_.find(key, hash, key_of()); i != FlowKeyIndex::kNone) return &nodes_[i].summary;
-    if (index_.size() >= cfg_.max_flows) {
+    if (uint32_t i = summaries_.find(key); i != summaries_.kNone) return &summaries_.value(i);
+    if (summaries_.size() >= cfg_.max_flows) {
         ++overflow_;
         return nullptr;
     }
-    uint32_t i = free_;
-    if (i != FlowKeyIndex::kNone) {
-        free_ = nodes_[i].next_free;
-    } else {
-        i = static_cast<uint32_t>(nodes_.size());
-        nodes_.emplace_back();
-    }
-    Node& n = nodes_[i];
-    n.key = key;
-    n.summary = DnsSummary{};
-    index_.insert(i, hash);
-    return &n.summary;
+    return &summaries_.value(summaries_.insert(key));
 }
 
 void DnsEnricher::packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload) {
@@ -308,14 +254,11 @@ void DnsEnricher::advance(uint64_t now_ns) {
 std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key) {
     // Only flows of the DNS ports ever get a summary (packet() and the
     // query flows advance() counts): the others need no lookup.
-    if (index_.size() == 0 || !wants(key)) return std::nullopt;
-    const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
-    const uint32_t i = index_.find(key, hash, key_of());
-    if (i == FlowKeyIndex::kNone) return std::nullopt;
-    DnsSummary s = std::move(nodes_[i].summary);
-    index_.erase(key, hash, key_of());
-    nodes_[i].next_free = free_;
-    free_ = i;
+    if (summaries_.size() == 0 || !wants(key)) return std::nullopt;
+    const uint32_t i = summaries_.find(key);
+    if (i == summaries_.kNone) return std::nullopt;
+    DnsSummary s = std::move(summaries_.value(i));
+    summaries_.erase(i);
     return s;
 }
 

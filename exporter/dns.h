@@ -86,41 +86,30 @@ public:
     // removes, not what is pending: called for every packet.
     std::vector<Outcome> expire(uint64_t now_ns);
 
-    size_t pending() const { return index_.size(); }
+    size_t pending() const { return pending_.size(); }
     // Queries forgotten because max_pending were waiting (counted, not lost silently).
     uint64_t overflow() const { return overflow_; }
 
 private:
     using Key = std::tuple<Endpoint, Endpoint, uint16_t>;
+    struct KeyHash {
+        size_t operator()(const Key& k) const;
+    };
     struct KeyEqual {
         bool operator()(const Key& a, const Key& b) const { return a == b; }
     };
-    static uint32_t key_hash(const Key& k);
-    static constexpr uint32_t kNone = UINT32_MAX;
-    // A pending query. Nodes live in nodes_ (a free one chains the free
-    // list through `next`), are found through index_ (an ordered map's
-    // key comparisons, then a node-based hash map's misses, were a tenth
-    // of pcap mode's time on DNS-heavy traffic) and are linked in the
-    // order their query was (last) sent, oldest first (capture time only
-    // moves forward, so appending keeps the order).
-    struct Node {
-        Key key;
+    struct Pending {
         DnsMessage query;
         uint64_t t_ns = 0;
         bpfix_flow_key flow{};
-        uint32_t prev = kNone, next = kNone;
     };
-    void unlink(uint32_t i);
-    void push_back(uint32_t i);
-    void release(uint32_t i);
-    auto key_of() const {
-        return [this](uint32_t i) -> const Key& { return nodes_[i].key; };
-    }
     uint64_t timeout_ns_;
     size_t max_pending_;
-    std::vector<Node> nodes_;
-    uint32_t free_ = kNone, head_ = kNone, tail_ = kNone;
-    KeyIndex<Key, KeyEqual> index_;
+    // In the order their query was (last) sent, oldest first (capture time
+    // only moves forward, so appending keeps the order). An ordered map's
+    // key comparisons, then a node-based hash map's misses, were a tenth of
+    // pcap mode's time on DNS-heavy traffic.
+    KeyedNodes<Key, Pending, KeyHash, KeyEqual> pending_;
     uint64_t overflow_ = 0;
 };
 
@@ -167,7 +156,7 @@ public:
 
     uint64_t malformed() const { return malformed_; }
     uint64_t overflow() const { return overflow_ + tx_.overflow(); }
-    size_t flows() const { return index_.size(); }
+    size_t flows() const { return summaries_.size(); }
 
 private:
     DnsSummary* summary(const bpfix_flow_key& key);
@@ -175,21 +164,10 @@ private:
 
     Config cfg_;
     DnsTransactions tx_;
-    // The summaries by flow key: nodes in a vector (a free one chains the
-    // free list through `next_free`), found through an open-addressing
-    // index (a node-based map's lookups were a fifth of pcap mode's time
-    // on DNS-heavy traffic, most of them misses once the table was full).
-    struct Node {
-        bpfix_flow_key key{};
-        DnsSummary summary;
-        uint32_t next_free = FlowKeyIndex::kNone;
-    };
-    std::vector<Node> nodes_;
-    uint32_t free_ = FlowKeyIndex::kNone;
-    FlowKeyIndex index_;
-    auto key_of() const {
-        return [this](uint32_t i) -> const bpfix_flow_key& { return nodes_[i].key; };
-    }
+    // The summaries by flow key (a node-based map's lookups were a fifth of
+    // pcap mode's time on DNS-heavy traffic, most of them misses once the
+    // table was full).
+    KeyedNodes<bpfix_flow_key, DnsSummary, FlowKeyHash, FlowKeyEqual> summaries_;
     uint64_t malformed_ = 0, overflow_ = 0;
 };
 

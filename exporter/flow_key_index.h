@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "anon_region.h"
 #include "bpfix_abi.h"
@@ -148,5 +149,94 @@ private:
 };
 
 using FlowKeyIndex = KeyIndex<bpfix_flow_key, FlowKeyEqual>;
+
+// Values by key in one vector (a freed node is reused; no allocation per
+// entry once the vector has grown), found through a KeyIndex, with an
+// optional order of their own (a doubly linked list through the nodes,
+// oldest first): the enrichers' tables (DNS summaries and pending
+// transactions, handshakes pending and measured). Node numbers stay valid
+// until the node is erased; references until the next insert.
+template <typename Key, typename Value, typename Hash, typename Equal>
+class KeyedNodes {
+public:
+    static constexpr uint32_t kNone = UINT32_MAX;
+
+    uint32_t find(const Key& key) const { return index_.find(key, hash(key), key_of()); }
+    // A new node for `key` (which must not be here) with a value-initialised
+    // value, last in the order when `ordered`.
+    uint32_t insert(const Key& key, bool ordered = false) {
+        uint32_t i = free_;
+        if (i != kNone) {
+            free_ = nodes_[i].next;
+        } else {
+            i = static_cast<uint32_t>(nodes_.size());
+            nodes_.emplace_back();
+        }
+        Node& n = nodes_[i];
+        n.key = key;
+        n.value = Value{};
+        n.prev = n.next = kNone;
+        n.linked = false;
+        index_.insert(i, hash(key));
+        if (ordered) push_back(i);
+        return i;
+    }
+    void erase(uint32_t i) {
+        unlink(i);
+        index_.erase(nodes_[i].key, hash(nodes_[i].key), key_of());
+        nodes_[i].next = free_;
+        free_ = i;
+    }
+    Value& value(uint32_t i) { return nodes_[i].value; }
+    const Key& key(uint32_t i) const { return nodes_[i].key; }
+    size_t size() const { return index_.size(); }
+
+    // The order: the oldest node (kNone: none), the one after `i`, and
+    // moving a node to the end.
+    uint32_t front() const { return head_; }
+    uint32_t next(uint32_t i) const { return nodes_[i].next; }
+    void move_to_back(uint32_t i) {
+        unlink(i);
+        push_back(i);
+    }
+
+private:
+    struct Node {
+        Key key{};
+        Value value{};
+        uint32_t prev = kNone, next = kNone;  // the order; `next` chains the free list
+        bool linked = false;
+    };
+    static uint32_t hash(const Key& key) {
+        const size_t h = Hash{}(key);
+        return static_cast<uint32_t>(h ^ (h >> 32));
+    }
+    auto key_of() const {
+        return [this](uint32_t i) -> const Key& { return nodes_[i].key; };
+    }
+    void push_back(uint32_t i) {
+        Node& n = nodes_[i];
+        n.prev = tail_;
+        n.next = kNone;
+        n.linked = true;
+        if (tail_ != kNone) nodes_[tail_].next = i;
+        else head_ = i;
+        tail_ = i;
+    }
+    void unlink(uint32_t i) {
+        Node& n = nodes_[i];
+        if (!n.linked) return;
+        if (n.prev != kNone) nodes_[n.prev].next = n.next;
+        else head_ = n.next;
+        if (n.next != kNone) nodes_[n.next].prev = n.prev;
+        else tail_ = n.prev;
+        n.prev = n.next = kNone;
+        n.linked = false;
+    }
+
+    std::vector<Node> nodes_;
+    uint32_t free_ = kNone, head_ = kNone, tail_ = kNone;
+    KeyIndex<Key, Equal> index_;
+};
 
 }  // namespace bpfix

@@ -17,60 +17,63 @@ void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, ui
     constexpr uint16_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
     bool syn = flags & kSyn, ack = flags & kAck;
     if (flags & kRst) {
-        if (pending_.empty()) return;
-        if (auto it = pending_.find(key); it != pending_.end()) forget(it);
-        if (auto it = pending_.find(reverse_key(key)); it != pending_.end()) forget(it);
+        if (pending_.size() == 0) return;
+        if (uint32_t i = pending_.find(key); i != pending_.kNone) forget(i);
+        if (uint32_t i = pending_.find(reverse_key(key)); i != pending_.kNone) forget(i);
         return;
     }
     if (syn && !ack) {
         // A SYN (or its retransmission: the RTT counts from the last one).
-        auto it = pending_.find(key);
-        if (it == pending_.end()) {
+        uint32_t i = pending_.find(key);
+        if (i == pending_.kNone) {
             if (pending_.size() >= max_pending_) {
                 ++overflow_;
                 return;
             }
-            it = pending_.emplace(key, Pending{}).first;
-            it->second.order = by_syn_.insert(by_syn_.end(), key);
+            i = pending_.insert(key, true);
             filter_add(key);
         } else {
-            by_syn_.splice(by_syn_.end(), by_syn_, it->second.order);
+            pending_.move_to_back(i);
         }
-        it->second.syn_ns = ts_ns;
-        it->second.synack_ns = 0;
+        pending_.value(i) = Pending{ts_ns, 0};
         return;
     }
     if (syn && ack) {
         const bpfix_flow_key client = reverse_key(key);
         if (!maybe_pending(client)) return;
-        auto it = pending_.find(client);
-        if (it != pending_.end() && !it->second.synack_ns && ts_ns >= it->second.syn_ns) it->second.synack_ns = ts_ns;
+        uint32_t i = pending_.find(client);
+        if (i == pending_.kNone) return;
+        Pending& p = pending_.value(i);
+        if (!p.synack_ns && ts_ns >= p.syn_ns) p.synack_ns = ts_ns;
         return;
     }
     if (ack) {
         if (!maybe_pending(key)) return;
-        auto it = pending_.find(key);
-        if (it == pending_.end() || !it->second.synack_ns || ts_ns < it->second.synack_ns) return;
+        uint32_t i = pending_.find(key);
+        if (i == pending_.kNone) return;
+        const Pending p = pending_.value(i);
+        if (!p.synack_ns || ts_ns < p.synack_ns) return;
+        forget(i);
         if (done_.size() + 2 > 2 * max_pending_) {
             ++overflow_;
-            forget(it);
             return;
         }
-        HandshakeRtt r{ts_ns - it->second.syn_ns, it->second.synack_ns - it->second.syn_ns,
-                       ts_ns - it->second.synack_ns};
-        done_[key] = r;
-        done_[reverse_key(key)] = r;
-        forget(it);
+        const HandshakeRtt r{ts_ns - p.syn_ns, p.synack_ns - p.syn_ns, ts_ns - p.synack_ns};
+        for (const bpfix_flow_key& k : {key, reverse_key(key)}) {
+            uint32_t d = done_.find(k);
+            if (d == done_.kNone) d = done_.insert(k);
+            done_.value(d) = r;
+        }
         ++measured_;
     }
 }
 
 std::optional<HandshakeRtt> HandshakeRttEstimator::take(const bpfix_flow_key& key) {
-    if (done_.empty() || key.protocol != BPFIX_PROTO_TCP) return std::nullopt;
-    auto it = done_.find(key);
-    if (it == done_.end()) return std::nullopt;
-    HandshakeRtt r = it->second;
-    done_.erase(it);
+    if (done_.size() == 0 || key.protocol != BPFIX_PROTO_TCP) return std::nullopt;
+    const uint32_t i = done_.find(key);
+    if (i == done_.kNone) return std::nullopt;
+    HandshakeRtt r = done_.value(i);
+    done_.erase(i);
     return r;
 }
 
@@ -84,17 +87,15 @@ void HandshakeRttEstimator::filter_remove(const bpfix_flow_key& key) {
     if (c != UINT16_MAX) --c;  // a saturated counter stays: lookups, never a miss
 }
 
-void HandshakeRttEstimator::forget(PendingMap::iterator it) {
-    filter_remove(it->first);
-    by_syn_.erase(it->second.order);
-    pending_.erase(it);
+void HandshakeRttEstimator::forget(uint32_t i) {
+    filter_remove(pending_.key(i));
+    pending_.erase(i);
 }
 
 void HandshakeRttEstimator::expire(uint64_t older_than_ns) {
-    while (!by_syn_.empty()) {
-        auto it = pending_.find(by_syn_.front());
-        if (it->second.syn_ns >= older_than_ns) break;
-        forget(it);
+    for (uint32_t i = pending_.front(); i != pending_.kNone; i = pending_.front()) {
+        if (pending_.value(i).syn_ns >= older_than_ns) break;
+        forget(i);
     }
 }
 

@@ -8,9 +8,7 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "bpfix_abi.h"
@@ -29,9 +27,6 @@ public:
     // At most `max_pending` handshakes followed at once (beyond: not
     // measured, counted).
     explicit HandshakeRttEstimator(size_t max_pending = 65536) : max_pending_(max_pending) {}
-    // The pending entries point into by_syn_: not copyable.
-    HandshakeRttEstimator(const HandshakeRttEstimator&) = delete;
-    HandshakeRttEstimator& operator=(const HandshakeRttEstimator&) = delete;
 
     // Every TCP packet: its flow key (direction as sent), time and flags
     // (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
@@ -51,13 +46,11 @@ public:
 private:
     struct Pending {
         uint64_t syn_ns = 0, synack_ns = 0;
-        std::list<bpfix_flow_key>::iterator order;  // its place in by_syn_
     };
-    using PendingMap = std::unordered_map<bpfix_flow_key, Pending, FlowKeyHash, FlowKeyEqual>;
-    void forget(PendingMap::iterator it);
+    void forget(uint32_t i);
     // A counting filter over the pending keys' hashes: most TCP packets
     // are ACKs of flows with no handshake pending, and a zero here answers
-    // for them without a lookup in pending_ (a tenth of pcap mode's time).
+    // for them without a lookup in pending_.
     static constexpr size_t kFilterSize = 1 << 16;
     static size_t filter_slot(size_t hash) { return (hash >> 20) & (kFilterSize - 1); }
     void filter_add(const bpfix_flow_key& key);
@@ -65,12 +58,11 @@ private:
     bool maybe_pending(const bpfix_flow_key& key) const { return filter_[filter_slot(FlowKeyHash{}(key))] != 0; }
 
     size_t max_pending_;
-    // keyed by the client-to-server flow key (the SYN's)
-    PendingMap pending_;
-    // The pending keys by the time of their last SYN, oldest first (capture
-    // time only moves forward, so appending keeps the order).
-    std::list<bpfix_flow_key> by_syn_;
-    std::unordered_map<bpfix_flow_key, HandshakeRtt, FlowKeyHash, FlowKeyEqual> done_;  // both directions' keys
+    // Keyed by the client-to-server flow key (the SYN's), in the order of
+    // their last SYN, oldest first (capture time only moves forward, so
+    // appending keeps the order).
+    KeyedNodes<bpfix_flow_key, Pending, FlowKeyHash, FlowKeyEqual> pending_;
+    KeyedNodes<bpfix_flow_key, HandshakeRtt, FlowKeyHash, FlowKeyEqual> done_;  // both directions' keys
     std::vector<uint16_t> filter_ = std::vector<uint16_t>(kFilterSize);  // saturates at UINT16_MAX (never removed then)
     uint64_t measured_ = 0, overflow_ = 0;
 };
