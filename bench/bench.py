@@ -47,7 +47,8 @@ def ensure_pcap(args):
     with open(gen, "rb") as f:
         gen_hash = hashlib.sha256(f.read()).hexdigest()[:10]
     prefix = "bench-" if args.mix == "access" else f"mix-{args.mix}-"
-    name = f"{prefix}{args.packets}p-{args.flows}f-{args.seed}-{gen_hash}.pcap"
+    waves = f"x{args.waves}" if args.waves > 1 else ""
+    name = f"{prefix}{args.packets}p-{args.flows}f{waves}-{args.seed}-{gen_hash}.pcap"
     path = os.path.join(args.work, name)
     info_path = path + ".info"
     os.makedirs(args.work, exist_ok=True)
@@ -60,7 +61,8 @@ def ensure_pcap(args):
         tmp = path + ".tmp"
         r = subprocess.run([PY, gen, "-o", tmp, "--packets", str(args.packets), "--flows",
                             str(args.flows), "--seed", str(args.seed)]
-                           + ([] if args.mix == "access" else ["--mix", args.mix]),
+                           + ([] if args.mix == "access" else ["--mix", args.mix])
+                           + (["--waves", str(args.waves)] if args.waves > 1 else []),
                            capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"bench: generator failed:\n{r.stderr}")
@@ -333,6 +335,7 @@ def main():
                     help="CPU to pin every tool to, or 'none'")
     ap.add_argument("--packets", type=int, default=int(os.environ.get("BENCH_PACKETS", 1_000_000)))
     ap.add_argument("--flows", type=int, default=int(os.environ.get("BENCH_FLOWS", 100_000)))
+    ap.add_argument("--waves", type=int, default=1, help="udp: groups of --flows flows one after the other")
     ap.add_argument("--seed", type=int, default=20261101)
     ap.add_argument("--mix", choices=("access", "dns", "udp"), default="access",
                     help="access: make_bench_pcap.py's access link (default); dns, udp: make_mix_pcap.py")
@@ -346,6 +349,8 @@ def main():
     ap.add_argument("--tools", default="floor,softflowd,nfpcapd,bpfix-file,bpfix-udp,bpfix-udp1500",
                     help="which to run, comma-separated (default: all)")
     args = ap.parse_args()
+    if args.waves > 1 and args.mix != "udp":
+        ap.error("--waves is for --mix udp")
 
     ncpu = os.cpu_count() or 1
     cpu = None if args.cpu == "none" else int(args.cpu)

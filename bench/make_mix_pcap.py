@@ -10,9 +10,13 @@ mix:
   udp  UDP bulk: --flows concurrent flows (client->server, no replies),
        their packets spread evenly over the span so that every flow stays
        alive (idle gaps well under the 15 s idle timeout) until the end.
+       With --waves W, W such groups of --flows flows one after the other,
+       each over its own --duration, 30 s of silence between them (longer
+       than the idle timeout, so a wave's flows end before the next
+       begins): W x --flows flows in all, --flows at a time.
 
   make_mix_pcap.py --mix dns|udp [-o OUT] [--packets N] [--flows N]
-                   [--duration S] [--seed N]
+                   [--waves W] [--duration S] [--seed N]
 
 Prints, like make_bench_pcap.py, one summary line to stderr:
 packets= uniflows= connections= ipv6_connections= ip_octets= span_s=.
@@ -23,6 +27,7 @@ import random
 import struct
 import sys
 
+WAVE_SILENCE_US = 30_000_000  # between --waves: twice the 15 s idle timeout
 ETH = b"\x02\x00\x00\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x02" + b"\x08\x00"
 
 
@@ -54,7 +59,8 @@ def main():
     ap.add_argument("-o", "--out", default="mix.pcap")
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--flows", type=int, default=100_000, help="udp: concurrent flows")
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of packet time")
+    ap.add_argument("--waves", type=int, default=1, help="udp: groups of --flows flows one after the other")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of packet time (udp: of each wave)")
     ap.add_argument("--seed", type=int, default=20261207)
     a = ap.parse_args()
     rnd = random.Random(a.seed)
@@ -83,15 +89,18 @@ def main():
                 uniflows += 1
         events.sort(key=lambda e: e[0])
     else:
-        per_flow = max(1, a.packets // a.flows)
+        per_flow = max(1, a.packets // (a.flows * a.waves))
         gap = dur_us // per_flow
         payload = bytes(64)
-        for k in range(per_flow):
-            for f in range(a.flows):
-                ts = k * gap + f * gap // a.flows
-                src = bytes([10, 3 + (f >> 16), (f >> 8) & 255, f & 255])
-                events.append((ts, src, bytes([203, 0, 113, 1 + f % 250]), 10000 + f % 50000, 5001, payload))
-        uniflows = a.flows
+        for w in range(a.waves):
+            start = w * (dur_us + WAVE_SILENCE_US)
+            for k in range(per_flow):
+                for f in range(a.flows):
+                    ts = start + k * gap + f * gap // a.flows
+                    g = w * a.flows + f
+                    src = bytes([10, 3 + (g >> 16), (g >> 8) & 255, g & 255])
+                    events.append((ts, src, bytes([203, 0, 113, 1 + g % 250]), 10000 + g % 50000, 5001, payload))
+        uniflows = a.flows * a.waves
     octets = 0
     with open(a.out, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
