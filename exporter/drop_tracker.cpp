@@ -1,9 +1,9 @@
 #include "drop_tracker.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <linux/btf.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -24,29 +24,6 @@ namespace {
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
-struct BtfFree {
-    void operator()(btf* b) const { btf__free(b); }
-};
-
-// Calls f(name, value) for every enumerator of the enum `name` (32- or
-// 64-bit); false when `types` has no such enum.
-template <typename F>
-bool for_each_enumerator(const btf* types, const char* name, F f) {
-    int id = btf__find_by_name_kind(types, name, BTF_KIND_ENUM);
-    if (id < 0) id = btf__find_by_name_kind(types, name, BTF_KIND_ENUM64);
-    if (id < 0) return false;
-    const btf_type* t = btf__type_by_id(types, static_cast<uint32_t>(id));
-    const uint16_t n = btf_vlen(t);
-    if (btf_is_enum(t)) {
-        const struct btf_enum* e = btf_enum(t);
-        for (uint16_t i = 0; i < n; ++i) f(btf__name_by_offset(types, e[i].name_off), static_cast<uint32_t>(e[i].val));
-    } else {
-        const struct btf_enum64* e = btf_enum64(t);
-        for (uint16_t i = 0; i < n; ++i) f(btf__name_by_offset(types, e[i].name_off), static_cast<uint32_t>(e[i].val_lo32));
-    }
-    return true;
-}
-
 std::string strip(const char* name, const char* prefix) {
     size_t n = std::strlen(prefix);
     return std::strncmp(name, prefix, n) == 0 ? std::string(name + n) : std::string(name);
@@ -54,29 +31,24 @@ std::string strip(const char* name, const char* prefix) {
 
 }  // namespace
 
-DropReasonNames DropReasonNames::from_kernel() {
-    std::unique_ptr<btf, BtfFree> types(btf__load_vmlinux_btf());
-    if (!types) {
-        throw Error(fmt::format("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): {}; drop reasons need a "
-                                "kernel built with CONFIG_DEBUG_INFO_BTF",
-                                errstr(errno)));
-    }
-    return DropReasonNames(types.get());
-}
+DropReasonNames DropReasonNames::from_kernel() { return DropReasonNames(KernelBtf()); }
 
-DropReasonNames::DropReasonNames(const btf* types) {
-    bool found = for_each_enumerator(types, "skb_drop_reason", [this](const char* name, uint32_t value) {
-        std::string s = strip(name, "SKB_DROP_REASON_");
-        // Markers, not reasons.
-        if (s == "MAX" || s == "SUBSYS_MASK") return;
-        names_.emplace(value, s);
-    });
-    if (!found) {
+DropReasonNames::DropReasonNames(const KernelBtf& types) {
+    auto reasons = types.enumerators("skb_drop_reason");
+    if (!reasons) {
         throw Error("the kernel's BTF has no enum skb_drop_reason (kernels before 5.17 give no drop reasons)");
     }
-    for_each_enumerator(types, "skb_drop_reason_subsys", [this](const char* name, uint32_t value) {
-        subsystems_.emplace(value, strip(name, "SKB_DROP_REASON_SUBSYS_"));
-    });
+    for (const auto& e : *reasons) {
+        std::string s = strip(e.name.c_str(), "SKB_DROP_REASON_");
+        // Markers, not reasons.
+        if (s == "MAX" || s == "SUBSYS_MASK") continue;
+        names_.emplace(static_cast<uint32_t>(e.value), s);
+    }
+    if (auto subsystems = types.enumerators("skb_drop_reason_subsys")) {
+        for (const auto& e : *subsystems) {
+            subsystems_.emplace(static_cast<uint32_t>(e.value), strip(e.name.c_str(), "SKB_DROP_REASON_SUBSYS_"));
+        }
+    }
 }
 
 const std::string& DropReasonNames::name(uint32_t reason) const {
@@ -99,14 +71,12 @@ namespace {
 // The kfree_skb tracepoint with a drop reason: (skb, location, reason[, rx_sk])
 // after the tracepoint's own context argument.
 void probe_kfree_skb() {
-    std::unique_ptr<btf, BtfFree> types(btf__load_vmlinux_btf());
-    if (!types) throw Error("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): " + errstr(errno));
-    int id = btf__find_by_name_kind(types.get(), "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
-    if (id < 0) throw Error("the kernel has no kfree_skb tracepoint in its BTF");
-    const btf_type* t = btf__type_by_id(types.get(), static_cast<uint32_t>(id));
-    t = btf__type_by_id(types.get(), t->type);  // pointer
-    if (t && btf_is_ptr(t)) t = btf__type_by_id(types.get(), t->type);
-    if (!t || !btf_is_func_proto(t) || btf_vlen(t) < 4) {
+    KernelBtf types;
+    auto tp = types.find("btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
+    if (!tp) throw Error("the kernel has no kfree_skb tracepoint in its BTF");
+    auto t = types.type(tp->type);  // pointer
+    if (t && t->kind == BTF_KIND_PTR) t = types.type(t->type);
+    if (!t || t->kind != BTF_KIND_FUNC_PROTO || t->vlen < 4) {
         throw Error("the kernel's kfree_skb tracepoint carries no drop reason (kernels before 5.17)");
     }
 }

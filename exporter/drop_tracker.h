@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "bpfix_abi.h"
+#include "kernel_btf.h"
 
 struct drop_tracker;
-struct btf;
 
 namespace bpfix {
 
@@ -25,8 +25,8 @@ public:
     // From the running kernel (/sys/kernel/btf/vmlinux). Throws
     // bpfix::Error when the kernel has no BTF or no enum skb_drop_reason.
     static DropReasonNames from_kernel();
-    // From a BTF object (tests build one in memory).
-    explicit DropReasonNames(const btf* types);
+    // From a raw BTF file (tests write one).
+    explicit DropReasonNames(const KernelBtf& types);
 
     // The name of `reason`; the reference stays valid for the object's life.
     const std::string& name(uint32_t reason) const;

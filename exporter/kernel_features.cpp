@@ -1,10 +1,10 @@
 #include "kernel_features.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <linux/bpf.h>
+#include <linux/btf.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -12,15 +12,12 @@
 #include <cstring>
 #include <memory>
 
+#include "kernel_btf.h"
 #include "sctp.h"
 
 namespace bpfix {
 
 namespace {
-
-struct BtfFree {
-    void operator()(btf* b) const { btf__free(b); }
-};
 
 // r0 = 0; exit
 const bpf_insn kReturnZero[] = {
@@ -37,14 +34,11 @@ bool loads(bpf_prog_type type, bpf_attach_type attach, uint32_t btf_id) {
 }
 
 // Whether `enumerator` is a value of the kernel's `enum bpf_attach_type`.
-bool knows_attach_type(const btf* types, const char* enumerator) {
-    int id = btf__find_by_name_kind(types, "bpf_attach_type", BTF_KIND_ENUM);
-    if (id <= 0) return false;
-    const btf_type* t = btf__type_by_id(types, static_cast<uint32_t>(id));
-    const struct btf_enum* e = btf_enum(t);
-    for (uint16_t i = 0; i < btf_vlen(t); ++i) {
-        const char* name = btf__name_by_offset(types, e[i].name_off);
-        if (name && std::strcmp(name, enumerator) == 0) return true;
+bool knows_attach_type(const KernelBtf& types, const char* enumerator) {
+    auto values = types.enumerators("bpf_attach_type");
+    if (!values) return false;
+    for (const auto& e : *values) {
+        if (e.name == enumerator) return true;
     }
     return false;
 }
@@ -79,14 +73,14 @@ KernelFeatures probe_kernel_features() {
     f.tc = loads(BPF_PROG_TYPE_SCHED_CLS, bpf_attach_type{}, 0);
     f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
     f.batch_ops = batch_ops();
-    {
-        std::unique_ptr<btf, BtfFree> types(btf__load_vmlinux_btf());
-        if (types) {
-            f.tcx = f.tc && knows_attach_type(types.get(), "BPF_TCX_INGRESS");
-            int fn = btf__find_by_name_kind(types.get(), "tcp_rcv_established", BTF_KIND_FUNC);
-            if (fn > 0) f.fentry = loads(BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, static_cast<uint32_t>(fn));
-            int tp = btf__find_by_name_kind(types.get(), "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
-            if (tp > 0) f.tp_btf = loads(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, static_cast<uint32_t>(tp));
+    if (KernelBtf::available()) {
+        KernelBtf types;
+        f.tcx = f.tc && knows_attach_type(types, "BPF_TCX_INGRESS");
+        if (auto fn = types.find("tcp_rcv_established", BTF_KIND_FUNC)) {
+            f.fentry = loads(BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, fn->id);
+        }
+        if (auto tp = types.find("btf_trace_kfree_skb", BTF_KIND_TYPEDEF)) {
+            f.tp_btf = loads(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, tp->id);
         }
     }
     libbpf_set_print(previous);

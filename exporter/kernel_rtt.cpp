@@ -1,19 +1,21 @@
 #include "kernel_rtt.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <linux/btf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
 #include "error.h"
+#include "kernel_btf.h"
 #include "percpu_drain.h"
 #include "tcp_rtt.skel.h"
 
@@ -22,10 +24,6 @@ namespace bpfix {
 namespace {
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
-
-struct BtfFree {
-    void operator()(btf* b) const { btf__free(b); }
-};
 
 struct RttKeyHash {
     size_t operator()(const bpfix_rtt_key& k) const noexcept {
@@ -76,16 +74,14 @@ KernelRtt::KernelRtt(const std::string& only) {
     if (stat("/proc/self/ns/net", &ns) != 0) {
         throw Error("cannot read this process's network namespace (/proc/self/ns/net): " + errstr(errno));
     }
-    std::unique_ptr<btf, BtfFree> types(btf__load_vmlinux_btf());
-    const bool have_btf = types != nullptr;
-    const bool have_tcp_probe =
-        have_btf && btf__find_by_name_kind(types.get(), "btf_trace_tcp_probe", BTF_KIND_TYPEDEF) > 0;
-    const bool have_tcp_destroy =
-        have_btf && btf__find_by_name_kind(types.get(), "btf_trace_tcp_destroy_sock", BTF_KIND_TYPEDEF) > 0;
-    const bool have_func = have_btf &&
-                           btf__find_by_name_kind(types.get(), "tcp_rcv_established", BTF_KIND_FUNC) > 0 &&
-                           btf__find_by_name_kind(types.get(), "tcp_v4_destroy_sock", BTF_KIND_FUNC) > 0;
-    types.reset();  // (libbpf parses the kernel's BTF again to load: not two copies at once)
+    std::optional<KernelBtf> types;
+    if (KernelBtf::available()) types.emplace();
+    const bool have_btf = types.has_value();
+    const bool have_tcp_probe = have_btf && types->find("btf_trace_tcp_probe", BTF_KIND_TYPEDEF);
+    const bool have_tcp_destroy = have_btf && types->find("btf_trace_tcp_destroy_sock", BTF_KIND_TYPEDEF);
+    const bool have_func = have_btf && types->find("tcp_rcv_established", BTF_KIND_FUNC) &&
+                           types->find("tcp_v4_destroy_sock", BTF_KIND_FUNC);
+    types.reset();
 
     // libbpf attaches kprobes through the kprobe PMU, or tracefs on old kernels.
     const bool have_kprobes = access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0 ||

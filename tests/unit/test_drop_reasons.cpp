@@ -8,21 +8,20 @@
 #include <memory>
 #include <unistd.h>
 
+#include "btf_file.h"
 #include "drop_tracker.h"
 #include "error.h"
 #include "exporter_config.h"
 
 using namespace bpfix;
+using bpfix::test::BtfPtr;
+using bpfix::test::TempBtfFile;
 
 namespace {
 
-struct BtfFree {
-    void operator()(btf* b) const { btf__free(b); }
-};
-
 // An enum skb_drop_reason numbered like some kernel, plus the subsystem enum.
-std::unique_ptr<btf, BtfFree> kernel_like_btf(bool with_reasons = true) {
-    std::unique_ptr<btf, BtfFree> b(btf__new_empty());
+BtfPtr kernel_like_btf(bool with_reasons = true) {
+    BtfPtr b(btf__new_empty());
     if (with_reasons) {
         EXPECT_GT(btf__add_enum(b.get(), "skb_drop_reason", 4), 0);
         btf__add_enum_value(b.get(), "SKB_NOT_DROPPED_YET", 0);
@@ -41,7 +40,8 @@ std::unique_ptr<btf, BtfFree> kernel_like_btf(bool with_reasons = true) {
 
 TEST(DropReasonNames, NamesComeFromTheKernelsEnumWithoutThePrefix) {
     auto b = kernel_like_btf();
-    DropReasonNames names(b.get());
+    TempBtfFile file(b.get());
+    DropReasonNames names{KernelBtf(file.path())};
     EXPECT_EQ(names.name(12), "NETFILTER_DROP");
     EXPECT_EQ(names.name(2), "NOT_SPECIFIED");
     EXPECT_EQ(names.name(1), "SKB_CONSUMED");
@@ -58,7 +58,8 @@ TEST(DropReasonNames, NamesComeFromTheKernelsEnumWithoutThePrefix) {
 TEST(DropReasonNames, AKernelWithoutReasonsIsAClearError) {
     auto b = kernel_like_btf(false);
     try {
-        DropReasonNames names(b.get());
+        TempBtfFile file(b.get());
+    DropReasonNames names{KernelBtf(file.path())};
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("skb_drop_reason"), std::string::npos) << e.what();
