@@ -95,13 +95,14 @@ DropTracker::DropTracker() : names_(DropReasonNames::from_kernel()) {
     if (!skel_) throw Error("cannot open the eBPF drop tracker: " + errstr(errno));
     for (bpf_map* m : {skel_->maps.drops_0, skel_->maps.drops_1}) bpf_map__set_max_entries(m, kMapEntries);
     skel_->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
-    if (int err = drop_tracker__load(skel_.get())) {
-        throw Error(fmt::format("the kernel refused the tp_btf/kfree_skb program: {} (it needs CAP_BPF and "
-                                "CAP_PERFMON and BTF-enabled tracing)",
-                                errstr(err)));
-    }
-    if (int err = drop_tracker__attach(skel_.get())) {
-        throw Error("cannot attach the tp_btf/kfree_skb program: " + errstr(err));
+    // In a child: loading parses the kernel's BTF (child_loader.h).
+    if (auto failed = load_and_attach_in_child(skel_->skeleton, links_)) {
+        if (failed->step == ChildLoadFailure::kLoad) {
+            throw Error(fmt::format("the kernel refused the tp_btf/kfree_skb program: {} (it needs CAP_BPF and "
+                                    "CAP_PERFMON and BTF-enabled tracing)",
+                                    errstr(failed->err)));
+        }
+        throw Error("cannot attach the tp_btf/kfree_skb program: " + errstr(failed->err));
     }
 }
 

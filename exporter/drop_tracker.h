@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bpfix_abi.h"
+#include "child_loader.h"
 #include "kernel_btf.h"
 
 struct drop_tracker;
@@ -92,6 +93,7 @@ private:
 
     DropReasonNames names_;
     std::unique_ptr<drop_tracker, SkelDeleter> skel_;
+    LinkSet links_;  // the attached program (loaded by a child process)
     uint32_t active_ = 0;
     int ncpu_ = 0;
     std::vector<bpfix_drop_slot> cache_buf_;  // a chunk of drop cache slots x ncpu_, reused every drain

@@ -126,15 +126,17 @@ KernelRtt::KernelRtt(const std::string& only) {
         if (h == Hook::kprobe) bpf_map__set_autocreate(skel->maps.gates, false);
         for (bpf_map* m : {skel->maps.rtt_0, skel->maps.rtt_1}) bpf_map__set_max_entries(m, kMapEntries);
         skel->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
-        if (int err = tcp_rtt__load(skel.get())) {
-            refused.push_back(fmt::format("{}: load refused ({}{})", hook_name(h), errstr(err),
-                                          err == -EPERM ? ": without CAP_BPF and CAP_PERFMON, or the kernel does "
-                                                          "not allow this program type"
-                                                        : ""));
-            continue;
-        }
-        if (int err = tcp_rtt__attach(skel.get())) {
-            refused.push_back(fmt::format("{}: attach refused ({})", hook_name(h), errstr(err)));
+        // In a child: loading parses the kernel's BTF (child_loader.h).
+        if (auto failed = load_and_attach_in_child(skel->skeleton, links_)) {
+            const int err = failed->err;
+            if (failed->step == ChildLoadFailure::kAttach) {
+                refused.push_back(fmt::format("{}: attach refused ({})", hook_name(h), errstr(err)));
+            } else {
+                refused.push_back(fmt::format("{}: load refused ({}{})", hook_name(h), errstr(err),
+                                              err == -EPERM ? ": without CAP_BPF and CAP_PERFMON, or the kernel "
+                                                              "does not allow this program type"
+                                                            : ""));
+            }
             continue;
         }
         skel_ = std::move(skel);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "child_loader.h"
 #include "rtt_matcher.h"
 
 struct tcp_rtt;
@@ -46,6 +47,7 @@ private:
         void operator()(tcp_rtt* s) const;
     };
     std::unique_ptr<tcp_rtt, SkelDeleter> skel_;
+    LinkSet links_;  // the attached programs (loaded by a child process)
     std::string hook_;
     uint32_t active_ = 0;
     int ncpu_ = 0;

@@ -71,12 +71,6 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     InterfaceSelector selector(cfg.interfaces, cfg.exclude);
     check_exact_names(selector);
 
-    // Loading a tracing BPF object parses the kernel's BTF (about 10 MiB,
-    // freed at once), several times over. glibc's adaptive threshold would
-    // serve the second parse from the heap, where freed memory stays
-    // resident: keep large blocks in their own mappings, returned on free
-    // (peak RSS with every enricher: 24.0 -> 19.2 MiB).
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     // One line for bug reports: what this kernel offers (docs/kernels.md).
     spdlog::info("{}", probe_kernel_features().line());
     // Drops: optional. A kernel that cannot trace them costs the drop
