@@ -91,19 +91,23 @@ DropTracker::DropTracker() : names_(DropReasonNames::from_kernel()) {
     if (stat("/proc/self/ns/net", &ns) != 0) {
         throw Error("cannot read this process's network namespace (/proc/self/ns/net): " + errstr(errno));
     }
-    skel_.reset(drop_tracker__open());
-    if (!skel_) throw Error("cannot open the eBPF drop tracker: " + errstr(errno));
-    for (bpf_map* m : {skel_->maps.drops_0, skel_->maps.drops_1}) bpf_map__set_max_entries(m, kMapEntries);
-    skel_->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
-    // In a child: loading parses the kernel's BTF (child_loader.h).
-    if (auto failed = load_and_attach_in_child(skel_->skeleton, links_)) {
-        if (failed->step == ChildLoadFailure::kLoad) {
-            throw Error(fmt::format("the kernel refused the tp_btf/kfree_skb program: {} (it needs CAP_BPF and "
-                                    "CAP_PERFMON and BTF-enabled tracing)",
-                                    errstr(failed->err)));
-        }
-        throw Error("cannot attach the tp_btf/kfree_skb program: " + errstr(failed->err));
+    auto open = [&] {
+        skel_.reset(drop_tracker__open());
+        if (!skel_) throw Error("cannot open the eBPF drop tracker: " + errstr(errno));
+        for (bpf_map* m : {skel_->maps.drops_0, skel_->maps.drops_1}) bpf_map__set_max_entries(m, kMapEntries);
+        skel_->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
+        return skel_->skeleton;
+    };
+    LoadOutcome r = load_and_attach(open(), open, links_);
+    if (r.status == LoadOutcome::kLoadRefused) {
+        throw Error(fmt::format("the kernel refused the tp_btf/kfree_skb program: {} (it needs CAP_BPF and "
+                                "CAP_PERFMON and BTF-enabled tracing)",
+                                errstr(r.err)));
     }
+    if (r.status == LoadOutcome::kAttachRefused) {
+        throw Error("cannot attach the tp_btf/kfree_skb program: " + errstr(r.err));
+    }
+    in_kernel_ = r.in_kernel;
 }
 
 DropTracker::~DropTracker() = default;

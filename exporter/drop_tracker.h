@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bpfix_abi.h"
-#include "child_loader.h"
+#include "kernel_loader.h"
 #include "kernel_btf.h"
 
 struct drop_tracker;
@@ -84,6 +84,8 @@ public:
     std::map<uint32_t, DropTotals> unattributed() const;
 
     const DropReasonNames& names() const { return names_; }
+    // Whether the kernel loaded it (no BTF parse here; kernel_loader.h).
+    bool loaded_in_kernel() const { return in_kernel_; }
 
 private:
     struct SkelDeleter {
@@ -93,9 +95,10 @@ private:
 
     DropReasonNames names_;
     std::unique_ptr<drop_tracker, SkelDeleter> skel_;
-    LinkSet links_;  // the attached program (loaded by a child process)
+    LinkSet links_;  // the attached program (kernel_loader.h)
     uint32_t active_ = 0;
     int ncpu_ = 0;
+    bool in_kernel_ = false;
     std::vector<bpfix_drop_slot> cache_buf_;  // a chunk of drop cache slots x ncpu_, reused every drain
     std::map<uint32_t, DropTotals> unmatched_;
 };

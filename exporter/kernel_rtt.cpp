@@ -88,7 +88,10 @@ KernelRtt::KernelRtt(const std::string& only) {
                               access("/sys/kernel/tracing/kprobe_events", F_OK) == 0 ||
                               access("/sys/kernel/debug/tracing/kprobe_events", F_OK) == 0;
     std::vector<std::string> refused;
-    libbpf_print_fn_t previous = libbpf_set_print(quiet);
+    struct Restore {
+        libbpf_print_fn_t previous;
+        ~Restore() { libbpf_set_print(previous); }
+    } restore{libbpf_set_print(quiet)};
     for (Hook h : {Hook::fentry, Hook::tp_btf, Hook::kprobe}) {
         if (!only.empty() && only != "auto" && only != hook_key(h)) continue;
         if (h == Hook::fentry && !have_func) {
@@ -110,40 +113,48 @@ KernelRtt::KernelRtt(const std::string& only) {
                                           hook_name(h)));
             continue;
         }
-        std::unique_ptr<tcp_rtt, SkelDeleter> skel(tcp_rtt__open());
-        if (!skel) {
-            libbpf_set_print(previous);
-            throw Error("cannot open the eBPF TCP RTT sampler: " + errstr(errno));
-        }
-        bpf_program__set_autoload(skel->progs.rtt_fentry, h == Hook::fentry);
-        bpf_program__set_autoload(skel->progs.rtt_tp_btf, h == Hook::tp_btf);
-        bpf_program__set_autoload(skel->progs.rtt_kprobe, h == Hook::kprobe);
-        bpf_program__set_autoload(skel->progs.rtt_fentry_close, h == Hook::fentry);
-        // tcp_destroy_sock came in 5.3: without it the final srtt is not sampled.
-        bpf_program__set_autoload(skel->progs.rtt_tp_btf_close, h == Hook::tp_btf && have_tcp_destroy);
-        bpf_program__set_autoload(skel->progs.rtt_kprobe_close, h == Hook::kprobe);
-        // The kprobe program cannot use socket storage: no map for it.
-        if (h == Hook::kprobe) bpf_map__set_autocreate(skel->maps.gates, false);
-        for (bpf_map* m : {skel->maps.rtt_0, skel->maps.rtt_1}) bpf_map__set_max_entries(m, kMapEntries);
-        skel->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
-        // In a child: loading parses the kernel's BTF (child_loader.h).
-        if (auto failed = load_and_attach_in_child(skel->skeleton, links_)) {
-            const int err = failed->err;
-            if (failed->step == ChildLoadFailure::kAttach) {
-                refused.push_back(fmt::format("{}: attach refused ({})", hook_name(h), errstr(err)));
-            } else {
-                refused.push_back(fmt::format("{}: load refused ({}{})", hook_name(h), errstr(err),
-                                              err == -EPERM ? ": without CAP_BPF and CAP_PERFMON, or the kernel "
-                                                              "does not allow this program type"
-                                                            : ""));
-            }
+        auto open_hook = [&] {
+            std::unique_ptr<tcp_rtt, SkelDeleter> skel(tcp_rtt__open());
+            if (!skel) throw Error("cannot open the eBPF TCP RTT sampler: " + errstr(errno));
+            bpf_program__set_autoload(skel->progs.rtt_fentry, h == Hook::fentry);
+            bpf_program__set_autoload(skel->progs.rtt_tp_btf, h == Hook::tp_btf);
+            bpf_program__set_autoload(skel->progs.rtt_kprobe, h == Hook::kprobe);
+            bpf_program__set_autoload(skel->progs.rtt_fentry_close, h == Hook::fentry);
+            // tcp_destroy_sock came in 5.3: without it the final srtt is not sampled.
+            bpf_program__set_autoload(skel->progs.rtt_tp_btf_close, h == Hook::tp_btf && have_tcp_destroy);
+            bpf_program__set_autoload(skel->progs.rtt_kprobe_close, h == Hook::kprobe);
+            // The kprobe program cannot use socket storage: no map for it.
+            if (h == Hook::kprobe) bpf_map__set_autocreate(skel->maps.gates, false);
+            for (bpf_map* m : {skel->maps.rtt_0, skel->maps.rtt_1}) bpf_map__set_max_entries(m, kMapEntries);
+            skel->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
+            return skel;
+        };
+        std::unique_ptr<tcp_rtt, SkelDeleter> skel = open_hook();
+        LinkSet links;
+        LoadOutcome r = load_and_attach(
+            skel->skeleton,
+            [&] {
+                skel = open_hook();
+                return skel->skeleton;
+            },
+            links);
+        if (r.status == LoadOutcome::kAttachRefused) {
+            refused.push_back(fmt::format("{}: attach refused ({})", hook_name(h), errstr(r.err)));
             continue;
         }
+        if (r.status == LoadOutcome::kLoadRefused) {
+            refused.push_back(fmt::format("{}: load refused ({}{})", hook_name(h), errstr(r.err),
+                                          r.err == -EPERM ? ": without CAP_BPF and CAP_PERFMON, or the kernel "
+                                                            "does not allow this program type"
+                                                          : ""));
+            continue;
+        }
+        links_ = std::move(links);
+        in_kernel_ = r.in_kernel;
         skel_ = std::move(skel);
         hook_ = hook_name(h);
         break;
     }
-    libbpf_set_print(previous);
     if (!skel_) {
         throw Error(fmt::format("no hook for the kernel's TCP RTT: {}", fmt::join(refused, "; ")));
     }

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "child_loader.h"
+#include "kernel_loader.h"
 #include "rtt_matcher.h"
 
 struct tcp_rtt;
@@ -35,6 +35,8 @@ public:
     // "fentry/tcp_rcv_established", "tp_btf/tcp_probe" or
     // "kprobe/tcp_rcv_established".
     const std::string& hook() const { return hook_; }
+    // Whether the kernel loaded it (no BTF parse here; kernel_loader.h).
+    bool loaded_in_kernel() const { return in_kernel_; }
 
     // Flips the RTT maps, waits for programs still writing the old one,
     // and returns (and empties) what it holds, one entry per socket.
@@ -47,10 +49,11 @@ private:
         void operator()(tcp_rtt* s) const;
     };
     std::unique_ptr<tcp_rtt, SkelDeleter> skel_;
-    LinkSet links_;  // the attached programs (loaded by a child process)
+    LinkSet links_;  // the attached programs (kernel_loader.h)
     std::string hook_;
     uint32_t active_ = 0;
     int ncpu_ = 0;
+    bool in_kernel_ = false;
 };
 
 }  // namespace bpfix

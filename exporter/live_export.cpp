@@ -79,8 +79,8 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     if (cfg.enrich_drops) {
         try {
             drops = std::make_unique<DropTracker>();
-            spdlog::info("drops: tracing kernel packet drops (tp_btf/kfree_skb, {} reason names from BTF)",
-                         drops->names().size());
+            spdlog::info("drops: tracing kernel packet drops (tp_btf/kfree_skb, {} reason names from BTF, loaded {})",
+                         drops->names().size(), drops->loaded_in_kernel() ? "by the kernel" : "by libbpf");
         } catch (const Error& e) {
             spdlog::warn("drops: off, flows are exported without drop elements: {}", e.what());
         }
@@ -93,7 +93,8 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     if (cfg.enrich_rtt) {
         try {
             rtt = std::make_unique<KernelRtt>(cfg.rtt_hook);
-            spdlog::info("rtt: kernel smoothed RTT via {} (TCP sockets of this network namespace)", rtt->hook());
+            spdlog::info("rtt: kernel smoothed RTT via {} (TCP sockets of this network namespace, loaded {})",
+                         rtt->hook(), rtt->loaded_in_kernel() ? "by the kernel" : "by libbpf");
         } catch (const Error& e) {
             spdlog::warn("rtt: off, flows are exported without RTT elements: {}", e.what());
         }
