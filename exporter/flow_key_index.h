@@ -105,6 +105,14 @@ public:
         --size_;
     }
     size_t size() const { return size_; }
+    // Forgets every entry and gives the slots back (no per-entry erase).
+    void clear() {
+        AnonRegion fresh;
+        fresh.resize(kInitialSlots * sizeof(uint64_t));
+        slots_ = std::move(fresh);
+        mask_ = kInitialSlots - 1;
+        size_ = 0;
+    }
 
     // Starts loading the home slot of `hash` (a reader that looks ahead).
     void prefetch(uint32_t hash) const { __builtin_prefetch(slots() + (hash & mask_)); }

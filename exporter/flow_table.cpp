@@ -81,7 +81,7 @@ void FlowTable::unlink(List& list, Link Entry::*link, uint32_t idx) {
     l.prev = l.next = kNil;
 }
 
-void FlowTable::end(uint32_t idx, FlowEndReason reason) {
+FlowRecord FlowTable::record(uint32_t idx, FlowEndReason reason) {
     Entry& e = at(idx);
     FlowRecord r = make_flow_record(e.key);
     r.flowStartMilliseconds = e.start_ns / 1'000'000;
@@ -104,11 +104,17 @@ void FlowTable::end(uint32_t idx, FlowEndReason reason) {
     // flow that saw FIN as ended by detection rather than forced.
     r.flowEndReason = static_cast<uint8_t>(fin && reason == FlowEndReason::forced_end ? FlowEndReason::end_detected
                                                                                     : reason);
+    ++records_;
+    if (enrich_) enrich_(e.key, r);
+    return r;
+}
+
+void FlowTable::end(uint32_t idx, FlowEndReason reason) {
+    FlowRecord r = record(idx, reason);
+    Entry& e = at(idx);
     unlink(lru_, &Entry::lru, idx);
     unlink(age_, &Entry::age, idx);
     index_.erase(e.key, static_cast<uint32_t>(FlowKeyHash{}(e.key)), key_of());
-    ++records_;
-    if (enrich_) enrich_(e.key, r);
     if (e.state & kLingerQueued) {
         e.state = kZombie | kLingerQueued;
     } else {
@@ -204,11 +210,22 @@ bool FlowTable::add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t 
 }
 
 void FlowTable::flush() {
-    while (age_.head != kNil) {
-        end(age_.head, FlowEndReason::forced_end);
+    // Every flow ends: records in start order, then the whole table is
+    // dropped at once (no per-flow index erase or unlink: at the end of a
+    // capture with a million flows open those were random loads, a tenth
+    // of the DNS mix's time).
+    for (uint32_t idx = age_.head; idx != kNil;) {
+        const uint32_t next = at(idx).age.next;
+        if (next != kNil) __builtin_prefetch(&at(next));
+        sink_(record(idx, FlowEndReason::forced_end));
+        idx = next;
     }
-    for (const Linger& l : linger_) release(l.idx);  // all zombies now
+    index_.clear();
+    lru_ = age_ = List{};
     linger_.clear();
+    drops_.clear();
+    free_ = kNil;
+    used_ = 0;
 }
 
 }  // namespace bpfix

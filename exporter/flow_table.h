@@ -115,6 +115,8 @@ private:
     Entry& at(uint32_t idx) const { return static_cast<Entry*>(entries_.data())[idx]; }
     uint32_t allocate();
     void release(uint32_t idx);
+    // The record of entry idx ending for `reason`, enriched (counted).
+    FlowRecord record(uint32_t idx, FlowEndReason reason);
     void end(uint32_t idx, FlowEndReason reason);
     // The flow index: key -> entry.
     auto key_of() const {
