@@ -140,7 +140,10 @@ public:
     struct Config {
         uint64_t timeout_ns = 5'000'000'000ULL;  // a query unanswered this long counts as unanswered
         std::vector<uint16_t> ports = {53};
-        size_t max_flows = 65536;  // summaries held at once; beyond, new flows are not enriched (counted)
+        // Summaries (and pending queries) held at once; beyond, new flows are
+        // not enriched (counted in overflow()). Enrichment sets the flow
+        // table's max_flows.
+        size_t max_flows = 65536;
     };
     explicit DnsEnricher(Config cfg);
 

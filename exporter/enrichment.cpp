@@ -18,10 +18,18 @@ Enrichment::Enrichment(const ExporterConfig& cfg, bool handshake_rtt) {
         DnsEnricher::Config d;
         d.timeout_ns = static_cast<uint64_t>(cfg.dns_timeout_s * 1e9);
         d.ports = cfg.dns_ports;
+        // A summary per open flow at most: as many as the flow table holds.
+        d.max_flows = cfg.flow_table().max_flows;
         dns_ = std::make_unique<DnsEnricher>(d);
     }
-    if (cfg.enrich_rtt && handshake_rtt) handshake_ = std::make_unique<HandshakeRttEstimator>();
+    if (cfg.enrich_rtt && handshake_rtt) {
+        handshake_ = std::make_unique<HandshakeRttEstimator>(cfg.flow_table().max_flows);
+    }
 }
+
+uint64_t Enrichment::dns_unenriched() const { return dns_ ? dns_->overflow() : 0; }
+
+uint64_t Enrichment::rtt_unenriched() const { return handshake_ ? handshake_->overflow() : 0; }
 
 uint32_t Enrichment::spec_flags() const { return (dns_ ? kSpecDns : 0) | (handshake_ ? kSpecRtt : 0); }
 

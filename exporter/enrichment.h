@@ -26,6 +26,12 @@ public:
     // The kernel cannot supply DNS (live mode): no DNS elements.
     void disable_dns() { dns_.reset(); }
 
+    // DNS messages and TCP handshakes left out of their flow's record
+    // because the enricher's tables were full (as many entries as the flow
+    // table's max_flows): a loss, printed in the summary and /metrics.
+    uint64_t dns_unenriched() const;
+    uint64_t rtt_unenriched() const;
+
     void clock(uint64_t now_ns) override;
     void packet(const ParsedPacket& p, uint64_t ts_ns) override;
     // Fills the DNS and RTT elements of `r`; the query name it points to

@@ -476,6 +476,9 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             o.one("bpfix_exporter_dropped_packets_in_flows_total", "counter", "kernel drops attributed to flows",
                   drops_in_flows);
             o.one("bpfix_exporter_rtt_samples_total", "counter", "kernel RTT samples read", rtt_samples);
+            o.one("bpfix_exporter_dns_unenriched_total", "counter",
+                  "DNS messages left out of their flow's record: the DNS tables were full (max_flows)",
+                  enrich.dns_unenriched());
             o.family("bpfix_exporter_messages_sent_total", "counter", "IPFIX messages handed to the transport");
             o.sample("bpfix_exporter_messages_sent_total", coll, out.transport().messages_sent());
             o.family("bpfix_exporter_records_not_sent_total", "counter",
@@ -561,8 +564,9 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
                                       rtt->lost())
                         : std::string(" rtt=off");
     if (dns_ring) {
-        drop_summary += fmt::format(" dns_events={} dns_lost={} dns_malformed={}", dns_ring->events(),
-                                    c.dns_lost_packets, enrich.dns()->malformed());
+        drop_summary += fmt::format(" dns_events={} dns_lost={} dns_malformed={} dns_unenriched={}",
+                                    dns_ring->events(), c.dns_lost_packets, enrich.dns()->malformed(),
+                                    enrich.dns_unenriched());
     }
     std::fflush(stderr);
     fmt::print(stderr,

@@ -44,6 +44,12 @@ int run_pcap_export(const ExporterConfig& cfg) {
         spdlog::warn("{} frames could not be parsed and were skipped (exported as ignoredPacketTotalCount)",
                      c.malformed);
     }
+    const std::pair<uint64_t, uint64_t> enrich_unenriched{enrich.dns_unenriched(), enrich.rtt_unenriched()};
+    if (enrich_unenriched.first || enrich_unenriched.second) {
+        spdlog::warn("{} DNS messages and {} TCP handshakes are not in their flow's record: the enricher's tables "
+                     "were full (as many entries as [flows] max_flows; raise it)",
+                     enrich_unenriched.first, enrich_unenriched.second);
+    }
     if (!delivered) {
         spdlog::error("{} records were not delivered to {} (see the errors above)",
                       out.transport().records_not_sent(), out.url().str());
@@ -51,9 +57,10 @@ int run_pcap_export(const ExporterConfig& cfg) {
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: frames={} ip_packets={} ip_octets={} non_ip={} malformed={} flows={} "
-               "records={} messages={} not_sent_records={}\n",
+               "records={} messages={} not_sent_records={} dns_unenriched={} rtt_unenriched={}\n",
                c.frames, c.ip_packets, c.ip_octets, c.non_ip, c.malformed, out.encoder().flow_records(),
-               out.encoder().data_records(), out.encoder().messages(), out.transport().records_not_sent());
+               out.encoder().data_records(), out.encoder().messages(), out.transport().records_not_sent(),
+               enrich_unenriched.first, enrich_unenriched.second);
     return delivered ? 0 : 1;
 }
 

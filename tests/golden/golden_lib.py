@@ -139,9 +139,10 @@ def write_case_pcap(case, path):
 SUMMARY_RE = re.compile(
     r"^bpfix-exporter: summary: frames=(\d+) ip_packets=(\d+) ip_octets=(\d+) "
     r"non_ip=(\d+) malformed=(\d+) flows=(\d+) records=(\d+) messages=(\d+) "
-    r"not_sent_records=(\d+)$")
+    r"not_sent_records=(\d+) dns_unenriched=(\d+) rtt_unenriched=(\d+)$")
 SUMMARY_KEYS = ["frames", "ip_packets", "ip_octets", "non_ip", "malformed",
-                "flows", "records", "messages", "not_sent_records"]
+                "flows", "records", "messages", "not_sent_records", "dns_unenriched",
+                "rtt_unenriched"]
 
 
 class RunError(Exception):
@@ -442,6 +443,8 @@ def run_case(build_dir, case, tmpdir, extra_checks=True):
             "records": len(recs),
             "messages": nmsg,
             "not_sent_records": 0,
+            "dns_unenriched": 0,
+            "rtt_unenriched": 0,
         })
     if extra_checks:
         st = stats_records(recs)
