@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -158,12 +159,13 @@ private:
 
 using FlowKeyIndex = KeyIndex<bpfix_flow_key, FlowKeyEqual>;
 
-// Values by key in one vector (a freed node is reused; no allocation per
-// entry once the vector has grown), found through a KeyIndex, with an
-// optional order of their own (a doubly linked list through the nodes,
-// oldest first): the enrichers' tables (DNS summaries and pending
-// transactions, handshakes pending and measured). Node numbers stay valid
-// until the node is erased; references until the next insert.
+// Values by key in chunks of nodes (a freed node is reused; one allocation
+// per 1024 nodes, and growing never moves a node: a vector's doubling
+// moved a million DNS summaries and held both copies at once), found
+// through a KeyIndex, with an optional order of their own (a doubly linked
+// list through the nodes, oldest first): the enrichers' tables (DNS
+// summaries and pending transactions, handshakes pending and measured).
+// Node numbers and references stay valid until the node is erased.
 template <typename Key, typename Value, typename Hash, typename Equal>
 class KeyedNodes {
 public:
@@ -175,12 +177,12 @@ public:
     uint32_t insert(const Key& key, bool ordered = false) {
         uint32_t i = free_;
         if (i != kNone) {
-            free_ = nodes_[i].next;
+            free_ = node(i).next;
         } else {
-            i = static_cast<uint32_t>(nodes_.size());
-            nodes_.emplace_back();
+            i = count_++;
+            if ((i & kChunkMask) == 0) chunks_.push_back(std::make_unique<Node[]>(kChunk));
         }
-        Node& n = nodes_[i];
+        Node& n = node(i);
         n.key = key;
         n.value = Value{};
         n.prev = n.next = kNone;
@@ -191,18 +193,18 @@ public:
     }
     void erase(uint32_t i) {
         unlink(i);
-        index_.erase(nodes_[i].key, hash(nodes_[i].key), key_of());
-        nodes_[i].next = free_;
+        index_.erase(node(i).key, hash(node(i).key), key_of());
+        node(i).next = free_;
         free_ = i;
     }
-    Value& value(uint32_t i) { return nodes_[i].value; }
-    const Key& key(uint32_t i) const { return nodes_[i].key; }
+    Value& value(uint32_t i) { return node(i).value; }
+    const Key& key(uint32_t i) const { return node(i).key; }
     size_t size() const { return index_.size(); }
 
     // The order: the oldest node (kNone: none), the one after `i`, and
     // moving a node to the end.
     uint32_t front() const { return head_; }
-    uint32_t next(uint32_t i) const { return nodes_[i].next; }
+    uint32_t next(uint32_t i) const { return node(i).next; }
     void move_to_back(uint32_t i) {
         unlink(i);
         push_back(i);
@@ -215,34 +217,37 @@ private:
         uint32_t prev = kNone, next = kNone;  // the order; `next` chains the free list
         bool linked = false;
     };
+    static constexpr uint32_t kChunkShift = 10, kChunk = 1u << kChunkShift, kChunkMask = kChunk - 1;
+    Node& node(uint32_t i) const { return chunks_[i >> kChunkShift][i & kChunkMask]; }
     static uint32_t hash(const Key& key) {
         const size_t h = Hash{}(key);
         return static_cast<uint32_t>(h ^ (h >> 32));
     }
     auto key_of() const {
-        return [this](uint32_t i) -> const Key& { return nodes_[i].key; };
+        return [this](uint32_t i) -> const Key& { return node(i).key; };
     }
     void push_back(uint32_t i) {
-        Node& n = nodes_[i];
+        Node& n = node(i);
         n.prev = tail_;
         n.next = kNone;
         n.linked = true;
-        if (tail_ != kNone) nodes_[tail_].next = i;
+        if (tail_ != kNone) node(tail_).next = i;
         else head_ = i;
         tail_ = i;
     }
     void unlink(uint32_t i) {
-        Node& n = nodes_[i];
+        Node& n = node(i);
         if (!n.linked) return;
-        if (n.prev != kNone) nodes_[n.prev].next = n.next;
+        if (n.prev != kNone) node(n.prev).next = n.next;
         else head_ = n.next;
-        if (n.next != kNone) nodes_[n.next].prev = n.prev;
+        if (n.next != kNone) node(n.next).prev = n.prev;
         else tail_ = n.prev;
         n.prev = n.next = kNone;
         n.linked = false;
     }
 
-    std::vector<Node> nodes_;
+    std::vector<std::unique_ptr<Node[]>> chunks_;
+    uint32_t count_ = 0;  // nodes ever made
     uint32_t free_ = kNone, head_ = kNone, tail_ = kNone;
     KeyIndex<Key, Equal> index_;
 };
