@@ -154,6 +154,8 @@ public:
     // Queries older than the timeout at `now_ns` become unanswered, counted
     // in their query flow's summary.
     void advance(uint64_t now_ns);
+    // A packet of this flow comes soon: start loading its summary.
+    void prefetch(const bpfix_flow_key& key) { summaries_.prefetch(key); }
     // The summary of this flow since its last record (and forgets it).
     std::optional<DnsSummary> take(const bpfix_flow_key& key);
 

@@ -38,6 +38,10 @@ void Enrichment::clock(uint64_t now_ns) {
     if (handshake_ && now_ns > kHandshakeLifetimeNs) handshake_->expire(now_ns - kHandshakeLifetimeNs);
 }
 
+void Enrichment::hint(const bpfix_flow_key& key) {
+    if (dns_ && dns_->wants(key)) dns_->prefetch(key);
+}
+
 void Enrichment::packet(const ParsedPacket& p, uint64_t ts_ns) {
     if (dns_ && p.payload_len && dns_->wants(p.key)) {
         dns_->packet(p.key, ts_ns, std::span<const uint8_t>(p.payload, p.payload_len));

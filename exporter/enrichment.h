@@ -34,6 +34,7 @@ public:
 
     void clock(uint64_t now_ns) override;
     void packet(const ParsedPacket& p, uint64_t ts_ns) override;
+    void hint(const bpfix_flow_key& key) override;
     // Fills the DNS and RTT elements of `r`; the query name it points to
     // lives in this object until the next call.
     void enrich(const bpfix_flow_key& key, FlowRecord& r);

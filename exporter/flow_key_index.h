@@ -172,6 +172,20 @@ public:
     static constexpr uint32_t kNone = UINT32_MAX;
 
     uint32_t find(const Key& key) const { return index_.find(key, hash(key), key_of()); }
+    // A hint that `key` is looked up soon: starts loading its index slot,
+    // and the node of the key hinted kPrefetchLag hints ago (whose slot
+    // should have arrived by then). Changes nothing.
+    void prefetch(const Key& key) {
+        const uint32_t h = hash(key);
+        index_.prefetch(h);
+        const uint32_t lagged = hints_[hint_pos_ % kPrefetchLag];
+        hints_[hint_pos_++ % kPrefetchLag] = h;
+        if (const uint32_t i = index_.home_entry(lagged); i != kNone && i < count_) {
+            const char* n = reinterpret_cast<const char*>(&node(i));
+            __builtin_prefetch(n, 1);
+            __builtin_prefetch(n + 64, 1);
+        }
+    }
     // A new node for `key` (which must not be here) with a value-initialised
     // value, last in the order when `ordered`.
     uint32_t insert(const Key& key, bool ordered = false) {
@@ -248,6 +262,9 @@ private:
 
     std::vector<std::unique_ptr<Node[]>> chunks_;
     uint32_t count_ = 0;  // nodes ever made
+    static constexpr unsigned kPrefetchLag = 8;
+    uint32_t hints_[kPrefetchLag] = {};
+    unsigned hint_pos_ = 0;
     uint32_t free_ = kNone, head_ = kNone, tail_ = kNone;
     KeyIndex<Key, Equal> index_;
 };

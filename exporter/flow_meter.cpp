@@ -110,6 +110,7 @@ void FlowMeter::hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt
     key.ifindex = ifindex_;
     key.direction = direction_;
     table_.prefetch(key);
+    if (observer_) observer_->hint(key);
 }
 
 void FlowMeter::finish() { table_.flush(); }

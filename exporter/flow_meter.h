@@ -25,6 +25,8 @@ public:
     virtual ~PacketObserver() = default;
     virtual void clock(uint64_t now_ns) = 0;
     virtual void packet(const ParsedPacket& p, uint64_t ts_ns) = 0;
+    // A packet of `key` comes soon (FlowMeter::hint): a chance to prefetch.
+    virtual void hint(const bpfix_flow_key& /*key*/) {}
 };
 
 // Meters captured frames (pcap mode): parse, attribute fragments, count in
