@@ -32,7 +32,13 @@ public:
     // Called with each record's key just before the record goes to the
     // sink, to fill in enrichment elements (DNS, RTT).
     using Enrich = std::function<void(const bpfix_flow_key&, FlowRecord&)>;
-    void set_enrich(Enrich enrich) { enrich_ = std::move(enrich); }
+    // `hint`, when set, is told the key of a record due soon at flush(), so
+    // the enricher can start loading what it will look up (pcap mode).
+    using Hint = std::function<void(const bpfix_flow_key&)>;
+    void set_enrich(Enrich enrich, Hint hint = {}) {
+        enrich_ = std::move(enrich);
+        enrich_hint_ = std::move(hint);
+    }
     // New timeouts and bound (a reload): they apply to the flows open now
     // at the next advance(); the expiry lists stay in time order.
     void set_config(const FlowTableConfig& cfg) { cfg_ = cfg; if (cfg_.max_flows == 0) cfg_.max_flows = 1; }
@@ -128,6 +134,7 @@ private:
     FlowTableConfig cfg_;
     Sink sink_;
     Enrich enrich_;
+    Hint enrich_hint_;
     AnonRegion entries_;   // Entry[capacity_]: grows by remapping, never copied
     uint32_t used_ = 0;    // entries ever handed out (the rest of entries_ is untouched)
     uint32_t capacity_ = 0;

@@ -205,3 +205,31 @@ TEST(FlowTable, KernelDeltasMergeIntoOneRecord) {
     EXPECT_EQ(h.out[0].flowEndMilliseconds, (kT0 + 2 * kSec) / 1'000'000);
     EXPECT_EQ(h.out[0].flowEndReason, 3);
 }
+
+TEST(FlowTable, FlushHintsTheEnricherOfEveryRecordAheadOfIt) {
+    // pcap mode's enricher hears of each flow's key before its record is
+    // enriched, in the order the records come, so its lookups can start early.
+    Harness h;
+    constexpr uint16_t kFlows = 100;
+    for (uint16_t i = 0; i < kFlows; ++i) h.pkt(key(1000 + i, 17), kT0 + i * 1000);
+    std::vector<uint16_t> hinted, enriched;
+    h.table.set_enrich([&](const bpfix_flow_key& k, FlowRecord&) { enriched.push_back(k.src_port); },
+                       [&](const bpfix_flow_key& k) { hinted.push_back(k.src_port); });
+    h.table.flush();
+    ASSERT_EQ(h.out.size(), kFlows);
+    ASSERT_EQ(hinted.size(), kFlows);
+    ASSERT_EQ(enriched.size(), kFlows);
+    for (uint16_t i = 0; i < kFlows; ++i) {
+        EXPECT_EQ(enriched[i], 1000 + i);
+        EXPECT_EQ(hinted[i], 1000 + i);
+    }
+    // Each hint comes 2 * kPrefetchLag records ahead of its record.
+    std::vector<std::pair<char, uint16_t>> order;
+    h.pkt(key(1, 17), kT0 + kSec);
+    h.pkt(key(2, 17), kT0 + kSec);
+    h.table.set_enrich([&](const bpfix_flow_key& k, FlowRecord&) { order.emplace_back('e', k.src_port); },
+                       [&](const bpfix_flow_key& k) { order.emplace_back('h', k.src_port); });
+    h.table.flush();
+    const std::vector<std::pair<char, uint16_t>> want{{'h', 1}, {'h', 2}, {'e', 1}, {'e', 2}};
+    EXPECT_EQ(order, want);
+}
