@@ -135,7 +135,9 @@ class Net:
 def bpf_prog_ids(ns, ifname, pids=()):
     """Ids of the BPF programs on an interface (classic tc filters) and of
     every program the processes `pids` hold open (TCX links, tracers: tc
-    does not show them), the latter through /proc/PID/fdinfo."""
+    does not show them), the latter through /proc/PID/fdinfo of their
+    program and link descriptors (tracers the kernel loaded are held by
+    their links only)."""
     ids = set()
     for d in ("ingress", "egress"):
         for f in json.loads(sh("tc", "-n", ns, "-j", "filter", "show", "dev", ifname, d).stdout or "[]"):
@@ -150,7 +152,7 @@ def bpf_prog_ids(ns, ifname, pids=()):
             continue
         for fd in fds:
             try:
-                if os.readlink(os.path.join(fd_dir, fd)) != "anon_inode:bpf-prog":
+                if os.readlink(os.path.join(fd_dir, fd)) not in ("anon_inode:bpf-prog", "anon_inode:bpf_link"):
                     continue
                 with open(f"/proc/{pid}/fdinfo/{fd}") as f:
                     m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
