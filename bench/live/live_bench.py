@@ -37,6 +37,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from bench import commit_stamp  # noqa: E402  (bench/bench.py)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
 ALL_TOOLS = ["baseline", "tcfloor", "dropfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt",
@@ -1039,6 +1041,8 @@ def main():
     bmaps = [r.get("bpf_map_bytes") for r in results if r["tool"] == "bpfix" and r.get("bpf_map_bytes")]
     out = []
     p = out.append
+    p(f"commit {commit_stamp()}, {time.strftime('%Y-%m-%d')}, bench/live/run.sh, "
+      f"{'sink reading' if a.sink == 'read' else 'sink never read'}, configurations {','.join(tools)}")
     p(f"Live benchmark: {a.runs} rounds, {a.seconds:g} s per flood, {a.payload + 42}-byte frames "
       f"({a.payload + 28}-byte IP packets), {a.flows} UDP flows; kernel {kern}; "
       f"{time.monotonic() - t_start:.0f} s in all")
