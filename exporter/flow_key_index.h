@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -159,9 +160,11 @@ private:
 
 using FlowKeyIndex = KeyIndex<bpfix_flow_key, FlowKeyEqual>;
 
-// Values by key in chunks of nodes (a freed node is reused; one allocation
-// per 1024 nodes, and growing never moves a node: a vector's doubling
-// moved a million DNS summaries and held both copies at once), found
+// Values by key in chunks of nodes (a freed node is reused; chunks of
+// 1024, 1024, 2048, 4096, ... nodes, each an AnonRegion, so a large table
+// sits in huge pages and a small one does not; growing never moves a node:
+// a vector's doubling moved a million DNS summaries and held both copies
+// at once; each node is made where it is first used), found
 // through a KeyIndex, with an optional order of their own (a doubly linked
 // list through the nodes, oldest first): the enrichers' tables (DNS
 // summaries and pending transactions, handshakes pending and measured).
@@ -170,6 +173,13 @@ template <typename Key, typename Value, typename Hash, typename Equal>
 class KeyedNodes {
 public:
     static constexpr uint32_t kNone = UINT32_MAX;
+
+    KeyedNodes() = default;
+    KeyedNodes(const KeyedNodes&) = delete;
+    KeyedNodes& operator=(const KeyedNodes&) = delete;
+    ~KeyedNodes() {
+        for (uint32_t i = 0; i < count_; ++i) node(i).~Node();
+    }
 
     uint32_t find(const Key& key) const { return index_.find(key, hash(key), key_of()); }
     // A hint that `key` is looked up soon: starts loading its index slot,
@@ -192,13 +202,19 @@ public:
         uint32_t i = free_;
         if (i != kNone) {
             free_ = node(i).next;
+            node(i).value = Value{};
         } else {
-            i = count_++;
-            if ((i & kChunkMask) == 0) chunks_.push_back(std::make_unique<Node[]>(kChunk));
+            i = count_;
+            const uint32_t c = chunk_of(i);
+            if (c == chunks_.size()) {
+                chunks_.emplace_back();
+                chunks_.back().resize(((size_t{kChunk} << c) - chunk_start(c)) * sizeof(Node));
+            }
+            new (&node(i)) Node{};
+            ++count_;
         }
         Node& n = node(i);
         n.key = key;
-        n.value = Value{};
         n.prev = n.next = kNone;
         n.linked = false;
         index_.insert(i, hash(key));
@@ -231,8 +247,16 @@ private:
         uint32_t prev = kNone, next = kNone;  // the order; `next` chains the free list
         bool linked = false;
     };
-    static constexpr uint32_t kChunkShift = 10, kChunk = 1u << kChunkShift, kChunkMask = kChunk - 1;
-    Node& node(uint32_t i) const { return chunks_[i >> kChunkShift][i & kChunkMask]; }
+    static constexpr uint32_t kChunkShift = 10, kChunk = 1u << kChunkShift;
+    // Chunk 0 holds nodes [0, kChunk), chunk c >= 1 [kChunk << (c - 1), kChunk << c).
+    static uint32_t chunk_of(uint32_t i) {
+        return i < kChunk ? 0 : 32 - kChunkShift - static_cast<uint32_t>(__builtin_clz(i));
+    }
+    static uint32_t chunk_start(uint32_t c) { return c == 0 ? 0 : kChunk << (c - 1); }
+    Node& node(uint32_t i) const {
+        const uint32_t c = chunk_of(i);
+        return static_cast<Node*>(chunks_[c].data())[i - chunk_start(c)];
+    }
     static uint32_t hash(const Key& key) {
         const size_t h = Hash{}(key);
         return static_cast<uint32_t>(h ^ (h >> 32));
@@ -260,8 +284,8 @@ private:
         n.linked = false;
     }
 
-    std::vector<std::unique_ptr<Node[]>> chunks_;
-    uint32_t count_ = 0;  // nodes ever made
+    std::vector<AnonRegion> chunks_;
+    uint32_t count_ = 0;  // nodes ever made (constructed), the first count_ of the chunks
     static constexpr unsigned kPrefetchLag = 8;
     uint32_t hints_[kPrefetchLag] = {};
     unsigned hint_pos_ = 0;
