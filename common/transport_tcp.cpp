@@ -83,7 +83,9 @@ public:
             io.run_one_for(std::chrono::milliseconds(100));
         }
         for (const auto& m : queue_) {
-            records_not_sent_ += m.data_records;
+            // Template messages carry type records, counted once by
+            // confirm_delivery() when no connection took them.
+            if (!m.templates) records_not_sent_ += m.data_records;
         }
         if (!queue_.empty()) {
             spdlog::error("collector {}: {} messages could not be delivered before exit", name_, queue_.size());
@@ -307,6 +309,19 @@ private:
                 return;
             }
             IpfixMessage& done = queue_.front();
+            if (state_ != State::connected) {
+                // The peer watch saw this connection end while the write was
+                // in flight, and the write still completed: into a dead
+                // connection. Data counts as not sent (not sent again, as on
+                // probation); the rest of that connection's templates leave
+                // the queue (the next connection sends its own, and left
+                // there they piled up, one set per reconnect).
+                if (!done.templates) records_not_sent_ += done.data_records;
+                queued_bytes_ -= done.bytes.size();
+                queue_.pop_front();
+                drop_templates_from_queue();
+                return;
+            }
             if (partial_) {
                 if (int64_t n = sctp_abandoned(socket_.native_handle()); n >= 0) abandoned_now_ = static_cast<uint64_t>(n);
             }
