@@ -4,8 +4,29 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ostream>
 
 namespace bpfix {
+
+void DnsName::assign(std::string_view s) {
+    const size_t n = std::min(s.size(), kDnsMaxName);
+    char* h = heap();
+    if (n > kInline) {
+        if (!h) {
+            h = new char[kDnsMaxName];
+            std::memcpy(buf_, &h, sizeof h);
+        }
+        std::memmove(h, s.data(), n);
+    } else {
+        char text[kInline];
+        std::memcpy(text, s.data(), n);  // `s` may be in the buffer freed here
+        delete[] h;
+        std::memcpy(buf_, text, n);
+    }
+    len_ = static_cast<uint8_t>(n);
+}
+
+std::ostream& operator<<(std::ostream& os, const DnsName& n) { return os << n.view(); }
 
 namespace {
 
@@ -16,10 +37,18 @@ bool fail(std::string* error, std::string what) {
     return false;
 }
 
+// The dotted text of a name, cut at kDnsMaxName characters.
+struct NameText {
+    char c[kDnsMaxName];
+    size_t n = 0;
+    void put(char ch) {
+        if (n < kDnsMaxName) c[n++] = ch;
+    }
+};
+
 // Reads the name at `off`; `end` gets the offset after it in the message
 // (after the first pointer when there is one).
-bool read_name(std::span<const uint8_t> m, size_t off, std::string& name, size_t& end, std::string* error) {
-    name.clear();
+bool read_name(std::span<const uint8_t> m, size_t off, NameText& name, size_t& end, std::string* error) {
     bool jumped = false;
     int jumps = 0;
     size_t wire = 0;  // octets of the name as uncompressed wire format
@@ -39,21 +68,25 @@ bool read_name(std::span<const uint8_t> m, size_t off, std::string& name, size_t
         if (len & 0xc0) return fail(error, fmt::format("label type 0x{:02x} at offset {} is not supported", len, off));
         if (len == 0) {
             if (!jumped) end = off + 1;
-            if (name.empty()) name.push_back('.');
+            if (wire == 0) name.put('.');
             return true;
         }
+        if (wire != 0) name.put('.');
         wire += 1u + len;
         if (wire + 1 > 255) return fail(error, "name longer than 255 octets");
         if (off + 1 + len > m.size()) return fail(error, fmt::format("label at offset {} runs past the message end", off));
-        if (!name.empty()) name += '.';
         for (size_t i = 0; i < len; ++i) {
             uint8_t c = m[off + 1 + i];
             if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
-                name += static_cast<char>(c);
+                name.put(static_cast<char>(c));
             } else if (c == '.') {
-                name += "\\.";
+                name.put('\\');
+                name.put('.');
             } else {
-                name += fmt::format("\\{:03d}", c);
+                name.put('\\');
+                name.put(static_cast<char>('0' + c / 100));
+                name.put(static_cast<char>('0' + c / 10 % 10));
+                name.put(static_cast<char>('0' + c % 10));
             }
         }
         off += 1u + len;
@@ -76,14 +109,15 @@ std::optional<DnsMessage> parse_dns(std::span<const uint8_t> m, std::string* err
     d.arcount = be16(m, 10);
     if (d.qdcount == 0) return d;
     size_t end = 0;
-    if (!read_name(m, 12, d.qname, end, error)) return std::nullopt;
+    NameText name;
+    if (!read_name(m, 12, name, end, error)) return std::nullopt;
     if (end + 4 > m.size()) {
         fail(error, "question type and class run past the message end");
         return std::nullopt;
     }
     d.qtype = be16(m, end);
     d.qclass = be16(m, end + 2);
-    if (d.qname.size() > kDnsMaxName) d.qname.resize(kDnsMaxName);
+    d.qname.assign(std::string_view(name.c, name.n));
     return d;
 }
 

@@ -6,10 +6,13 @@
 
 #include <array>
 #include <compare>
+#include <cstring>
 #include <cstdint>
 #include <optional>
+#include <iosfwd>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -18,12 +21,54 @@
 
 namespace bpfix {
 
+// Longest query name kept (RFC 1035: 255 octets on the wire, at most 253
+// characters dotted; escapes can make the text longer).
+inline constexpr size_t kDnsMaxName = 253;
+
+// A query name as the enricher keeps it, in 32 bytes: up to kInline
+// characters in place (nearly every name), a longer one in a buffer of
+// kDnsMaxName on the heap, made once and reused. A name per message and
+// per flow summary as std::string was a malloc and a free per DNS message
+// (names are mostly longer than its 15 in-place characters).
+class DnsName {
+public:
+    static constexpr size_t kInline = 31;
+
+    DnsName() = default;
+    DnsName(const DnsName& o) { assign(o.view()); }
+    DnsName& operator=(const DnsName& o) {
+        if (this != &o) assign(o.view());
+        return *this;
+    }
+    ~DnsName() { delete[] heap(); }
+
+    // Keeps the first kDnsMaxName characters of `s`.
+    void assign(std::string_view s);
+    std::string_view view() const { return {len_ > kInline ? heap() : buf_, len_}; }
+    size_t size() const { return len_; }
+    bool empty() const { return len_ == 0; }
+    friend bool operator==(const DnsName& a, std::string_view b) { return a.view() == b; }
+
+private:
+    // buf_ holds the characters, or (len_ > kInline) the heap buffer's address.
+    char* heap() const {
+        if (len_ <= kInline) return nullptr;
+        char* p;
+        std::memcpy(&p, buf_, sizeof p);
+        return p;
+    }
+    char buf_[kInline] = {};
+    uint8_t len_ = 0;
+};
+static_assert(sizeof(DnsName) == 32);
+std::ostream& operator<<(std::ostream& os, const DnsName& n);
+
 struct DnsMessage {
     uint16_t id = 0;
     uint16_t flags = 0;  // the header's second 16 bits: QR, opcode, AA, TC, RD, RA, Z, AD, CD, RCODE
     uint16_t qdcount = 0, ancount = 0, nscount = 0, arcount = 0;
     // The first question, when there is one.
-    std::string qname;  // dotted, without the final dot ("." for the root); see parse_dns
+    DnsName qname;  // dotted, without the final dot ("." for the root); see parse_dns
     uint16_t qtype = 0;
     uint16_t qclass = 0;
 
@@ -32,10 +77,6 @@ struct DnsMessage {
     bool truncated() const { return flags & 0x0200; }
     uint8_t rcode() const { return flags & 0xf; }
 };
-
-// Longest query name kept (RFC 1035: 255 octets on the wire, at most 253
-// characters dotted; escapes can make the text longer).
-inline constexpr size_t kDnsMaxName = 253;
 
 // Parses a DNS message. Label bytes other than letters, digits, '-' and
 // '_' are written as \DDD (decimal, as dig does) and a '.' inside a label
@@ -123,7 +164,7 @@ struct DnsSummary {
     uint16_t id = 0;        // of the last message
     uint16_t flags = 0;     // header flags word of the last message
     uint16_t qtype = 0;
-    std::string qname;
+    DnsName qname;
     uint32_t messages = 0;     // DNS messages parsed in this flow since its last record
     uint32_t unanswered = 0;   // queries of this flow with no response within the timeout
     uint32_t answered = 0;     // responses of this flow that matched a query

@@ -61,7 +61,7 @@ void Enrichment::enrich(const bpfix_flow_key& key, FlowRecord& r) {
             r.bpfixDnsFlags = s->flags;
             r.bpfixDnsQueryType = s->qtype;
             r.bpfixDnsResponseCode = s->response() ? static_cast<uint8_t>(s->flags & 0xf) : 0;
-            qname_ = std::move(s->qname);
+            qname_.assign(s->qname.view());
             r.bpfixDnsQueryName.buf = reinterpret_cast<uint8_t*>(qname_.data());
             r.bpfixDnsQueryName.len = qname_.size();
         }

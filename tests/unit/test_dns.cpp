@@ -2,6 +2,7 @@
 // and query/response matching for latency and unanswered lookups.
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,31 @@ TEST(Dns, RootAndOddBytesAreEscaped) {
     auto odd = Msg::header(1, 0).name({std::string("a.b\x01 ", 5), "x"}).u16(1).u16(1);
     ASSERT_TRUE(parse_dns(odd.b));
     EXPECT_EQ(parse_dns(odd.b)->qname, "a\\.b\\001\\032.x");
+}
+
+TEST(DnsName, ShortNamesInPlaceLongOnesOnTheHeapCopiesIndependent) {
+    DnsName n;
+    EXPECT_TRUE(n.empty());
+    EXPECT_EQ(n, "");
+    const std::string at_limit(DnsName::kInline, 'a'), long_one(DnsName::kInline + 1, 'b');
+    n.assign(at_limit);
+    EXPECT_EQ(n, at_limit);
+    n.assign(long_one);
+    EXPECT_EQ(n, long_one);
+    DnsName copy = n;
+    n.assign("x.test");  // back in place: the heap buffer goes, the copy keeps its own
+    EXPECT_EQ(n, "x.test");
+    EXPECT_EQ(copy, long_one);
+    copy = copy;
+    EXPECT_EQ(copy, long_one);
+    n = copy;
+    copy.assign(std::string(300, 'c'));  // cut at kDnsMaxName
+    EXPECT_EQ(copy.size(), kDnsMaxName);
+    EXPECT_EQ(copy, std::string(kDnsMaxName, 'c'));
+    EXPECT_EQ(n, long_one);
+    std::ostringstream os;
+    os << n;
+    EXPECT_EQ(os.str(), long_one);
 }
 
 TEST(Dns, LongNamesAreBoundedAndOverlongOnesRefused) {
