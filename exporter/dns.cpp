@@ -264,8 +264,8 @@ void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMe
     ++s->messages;
     if (answered) {
         ++s->answered;
-        s->last_latency_ns = answered->latency_ns;
-        s->max_latency_ns = std::max(s->max_latency_ns, answered->latency_ns);
+        s->last_latency_us = static_cast<uint32_t>(std::min<uint64_t>(answered->latency_ns / 1000, UINT32_MAX));
+        s->max_latency_us = std::max(s->max_latency_us, s->last_latency_us);
     }
 }
 

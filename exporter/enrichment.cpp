@@ -55,8 +55,8 @@ void Enrichment::enrich(const bpfix_flow_key& key, FlowRecord& r) {
             r.bpfixDnsMessages = s->messages;
             r.bpfixDnsAnswered = s->answered;
             r.bpfixDnsUnanswered = s->unanswered;
-            r.bpfixDnsLatencyMicroseconds = s->answered ? micros(s->last_latency_ns) : 0;
-            r.bpfixDnsMaxLatencyMicroseconds = s->answered ? micros(s->max_latency_ns) : 0;
+            r.bpfixDnsLatencyMicroseconds = s->answered ? s->last_latency_us : 0;
+            r.bpfixDnsMaxLatencyMicroseconds = s->answered ? s->max_latency_us : 0;
             r.bpfixDnsId = s->id;
             r.bpfixDnsFlags = s->flags;
             r.bpfixDnsQueryType = s->qtype;
