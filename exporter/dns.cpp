@@ -219,31 +219,48 @@ bool DnsEnricher::wants(const bpfix_flow_key& key) const {
     return false;
 }
 
-DnsSummary* DnsEnricher::summary(const bpfix_flow_key& key) {
-    if (uint32_t i = summaries_.find(key); i != summaries_.kNone) return &summaries_.value(i);
+DnsSummary* DnsEnricher::summary(const bpfix_flow_key& key, uint32_t* ext) {
+    if (ext && *ext != kNoSummary) return &summaries_[*ext];
+    uint32_t i = by_key_.size() ? by_key_.find(key) : by_key_.kNone;
+    if (i != by_key_.kNone) {
+        const uint32_t n = by_key_.value(i);
+        if (ext) {
+            // made while the flow was not open: now the flow keeps it
+            *ext = n;
+            by_key_.erase(i);
+        }
+        return &summaries_[n];
+    }
     if (summaries_.size() >= cfg_.max_flows) {
         ++overflow_;
         return nullptr;
     }
-    return &summaries_.value(summaries_.insert(key));
+    const uint32_t n = summaries_.make();
+    if (ext) {
+        *ext = n;
+    } else {
+        by_key_.value(by_key_.insert(key)) = n;
+    }
+    return &summaries_[n];
 }
 
-void DnsEnricher::packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload) {
+void DnsEnricher::packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload,
+                         uint32_t* ext) {
     if (payload.empty() || !wants(key)) return;
     if (key.protocol == BPFIX_PROTO_TCP) {
         // Segments without a whole message at their start (continuations,
         // pure ACKs) carry nothing to parse.
-        for (const auto& m : parse_dns_tcp(payload)) message(key, ts_ns, m);
+        for (const auto& m : parse_dns_tcp(payload)) message(key, ts_ns, m, ext);
         return;
     }
     if (auto m = parse_dns(payload)) {
-        message(key, ts_ns, *m);
+        message(key, ts_ns, *m, ext);
     } else {
         ++malformed_;
     }
 }
 
-void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m) {
+void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m, uint32_t* ext) {
     DnsTransactions::Endpoint src, dst;
     std::memcpy(src.addr.data(), key.src_addr, 16);
     std::memcpy(dst.addr.data(), key.dst_addr, 16);
@@ -255,7 +272,7 @@ void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMe
     } else {
         tx_.query(src, dst, m, ts_ns, key);
     }
-    DnsSummary* s = summary(key);
+    DnsSummary* s = summary(key, ext);
     if (!s) return;
     s->id = m.id;
     s->flags = m.flags;
@@ -271,7 +288,7 @@ void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMe
 
 void DnsEnricher::advance(uint64_t now_ns) {
     for (const auto& o : tx_.expire(now_ns)) {
-        if (DnsSummary* s = summary(o.query_flow)) {
+        if (DnsSummary* s = summary(o.query_flow, locate_ ? locate_(o.query_flow) : nullptr)) {
             ++s->unanswered;
             if (s->messages == 0) {
                 // the flow's record went out before the timeout: this record
@@ -285,14 +302,23 @@ void DnsEnricher::advance(uint64_t now_ns) {
     }
 }
 
-std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key) {
+std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key, uint32_t* ext) {
     // Only flows of the DNS ports ever get a summary (packet() and the
     // query flows advance() counts): the others need no lookup.
     if (summaries_.size() == 0 || !wants(key)) return std::nullopt;
-    const uint32_t i = summaries_.find(key);
-    if (i == summaries_.kNone) return std::nullopt;
-    DnsSummary s = std::move(summaries_.value(i));
-    summaries_.erase(i);
+    uint32_t n = kNoSummary;
+    if (ext && *ext != kNoSummary) {
+        n = *ext;
+        *ext = kNoSummary;
+    } else if (by_key_.size()) {
+        if (const uint32_t i = by_key_.find(key); i != by_key_.kNone) {
+            n = by_key_.value(i);
+            by_key_.erase(i);
+        }
+    }
+    if (n == kNoSummary) return std::nullopt;
+    std::optional<DnsSummary> s = std::move(summaries_[n]);
+    summaries_.release(n);
     return s;
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <compare>
+#include <functional>
 #include <cstring>
 #include <cstdint>
 #include <optional>
@@ -178,7 +179,10 @@ static_assert(sizeof(DnsSummary) == 60, "a DNS summary stays within its byte bud
 // DNS enrichment for one metering process (pcap mode, or live mode from the
 // packets the kernel hands up): parses the DNS messages in UDP and TCP
 // payloads of the DNS ports, matches responses to queries, and keeps a
-// DnsSummary per flow key until the flow's record takes it.
+// DnsSummary per flow until the flow's record takes it. A flow's summary
+// is found by a number the caller keeps with the flow (`ext`: pcap mode's
+// flow table entry holds it, FlowTable::ext) or, for a caller without one
+// (live mode) and for a flow not open at the time, by flow key.
 class DnsEnricher {
 public:
     struct Config {
@@ -189,34 +193,52 @@ public:
         // table's max_flows.
         size_t max_flows = 65536;
     };
+    static constexpr uint32_t kNoSummary = UINT32_MAX;  // an `ext` with no summary yet
     explicit DnsEnricher(Config cfg);
+
+    // Where an open flow keeps its summary number (pcap mode:
+    // FlowTable::ext_of); used when a query times out, to count it in its
+    // flow. Without a locator, or for a flow not open, summaries go by key.
+    using Locator = std::function<uint32_t*(const bpfix_flow_key&)>;
+    void set_locator(Locator l) { locate_ = std::move(l); }
 
     // Whether a packet of this flow key may carry DNS (protocol and ports).
     bool wants(const bpfix_flow_key& key) const;
-    // One packet's transport payload (UDP datagram or TCP segment) at `ts_ns`.
-    void packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload);
+    // One packet's transport payload (UDP datagram or TCP segment) at
+    // `ts_ns`; `ext`: the flow's summary number (kNoSummary: none yet; set
+    // here), nullptr to go by key.
+    void packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<const uint8_t> payload,
+                uint32_t* ext = nullptr);
     // Queries older than the timeout at `now_ns` become unanswered, counted
     // in their query flow's summary.
     void advance(uint64_t now_ns);
-    // A packet of this flow comes soon: start loading its summary.
-    void prefetch(const bpfix_flow_key& key) { summaries_.prefetch(key); }
-    // The summary of this flow since its last record (and forgets it).
-    std::optional<DnsSummary> take(const bpfix_flow_key& key);
+    // The record of the flow with summary number `ext` comes soon.
+    void prefetch(uint32_t ext) const {
+        if (ext != kNoSummary) summaries_.prefetch(ext);
+    }
+    // The summary of this flow since its last record (and forgets it;
+    // `ext` as for packet(), set to kNoSummary).
+    std::optional<DnsSummary> take(const bpfix_flow_key& key, uint32_t* ext = nullptr);
 
     uint64_t malformed() const { return malformed_; }
     uint64_t overflow() const { return overflow_ + tx_.overflow(); }
     size_t flows() const { return summaries_.size(); }
 
 private:
-    DnsSummary* summary(const bpfix_flow_key& key);
-    void message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m);
+    DnsSummary* summary(const bpfix_flow_key& key, uint32_t* ext);
+    void message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m, uint32_t* ext);
 
     Config cfg_;
     DnsTransactions tx_;
-    // The summaries by flow key (a node-based map's lookups were a fifth of
-    // pcap mode's time on DNS-heavy traffic, most of them misses once the
-    // table was full).
-    KeyedNodes<bpfix_flow_key, DnsSummary, FlowKeyHash, FlowKeyEqual> summaries_;
+    Locator locate_;
+    // The summaries, by number. Found through the flow table's entry (pcap
+    // mode), a summary costs 64 bytes and no lookup: a table of its own by
+    // flow key (the key again, an index, a probe per message and per record)
+    // was half of pcap mode's time on DNS-heavy traffic.
+    Slots<DnsSummary> summaries_;
+    // Summary numbers of the flows that keep none (live mode, or a flow not
+    // open when its query timed out), by key.
+    KeyedNodes<bpfix_flow_key, uint32_t, FlowKeyHash, FlowKeyEqual> by_key_;
     uint64_t malformed_ = 0, overflow_ = 0;
 };
 

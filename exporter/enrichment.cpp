@@ -38,20 +38,24 @@ void Enrichment::clock(uint64_t now_ns) {
     if (handshake_ && now_ns > kHandshakeLifetimeNs) handshake_->expire(now_ns - kHandshakeLifetimeNs);
 }
 
-void Enrichment::hint(const bpfix_flow_key& key) {
-    if (dns_ && dns_->wants(key)) dns_->prefetch(key);
+void Enrichment::attach(FlowTable& table) {
+    table.set_enrich([this](const bpfix_flow_key& k, uint32_t& ext, FlowRecord& r) { enrich(k, ext, r); },
+                     [this](const bpfix_flow_key&, uint32_t ext) {
+                         if (dns_) dns_->prefetch(ext);
+                     });
+    if (dns_) dns_->set_locator([&table](const bpfix_flow_key& k) { return table.ext_of(k); });
 }
 
-void Enrichment::packet(const ParsedPacket& p, uint64_t ts_ns) {
+void Enrichment::packet(const ParsedPacket& p, uint64_t ts_ns, uint32_t* ext) {
     if (dns_ && p.payload_len && dns_->wants(p.key)) {
-        dns_->packet(p.key, ts_ns, std::span<const uint8_t>(p.payload, p.payload_len));
+        dns_->packet(p.key, ts_ns, std::span<const uint8_t>(p.payload, p.payload_len), ext);
     }
     if (handshake_ && p.key.protocol == BPFIX_PROTO_TCP && !p.fragment) handshake_->packet(p.key, ts_ns, p.tcp_flags);
 }
 
-void Enrichment::enrich(const bpfix_flow_key& key, FlowRecord& r) {
+void Enrichment::enrich(const bpfix_flow_key& key, uint32_t& ext, FlowRecord& r) {
     if (dns_) {
-        if (auto s = dns_->take(key)) {
+        if (auto s = dns_->take(key, &ext)) {
             r.bpfixDnsMessages = s->messages;
             r.bpfixDnsAnswered = s->answered;
             r.bpfixDnsUnanswered = s->unanswered;

@@ -33,11 +33,14 @@ public:
     uint64_t rtt_unenriched() const;
 
     void clock(uint64_t now_ns) override;
-    void packet(const ParsedPacket& p, uint64_t ts_ns) override;
-    void hint(const bpfix_flow_key& key) override;
-    // Fills the DNS and RTT elements of `r`; the query name it points to
-    // lives in this object until the next call.
-    void enrich(const bpfix_flow_key& key, FlowRecord& r);
+    void packet(const ParsedPacket& p, uint64_t ts_ns, uint32_t* ext) override;
+    // Fills the DNS and RTT elements of `r` (`ext`: the flow's number, as
+    // FlowTable::Enrich gives it); the query name it points to lives in
+    // this object until the next call.
+    void enrich(const bpfix_flow_key& key, uint32_t& ext, FlowRecord& r);
+    // Enriches the records of `table` (pcap mode: the flows keep their DNS
+    // summary number in the table, FlowTable::ext).
+    void attach(FlowTable& table);
 
 private:
     std::unique_ptr<DnsEnricher> dns_;

@@ -160,11 +160,91 @@ private:
 
 using FlowKeyIndex = KeyIndex<bpfix_flow_key, FlowKeyEqual>;
 
-// Values by key in chunks of nodes (a freed node is reused; chunks of
-// 1024, 1024, 2048, 4096, ... nodes, each an AnonRegion, so a large table
-// sits in huge pages and a small one does not; growing never moves a node:
-// a vector's doubling moved a million DNS summaries and held both copies
-// at once; each node is made where it is first used), found
+// Nodes in chunks of 1024, 1024, 2048, 4096, ... nodes, each an
+// AnonRegion, so a large table sits in huge pages and a small one does
+// not; growing never moves a node (a vector's doubling moved a million DNS
+// summaries and held both copies at once); each node is made where it is
+// first used. Numbers and references stay valid for the table's life.
+template <typename Node>
+class NodeChunks {
+public:
+    NodeChunks() = default;
+    NodeChunks(const NodeChunks&) = delete;
+    NodeChunks& operator=(const NodeChunks&) = delete;
+    ~NodeChunks() {
+        for (uint32_t i = 0; i < count_; ++i) (*this)[i].~Node();
+    }
+    // A new node (value-initialised) at the end: its number.
+    uint32_t make() {
+        const uint32_t i = count_;
+        const uint32_t c = chunk_of(i);
+        if (c == chunks_.size()) {
+            chunks_.emplace_back();
+            chunks_.back().resize(((size_t{kChunk} << c) - chunk_start(c)) * sizeof(Node));
+        }
+        new (&(*this)[i]) Node{};
+        ++count_;
+        return i;
+    }
+    Node& operator[](uint32_t i) const {
+        const uint32_t c = chunk_of(i);
+        return static_cast<Node*>(chunks_[c].data())[i - chunk_start(c)];
+    }
+    uint32_t count() const { return count_; }  // nodes ever made
+
+private:
+    static constexpr uint32_t kChunkShift = 10, kChunk = 1u << kChunkShift;
+    // Chunk 0 holds nodes [0, kChunk), chunk c >= 1 [kChunk << (c - 1), kChunk << c).
+    static uint32_t chunk_of(uint32_t i) {
+        return i < kChunk ? 0 : 32 - kChunkShift - static_cast<uint32_t>(__builtin_clz(i));
+    }
+    static uint32_t chunk_start(uint32_t c) { return c == 0 ? 0 : kChunk << (c - 1); }
+
+    std::vector<AnonRegion> chunks_;
+    uint32_t count_ = 0;
+};
+
+// Values without keys, by number, in NodeChunks: a freed number is reused
+// (with a fresh value). For state a caller finds by a number it keeps
+// itself (the DNS summary of a flow table entry).
+template <typename Value>
+class Slots {
+public:
+    static constexpr uint32_t kNone = UINT32_MAX;
+
+    // A number for a new value-initialised value.
+    uint32_t make() {
+        ++size_;
+        if (free_ != kNone) {
+            const uint32_t i = free_;
+            free_ = nodes_[i].next_free;
+            nodes_[i].value = Value{};
+            return i;
+        }
+        return nodes_.make();
+    }
+    void release(uint32_t i) {
+        nodes_[i].next_free = free_;
+        free_ = i;
+        --size_;
+    }
+    Value& operator[](uint32_t i) { return nodes_[i].value; }
+    void prefetch(uint32_t i) const {
+        if (i < nodes_.count()) __builtin_prefetch(&nodes_[i], 1);
+    }
+    size_t size() const { return size_; }  // values in use
+
+private:
+    struct Node {
+        Value value{};
+        uint32_t next_free = kNone;
+    };
+    NodeChunks<Node> nodes_;
+    uint32_t free_ = kNone;
+    size_t size_ = 0;
+};
+
+// Values by key in NodeChunks (a freed node is reused), found
 // through a KeyIndex, with an optional order of their own (a doubly linked
 // list through the nodes, oldest first): the enrichers' tables (DNS
 // summaries and pending transactions, handshakes pending and measured).
@@ -177,9 +257,6 @@ public:
     KeyedNodes() = default;
     KeyedNodes(const KeyedNodes&) = delete;
     KeyedNodes& operator=(const KeyedNodes&) = delete;
-    ~KeyedNodes() {
-        for (uint32_t i = 0; i < count_; ++i) node(i).~Node();
-    }
 
     uint32_t find(const Key& key) const { return index_.find(key, hash(key), key_of()); }
     // A hint that `key` is looked up soon: starts loading its index slot,
@@ -190,7 +267,7 @@ public:
         index_.prefetch(h);
         const uint32_t lagged = hints_[hint_pos_ % kPrefetchLag];
         hints_[hint_pos_++ % kPrefetchLag] = h;
-        if (const uint32_t i = index_.home_entry(lagged); i != kNone && i < count_) {
+        if (const uint32_t i = index_.home_entry(lagged); i != kNone && i < nodes_.count()) {
             const char* n = reinterpret_cast<const char*>(&node(i));
             __builtin_prefetch(n, 1);
             __builtin_prefetch(n + 64, 1);
@@ -204,14 +281,7 @@ public:
             free_ = node(i).next;
             node(i).value = Value{};
         } else {
-            i = count_;
-            const uint32_t c = chunk_of(i);
-            if (c == chunks_.size()) {
-                chunks_.emplace_back();
-                chunks_.back().resize(((size_t{kChunk} << c) - chunk_start(c)) * sizeof(Node));
-            }
-            new (&node(i)) Node{};
-            ++count_;
+            i = nodes_.make();
         }
         Node& n = node(i);
         n.key = key;
@@ -247,16 +317,7 @@ private:
         uint32_t prev = kNone, next = kNone;  // the order; `next` chains the free list
         bool linked = false;
     };
-    static constexpr uint32_t kChunkShift = 10, kChunk = 1u << kChunkShift;
-    // Chunk 0 holds nodes [0, kChunk), chunk c >= 1 [kChunk << (c - 1), kChunk << c).
-    static uint32_t chunk_of(uint32_t i) {
-        return i < kChunk ? 0 : 32 - kChunkShift - static_cast<uint32_t>(__builtin_clz(i));
-    }
-    static uint32_t chunk_start(uint32_t c) { return c == 0 ? 0 : kChunk << (c - 1); }
-    Node& node(uint32_t i) const {
-        const uint32_t c = chunk_of(i);
-        return static_cast<Node*>(chunks_[c].data())[i - chunk_start(c)];
-    }
+    Node& node(uint32_t i) const { return nodes_[i]; }
     static uint32_t hash(const Key& key) {
         const size_t h = Hash{}(key);
         return static_cast<uint32_t>(h ^ (h >> 32));
@@ -284,8 +345,7 @@ private:
         n.linked = false;
     }
 
-    std::vector<AnonRegion> chunks_;
-    uint32_t count_ = 0;  // nodes ever made (constructed), the first count_ of the chunks
+    NodeChunks<Node> nodes_;
     static constexpr unsigned kPrefetchLag = 8;
     uint32_t hints_[kPrefetchLag] = {};
     unsigned hint_pos_ = 0;

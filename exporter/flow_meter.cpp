@@ -93,8 +93,8 @@ void FlowMeter::packet(const uint8_t* data, size_t caplen, size_t wirelen, int d
             p.key.icmp_type_code = it->second.icmp_type_code;
         }
     }
-    if (observer_) observer_->packet(p, ts);
-    table_.add(p.key, ts, p.ip_octets, p.tcp_flags, p.tos);
+    const uint32_t entry = table_.add(p.key, ts, p.ip_octets, p.tcp_flags, p.tos);
+    if (observer_) observer_->packet(p, ts, entry != FlowTable::kNoEntry ? &table_.ext(entry) : nullptr);
 }
 
 void FlowMeter::hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt) {
@@ -110,7 +110,6 @@ void FlowMeter::hint(const uint8_t* data, size_t caplen, size_t wirelen, int dlt
     key.ifindex = ifindex_;
     key.direction = direction_;
     table_.prefetch(key);
-    if (observer_) observer_->hint(key);
 }
 
 void FlowMeter::finish() { table_.flush(); }

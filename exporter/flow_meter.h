@@ -19,14 +19,14 @@ struct MeterCounters {
 };
 
 // Sees what a FlowMeter meters: its clock, before flows that are due end,
-// and every packet counted (key complete), for enrichment.
+// and every packet counted (key complete), for enrichment, with the
+// enricher number of the flow that counted it (FlowTable::ext; nullptr
+// when the packet ended its flow).
 class PacketObserver {
 public:
     virtual ~PacketObserver() = default;
     virtual void clock(uint64_t now_ns) = 0;
-    virtual void packet(const ParsedPacket& p, uint64_t ts_ns) = 0;
-    // A packet of `key` comes soon (FlowMeter::hint): a chance to prefetch.
-    virtual void hint(const bpfix_flow_key& /*key*/) {}
+    virtual void packet(const ParsedPacket& p, uint64_t ts_ns, uint32_t* ext) = 0;
 };
 
 // Meters captured frames (pcap mode): parse, attribute fragments, count in

@@ -50,6 +50,7 @@ uint32_t FlowTable::allocate() {
         uint32_t cap = capacity_ ? capacity_ * 2 : 1024;
         entries_.resize(size_t{cap} * sizeof(Entry));
         capacity_ = static_cast<uint32_t>(entries_.bytes() / sizeof(Entry));
+        ext_.resize(size_t{capacity_} * sizeof(uint32_t));
     }
     return used_++;
 }
@@ -105,7 +106,7 @@ FlowRecord FlowTable::record(uint32_t idx, FlowEndReason reason) {
     r.flowEndReason = static_cast<uint8_t>(fin && reason == FlowEndReason::forced_end ? FlowEndReason::end_detected
                                                                                     : reason);
     ++records_;
-    if (enrich_) enrich_(e.key, r);
+    if (enrich_) enrich_(e.key, ext(idx), r);
     return r;
 }
 
@@ -145,8 +146,8 @@ void FlowTable::advance(uint64_t now) {
     }
 }
 
-void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts, uint64_t packets, uint64_t octets,
-                          uint16_t tcp_flags, uint8_t tos) {
+uint32_t FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts, uint64_t packets,
+                              uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
     const uint32_t hash = static_cast<uint32_t>(FlowKeyHash{}(key));
     uint32_t idx = index_.find(key, hash, key_of());  // kNone == kNil
     if (idx != kNil) {
@@ -171,6 +172,7 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
         e.flags = 0;
         e.tos = tos;
         e.state = 0;
+        ext(idx) = kNoExt;
         e.lru = e.age = Link{};
         index_.insert(idx, hash);
         push_back(lru_, &Entry::lru, idx);
@@ -188,13 +190,19 @@ void FlowTable::add_delta(const bpfix_flow_key& key, uint64_t first, uint64_t ts
     if (key.protocol == BPFIX_PROTO_TCP) {
         if (tcp_flags & BPFIX_TCP_RST) {
             end(idx, FlowEndReason::end_detected);
-            return;
+            return kNoEntry;
         }
         if ((tcp_flags & BPFIX_TCP_FIN) && !(e.state & kFin)) {
             e.state |= kFin | kLingerQueued;
             linger_.push_back(Linger{ts, idx});
         }
     }
+    return idx;
+}
+
+uint32_t* FlowTable::ext_of(const bpfix_flow_key& key) {
+    const uint32_t idx = index_.find(key, static_cast<uint32_t>(FlowKeyHash{}(key)), key_of());
+    return idx == kNil ? nullptr : &ext(idx);
 }
 
 bool FlowTable::add_drops(const bpfix_flow_key& key, uint64_t packets, uint64_t octets, uint32_t reason,
@@ -219,12 +227,12 @@ void FlowTable::flush() {
     uint32_t ahead = age_.head;
     if (enrich_hint_)
         for (unsigned i = 0; i < 2 * kPrefetchLag && ahead != kNil; ++i, ahead = at(ahead).age.next)
-            enrich_hint_(at(ahead).key);
+            enrich_hint_(at(ahead).key, ext(ahead));
     for (uint32_t idx = age_.head; idx != kNil;) {
         const uint32_t next = at(idx).age.next;
         if (next != kNil) __builtin_prefetch(&at(next));
         if (enrich_hint_ && ahead != kNil) {
-            enrich_hint_(at(ahead).key);
+            enrich_hint_(at(ahead).key, ext(ahead));
             ahead = at(ahead).age.next;
         }
         sink_(record(idx, FlowEndReason::forced_end));

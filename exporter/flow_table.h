@@ -29,12 +29,14 @@ public:
     using Sink = std::function<void(const FlowRecord&)>;
 
     FlowTable(const FlowTableConfig& cfg, Sink sink);
-    // Called with each record's key just before the record goes to the
-    // sink, to fill in enrichment elements (DNS, RTT).
-    using Enrich = std::function<void(const bpfix_flow_key&, FlowRecord&)>;
-    // `hint`, when set, is told the key of a record due soon at flush(), so
-    // the enricher can start loading what it will look up (pcap mode).
-    using Hint = std::function<void(const bpfix_flow_key&)>;
+    // Called with each record's key and its flow's enricher number (see
+    // ext()) just before the record goes to the sink, to fill in
+    // enrichment elements (DNS, RTT); the enricher frees what the number
+    // held and sets it to kNoExt.
+    using Enrich = std::function<void(const bpfix_flow_key&, uint32_t& ext, FlowRecord&)>;
+    // `hint`, when set, is told the key and number of a record due soon at
+    // flush(), so the enricher can start loading what it will look up.
+    using Hint = std::function<void(const bpfix_flow_key&, uint32_t ext)>;
     void set_enrich(Enrich enrich, Hint hint = {}) {
         enrich_ = std::move(enrich);
         enrich_hint_ = std::move(hint);
@@ -45,14 +47,15 @@ public:
 
     // Ends every flow that is due at time `now_ns`.
     void advance(uint64_t now_ns);
-    // Counts one packet in its flow (call advance(ts) first).
-    void add(const bpfix_flow_key& key, uint64_t ts_ns, uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
-        add_delta(key, ts_ns, ts_ns, 1, octets, tcp_flags, tos);
+    // Counts one packet in its flow (call advance(ts) first). Returns the
+    // flow's entry, or kNoEntry when the packet ended the flow (RST).
+    uint32_t add(const bpfix_flow_key& key, uint64_t ts_ns, uint64_t octets, uint16_t tcp_flags, uint8_t tos) {
+        return add_delta(key, ts_ns, ts_ns, 1, octets, tcp_flags, tos);
     }
     // Counts what the kernel aggregated for a flow since the last drain:
     // `packets` packets between first_ns and last_ns. The same rules apply
-    // as per packet, with the delta's OR-ed flags.
-    void add_delta(const bpfix_flow_key& key, uint64_t first_ns, uint64_t last_ns, uint64_t packets,
+    // as per packet, with the delta's OR-ed flags. Returns as add().
+    uint32_t add_delta(const bpfix_flow_key& key, uint64_t first_ns, uint64_t last_ns, uint64_t packets,
                    uint64_t octets, uint16_t tcp_flags, uint8_t tos);
     // Adds kernel drops of `key` to its flow, with the latest drop reason
     // (kernel enum skb_drop_reason value). False when no flow with that key
@@ -62,6 +65,15 @@ public:
                    uint8_t tcp_state = 0);
     // Ends every flow (end of input): forced end, or end detected after FIN.
     void flush();
+
+    static constexpr uint32_t kNoEntry = UINT32_MAX, kNoExt = UINT32_MAX;
+    // One 32-bit number an enricher keeps with an open flow (kNoExt until
+    // it sets one): where its state for the flow is, so it needs no table
+    // of its own keyed by flow (the DNS summaries, pcap mode). It gets the
+    // number back through Enrich when the flow's record is made.
+    uint32_t& ext(uint32_t entry) { return static_cast<uint32_t*>(ext_.data())[entry]; }
+    // The number of the open flow `key`, or nullptr when it is not open.
+    uint32_t* ext_of(const bpfix_flow_key& key);
     // A hint that `key` comes soon (pcap mode reads ahead): starts loading
     // its index slot now, and the entry of the key hinted kPrefetchLag
     // hints ago (whose slot should have arrived by then). Changes nothing.
@@ -136,6 +148,9 @@ private:
     Enrich enrich_;
     Hint enrich_hint_;
     AnonRegion entries_;   // Entry[capacity_]: grows by remapping, never copied
+    // uint32_t[capacity_], ext() of each entry: beside the entries, not in
+    // them, which have no 4 bytes to spare (4 more bytes a flow, 108 in all).
+    AnonRegion ext_;
     uint32_t used_ = 0;    // entries ever handed out (the rest of entries_ is untouched)
     uint32_t capacity_ = 0;
     uint32_t free_ = kNil;  // free list head

@@ -156,8 +156,8 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
         }
         out.add_flow(named);
     });
-    table.set_enrich([&enrich, &rtt, &rtt_match](const bpfix_flow_key& k, FlowRecord& r) {
-        enrich.enrich(k, r);
+    table.set_enrich([&enrich, &rtt, &rtt_match](const bpfix_flow_key& k, uint32_t& ext, FlowRecord& r) {
+        enrich.enrich(k, ext, r);
         if (!rtt) return;
         if (auto a = rtt_match.take(k)) {
             r.bpfixTcpRttMinMicroseconds = a->min_us;

@@ -21,8 +21,7 @@ int run_pcap_export(const ExporterConfig& cfg) {
     FlowMeter meter(cfg.flow_table(), cfg.pcap_interface_index, cfg.pcap_direction,
                     [&out](const FlowRecord& r) { out.add_flow(r); });
     meter.set_observer(&enrich);
-    meter.table().set_enrich([&enrich](const bpfix_flow_key& k, FlowRecord& r) { enrich.enrich(k, r); },
-                             [&enrich](const bpfix_flow_key& k) { enrich.hint(k); });
+    enrich.attach(meter.table());
 
     spdlog::info("metering {} (link type {}) to {}", cfg.pcap_file, source.link_type(), out.url().str());
     bool more = true;

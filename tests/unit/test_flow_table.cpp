@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "flow_table.h"
@@ -213,8 +214,8 @@ TEST(FlowTable, FlushHintsTheEnricherOfEveryRecordAheadOfIt) {
     constexpr uint16_t kFlows = 100;
     for (uint16_t i = 0; i < kFlows; ++i) h.pkt(key(1000 + i, 17), kT0 + i * 1000);
     std::vector<uint16_t> hinted, enriched;
-    h.table.set_enrich([&](const bpfix_flow_key& k, FlowRecord&) { enriched.push_back(k.src_port); },
-                       [&](const bpfix_flow_key& k) { hinted.push_back(k.src_port); });
+    h.table.set_enrich([&](const bpfix_flow_key& k, uint32_t&, FlowRecord&) { enriched.push_back(k.src_port); },
+                       [&](const bpfix_flow_key& k, uint32_t) { hinted.push_back(k.src_port); });
     h.table.flush();
     ASSERT_EQ(h.out.size(), kFlows);
     ASSERT_EQ(hinted.size(), kFlows);
@@ -227,9 +228,37 @@ TEST(FlowTable, FlushHintsTheEnricherOfEveryRecordAheadOfIt) {
     std::vector<std::pair<char, uint16_t>> order;
     h.pkt(key(1, 17), kT0 + kSec);
     h.pkt(key(2, 17), kT0 + kSec);
-    h.table.set_enrich([&](const bpfix_flow_key& k, FlowRecord&) { order.emplace_back('e', k.src_port); },
-                       [&](const bpfix_flow_key& k) { order.emplace_back('h', k.src_port); });
+    h.table.set_enrich([&](const bpfix_flow_key& k, uint32_t&, FlowRecord&) { order.emplace_back('e', k.src_port); },
+                       [&](const bpfix_flow_key& k, uint32_t) { order.emplace_back('h', k.src_port); });
     h.table.flush();
     const std::vector<std::pair<char, uint16_t>> want{{'h', 1}, {'h', 2}, {'e', 1}, {'e', 2}};
     EXPECT_EQ(order, want);
+}
+
+TEST(FlowTable, AnEnricherNumberStaysWithItsFlowUntilTheRecordHandsItBack) {
+    Harness h;
+    const uint32_t a = h.table.add(key(1, 17), kT0, 100, 0, 0);
+    const uint32_t b = h.table.add(key(2, 17), kT0, 100, 0, 0);
+    ASSERT_NE(a, FlowTable::kNoEntry);
+    EXPECT_EQ(h.table.ext(a), FlowTable::kNoExt);  // a new flow has none
+    h.table.ext(a) = 7;
+    h.table.ext(b) = 9;
+    EXPECT_EQ(h.table.add(key(1, 17), kT0 + 1000, 100, 0, 0), a);
+    ASSERT_NE(h.table.ext_of(key(2, 17)), nullptr);
+    EXPECT_EQ(*h.table.ext_of(key(2, 17)), 9u);
+    EXPECT_EQ(h.table.ext_of(key(3, 17)), nullptr);
+    std::vector<std::pair<uint16_t, uint32_t>> given;
+    h.table.set_enrich([&](const bpfix_flow_key& k, uint32_t& ext, FlowRecord&) {
+        given.emplace_back(k.src_port, ext);
+        ext = FlowTable::kNoExt;
+    });
+    h.table.advance(kT0 + 20 * kSec);  // both idle
+    const std::vector<std::pair<uint16_t, uint32_t>> want{{1, 7}, {2, 9}};
+    std::sort(given.begin(), given.end());
+    EXPECT_EQ(given, want);
+    // The entry is reused for a new flow: no number again.
+    const uint32_t c = h.table.add(key(4, 17), kT0 + 21 * kSec, 100, 0, 0);
+    EXPECT_EQ(h.table.ext(c), FlowTable::kNoExt);
+    // A packet that ends its flow (RST) returns no entry.
+    EXPECT_EQ(h.table.add(key(5, 6), kT0 + 21 * kSec, 40, BPFIX_TCP_RST, 0), FlowTable::kNoEntry);
 }
