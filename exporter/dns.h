@@ -36,9 +36,17 @@ public:
     static constexpr size_t kInline = 31;
 
     DnsName() = default;
-    DnsName(const DnsName& o) { assign(o.view()); }
+    DnsName(const DnsName& o) { copy(o); }
     DnsName& operator=(const DnsName& o) {
-        if (this != &o) assign(o.view());
+        if (this != &o) copy(o);
+        return *this;
+    }
+    DnsName(DnsName&& o) noexcept { steal(o); }
+    DnsName& operator=(DnsName&& o) noexcept {
+        if (this != &o) {
+            delete[] heap();
+            steal(o);
+        }
         return *this;
     }
     ~DnsName() { delete[] heap(); }
@@ -51,6 +59,19 @@ public:
     friend bool operator==(const DnsName& a, std::string_view b) { return a.view() == b; }
 
 private:
+    // A name in place is copied as the whole 32 bytes (inline, no call: a
+    // name is copied several times per DNS message).
+    void copy(const DnsName& o) {
+        if (o.len_ <= kInline && len_ <= kInline) {
+            std::memcpy(this, &o, sizeof *this);
+        } else {
+            assign(o.view());
+        }
+    }
+    void steal(DnsName& o) {
+        std::memcpy(this, &o, sizeof *this);
+        o.len_ = 0;
+    }
     // buf_ holds the characters, or (len_ > kInline) the heap buffer's address.
     char* heap() const {
         if (len_ <= kInline) return nullptr;

@@ -97,6 +97,15 @@ TEST(DnsName, ShortNamesInPlaceLongOnesOnTheHeapCopiesIndependent) {
     std::ostringstream os;
     os << n;
     EXPECT_EQ(os.str(), long_one);
+    DnsName moved = std::move(n);  // takes the heap buffer
+    EXPECT_EQ(moved, long_one);
+    EXPECT_TRUE(n.empty());
+    DnsName short_one;
+    short_one.assign("s.test");
+    moved = std::move(short_one);  // frees its own buffer, takes the name in place
+    EXPECT_EQ(moved, "s.test");
+    moved = copy;  // in place -> on the heap
+    EXPECT_EQ(moved, std::string(kDnsMaxName, 'c'));
 }
 
 TEST(Dns, LongNamesAreBoundedAndOverlongOnesRefused) {
