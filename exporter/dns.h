@@ -159,7 +159,21 @@ private:
         size_t operator()(const Key& k) const;
     };
     struct KeyEqual {
-        bool operator()(const Key& a, const Key& b) const { return a == b; }
+        // Word-wise (tuple's == compared the addresses through a memcmp call).
+        bool operator()(const Key& a, const Key& b) const {
+            const auto& [ac, as, aid] = a;
+            const auto& [bc, bs, bid] = b;
+            return aid == bid && ac.port == bc.port && as.port == bs.port && same(ac.addr, bc.addr) &&
+                   same(as.addr, bs.addr);
+        }
+        static bool same(const std::array<uint8_t, 16>& x, const std::array<uint8_t, 16>& y) {
+            uint64_t x0, x1, y0, y1;
+            std::memcpy(&x0, x.data(), 8);
+            std::memcpy(&x1, x.data() + 8, 8);
+            std::memcpy(&y0, y.data(), 8);
+            std::memcpy(&y1, y.data() + 8, 8);
+            return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+        }
     };
     struct Pending {
         DnsMessage query;
