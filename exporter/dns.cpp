@@ -260,33 +260,83 @@ void DnsEnricher::packet(const bpfix_flow_key& key, uint64_t ts_ns, std::span<co
     }
 }
 
-void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m, uint32_t* ext) {
-    DnsTransactions::Endpoint src, dst;
-    std::memcpy(src.addr.data(), key.src_addr, 16);
-    std::memcpy(dst.addr.data(), key.dst_addr, 16);
-    src.port = key.src_port;
-    dst.port = key.dst_port;
-    std::optional<DnsTransactions::Outcome> answered;
-    if (m.response()) {
-        answered = tx_.response(src, dst, m, ts_ns);
-    } else {
-        tx_.query(src, dst, m, ts_ns, key);
+DnsTransactions::Endpoint DnsEnricher::source(const bpfix_flow_key& key) {
+    DnsTransactions::Endpoint e;
+    std::memcpy(e.addr.data(), key.src_addr, 16);
+    e.port = key.src_port;
+    return e;
+}
+
+DnsTransactions::Endpoint DnsEnricher::destination(const bpfix_flow_key& key) {
+    DnsTransactions::Endpoint e;
+    std::memcpy(e.addr.data(), key.dst_addr, 16);
+    e.port = key.dst_port;
+    return e;
+}
+
+std::optional<uint64_t> DnsEnricher::answer(const bpfix_flow_key& key, const DnsMessage& r, uint64_t ts_ns) {
+    if (locate_ && !waiting_.empty()) {
+        // The query came in the reverse flow (the same observation point).
+        bpfix_flow_key q = key;
+        std::memcpy(q.src_addr, key.dst_addr, 16);
+        std::memcpy(q.dst_addr, key.src_addr, 16);
+        q.src_port = key.dst_port;
+        q.dst_port = key.src_port;
+        if (const uint32_t* e = locate_(q); e && *e != kNoSummary) {
+            DnsSummary& qs = summaries_[*e];
+            if (qs.waiting && qs.waiting_id == r.id) {
+                qs.waiting = false;
+                const uint64_t sent = qs.waiting_ns();
+                return ts_ns >= sent ? ts_ns - sent : 0;
+            }
+        }
     }
+    if (auto o = tx_.response(source(key), destination(key), r, ts_ns)) return o->latency_ns;
+    return std::nullopt;
+}
+
+void DnsEnricher::message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m, uint32_t* ext) {
+    std::optional<uint64_t> latency;
+    if (m.response()) latency = answer(key, m, ts_ns);
     DnsSummary* s = summary(key, ext);
+    if (!m.response()) {
+        // Kept in the flow's summary when the flow can be found again (the
+        // response's reverse flow) and no other query of the flow waits
+        // there; else in the table of transactions.
+        if (s && ext && locate_ && (!s->waiting || s->waiting_id == m.id) && waiting_.size() < cfg_.max_flows) {
+            s->wait(m.id, ts_ns);
+            waiting_.push_back(Waiting{ts_ns, *ext, m.id});
+        } else {
+            tx_.query(source(key), destination(key), m, ts_ns, key);
+        }
+    }
     if (!s) return;
     s->id = m.id;
     s->flags = m.flags;
     s->qtype = m.qtype;
     s->qname = m.qname;
     ++s->messages;
-    if (answered) {
+    if (latency) {
         ++s->answered;
-        s->last_latency_us = static_cast<uint32_t>(std::min<uint64_t>(answered->latency_ns / 1000, UINT32_MAX));
+        s->last_latency_us = static_cast<uint32_t>(std::min<uint64_t>(*latency / 1000, UINT32_MAX));
         s->max_latency_us = std::max(s->max_latency_us, s->last_latency_us);
     }
 }
 
 void DnsEnricher::advance(uint64_t now_ns) {
+    while (!waiting_.empty()) {
+        const Waiting w = waiting_.front();
+        if (now_ns < w.t_ns || now_ns - w.t_ns <= cfg_.timeout_ns) break;
+        waiting_.pop_front();
+        DnsSummary& s = summaries_[w.summary];
+        // Still this query (not answered, not sent again, not handed to tx_
+        // with its flow's record): unanswered. Its flow is open, its
+        // summary counted since the record (messages > 0).
+        if (s.waiting && s.waiting_id == w.id && s.waiting_ns() == w.t_ns) {
+            s.waiting = false;
+            ++s.unanswered;
+        }
+    }
     for (const auto& o : tx_.expire(now_ns)) {
         if (DnsSummary* s = summary(o.query_flow, locate_ ? locate_(o.query_flow) : nullptr)) {
             ++s->unanswered;
@@ -319,6 +369,18 @@ std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key, uint32_t*
     if (n == kNoSummary) return std::nullopt;
     std::optional<DnsSummary> s = std::move(summaries_[n]);
     summaries_.release(n);
+    if (s->waiting) {
+        // The record goes before its query's answer or timeout: the query
+        // waits on in the table of transactions, which counts it in a later
+        // record of this flow.
+        DnsMessage q;
+        q.id = s->waiting_id;
+        q.flags = s->flags & 0x7fff;
+        q.qtype = s->qtype;
+        q.qname = s->qname;
+        tx_.query(source(key), destination(key), q, s->waiting_ns(), key);
+        s->waiting = false;
+    }
     return s;
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <compare>
+#include <deque>
 #include <functional>
 #include <cstring>
 #include <cstdint>
@@ -204,12 +205,24 @@ struct DnsSummary {
     uint32_t messages = 0;     // DNS messages parsed in this flow since its last record
     uint32_t unanswered = 0;   // queries of this flow with no response within the timeout
     uint32_t answered = 0;     // responses of this flow that matched a query
-    // Of the answered ones, in microseconds as exported (at most UINT32_MAX):
-    // 60 bytes a summary, 116 a node with its key (a million DNS flows).
+    // Of the answered ones, in microseconds as exported (at most UINT32_MAX).
     uint32_t last_latency_us = 0, max_latency_us = 0;
+    // A query of this flow waiting for its response, kept here when the
+    // enricher can find flows (a locator, pcap mode): the response's flow
+    // finds it through the reverse flow, with no table of transactions.
+    uint32_t waiting_ns_lo = 0, waiting_ns_hi = 0;  // its time (two halves: 4-byte alignment)
+    uint16_t waiting_id = 0;
+    bool waiting = false;
     bool response() const { return flags & 0x8000; }
+    uint64_t waiting_ns() const { return static_cast<uint64_t>(waiting_ns_hi) << 32 | waiting_ns_lo; }
+    void wait(uint16_t qid, uint64_t t_ns) {
+        waiting = true;
+        waiting_id = qid;
+        waiting_ns_lo = static_cast<uint32_t>(t_ns);
+        waiting_ns_hi = static_cast<uint32_t>(t_ns >> 32);
+    }
 };
-static_assert(sizeof(DnsSummary) == 60, "a DNS summary stays within its byte budget");
+static_assert(sizeof(DnsSummary) == 72, "a DNS summary stays within its byte budget");
 
 // DNS enrichment for one metering process (pcap mode, or live mode from the
 // packets the kernel hands up): parses the DNS messages in UDP and TCP
@@ -262,10 +275,25 @@ public:
 private:
     DnsSummary* summary(const bpfix_flow_key& key, uint32_t* ext);
     void message(const bpfix_flow_key& key, uint64_t ts_ns, const DnsMessage& m, uint32_t* ext);
+    // The latency of the query `r` answers, if one waits (in its flow's
+    // summary or in tx_); the query is then done.
+    std::optional<uint64_t> answer(const bpfix_flow_key& key, const DnsMessage& r, uint64_t ts_ns);
+    static DnsTransactions::Endpoint source(const bpfix_flow_key& key);
+    static DnsTransactions::Endpoint destination(const bpfix_flow_key& key);
 
     Config cfg_;
     DnsTransactions tx_;
     Locator locate_;
+    // Queries waiting in their flow's summary, oldest first: the summary's
+    // number, the query's id and time (a later answer or a newer query of
+    // the same flow leaves the item here: it is skipped when it no longer
+    // matches). At most max_flows; beyond, queries go to tx_.
+    struct Waiting {
+        uint64_t t_ns;
+        uint32_t summary;
+        uint16_t id;
+    };
+    std::deque<Waiting> waiting_;
     // The summaries, by number. Found through the flow table's entry (pcap
     // mode), a summary costs 64 bytes and no lookup: a table of its own by
     // flow key (the key again, an index, a probe per message and per record)

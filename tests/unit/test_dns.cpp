@@ -2,11 +2,14 @@
 // and query/response matching for latency and unanswered lookups.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
+#include <tuple>
 #include <string>
 #include <vector>
 
 #include "dns.h"
+#include "flow_table.h"
 #include "packet_builder.h"
 #include "packet_parser.h"
 
@@ -392,4 +395,169 @@ TEST(DnsEnricher, SummariesAreBoundedAndAFreedOneStartsClean) {
     EXPECT_EQ(again->qname, "again.test");
     EXPECT_TRUE(dns.take(key(40002)));
     EXPECT_EQ(dns.flows(), 0u);
+}
+
+namespace {
+
+// A DNS exchange, message by message, fed to two enrichers: one that finds
+// flows through a real FlowTable (summary numbers, queries waiting in their
+// flow's summary: pcap mode) and one that goes by key (live mode). Records
+// end by the idle timeout (or `take_at` for a record before its query's
+// answer) and every summary is compared.
+struct Step {
+    uint16_t client_port;
+    bool from_client;
+    uint16_t id;
+    uint64_t ts;
+};
+
+std::vector<std::pair<uint16_t, DnsSummary>> run_both(const std::vector<Step>& steps, bool with_table,
+                                                     uint64_t take_at = 0, uint16_t take_port = 0) {
+    DnsEnricher::Config cfg;
+    cfg.timeout_ns = 2'000'000'000;
+    DnsEnricher dns(cfg);
+    FlowTableConfig fc;
+    fc.idle_timeout_ns = 10'000'000'000;
+    std::vector<std::pair<uint16_t, DnsSummary>> out;
+    FlowTable table(fc, [](const FlowRecord&) {});
+    auto flow = [](uint16_t client_port, bool from_client) {
+        bpfix_flow_key k{};
+        k.ip_version = BPFIX_IPV4;
+        k.protocol = BPFIX_PROTO_UDP;
+        k.src_addr[10] = k.src_addr[11] = k.dst_addr[10] = k.dst_addr[11] = 0xff;
+        k.src_addr[12] = 10, k.src_addr[15] = from_client ? 1 : 2;
+        k.dst_addr[12] = 10, k.dst_addr[15] = from_client ? 2 : 1;
+        k.src_port = from_client ? client_port : 53;
+        k.dst_port = from_client ? 53 : client_port;
+        return k;
+    };
+    auto keep = [&out](const bpfix_flow_key& k, std::optional<DnsSummary> s) {
+        if (s) out.emplace_back(k.src_port == 53 ? k.dst_port : k.src_port, std::move(*s));
+    };
+    if (with_table) {
+        dns.set_locator([&table](const bpfix_flow_key& k) { return table.ext_of(k); });
+        table.set_enrich([&](const bpfix_flow_key& k, uint32_t& ext, FlowRecord&) { keep(k, dns.take(k, &ext)); });
+    }
+    bool taken = false;
+    for (const Step& st : steps) {
+        dns.advance(st.ts);
+        if (with_table) table.advance(st.ts);
+        if (take_at && !taken && st.ts >= take_at) {
+            // the record of one flow goes early (as at an active timeout)
+            taken = true;
+            const auto k = flow(take_port, true);
+            if (with_table) {
+                if (uint32_t* e = table.ext_of(k)) keep(k, dns.take(k, e));
+            } else {
+                keep(k, dns.take(k));
+            }
+        }
+        const auto k = flow(st.client_port, st.from_client);
+        auto m = Msg::header(st.id, st.from_client ? 0x0100 : 0x8180).name({"n" + std::to_string(st.id), "test"})
+                     .u16(1).u16(1).b;
+        if (with_table) {
+            const uint32_t e = table.add(k, st.ts, 60, 0, 0);
+            dns.packet(k, st.ts, m, &table.ext(e));
+        } else {
+            dns.packet(k, st.ts, m);
+        }
+    }
+    const uint64_t end = steps.back().ts + 30'000'000'000;
+    dns.advance(end);
+    if (with_table) {
+        table.advance(end);
+    }
+    for (uint16_t port = 40000; port < 40010; ++port) {
+        for (bool c : {true, false}) keep(flow(port, c), dns.take(flow(port, c)));
+    }
+    // by client port, queries first, then what they counted
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+        auto order = [](const auto& x) {
+            return std::make_tuple(x.first, x.second.response(), x.second.messages, x.second.unanswered,
+                                   x.second.answered);
+        };
+        return order(a) < order(b);
+    });
+    return out;
+}
+
+void expect_same(const std::vector<std::pair<uint16_t, DnsSummary>>& a,
+                 const std::vector<std::pair<uint16_t, DnsSummary>>& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        SCOPED_TRACE(i);
+        const DnsSummary &x = a[i].second, &y = b[i].second;
+        EXPECT_EQ(a[i].first, b[i].first);
+        EXPECT_EQ(x.id, y.id);
+        EXPECT_EQ(x.flags, y.flags);
+        EXPECT_EQ(x.qname, y.qname.view());
+        EXPECT_EQ(x.messages, y.messages);
+        EXPECT_EQ(x.answered, y.answered);
+        EXPECT_EQ(x.unanswered, y.unanswered);
+        EXPECT_EQ(x.last_latency_us, y.last_latency_us);
+        EXPECT_EQ(x.max_latency_us, y.max_latency_us);
+    }
+}
+
+}  // namespace
+
+TEST(DnsEnricher, QueriesWaitingInTheirFlowGiveWhatTheTransactionTableGives) {
+    constexpr uint64_t ms = 1'000'000;
+    const std::vector<Step> steps{
+        {40000, true, 1, 0},            // answered after 3 ms
+        {40001, true, 2, 1 * ms},       // never answered
+        {40000, false, 1, 3 * ms},
+        {40002, true, 3, 4 * ms},       // asked again 1 s later: the latency is the last try's
+        {40002, true, 3, 1004 * ms},
+        {40002, false, 3, 1010 * ms},
+        {40003, true, 4, 1100 * ms},    // two queries waiting in one flow, answered in reverse order
+        {40003, true, 5, 1101 * ms},
+        {40003, false, 5, 1150 * ms},
+        {40003, false, 4, 1190 * ms},
+        {40004, false, 6, 1200 * ms},   // a response without a query
+        {40005, true, 7, 1300 * ms},    // answered after the timeout: unanswered, then a late response
+        {40005, false, 7, 3400 * ms},
+        {40006, true, 8, 3500 * ms},
+    };
+    const auto by_table = run_both(steps, true), by_key = run_both(steps, false);
+    expect_same(by_table, by_key);
+    // and they say what they should
+    ASSERT_EQ(by_table.size(), 11u);
+    EXPECT_EQ(by_table[1].second.last_latency_us, 3000u);   // 40000 response
+    EXPECT_EQ(by_table[2].second.unanswered, 1u);           // 40001 query
+    EXPECT_EQ(by_table[4].second.last_latency_us, 6000u);   // 40002 response
+    EXPECT_EQ(by_table[5].second.messages, 2u);             // 40003 queries: both answered
+    EXPECT_EQ(by_table[5].second.unanswered, 0u);
+    EXPECT_EQ(by_table[6].second.answered, 2u);             // 40003 responses
+    EXPECT_EQ(by_table[6].second.max_latency_us, 90'000u);
+    EXPECT_EQ(by_table[7].second.answered, 0u);             // 40004 response: nothing asked
+    EXPECT_EQ(by_table[8].second.unanswered, 1u);           // 40005 query
+    EXPECT_EQ(by_table[9].second.answered, 0u);             // 40005 late response
+    EXPECT_EQ(by_table[10].second.unanswered, 1u);          // 40006 query
+}
+
+TEST(DnsEnricher, AQueryWaitingWhenItsFlowsRecordGoesIsCountedInALaterRecord) {
+    constexpr uint64_t ms = 1'000'000;
+    const std::vector<Step> steps{
+        {40000, true, 1, 0},
+        {40001, true, 2, 100 * ms},     // its record goes at 500 ms, before any answer
+        {40001, false, 2, 900 * ms},    // answered later: the response flow still gets the latency
+        {40002, true, 3, 1000 * ms},    // ...
+        {40003, true, 4, 1100 * ms},
+        {40000, false, 1, 1200 * ms},
+    };
+    expect_same(run_both(steps, true, 500 * ms, 40001), run_both(steps, false, 500 * ms, 40001));
+    const std::vector<Step> unanswered{
+        {40001, true, 2, 100 * ms},     // its record goes at 500 ms; never answered
+        {40002, true, 3, 1000 * ms},
+        {40003, true, 4, 5000 * ms},
+    };
+    const auto by_table = run_both(unanswered, true, 500 * ms, 40001);
+    expect_same(by_table, run_both(unanswered, false, 500 * ms, 40001));
+    // 40001: the early record (1 message), then a record with only the unanswered query
+    ASSERT_GE(by_table.size(), 2u);
+    EXPECT_EQ(by_table[0].first, 40001);
+    EXPECT_EQ(by_table[1].first, 40001);
+    EXPECT_EQ(by_table[0].second.messages + by_table[1].second.messages, 1u);
+    EXPECT_EQ(by_table[0].second.unanswered + by_table[1].second.unanswered, 1u);
 }
