@@ -423,10 +423,10 @@ def main():
     for t in tools:
         rs = [r for r in results[t.name] if r["rc"] == 0]
         if missing[t.name]:
-            rows.append((t.name, "missing", "", "", "", "", "", "", "", missing[t.name]))
+            rows.append((t.name, "missing", "", "", "", "", "", "", "", "", missing[t.name]))
             continue
         if not rs:
-            rows.append((t.name, "FAILED", "", "", "", "", "", "", "", "see stderr above"))
+            rows.append((t.name, "FAILED", "", "", "", "", "", "", "", "", "see stderr above"))
             continue
         c = statistics.median(r["cpu"] for r in rs)
         med[t.name] = {
@@ -439,21 +439,29 @@ def main():
             "runs": len(rs), "all_cpu": [round(r["cpu"], 3) for r in rs],
         }
     sf = next((v for k, v in med.items() if k.startswith("softflowd")), None)
+    sf_runs = next((v for k, v in results.items() if k.startswith("softflowd")), None)
     for t in tools:
         v = med.get(t.name)
         if not v:
             continue
         ratio = f"{v['pps'] / sf['pps']:.2f}x" if sf else "n/a"
+        # The same ratio within each round (the two ran minutes apart at
+        # most), then the median: this host's speed drifts by tens of per
+        # cent within a series, which the ratio of the medians carries.
+        paired = [a["cpu"] / b["cpu"] for a, b in zip(sf_runs or [], results[t.name])
+                  if a["rc"] == 0 and b["rc"] == 0 and b["cpu"] > 0]
+        v["paired_ratio"] = statistics.median(paired) if paired else None
+        per_round = f"{v['paired_ratio']:.2f}x" if paired else "n/a"
         rows.append((t.name, fmt_int(v["packets"] if v["packets"] is not None else "?"),
                      f"{v['cpu']:.3f} ({v['user']:.2f}+{v['sys']:.2f})",
                      f"{min(v['all_cpu']):.2f}-{max(v['all_cpu']):.2f}", f"{v['wall']:.3f}",
-                     fmt_int(int(v["pps"])), ratio, f"{v['rss_mib']:.1f}",
+                     fmt_int(int(v["pps"])), ratio, per_round, f"{v['rss_mib']:.1f}",
                      fmt_int(v["flows"]) if v["flows"] is not None else "-", v["note"]))
     order = {t.name: i for i, t in enumerate(tools)}
     rows.sort(key=lambda r: order[r[0]])
 
     hdr = ("tool", "packets", "CPU s (user+sys)", "CPU s range", "wall s", "packets/CPU-s", "vs softflowd",
-           "peak RSS MiB", "flow records", "sanity")
+           "per round", "peak RSS MiB", "flow records", "sanity")
     widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
 
     def line(cells):
