@@ -277,12 +277,7 @@ DnsTransactions::Endpoint DnsEnricher::destination(const bpfix_flow_key& key) {
 std::optional<uint64_t> DnsEnricher::answer(const bpfix_flow_key& key, const DnsMessage& r, uint64_t ts_ns) {
     if (locate_ && !waiting_.empty()) {
         // The query came in the reverse flow (the same observation point).
-        bpfix_flow_key q = key;
-        std::memcpy(q.src_addr, key.dst_addr, 16);
-        std::memcpy(q.dst_addr, key.src_addr, 16);
-        q.src_port = key.dst_port;
-        q.dst_port = key.src_port;
-        if (const uint32_t* e = locate_(q); e && *e != kNoSummary) {
+        if (const uint32_t* e = locate_(reverse_key(key)); e && *e != kNoSummary) {
             DnsSummary& qs = summaries_[*e];
             if (qs.waiting && qs.waiting_id == r.id) {
                 qs.waiting = false;

@@ -35,6 +35,15 @@ FlowRecord make_flow_record(const bpfix_flow_key& key) {
     return r;
 }
 
+bpfix_flow_key reverse_key(const bpfix_flow_key& k) {
+    bpfix_flow_key r = k;
+    std::memcpy(r.src_addr, k.dst_addr, sizeof r.src_addr);
+    std::memcpy(r.dst_addr, k.src_addr, sizeof r.dst_addr);
+    r.src_port = k.dst_port;
+    r.dst_port = k.src_port;
+    return r;
+}
+
 FlowTable::FlowTable(const FlowTableConfig& cfg, Sink sink) : cfg_(cfg), sink_(std::move(sink)) {
     if (cfg_.max_flows == 0) cfg_.max_flows = 1;
 }

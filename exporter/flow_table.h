@@ -171,4 +171,8 @@ private:
 // VLANs, observation point); counters and times are the caller's.
 FlowRecord make_flow_record(const bpfix_flow_key& key);
 
+// The flow key of the other direction (addresses and ports swapped; the
+// interface and direction fields as given).
+bpfix_flow_key reverse_key(const bpfix_flow_key& k);
+
 }  // namespace bpfix

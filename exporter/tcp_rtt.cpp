@@ -4,15 +4,6 @@
 
 namespace bpfix {
 
-bpfix_flow_key reverse_key(const bpfix_flow_key& k) {
-    bpfix_flow_key r = k;
-    std::memcpy(r.src_addr, k.dst_addr, sizeof r.src_addr);
-    std::memcpy(r.dst_addr, k.src_addr, sizeof r.dst_addr);
-    r.src_port = k.dst_port;
-    r.dst_port = k.src_port;
-    return r;
-}
-
 void HandshakeRttEstimator::packet(const bpfix_flow_key& key, uint64_t ts_ns, uint16_t flags) {
     constexpr uint16_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
     bool syn = flags & kSyn, ack = flags & kAck;

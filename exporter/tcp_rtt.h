@@ -67,8 +67,4 @@ private:
     uint64_t measured_ = 0, overflow_ = 0;
 };
 
-// The flow key of the other direction (addresses and ports swapped; the
-// interface and direction fields as given).
-bpfix_flow_key reverse_key(const bpfix_flow_key& k);
-
 }  // namespace bpfix
