@@ -561,3 +561,43 @@ TEST(DnsEnricher, AQueryWaitingWhenItsFlowsRecordGoesIsCountedInALaterRecord) {
     EXPECT_EQ(by_table[0].second.messages + by_table[1].second.messages, 1u);
     EXPECT_EQ(by_table[0].second.unanswered + by_table[1].second.unanswered, 1u);
 }
+
+TEST(DnsEnricher, AQueryCrossingACaptureOnTwoVlansIsMatchedOnEach) {
+    // pcap mode: the query and its response pass a trunk twice (VLAN 10 to
+    // the router, VLAN 20 to the server); each copy of the query is answered
+    // by the response on its own VLAN.
+    DnsEnricher dns({});
+    FlowTable table(FlowTableConfig{}, [](const FlowRecord&) {});
+    dns.set_locator([&table](const bpfix_flow_key& k) { return table.ext_of(k); });
+    auto flow = [](bool from_client, uint16_t vlan) {
+        bpfix_flow_key k{};
+        k.ip_version = BPFIX_IPV4;
+        k.protocol = BPFIX_PROTO_UDP;
+        k.vlan_id = vlan;
+        k.src_addr[15] = from_client ? 1 : 2;
+        k.dst_addr[15] = from_client ? 2 : 1;
+        k.src_port = from_client ? 40000 : 53;
+        k.dst_port = from_client ? 53 : 40000;
+        return k;
+    };
+    auto q = Msg::header(7, 0x0100).name({"v", "test"}).u16(1).u16(1).b;
+    auto r = Msg::header(7, 0x8180).name({"v", "test"}).u16(1).u16(1).b;
+    auto send = [&](const bpfix_flow_key& k, const std::vector<uint8_t>& m, uint64_t ts) {
+        dns.packet(k, ts, m, &table.ext(table.add(k, ts, 60, 0, 0)));
+    };
+    send(flow(true, 10), q, 1'000'000);
+    send(flow(true, 20), q, 1'100'000);
+    send(flow(false, 20), r, 5'100'000);  // 4 ms after the copy on VLAN 20
+    send(flow(false, 10), r, 5'300'000);  // 4.3 ms after the one on VLAN 10
+    dns.advance(60'000'000'000);
+    for (auto [vlan, latency] : {std::pair<uint16_t, uint32_t>{10, 4300}, {20, 4000}}) {
+        SCOPED_TRACE(vlan);
+        auto rs = dns.take(flow(false, vlan), table.ext_of(flow(false, vlan)));
+        ASSERT_TRUE(rs);
+        EXPECT_EQ(rs->answered, 1u);
+        EXPECT_EQ(rs->last_latency_us, latency);
+        auto qs = dns.take(flow(true, vlan), table.ext_of(flow(true, vlan)));
+        ASSERT_TRUE(qs);
+        EXPECT_EQ(qs->unanswered, 0u);
+    }
+}
