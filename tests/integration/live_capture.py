@@ -470,8 +470,18 @@ def part_slow(build, tmp, failures, lab, a, b, if_b):
         # bytes a packet; its file lags by at most a write buffer), or
         # after 30 s: under emulation the exporter and the reader trail the
         # sender by seconds, and a stop before they catch up cuts the tail.
+        # It also stops once the file has not grown for 5 s (scaled): what
+        # the kernel's ring lost on a slow host (capture_lost, below) never
+        # comes.
         full = 24 + n * (16 + 1024)
-        wait_for(lambda: os.path.exists(live) and os.path.getsize(live) >= full - 8192, timeout=30)
+        seen = {"size": -1, "since": time.monotonic()}
+
+        def caught_up():
+            size = os.path.getsize(live) if os.path.exists(live) else 0
+            if size != seen["size"]:
+                seen.update(size=size, since=time.monotonic())
+            return size >= full - 8192 or time.monotonic() - seen["since"] > 5 * TIME_SCALE
+        wait_for(caught_up, timeout=30)
         time.sleep(0.5)
         rc = ex.stop()  # ends the stream: the reader sees EOF
         reader.wait(timeout=10)
@@ -487,13 +497,35 @@ def part_slow(build, tmp, failures, lab, a, b, if_b):
     summary = ex.summary()
     m = re.search(r"capture_client_drops=(\d+)", summary)
     drops = int(m.group(1)) if m else 0
+    m = re.search(r"capture_lost=(\d+)", summary)
+    ring_lost = int(m.group(1)) if m else 0
     got, want = read_pcap(live)[3], read_pcap(ref)[3]
     if len(want) != n or drops == 0 or "reads too slowly" not in ex.text():
         failures.append(f"slow client: tcpdump saw {len(want)} of {n}, {drops} client drops (want > 0):\n{summary}")
-    # The same packets, whatever their order: arriving through two CPUs'
-    # backlogs, they can reach tcpdump and the ring interleaved differently.
-    compare(failures, "a reader beside a client that never reads", sorted(got, key=lambda r: r[2]),
-            sorted(want, key=lambda r: r[2][:1024]), 1024)
+    if ring_lost == 0:
+        # The same packets, whatever their order: arriving through two CPUs'
+        # backlogs, they can reach tcpdump and the ring interleaved differently.
+        compare(failures, "a reader beside a client that never reads", sorted(got, key=lambda r: r[2]),
+                sorted(want, key=lambda r: r[2][:1024]), 1024)
+    else:
+        # A host too slow to drain the kernel's ring (the VM tier under
+        # load): those packets are lost for every client, and counted. The
+        # reader still gets every packet the ring delivered, each one
+        # tcpdump saw.
+        print(f"slow client: the kernel's ring lost {ring_lost} packets (capture_lost, counted)")
+        pool = {}
+        for r in want:
+            pool[(r[1], r[2][:1024])] = pool.get((r[1], r[2][:1024]), 0) + 1
+        strays = 0
+        for r in got:
+            k = (r[1], r[2][:1024])
+            if pool.get(k, 0) == 0:
+                strays += 1
+            else:
+                pool[k] -= 1
+        if len(got) != n - ring_lost or strays:
+            failures.append(f"a reader beside a client that never reads: got {len(got)} packets, want "
+                            f"{n} - {ring_lost} lost in the ring; {strays} not among tcpdump's")
     metered = sum(r.get("packetDeltaCount", 0) for r in ex.records() if r.get("destinationTransportPort") == 5302)
     if metered != n:
         failures.append(f"the flow meter counted {metered} packets to port 5302, want {n}")
