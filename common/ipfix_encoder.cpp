@@ -3,9 +3,20 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <endian.h>
+
+#include <cstring>
+#include <ctime>
 #include <string>
 
 #include "error.h"
+
+// Exported by libfixbuf 2 (declared in fixbuf/private.h, which a user of the
+// library cannot include): the domain's next message sequence number.
+extern "C" {
+uint32_t fbSessionGetSequence(fbSession_t* session);
+void fbSessionSetSequence(fbSession_t* session, uint32_t sequence);
+}
 
 namespace bpfix {
 namespace {
@@ -14,6 +25,19 @@ std::string take_error(GError*& err) {
     std::string msg = err ? err->message : "unknown libfixbuf error";
     g_clear_error(&err);
     return msg;
+}
+
+constexpr size_t kMessageHeader = 16;
+constexpr size_t kSetHeader = 4;
+
+void put16(uint8_t* p, uint16_t v) {
+    v = htobe16(v);
+    memcpy(p, &v, 2);
+}
+
+void put32(uint8_t* p, uint32_t v) {
+    v = htobe32(v);
+    memcpy(p, &v, 4);
 }
 
 bool is_end_of_message(const GError* err) {
@@ -48,6 +72,10 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
     add_template(kInternalFlow, true, kFlowRecordSpec, kSpecV4 | kSpecV6 | kSpecInternal | internal_groups, 0);
     add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4 | enrichments_, 0);
     add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6 | enrichments_, 0);
+    const uint32_t internal_flags = kSpecV4 | kSpecV6 | kSpecInternal | internal_groups;
+    plan_v4_ = make_plan(model_, kFlowRecordSpec, internal_flags, kSpecV4 | enrichments_);
+    plan_v6_ = make_plan(model_, kFlowRecordSpec, internal_flags, kSpecV6 | enrichments_);
+    own_.resize(max_message_size);
     add_template(kInternalStats, true, kStatsRecordSpec, kSpecAll, kStatsScopeCount);
     add_template(kTemplateStats, false, kStatsRecordSpec, 0, kStatsScopeCount);
     add_template(kInternalSampling, true, kSamplingRecordSpec, kSpecAll, 1);
@@ -108,6 +136,169 @@ void IpfixEncoder::add_template(uint16_t id, bool internal, fbInfoElementSpec_t*
     if (!internal) external_templates_.push_back(id);
 }
 
+// The same walk libfixbuf makes: an element is in a template when its flags
+// are all in the template's; in memory a variable-length element is an
+// fbVarfield_t, a fixed one its spec length.
+IpfixEncoder::RecordPlan IpfixEncoder::make_plan(const InfoModel& model, const fbInfoElementSpec_t* spec,
+                                                 uint32_t internal_flags, uint32_t external_flags) {
+    RecordPlan plan;
+    size_t offset = 0;
+    for (const fbInfoElementSpec_t* e = spec; e->name; ++e) {
+        if ((e->flags & internal_flags) != e->flags) continue;
+        const bool varlen = e->len_override == FB_IE_VARLEN;
+        const size_t in_memory = varlen ? sizeof(fbVarfield_t) : e->len_override;
+        if ((e->flags & external_flags) == e->flags) {
+            const fbInfoElement_t* ie = fbInfoModelGetElementByName(model.get(), e->name);
+            if (!ie) throw Error(fmt::format("information element {} is not in the model", e->name));
+            RecordPlan::How how;
+            switch (ie->type) {
+            case FB_OCTET_ARRAY:
+            case FB_STRING:
+                how = varlen ? RecordPlan::kVarlen : RecordPlan::kCopy;
+                break;
+            case FB_MAC_ADDR:
+            case FB_IP6_ADDR:
+                how = RecordPlan::kCopy;
+                break;
+            case FB_UINT_8:
+            case FB_UINT_16:
+            case FB_UINT_32:
+            case FB_UINT_64:
+            case FB_BOOL:
+            case FB_DT_SEC:
+            case FB_DT_MILSEC:
+            case FB_DT_MICROSEC:
+            case FB_DT_NANOSEC:
+            case FB_IP4_ADDR:
+                how = RecordPlan::kSwap;
+                break;
+            default:  // signed, float: libfixbuf widens them; not needed here
+                how = e->len_override == ie->len ? RecordPlan::kSwap : RecordPlan::kCopy;
+                if (how == RecordPlan::kCopy) {
+                    throw Error(fmt::format("element {}: reduced-length encoding of its type is not written by hand",
+                                            e->name));
+                }
+            }
+            if (how == RecordPlan::kVarlen) {
+                plan.fields.push_back({static_cast<uint16_t>(offset), static_cast<uint16_t>(in_memory), how});
+            } else {
+                if (how == RecordPlan::kSwap && e->len_override != 1 && e->len_override != 2 &&
+                    e->len_override != 4 && e->len_override != 8) {
+                    throw Error(fmt::format("element {}: {} bytes is not an integer width", e->name, e->len_override));
+                }
+                plan.fields.push_back({static_cast<uint16_t>(offset), e->len_override, how});
+                plan.fixed += e->len_override;
+            }
+        }
+        offset += in_memory;
+    }
+    return plan;
+}
+
+void IpfixEncoder::write_record(const RecordPlan& plan, uint16_t tid, const void* rec) {
+    const auto* in = static_cast<const uint8_t*>(rec);
+    size_t size = plan.fixed;
+    for (const auto& f : plan.fields) {
+        if (f.how != RecordPlan::kVarlen) continue;
+        fbVarfield_t v;
+        memcpy(&v, in + f.offset, sizeof v);
+        size += (v.len < 255 ? 1 : 3) + v.len;
+    }
+    if (kMessageHeader + kSetHeader + size > max_message_size_) {
+        throw Error(fmt::format("record of template {} ({} bytes) does not fit an empty {}-byte message", tid, size,
+                                max_message_size_));
+    }
+    if (own_len_ != 0 && own_len_ + size + (tid == own_tid_ ? 0 : kSetHeader) > max_message_size_) emit_own();
+    if (own_len_ == 0) {
+        own_len_ = kMessageHeader;
+        own_tid_ = 0;
+    }
+    if (tid != own_tid_) {
+        if (own_tid_ != 0) put16(own_.data() + own_set_ + 2, static_cast<uint16_t>(own_len_ - own_set_));
+        own_set_ = own_len_;
+        put16(own_.data() + own_len_, tid);
+        own_len_ += kSetHeader;
+        own_tid_ = tid;
+    }
+    uint8_t* out = own_.data() + own_len_;
+    for (const auto& f : plan.fields) {
+        const uint8_t* from = in + f.offset;
+        switch (f.how) {
+        case RecordPlan::kCopy:
+            memcpy(out, from, f.len);
+            out += f.len;
+            break;
+        case RecordPlan::kSwap:
+            switch (f.len) {
+            case 1:
+                *out = *from;
+                break;
+            case 2: {
+                uint16_t v;
+                memcpy(&v, from, 2);
+                v = htobe16(v);
+                memcpy(out, &v, 2);
+                break;
+            }
+            case 4: {
+                uint32_t v;
+                memcpy(&v, from, 4);
+                v = htobe32(v);
+                memcpy(out, &v, 4);
+                break;
+            }
+            default: {
+                uint64_t v;
+                memcpy(&v, from, 8);
+                v = htobe64(v);
+                memcpy(out, &v, 8);
+            }
+            }
+            out += f.len;
+            break;
+        case RecordPlan::kVarlen: {
+            fbVarfield_t v;
+            memcpy(&v, from, sizeof v);
+            if (v.len < 255) {
+                *out++ = static_cast<uint8_t>(v.len);
+            } else {
+                *out++ = 255;
+                put16(out, static_cast<uint16_t>(v.len));
+                out += 2;
+            }
+            if (v.len) memcpy(out, v.buf, v.len);
+            out += v.len;
+        }
+        }
+    }
+    own_len_ += size;
+    ++own_records_;
+}
+
+// The message written by hand goes out with the session's sequence number,
+// which then counts its records: libfixbuf's next message goes on from there.
+void IpfixEncoder::emit_own() {
+    if (own_records_ == 0) return;
+    put16(own_.data() + own_set_ + 2, static_cast<uint16_t>(own_len_ - own_set_));
+    uint8_t* h = own_.data();
+    put16(h, 10);
+    put16(h + 2, static_cast<uint16_t>(own_len_));
+    put32(h + 4, static_cast<uint32_t>(time(nullptr)));
+    const uint32_t seq = fbSessionGetSequence(session_);
+    put32(h + 8, seq);
+    put32(h + 12, domain_);
+    fbSessionSetSequence(session_, seq + own_records_);
+    IpfixMessage msg;
+    msg.bytes.assign(own_.begin(), own_.begin() + static_cast<ptrdiff_t>(own_len_));
+    msg.data_records = own_records_;
+    ++messages_;
+    octets_ += own_len_;
+    own_len_ = 0;
+    own_records_ = 0;
+    own_tid_ = 0;
+    sink_(std::move(msg));
+}
+
 void IpfixEncoder::select(uint16_t internal_id, uint16_t external_id) {
     GError* err = nullptr;
     if (internal_id != cur_internal_) {
@@ -125,6 +316,7 @@ void IpfixEncoder::select(uint16_t internal_id, uint16_t external_id) {
 }
 
 void IpfixEncoder::append(const void* rec, size_t len, uint16_t internal_id, uint16_t external_id) {
+    emit_own();
     select(internal_id, external_id);
     GError* err = nullptr;
     if (fBufAppend(fbuf_, const_cast<uint8_t*>(static_cast<const uint8_t*>(rec)), len, &err)) {
@@ -147,7 +339,15 @@ void IpfixEncoder::append(const void* rec, size_t len, uint16_t internal_id, uin
 }
 
 void IpfixEncoder::add_flow(const FlowRecord& rec) {
-    append(&rec, sizeof rec, kInternalFlow, rec.ipVersion == 6 ? kTemplateFlowV6 : kTemplateFlowV4);
+    if (pending_records_ > 0) {  // libfixbuf's message (other records) ends first
+        emit();
+        cur_external_ = 0;
+    }
+    if (rec.ipVersion == 6) {
+        write_record(plan_v6_, kTemplateFlowV6, &rec);
+    } else {
+        write_record(plan_v4_, kTemplateFlowV4, &rec);
+    }
     ++flow_records_;
     ++data_records_;
 }
@@ -209,6 +409,7 @@ void IpfixEncoder::add_packet_report(const PacketReportRecord& rec) {
 }
 
 void IpfixEncoder::emit() {
+    emit_own();
     if (pending_records_ == 0 && !pending_templates_) {
         return;
     }

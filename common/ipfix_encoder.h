@@ -62,7 +62,27 @@ public:
     uint64_t data_records() const { return data_records_; }
     uint32_t observation_domain() const { return domain_; }
 
+    // One data template written by hand (flow records, the bulk of every
+    // export): libfixbuf's generic transcoding costs more than the rest of
+    // pcap mode on a flow-per-packet capture. Built from the same element
+    // list and flags as the libfixbuf template, so the bytes are the same
+    // (tests/unit/test_ipfix_roundtrip.cpp compares them).
+    struct RecordPlan {
+        enum How : uint8_t { kCopy, kSwap, kVarlen };
+        struct Field {
+            uint16_t offset;  // in the in-memory record
+            uint16_t len;     // on the wire; for kVarlen, sizeof(fbVarfield_t) in memory
+            How how;
+        };
+        std::vector<Field> fields;
+        size_t fixed = 0;  // wire bytes of the fixed-length fields
+    };
+
 private:
+    static RecordPlan make_plan(const InfoModel& model, const fbInfoElementSpec_t* spec, uint32_t internal_flags,
+                                uint32_t external_flags);
+    void write_record(const RecordPlan& plan, uint16_t tid, const void* rec);
+    void emit_own();
     void add_template(uint16_t id, bool internal, fbInfoElementSpec_t* spec, uint32_t flags, uint32_t scope);
     void select(uint16_t internal_id, uint16_t external_id);
     void append(const void* rec, size_t len, uint16_t internal_id, uint16_t external_id);
@@ -92,6 +112,13 @@ private:
     uint64_t data_records_ = 0;
     uint64_t packet_reports_ = 0;
     uint16_t max_message_size_;
+    // The message being written by hand (flow records); empty when none.
+    RecordPlan plan_v4_, plan_v6_;
+    std::vector<uint8_t> own_;  // max_message_size_ bytes
+    size_t own_len_ = 0;  // bytes written; 0: no message
+    size_t own_set_ = 0;  // offset of the open set's header
+    uint16_t own_tid_ = 0;
+    uint32_t own_records_ = 0;
 };
 
 }  // namespace bpfix

@@ -117,9 +117,17 @@ TEST(IpfixRoundTrip, MessagesRespectTheSizeLimitAndSequenceNumbers) {
     std::vector<IpfixMessage> msgs;
     constexpr uint16_t kLimit = 1452;  // IPv6 path, MTU 1500
     IpfixEncoder enc(model, 1, kLimit, [&](IpfixMessage&& m) { msgs.push_back(std::move(m)); });
-    for (int i = 0; i < 1000; ++i) enc.add_flow(v4_record(static_cast<uint16_t>(i)));
+    StatsRecord stats{};
+    stats.observationDomainId = 1;
+    for (int i = 0; i < 1000; ++i) {
+        enc.add_flow(v4_record(static_cast<uint16_t>(i)));
+        // Flow records are written by hand, the others by libfixbuf: each
+        // switch ends a message, and the sequence goes on across them.
+        if (i % 300 == 299) enc.add_stats(stats);
+    }
     enc.export_templates();  // a UDP refresh in the middle of the stream
     for (int i = 0; i < 500; ++i) enc.add_flow(v6_record());
+    enc.add_stats(stats);
     enc.flush();
     uint64_t records = 0;
     uint32_t expected_seq = 0;
@@ -135,13 +143,113 @@ TEST(IpfixRoundTrip, MessagesRespectTheSizeLimitAndSequenceNumbers) {
     }
     // Two template exports, each with one type record per enterprise element.
     const uint64_t type_records = 2 * model.enterprise_elements().size();
-    EXPECT_EQ(records, 1500u + type_records);
+    EXPECT_EQ(records, 1504u + type_records);
 
     InfoModel rx_model;
     uint64_t decoded = 0;
     IpfixDecoder dec(rx_model, [&](const DecodedRecord&) { ++decoded; });
     for (const auto& m : msgs) ASSERT_EQ(dec.decode_message(m.bytes), "");
-    EXPECT_EQ(decoded, 1500u + type_records);
+    EXPECT_EQ(decoded, 1504u + type_records);
+}
+
+namespace {
+
+// The contents of every data set of template `tid` in `msgs`, concatenated.
+std::vector<uint8_t> set_contents(const std::vector<std::vector<uint8_t>>& msgs, uint16_t tid) {
+    std::vector<uint8_t> out;
+    for (const auto& m : msgs) {
+        size_t off = 16;
+        while (off + 4 <= m.size()) {
+            const uint16_t id = static_cast<uint16_t>(m[off] << 8 | m[off + 1]);
+            const size_t len = static_cast<size_t>(m[off + 2] << 8 | m[off + 3]);
+            if (len < 4 || off + len > m.size()) break;
+            if (id == tid) out.insert(out.end(), m.begin() + static_cast<ptrdiff_t>(off + 4),
+                                      m.begin() + static_cast<ptrdiff_t>(off + len));
+            off += len;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// Flow records are written by hand (IpfixEncoder::RecordPlan); libfixbuf,
+// given the same templates and records, writes the same bytes: every
+// element, both families, every enrichment group, variable-length fields
+// empty, short and long (the 3-byte length form).
+TEST(IpfixRoundTrip, FlowRecordsWrittenByHandAreTheBytesLibfixbufWrites) {
+    InfoModel model;
+    const uint32_t groups = kSpecDrops | kSpecDns | kSpecRtt;
+    const std::string long_name(300, 'q'), reason = "TCP_INVALID_SEQUENCE";
+    std::vector<FlowRecord> recs;
+    for (int i = 0; i < 40; ++i) {
+        FlowRecord r = i % 3 == 2 ? v6_record() : v4_record(static_cast<uint16_t>(1000 + i));
+        memcpy(r.interfaceName, "veth0", 5);
+        r.ingressInterface = 3 + static_cast<uint32_t>(i);
+        r.egressInterface = 0x01020304;
+        r.dot1qCustomerVlanId = 7;
+        r.ipClassOfService = 0x2e;
+        r.flowDirection = 1;
+        r.droppedOctetDeltaCount = 0x1122334455667788ULL + static_cast<uint64_t>(i);
+        r.droppedPacketDeltaCount = static_cast<uint64_t>(i);
+        if (i % 2) r.bpfixDropReason = {reason.size(), reinterpret_cast<uint8_t*>(const_cast<char*>(reason.data()))};
+        r.bpfixDropTcpState = 1;
+        r.bpfixDnsMessages = 2;
+        r.bpfixDnsAnswered = 1;
+        r.bpfixDnsUnanswered = 1;
+        r.bpfixDnsLatencyMicroseconds = 1234 + static_cast<uint32_t>(i);
+        r.bpfixDnsMaxLatencyMicroseconds = 99999;
+        r.bpfixDnsId = 0xbeef;
+        r.bpfixDnsFlags = 0x8180;
+        r.bpfixDnsQueryType = 28;
+        r.bpfixDnsResponseCode = 3;
+        const std::string& name = i % 4 == 1 ? long_name : i % 4 == 3 ? reason : std::string();
+        r.bpfixDnsQueryName = {name.size(), reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()))};
+        r.bpfixTcpRttMinMicroseconds = 10;
+        r.bpfixTcpRttMaxMicroseconds = 0xfffffff0;
+        r.bpfixTcpRttLastMicroseconds = 20;
+        r.bpfixTcpRttSamples = 4;
+        r.bpfixTcpRttMethod = 2;
+        recs.push_back(r);
+    }
+
+    std::vector<std::vector<uint8_t>> ours;
+    {
+        IpfixEncoder enc(model, 7, 1472, [&](IpfixMessage&& m) { ours.push_back(std::move(m.bytes)); }, groups);
+        for (const auto& r : recs) enc.add_flow(r);
+        enc.flush();
+    }
+
+    // libfixbuf itself, one large message.
+    std::vector<uint8_t> buf(65000);
+    fbSession_t* session = fbSessionAlloc(model.get());
+    fbSessionSetDomain(session, 7);
+    GError* err = nullptr;
+    auto add = [&](uint16_t id, bool internal, uint32_t flags) {
+        fbTemplate_t* t = fbTemplateAlloc(model.get());
+        ASSERT_TRUE(fbTemplateAppendSpecArray(t, kFlowRecordSpec, flags, &err));
+        ASSERT_TRUE(fbSessionAddTemplate(session, internal, id, t, &err));
+    };
+    add(kInternalFlow, true, kSpecV4 | kSpecV6 | kSpecInternal | groups);
+    add(kTemplateFlowV4, false, kSpecV4 | groups);
+    add(kTemplateFlowV6, false, kSpecV6 | groups);
+    fbExporter_t* exporter = fbExporterAllocBuffer(buf.data(), static_cast<uint16_t>(buf.size()));
+    fBuf_t* fbuf = fBufAllocForExport(session, exporter);
+    ASSERT_TRUE(fBufSetInternalTemplate(fbuf, kInternalFlow, &err));
+    for (const auto& r : recs) {
+        ASSERT_TRUE(fBufSetExportTemplate(fbuf, r.ipVersion == 6 ? kTemplateFlowV6 : kTemplateFlowV4, &err));
+        ASSERT_TRUE(fBufAppend(fbuf, reinterpret_cast<uint8_t*>(const_cast<FlowRecord*>(&r)), sizeof r, &err));
+    }
+    ASSERT_TRUE(fBufEmit(fbuf, &err));
+    buf.resize(fbExporterGetMsgLen(exporter));
+    fBufFree(fbuf);
+
+    for (uint16_t tid : {kTemplateFlowV4, kTemplateFlowV6}) {
+        const auto mine = set_contents(ours, tid), theirs = set_contents({buf}, tid);
+        EXPECT_GT(theirs.size(), 1000u) << tid;
+        EXPECT_EQ(mine, theirs) << "template " << tid;
+    }
+    EXPECT_GT(ours.size(), 3u);  // 40 records of ~150-450 bytes in 1472-byte messages
 }
 
 TEST(IpfixRoundTrip, EnterpriseElementsAreAnnouncedWithRfc5610) {
