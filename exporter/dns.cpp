@@ -363,6 +363,7 @@ std::optional<DnsSummary> DnsEnricher::take(const bpfix_flow_key& key, uint32_t*
     }
     if (n == kNoSummary) return std::nullopt;
     std::optional<DnsSummary> s = std::move(summaries_[n]);
+    summaries_[n].waiting = false;  // a queued expiry of this query finds the free slot not waiting
     summaries_.release(n);
     if (s->waiting) {
         // The record goes before its query's answer or timeout: the query
