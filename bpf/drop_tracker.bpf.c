@@ -148,8 +148,22 @@ struct {
 #define MAX_VLAN_TAGS 4
 #define MAX_IPV6_EXT 8
 
-static __always_inline int read_at(const unsigned char *head, __u32 off, void *buf, __u32 len)
+/* Two ways to read the packet's bytes and its shared info, one program
+ * each (user space loads the one the kernel can run, DropTracker):
+ * kernels whose bpf_rdonly_cast() casts to void (6.17+: enum bpf_features
+ * has BPF_FEAT_RDONLY_CAST_TO_VOID) read them with plain loads, which the
+ * kernel guards (a bad address reads zeros: the headers then do not parse
+ * and the drop is counted unkeyed); older ones call bpf_probe_read_kernel,
+ * about 15-20 ns a call. Weak: kernels before 6.2 have no such kfunc. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+static __always_inline int read_at(const unsigned char *head, __u32 off, void *buf, __u32 len, const int direct)
 {
+    if (direct) {
+        const __u8 *p = bpf_rdonly_cast(head + off, 0);
+        __builtin_memcpy(buf, p, len);
+        return 0;
+    }
     return bpf_probe_read_kernel(buf, len, head + off);
 }
 
@@ -161,7 +175,7 @@ static __always_inline int is_tag(__u16 type)
 /* VLAN ids as the TC meter numbers them: the tag the stack took off the
  * frame first, then the tags still between the MAC and network headers. */
 static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head, __u16 nh,
-                                  struct bpfix_flow_key *key)
+                                  struct bpfix_flow_key *key, const int direct)
 {
     int count = 0;
     int present;
@@ -179,7 +193,7 @@ static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head
     if (mh == (__u16)~0U || mh + 14 >= nh)
         return;
     __u8 t[2];
-    if (read_at(head, mh + 12, t, 2) < 0)
+    if (read_at(head, mh + 12, t, 2, direct) < 0)
         return;
     __u16 type = (__u16)t[0] << 8 | t[1];
     __u32 off = mh + 14;
@@ -188,7 +202,7 @@ static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head
         if (!is_tag(type) || off + 4 > nh)
             break;
         __u8 tag[4];
-        if (read_at(head, off, tag, 4) < 0)
+        if (read_at(head, off, tag, 4, direct) < 0)
             return;
         __u16 vid = ((__u16)tag[0] << 8 | tag[1]) & 0x0fff;
         if (count == 0)
@@ -215,14 +229,14 @@ static __always_inline int is_ipv6_extension(__u8 next)
  * between (each bpf_probe_read_kernel costs, and every drop of a flooded
  * socket comes here). */
 static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16 proto,
-                                      struct bpfix_flow_key *key, __u32 *hdr_len)
+                                      struct bpfix_flow_key *key, __u32 *hdr_len, const int direct)
 {
     __u32 ip_len, th;
     __u8 more[14];
     const __u8 *t;
     if (proto == bpf_htons(ETH_P_IP)) {
         __u8 h[20 + 14];
-        if (read_at(head, nh, h, sizeof h) < 0 || (h[0] >> 4) != 4)
+        if (read_at(head, nh, h, sizeof h, direct) < 0 || (h[0] >> 4) != 4)
             return 0;
         __u32 ihl = (__u32)(h[0] & 0x0f) * 4;
         ip_len = (__u32)h[2] << 8 | h[3];
@@ -241,13 +255,13 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
         if (ihl == 20) {
             t = h + 20;
         } else {
-            if (read_at(head, nh + ihl, more, sizeof more) < 0)
+            if (read_at(head, nh + ihl, more, sizeof more, direct) < 0)
                 return ip_len;  /* addresses known, ports not: still this host's drop */
             t = more;
         }
     } else if (proto == bpf_htons(ETH_P_IPV6)) {
         __u8 h[40 + 14];
-        if (read_at(head, nh, h, sizeof h) < 0 || (h[0] >> 4) != 6)
+        if (read_at(head, nh, h, sizeof h, direct) < 0 || (h[0] >> 4) != 6)
             return 0;
         ip_len = ((__u32)h[4] << 8 | h[5]) + 40;
         key->ip_version = BPFIX_IPV6;
@@ -267,7 +281,7 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
                 if (!is_ipv6_extension(next))
                     break;
                 __u8 eh[4];
-                if (read_at(head, th, eh, sizeof eh) < 0)
+                if (read_at(head, th, eh, sizeof eh, direct) < 0)
                     return 0;
                 if (next == 44) {  /* fragment: only the first carries ports */
                     __u16 fo = (__u16)eh[2] << 8 | eh[3];
@@ -289,7 +303,7 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
             *hdr_len = th - nh;
             if (bpfix_transport_header_len(next) == 0)
                 return ip_len;
-            if (read_at(head, th, more, sizeof more) < 0)
+            if (read_at(head, th, more, sizeof more, direct) < 0)
                 return ip_len;
             t = more;
         }
@@ -377,8 +391,7 @@ static __always_inline __u8 tcp_state_of(struct sk_buff *skb)
     return sk->__sk_common.skc_state;
 }
 
-SEC("tp_btf/kfree_skb")
-int drop_kfree_skb(__u64 *ctx)
+static __always_inline int on_drop(__u64 *ctx, const int direct)
 {
     /* A tp_btf argument is a typed kernel pointer: its fields are read
      * with plain (fault-tolerant) loads, relocated by CO-RE, rather than a
@@ -429,8 +442,8 @@ int drop_kfree_skb(__u64 *ctx)
     __u16 nh = skb->network_header;
     __u32 hdr_len = 0, ip_len = 0;
     if (head && nh != (__u16)~0U) {
-        vlans(skb, head, nh, &key);
-        ip_len = parse_ip(head, nh, skb->protocol, &key, &hdr_len);
+        vlans(skb, head, nh, &key, direct);
+        ip_len = parse_ip(head, nh, skb->protocol, &key, &hdr_len, direct);
     }
     if (ip_len == 0) {
         count_unkeyed(reason, skb_len);
@@ -443,8 +456,12 @@ int drop_kfree_skb(__u64 *ctx)
     /* (a plain array: a local of a preserve_access_index type would have
      * its field offsets relocated to the kernel's layout) */
     __u16 gso[2] = {};  /* gso_size, gso_segs */
-    if (bpf_core_field_offset(struct skb_shared_info, gso_segs) ==
-        bpf_core_field_offset(struct skb_shared_info, gso_size) + 2) {
+    if (direct) {
+        const __u8 *sh = bpf_rdonly_cast(shinfo, 0);
+        gso[0] = *(const __u16 *)(sh + bpf_core_field_offset(struct skb_shared_info, gso_size));
+        gso[1] = *(const __u16 *)(sh + bpf_core_field_offset(struct skb_shared_info, gso_segs));
+    } else if (bpf_core_field_offset(struct skb_shared_info, gso_segs) ==
+               bpf_core_field_offset(struct skb_shared_info, gso_size) + 2) {
         /* neighbours: one read for both */
         bpf_probe_read_kernel(gso, sizeof gso,
                               (const char *)shinfo + bpf_core_field_offset(struct skb_shared_info, gso_size));
@@ -462,6 +479,19 @@ int drop_kfree_skb(__u64 *ctx)
     else
         count_keyed(&drop_cache_0, &drops_0, &key, reason, packets, bytes, skb_len, tcp_state);
     return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int drop_kfree_skb(__u64 *ctx)
+{
+    return on_drop(ctx, 0);
+}
+
+/* The same with plain loads (kernels 6.17+; see read_at). */
+SEC("tp_btf/kfree_skb")
+int drop_kfree_skb_direct(__u64 *ctx)
+{
+    return on_drop(ctx, 1);
 }
 
 char LICENSE[] SEC("license") = "GPL";

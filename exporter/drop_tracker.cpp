@@ -81,6 +81,19 @@ void probe_kfree_skb() {
     }
 }
 
+// Whether the kernel's bpf_rdonly_cast() casts to void (6.17+): then the
+// tracer reads packet bytes with plain loads (drop_kfree_skb_direct), else
+// through bpf_probe_read_kernel (drop_kfree_skb).
+bool plain_loads() {
+    KernelBtf types;
+    auto features = types.enumerators("bpf_features");
+    if (!features) return false;
+    for (const auto& f : *features) {
+        if (f.name == "BPF_FEAT_RDONLY_CAST_TO_VOID") return true;
+    }
+    return false;
+}
+
 }  // namespace
 
 DropTracker::DropTracker() : names_(DropReasonNames::from_kernel()) {
@@ -91,9 +104,14 @@ DropTracker::DropTracker() : names_(DropReasonNames::from_kernel()) {
     if (stat("/proc/self/ns/net", &ns) != 0) {
         throw Error("cannot read this process's network namespace (/proc/self/ns/net): " + errstr(errno));
     }
+    const bool direct = plain_loads();
+    spdlog::debug("drop tracer: packet headers read {}", direct ? "with plain loads (bpf_rdonly_cast to void)"
+                                                                : "through bpf_probe_read_kernel");
     auto open = [&] {
         skel_.reset(drop_tracker__open());
         if (!skel_) throw Error("cannot open the eBPF drop tracker: " + errstr(errno));
+        bpf_program__set_autoload(skel_->progs.drop_kfree_skb, !direct);
+        bpf_program__set_autoload(skel_->progs.drop_kfree_skb_direct, direct);
         for (bpf_map* m : {skel_->maps.drops_0, skel_->maps.drops_1}) bpf_map__set_max_entries(m, kMapEntries);
         skel_->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
         return skel_->skeleton;
