@@ -160,8 +160,11 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 static __always_inline int read_at(const unsigned char *head, __u32 off, void *buf, __u32 len, const int direct)
 {
     if (direct) {
+        /* Word loads, not one per byte: each guarded load costs a bounds
+         * check of its own, and x86 and arm64 load unaligned words. The
+         * buffers are 8-byte aligned on the stack. */
         const __u8 *p = bpf_rdonly_cast(head + off, 0);
-        __builtin_memcpy(buf, p, len);
+        __builtin_memcpy(buf, __builtin_assume_aligned(p, 8), len);
         return 0;
     }
     return bpf_probe_read_kernel(buf, len, head + off);
@@ -192,7 +195,7 @@ static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head
      * with none (nh right after the 14-byte MAC header), nothing to read. */
     if (mh == (__u16)~0U || mh + 14 >= nh)
         return;
-    __u8 t[2];
+    __u8 t[2] __attribute__((aligned(8)));
     if (read_at(head, mh + 12, t, 2, direct) < 0)
         return;
     __u16 type = (__u16)t[0] << 8 | t[1];
@@ -201,7 +204,7 @@ static __always_inline void vlans(struct sk_buff *skb, const unsigned char *head
     for (i = 0; i < MAX_VLAN_TAGS; i++) {
         if (!is_tag(type) || off + 4 > nh)
             break;
-        __u8 tag[4];
+        __u8 tag[4] __attribute__((aligned(8)));
         if (read_at(head, off, tag, 4, direct) < 0)
             return;
         __u16 vid = ((__u16)tag[0] << 8 | tag[1]) & 0x0fff;
@@ -232,10 +235,10 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
                                       struct bpfix_flow_key *key, __u32 *hdr_len, const int direct)
 {
     __u32 ip_len, th;
-    __u8 more[14];
+    __u8 more[14] __attribute__((aligned(8)));
     const __u8 *t;
     if (proto == bpf_htons(ETH_P_IP)) {
-        __u8 h[20 + 14];
+        __u8 h[20 + 14] __attribute__((aligned(8)));
         if (read_at(head, nh, h, sizeof h, direct) < 0 || (h[0] >> 4) != 4)
             return 0;
         __u32 ihl = (__u32)(h[0] & 0x0f) * 4;
@@ -260,7 +263,7 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
             t = more;
         }
     } else if (proto == bpf_htons(ETH_P_IPV6)) {
-        __u8 h[40 + 14];
+        __u8 h[40 + 14] __attribute__((aligned(8)));
         if (read_at(head, nh, h, sizeof h, direct) < 0 || (h[0] >> 4) != 6)
             return 0;
         ip_len = ((__u32)h[4] << 8 | h[5]) + 40;
@@ -280,7 +283,7 @@ static __always_inline __u32 parse_ip(const unsigned char *head, __u32 nh, __u16
             for (i = 0; i < MAX_IPV6_EXT; i++) {
                 if (!is_ipv6_extension(next))
                     break;
-                __u8 eh[4];
+                __u8 eh[4] __attribute__((aligned(8)));
                 if (read_at(head, th, eh, sizeof eh, direct) < 0)
                     return 0;
                 if (next == 44) {  /* fragment: only the first carries ports */
