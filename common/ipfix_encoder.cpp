@@ -40,6 +40,21 @@ void put32(uint8_t* p, uint32_t v) {
     memcpy(p, &v, 4);
 }
 
+// A host-order integer of the in-memory record, big-endian on the wire.
+template <typename T>
+void put_be(uint8_t* out, const uint8_t* from) {
+    T v;
+    memcpy(&v, from, sizeof v);
+    if constexpr (sizeof v == 2) {
+        v = htobe16(v);
+    } else if constexpr (sizeof v == 4) {
+        v = htobe32(v);
+    } else {
+        v = htobe64(v);
+    }
+    memcpy(out, &v, sizeof v);
+}
+
 bool is_end_of_message(const GError* err) {
     return err && err->domain == FB_ERROR_DOMAIN && err->code == FB_ERROR_EOM;
 }
@@ -181,6 +196,7 @@ IpfixEncoder::RecordPlan IpfixEncoder::make_plan(const InfoModel& model, const f
             }
             if (how == RecordPlan::kVarlen) {
                 plan.fields.push_back({static_cast<uint16_t>(offset), static_cast<uint16_t>(in_memory), how});
+                plan.varlen_offsets.push_back(static_cast<uint16_t>(offset));
             } else {
                 if (how == RecordPlan::kSwap && e->len_override != 1 && e->len_override != 2 &&
                     e->len_override != 4 && e->len_override != 8) {
@@ -198,10 +214,9 @@ IpfixEncoder::RecordPlan IpfixEncoder::make_plan(const InfoModel& model, const f
 void IpfixEncoder::write_record(const RecordPlan& plan, uint16_t tid, const void* rec) {
     const auto* in = static_cast<const uint8_t*>(rec);
     size_t size = plan.fixed;
-    for (const auto& f : plan.fields) {
-        if (f.how != RecordPlan::kVarlen) continue;
+    for (uint16_t offset : plan.varlen_offsets) {
         fbVarfield_t v;
-        memcpy(&v, in + f.offset, sizeof v);
+        memcpy(&v, in + offset, sizeof v);
         size += (v.len < 255 ? 1 : 3) + v.len;
     }
     if (kMessageHeader + kSetHeader + size > max_message_size_) {
@@ -233,26 +248,14 @@ void IpfixEncoder::write_record(const RecordPlan& plan, uint16_t tid, const void
             case 1:
                 *out = *from;
                 break;
-            case 2: {
-                uint16_t v;
-                memcpy(&v, from, 2);
-                v = htobe16(v);
-                memcpy(out, &v, 2);
+            case 2:
+                put_be<uint16_t>(out, from);
                 break;
-            }
-            case 4: {
-                uint32_t v;
-                memcpy(&v, from, 4);
-                v = htobe32(v);
-                memcpy(out, &v, 4);
+            case 4:
+                put_be<uint32_t>(out, from);
                 break;
-            }
-            default: {
-                uint64_t v;
-                memcpy(&v, from, 8);
-                v = htobe64(v);
-                memcpy(out, &v, 8);
-            }
+            default:
+                put_be<uint64_t>(out, from);
             }
             out += f.len;
             break;

@@ -75,6 +75,7 @@ public:
             How how;
         };
         std::vector<Field> fields;
+        std::vector<uint16_t> varlen_offsets;  // the kVarlen fields' offsets (a record's size)
         size_t fixed = 0;  // wire bytes of the fixed-length fields
     };
 

@@ -180,7 +180,8 @@ std::vector<uint8_t> set_contents(const std::vector<std::vector<uint8_t>>& msgs,
 TEST(IpfixRoundTrip, FlowRecordsWrittenByHandAreTheBytesLibfixbufWrites) {
     InfoModel model;
     const uint32_t groups = kSpecDrops | kSpecDns | kSpecRtt;
-    const std::string long_name(300, 'q'), reason = "TCP_INVALID_SEQUENCE";
+    // The records point into these: they must outlive both encodings.
+    const std::string long_name(300, 'q'), reason = "TCP_INVALID_SEQUENCE", empty;
     std::vector<FlowRecord> recs;
     for (int i = 0; i < 40; ++i) {
         FlowRecord r = i % 3 == 2 ? v6_record() : v4_record(static_cast<uint16_t>(1000 + i));
@@ -203,7 +204,7 @@ TEST(IpfixRoundTrip, FlowRecordsWrittenByHandAreTheBytesLibfixbufWrites) {
         r.bpfixDnsFlags = 0x8180;
         r.bpfixDnsQueryType = 28;
         r.bpfixDnsResponseCode = 3;
-        const std::string& name = i % 4 == 1 ? long_name : i % 4 == 3 ? reason : std::string();
+        const std::string& name = i % 4 == 1 ? long_name : i % 4 == 3 ? reason : empty;
         r.bpfixDnsQueryName = {name.size(), reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()))};
         r.bpfixTcpRttMinMicroseconds = 10;
         r.bpfixTcpRttMaxMicroseconds = 0xfffffff0;
