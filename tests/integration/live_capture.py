@@ -30,8 +30,9 @@ from 127.0.0.1 is refused, one from A gets the stream.
 Part 5, a slow client (1 MiB queues): one client connects and never reads,
 a reader beside it; 20000 packets of 1042 bytes: the slow client's packets
 are dropped and counted, the reader still gets every one (== tcpdump; by
-the number each carries when tcpdump itself lost some), and the flow meter
-counts all 20000.
+the number each carries when tcpdump itself lost some; under emulation a
+reader that falls behind may lose packets only as many as the exporter
+counted for it), and the flow meter counts all 20000.
 Everything made here is removed, also on failure.
 
 usage: live_capture.py BUILD_DIR
@@ -510,7 +511,23 @@ def part_slow(build, tmp, failures, lab, a, b, if_b):
     if drops == 0 or "reads too slowly" not in ex.text() or len(want) + ref_lost < n:
         failures.append(f"slow client: tcpdump saw {len(want)} of {n} ({ref_lost} lost by tcpdump), {drops} client "
                         f"drops (want > 0):\n{summary}")
-    if ring_lost == 0 and len(want) == n:
+    # What the exporter says it dropped for each client when it went
+    # ("client A gone (...): Q packets queued to it, D dropped ..."): the
+    # reader is the client with the fewest drops. Under emulation (the VM
+    # tier) a Python reader writing a file can fall behind too; its drops
+    # are then accepted when the exporter counted every one of them, and
+    # the reader must hold exactly the rest. On a normal host it gets all.
+    per_client = [int(d) for d in re.findall(r"capture: client \S+ gone \([^)]*\): \d+ packets queued to it, "
+                                             r"(\d+) dropped", ex.text())]
+    reader_dropped = min(per_client) if len(per_client) == 2 else 0
+    if len(per_client) != 2:
+        failures.append(f"slow client: the exporter logged {len(per_client)} client departures, want 2")
+    if reader_dropped and TIME_SCALE <= 1:
+        failures.append(f"the reader lost {reader_dropped} packets (counted) on a host that is not emulated")
+    if reader_dropped:
+        print(f"slow client: the reader fell behind under emulation: {reader_dropped} of its packets dropped, "
+              f"counted")
+    if ring_lost == 0 and len(want) == n and reader_dropped == 0:
         # The same packets, whatever their order: arriving through two CPUs'
         # backlogs, they can reach tcpdump and the ring interleaved differently.
         compare(failures, "a reader beside a client that never reads", sorted(got, key=lambda r: r[2]),
@@ -523,7 +540,8 @@ def part_slow(build, tmp, failures, lab, a, b, if_b):
         def seq(r):
             d = r[2][42:50]
             return int(d) if len(d) == 8 and d.isdigit() and r[2][23:24] == b"\x11" else None
-        print(f"slow client: the kernel's ring lost {ring_lost} packets (capture_lost, counted), tcpdump {ref_lost}")
+        print(f"slow client: the kernel's ring lost {ring_lost} packets (capture_lost, counted), tcpdump {ref_lost}, "
+              f"dropped for the reader {reader_dropped}")
         ref_by_seq = {seq(r): (r[1], r[2][:1024]) for r in want}
         seen, bad = set(), []
         for r in got:
@@ -531,10 +549,10 @@ def part_slow(build, tmp, failures, lab, a, b, if_b):
             if i is None or i >= n or i in seen or (i in ref_by_seq and ref_by_seq[i] != (r[1], r[2][:1024])):
                 bad.append(i)
             seen.add(i)
-        if len(got) != n - ring_lost or bad:
+        if len(got) != n - ring_lost - reader_dropped or bad:
             failures.append(f"a reader beside a client that never reads: got {len(got)} packets, want "
-                            f"{n} - {ring_lost} lost in the ring; {len(bad)} not numbered 0..{n - 1}, repeated or "
-                            f"unlike tcpdump's (first: {bad[:5]})")
+                            f"{n} - {ring_lost} lost in the ring - {reader_dropped} dropped for it; {len(bad)} not "
+                            f"numbered 0..{n - 1}, repeated or unlike tcpdump's (first: {bad[:5]})")
     metered = sum(r.get("packetDeltaCount", 0) for r in ex.records() if r.get("destinationTransportPort") == 5302)
     if metered != n:
         failures.append(f"the flow meter counted {metered} packets to port 5302, want {n}")
