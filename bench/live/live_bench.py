@@ -20,7 +20,8 @@ pinned to --tool-cpu, started by `reap_run` (CPU and peak RSS of the whole
 process tree). Configurations run round-robin, --runs rounds; medians shown.
 "dropfloor" is a kfree_skb tracer that only counts (bpf/drop_floor.bpf.c): the
 floor of any drop tracer. "tcfloor" is clsact with a count-only BPF program (no process): the floor of
-any TC meter. --diagnose adds one flood per configuration under perf on the
+any TC meter under classic tc; "tcxfloor" is the same program through a TCX link (kernels 6.6+, where
+bpfix attaches with TCX), held by the small floor_run process. --diagnose adds one flood per configuration under perf on the
 sender CPU (where all the per-packet kernel work runs) and the BPF program's
 run-time statistics for bpfix.
 """
@@ -41,7 +42,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from bench import commit_stamp  # noqa: E402  (bench/bench.py)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TX_IP, RX_IP, SINK_PORT, IPFIX_PORT = "192.0.2.1", "192.0.2.2", 5001, 4739
-ALL_TOOLS = ["baseline", "tcfloor", "dropfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt",
+ALL_TOOLS = ["baseline", "tcfloor", "tcxfloor", "dropfloor", "bpfix", "bpfix_off", "bpfix_drops", "bpfix_dns", "bpfix_rtt",
              "bpfix_capture_idle", "bpfix_capture_other", "bpfix_capture_flood", "softflowd", "pmacctd", "tcpdump"]
 
 
@@ -434,15 +435,25 @@ class DropFloor(Tool):
     name, label = "dropfloor", "kfree_skb tracer that only counts (floor of any drop tracer)"
 
     def argv(self):
-        return [os.path.join(self.b.a.helpers, "drop_floor_run"), self.b.a.drop_floor_obj]
+        return [os.path.join(self.b.a.helpers, "floor_run"), "drop", self.b.a.drop_floor_obj]
 
     def ready(self, logtext):
         return os.path.exists(os.path.join(self.work, "tool.out")) and \
             "ready" in read(os.path.join(self.work, "tool.out"))
 
     def counted(self, logtext, ipfix):
-        m = re.search(r"drops (\d+)", read(os.path.join(self.work, "tool.out")))
+        m = re.search(r"count (\d+)", read(os.path.join(self.work, "tool.out")))
         return (int(m.group(1)) if m else 0), {}
+
+
+class TcxFloor(DropFloor):
+    """The count-only TC program (bpf/tc_floor.bpf.c) on the RX veth's ingress
+    through a TCX link, as bpfix attaches on kernels with TCX (6.6+): the floor
+    of any TC meter there. "tcfloor" is the same program under clsact."""
+    name, label = "tcxfloor", "floor: TCX link + count-only BPF program"
+
+    def argv(self):
+        return [os.path.join(self.b.a.helpers, "floor_run"), "tcx", self.b.a.floor_obj, self.b.net.if_rx]
 
 
 class BpfixEnrichersOff(Bpfix):
@@ -539,7 +550,7 @@ def capture_tool(which):
     return BpfixCapture
 
 
-TOOL_CLASSES = {c.name: c for c in (DropFloor, Bpfix, BpfixEnrichersOff, only_enricher("drops"), only_enricher("dns"),
+TOOL_CLASSES = {c.name: c for c in (DropFloor, TcxFloor, Bpfix, BpfixEnrichersOff, only_enricher("drops"), only_enricher("dns"),
                                     only_enricher("rtt"), capture_tool("idle"), capture_tool("other"),
                                     capture_tool("flood"), Softflowd, Pmacctd, Tcpdump)}
 
@@ -844,7 +855,7 @@ def noisy(results, seconds):
 
 
 HOOKS = ("tc_run", "tpacket_rcv", "packet_rcv")  # where a tool's kernel work on a received packet starts
-TOOL_HOOKS = {"bpfix": ("tc_run",), "tcfloor": ("tc_run",), "softflowd": ("tpacket_rcv", "packet_rcv"),
+TOOL_HOOKS = {"bpfix": ("tc_run",), "tcfloor": ("tc_run",), "tcxfloor": ("tc_run",), "softflowd": ("tpacket_rcv", "packet_rcv"),
               "pmacctd": ("tpacket_rcv", "packet_rcv"), "tcpdump": ("tpacket_rcv", "packet_rcv")}
 DETAIL = ("cls_bpf_classify", "lookup_nulls_elem_raw", "__htab_map_lookup_elem", "htab_map_hash", "__pi_memcpy",
           "ktime_get_mono_fast_ns", "read_tsc", "skb_copy_bits", "sock_def_readable", "__wake_up_sync_key",
@@ -969,9 +980,13 @@ def main():
     if "tcfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)):
         log("live_bench: no --floor-obj; the TC floor is left out")
         tools.remove("tcfloor")
+    if "tcxfloor" in tools and not (a.floor_obj and os.path.exists(a.floor_obj)
+                                    and os.access(os.path.join(a.helpers, "floor_run"), os.X_OK)):
+        log("live_bench: no --floor-obj or floor_run helper; the TCX floor is left out")
+        tools.remove("tcxfloor")
     if "dropfloor" in tools and not (a.drop_floor_obj and os.path.exists(a.drop_floor_obj)
-                                     and os.access(os.path.join(a.helpers, "drop_floor_run"), os.X_OK)):
-        log("live_bench: no --drop-floor-obj or drop_floor_run helper; the drop tracer floor is left out")
+                                     and os.access(os.path.join(a.helpers, "floor_run"), os.X_OK)):
+        log("live_bench: no --drop-floor-obj or floor_run helper; the drop tracer floor is left out")
         tools.remove("dropfloor")
     for t in [t for t in tools if t.startswith("bpfix")]:
         if not os.access(os.path.join(a.build, "bin", "bpfix-exporter"), os.X_OK):

@@ -8,7 +8,8 @@
 # the destination socket is never read, every packet a kernel drop; read: a
 # receiver on the tool CPU keeps up),
 # LIVE_TOOLS (baseline,tcfloor,bpfix,softflowd,pmacctd,tcpdump; tcfloor: clsact
-# with a count-only BPF program, the floor of any TC meter; also dropfloor: a
+# with a count-only BPF program, the floor of any TC meter; also tcxfloor: the
+# same program through a TCX link, as bpfix attaches on 6.6+; dropfloor: a
 # kfree_skb tracer that only counts, the floor of any drop tracer), LIVE_KEEP=1 keeps logs,
 # LIVE_DIAGNOSE (1: after the rounds, one flood per configuration under perf on
 # the sender CPU, and bpfix's BPF run-time statistics; 0: skip; ~70 s).
@@ -61,7 +62,7 @@ trap 'exit 130' INT TERM HUP
 
 cc -O2 -Wall -o "$helpers/flood" "$here/flood.c"
 cc -O2 -Wall -o "$helpers/reap_run" "$here/reap_run.c"
-cc -O2 -Wall -o "$helpers/drop_floor_run" "$here/drop_floor_run.c" -lbpf
+cc -O2 -Wall -o "$helpers/floor_run" "$here/floor_run.c" -lbpf
 floor=()
 if [[ -f $build/bpf/tc_floor.bpf.o ]]; then
   floor=(--floor-obj "$build/bpf/tc_floor.bpf.o")
