@@ -18,7 +18,11 @@ fbInfoElementSpec_t kFlowRecordSpec[] = {
     SPEC("egressInterface", 4, 0),
     SPEC("sourceTransportPort", 2, 0),
     SPEC("destinationTransportPort", 2, 0),
-    SPEC("tcpControlBits", 2, 0),
+    // 16 bits in memory (NS as 0x100); one octet on the wire, the eight
+    // flags of the TCP header's flags byte: nfacctd (pmacct 1.7.7) reads the
+    // element only when it is one octet, as most exporters send it.
+    SPEC("tcpControlBits", 2, kSpecInternal),
+    SPEC("tcpControlBits", 1, kSpecWire),
     SPEC("icmpTypeCodeIPv4", 2, kSpecV4),
     SPEC("icmpTypeCodeIPv6", 2, kSpecV6),
     SPEC("vlanId", 2, 0),

@@ -44,6 +44,10 @@ inline constexpr uint32_t kSpecIp = 0x20;
 inline constexpr uint32_t kSpecPacketReports = 0x40;
 inline constexpr uint32_t kSpecEnrichments = kSpecDrops | kSpecDns | kSpecRtt;
 inline constexpr uint32_t kSpecInternal = 0x80;  // padding: memory layout only
+// The wire form of the element just before it in the spec, which is in
+// memory only (kSpecInternal): a reduced-size encoding (RFC 7011 6.2).
+// External flow templates carry it.
+inline constexpr uint32_t kSpecWire = 0x100;
 inline constexpr uint32_t kSpecAll = 0xffffffff;
 
 // flowEndReason (IANA 136).

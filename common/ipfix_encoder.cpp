@@ -85,11 +85,12 @@ IpfixEncoder::IpfixEncoder(const InfoModel& model, uint32_t observation_domain, 
         if (enrichments_ & group) internal_groups = upto;
     }
     add_template(kInternalFlow, true, kFlowRecordSpec, kSpecV4 | kSpecV6 | kSpecInternal | internal_groups, 0);
-    add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4 | enrichments_, 0);
-    add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6 | enrichments_, 0);
+    const uint32_t groups = enrichments_ & kSpecEnrichments;
+    add_template(kTemplateFlowV4, false, kFlowRecordSpec, kSpecV4 | kSpecWire | groups, 0);
+    add_template(kTemplateFlowV6, false, kFlowRecordSpec, kSpecV6 | kSpecWire | groups, 0);
     const uint32_t internal_flags = kSpecV4 | kSpecV6 | kSpecInternal | internal_groups;
-    plan_v4_ = make_plan(model_, kFlowRecordSpec, internal_flags, kSpecV4 | enrichments_);
-    plan_v6_ = make_plan(model_, kFlowRecordSpec, internal_flags, kSpecV6 | enrichments_);
+    plan_v4_ = make_plan(model_, kFlowRecordSpec, internal_flags, kSpecV4 | kSpecWire | groups);
+    plan_v6_ = make_plan(model_, kFlowRecordSpec, internal_flags, kSpecV6 | kSpecWire | groups);
     own_.resize(max_message_size);
     add_template(kInternalStats, true, kStatsRecordSpec, kSpecAll, kStatsScopeCount);
     add_template(kTemplateStats, false, kStatsRecordSpec, 0, kStatsScopeCount);
@@ -158,8 +159,22 @@ IpfixEncoder::RecordPlan IpfixEncoder::make_plan(const InfoModel& model, const f
                                                  uint32_t internal_flags, uint32_t external_flags) {
     RecordPlan plan;
     size_t offset = 0;
-    for (const fbInfoElementSpec_t* e = spec; e->name; ++e) {
-        if ((e->flags & internal_flags) != e->flags) continue;
+    const fbInfoElementSpec_t* prev = nullptr;  // the spec entry before, in memory
+    for (const fbInfoElementSpec_t* e = spec; e->name; prev = e, ++e) {
+        if ((e->flags & internal_flags) != e->flags) {
+            if (!(e->flags & kSpecWire) || (e->flags & external_flags) != e->flags) continue;
+            // The wire form of the memory-only element before it: its low
+            // bytes, big-endian.
+            if (!prev || strcmp(prev->name, e->name) != 0 || !(prev->flags & kSpecInternal) ||
+                prev->len_override == FB_IE_VARLEN || e->len_override >= prev->len_override) {
+                throw Error(fmt::format("element {}: a wire form must follow the same element, wider, in memory",
+                                        e->name));
+            }
+            plan.fields.push_back({static_cast<uint16_t>(offset - prev->len_override), e->len_override,
+                                   RecordPlan::kLowBytes});
+            plan.fixed += e->len_override;
+            continue;
+        }
         const bool varlen = e->len_override == FB_IE_VARLEN;
         const size_t in_memory = varlen ? sizeof(fbVarfield_t) : e->len_override;
         if ((e->flags & external_flags) == e->flags) {
@@ -257,6 +272,10 @@ void IpfixEncoder::write_record(const RecordPlan& plan, uint16_t tid, const void
             default:
                 put_be<uint64_t>(out, from);
             }
+            out += f.len;
+            break;
+        case RecordPlan::kLowBytes:  // a little-endian integer's low bytes, big-endian
+            for (uint16_t i = 0; i < f.len; ++i) out[i] = from[f.len - 1 - i];
             out += f.len;
             break;
         case RecordPlan::kVarlen: {
@@ -483,12 +502,39 @@ void IpfixEncoder::export_template_set(const std::vector<uint16_t>& ids) {
     // insists on a fresh message after a template export in manual mode);
     // the data that follows is appended in manual mode so that we see and
     // deliver every message ourselves.
-    fBufSetAutomaticMode(fbuf_, TRUE);
+    //
+    // Each options template gets a set of its own: nfacctd (pmacct 1.7.7)
+    // reads only the first template of an options template set and calls
+    // the rest malformed. libfixbuf starts a new set when the set type
+    // changes, so options templates alternate with the others; where the
+    // others run out, the message ends between two options templates.
+    std::vector<uint16_t> options, others;
     for (uint16_t id : ids) {
+        fbTemplate_t* t = fbSessionGetTemplate(session_, FALSE, id, &err);
+        if (!t) throw Error(fmt::format("cannot export template {}: {}", id, take_error(err)));
+        (fbTemplateGetOptionsScope(t) ? options : others).push_back(id);
+    }
+    fBufSetAutomaticMode(fbuf_, TRUE);
+    auto put = [&](uint16_t id) {
         if (!fbSessionExportTemplate(session_, id, &err)) {
             throw Error(fmt::format("cannot export template {}: {}", id, take_error(err)));
         }
+    };
+    size_t next_other = 0;
+    bool options_last = false;
+    for (uint16_t id : options) {
+        if (options_last) {
+            if (next_other < others.size()) {
+                put(others[next_other++]);
+            } else {
+                pending_templates_ = true;
+                emit();
+            }
+        }
+        put(id);
+        options_last = true;
     }
+    while (next_other < others.size()) put(others[next_other++]);
     fBufSetAutomaticMode(fbuf_, FALSE);
     pending_templates_ = true;
     emit();

@@ -68,7 +68,7 @@ public:
     // list and flags as the libfixbuf template, so the bytes are the same
     // (tests/unit/test_ipfix_roundtrip.cpp compares them).
     struct RecordPlan {
-        enum How : uint8_t { kCopy, kSwap, kVarlen };
+        enum How : uint8_t { kCopy, kSwap, kLowBytes, kVarlen };
         struct Field {
             uint16_t offset;  // in the in-memory record
             uint16_t len;     // on the wire; for kVarlen, sizeof(fbVarfield_t) in memory

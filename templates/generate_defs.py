@@ -19,6 +19,7 @@ it to keep the committed copies in step with the registry).
 import argparse
 import os
 import sys
+import textwrap
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
@@ -35,6 +36,9 @@ PMACCT = {
     "dateTimeMicroseconds": ("u_int", 8), "dateTimeNanoseconds": ("u_int", 8),
     "string": ("str", "vlen"), "octetArray": ("raw", "vlen"),
 }
+
+
+PMACCT_COMMENT_WIDTH = 100  # characters after "! "
 
 
 def read_registry(path):
@@ -79,7 +83,10 @@ def pmacct(elements, pen):
     for e in elements:
         sem, length = PMACCT[e["type"]]
         if e["description"]:
-            out.append(f"! {e['name']}: {e['description']}")
+            # nfacctd 1.7.7 reads a map file in lines of at most 256
+            # characters and refuses the entry below a longer one ("malformed
+            # line"): comments are wrapped well inside that.
+            out += ["! " + line for line in textwrap.wrap(f"{e['name']}: {e['description']}", PMACCT_COMMENT_WIDTH)]
         out.append(f"name={e['name']}\tfield_type={pen}:{e['id']}\tlen={length}\tsemantics={sem}")
     return "\n".join(out) + "\n"
 

@@ -166,7 +166,8 @@ class Model:
         ver, vlan, cvlan, src, dst, proto, sp, dp, icmp = key
         self.out.append(Rec(src, dst, proto, f["pkts"], f["octets"],
                             (f["first"] - T0_NS) / 1e9, (f["last"] - T0_NS) / 1e9,
-                            reason, sp, dp, f["flags"], icmp, vlan, cvlan, f["tos"]))
+                            # tcpControlBits is exported as one octet: NS (0x100) stays behind
+                            reason, sp, dp, f["flags"] & 0xff, icmp, vlan, cvlan, f["tos"]))
 
     def _expire(self, t):
         for key in list(self.flows):

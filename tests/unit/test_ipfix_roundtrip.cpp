@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -189,6 +190,7 @@ TEST(IpfixRoundTrip, FlowRecordsWrittenByHandAreTheBytesLibfixbufWrites) {
         r.ingressInterface = 3 + static_cast<uint32_t>(i);
         r.egressInterface = 0x01020304;
         r.dot1qCustomerVlanId = 7;
+        r.tcpControlBits = i % 2 ? 0x1c2 : 0x1b;  // NS (0x100) is not on the wire
         r.ipClassOfService = 0x2e;
         r.flowDirection = 1;
         r.droppedOctetDeltaCount = 0x1122334455667788ULL + static_cast<uint64_t>(i);
@@ -232,8 +234,8 @@ TEST(IpfixRoundTrip, FlowRecordsWrittenByHandAreTheBytesLibfixbufWrites) {
         ASSERT_TRUE(fbSessionAddTemplate(session, internal, id, t, &err));
     };
     add(kInternalFlow, true, kSpecV4 | kSpecV6 | kSpecInternal | groups);
-    add(kTemplateFlowV4, false, kSpecV4 | groups);
-    add(kTemplateFlowV6, false, kSpecV6 | groups);
+    add(kTemplateFlowV4, false, kSpecV4 | kSpecWire | groups);
+    add(kTemplateFlowV6, false, kSpecV6 | kSpecWire | groups);
     fbExporter_t* exporter = fbExporterAllocBuffer(buf.data(), static_cast<uint16_t>(buf.size()));
     fBuf_t* fbuf = fBufAllocForExport(session, exporter);
     ASSERT_TRUE(fBufSetInternalTemplate(fbuf, kInternalFlow, &err));
@@ -251,6 +253,53 @@ TEST(IpfixRoundTrip, FlowRecordsWrittenByHandAreTheBytesLibfixbufWrites) {
         EXPECT_EQ(mine, theirs) << "template " << tid;
     }
     EXPECT_GT(ours.size(), 3u);  // 40 records of ~150-450 bytes in 1472-byte messages
+}
+
+// nfacctd (pmacct 1.7.7) reads only the first template of an options
+// template set: every options template goes in a set of its own, and every
+// template still goes out, in every configuration of the encoder.
+TEST(IpfixRoundTrip, EachOptionsTemplateHasASetOfItsOwn) {
+    InfoModel model;
+    for (uint32_t groups : {0u, kSpecDrops | kSpecDns | kSpecRtt, kSpecDrops | kSpecPacketReports}) {
+        std::vector<std::vector<uint8_t>> msgs;
+        IpfixEncoder enc(model, 7, 1472, [&](IpfixMessage&& m) { msgs.push_back(std::move(m.bytes)); }, groups);
+        enc.flush();
+        std::vector<uint16_t> options, others;
+        for (const auto& m : msgs) {
+            for (size_t off = 16; off + 4 <= m.size();) {
+                const uint16_t set = static_cast<uint16_t>(m[off] << 8 | m[off + 1]);
+                const size_t len = static_cast<size_t>(m[off + 2] << 8 | m[off + 3]);
+                ASSERT_GE(len, 4u);
+                ASSERT_LE(off + len, m.size());
+                if (set == 3) {
+                    // one options template: id, field count, scope count, fields
+                    const size_t fields = static_cast<size_t>(m[off + 6] << 8 | m[off + 7]);
+                    size_t end = off + 10;
+                    for (size_t f = 0; f < fields; ++f) end += (m[end] & 0x80) ? 8 : 4;
+                    EXPECT_EQ(end, off + len) << "options template set of " << len << " bytes holds more than one";
+                    options.push_back(static_cast<uint16_t>(m[off + 4] << 8 | m[off + 5]));
+                } else if (set == 2) {
+                    for (size_t t = off + 4; t + 4 <= off + len;) {
+                        others.push_back(static_cast<uint16_t>(m[t] << 8 | m[t + 1]));
+                        const size_t fields = static_cast<size_t>(m[t + 2] << 8 | m[t + 3]);
+                        t += 4;
+                        for (size_t f = 0; f < fields; ++f) t += (m[t] & 0x80) ? 8 : 4;
+                    }
+                }
+                off += len;
+            }
+        }
+        std::sort(options.begin(), options.end());
+        std::sort(others.begin(), others.end());
+        std::vector<uint16_t> want_options{kTemplateStats, kTemplateTypeInfo, kTemplateSampling};
+        if (groups & kSpecDrops) want_options.push_back(kTemplateDropReasons);
+        std::vector<uint16_t> want_others{kTemplateFlowV4, kTemplateFlowV6};
+        if (groups & kSpecPacketReports) {
+            for (uint16_t t : {kTemplatePacketV4, kTemplatePacketV6, kTemplatePacketOther}) want_others.push_back(t);
+        }
+        EXPECT_EQ(options, want_options) << "groups " << groups;
+        EXPECT_EQ(others, want_others) << "groups " << groups;
+    }
 }
 
 TEST(IpfixRoundTrip, EnterpriseElementsAreAnnouncedWithRfc5610) {
