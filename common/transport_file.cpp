@@ -20,6 +20,10 @@ public:
     // well: a failed run never replaces an existing PATH.
     explicit FileTransport(const std::string& path) : path_(path), partial_(path + ".partial") {
         name_ = "file:" + path;
+        if (::access(path.c_str(), F_OK) == 0) {
+            spdlog::warn("IPFIX file {} exists: this run replaces it when it finishes (it writes {} until then)",
+                         path, partial_);
+        }
         fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd_ < 0) {
             throw Error(fmt::format("cannot create IPFIX file {}: {}; check the directory exists and is writable",

@@ -75,6 +75,7 @@ void load_exporter_config(const std::string& path, ExporterConfig& cfg) {
     auto ex = section("export");
     r.check_keys(ex, "export", {"collector", "observation_domain", "pen", "template_refresh", "stats_interval"});
     cfg.collector = r.string(ex, "export", "collector", cfg.collector);
+    if (ex.contains("collector")) cfg.collector_given = true;
     cfg.observation_domain =
         static_cast<uint32_t>(r.integer(ex, "export", "observation_domain", cfg.observation_domain, 0, UINT32_MAX));
     cfg.pen = static_cast<uint32_t>(r.integer(ex, "export", "pen", cfg.pen, 1, UINT32_MAX));
@@ -256,6 +257,25 @@ void validate_exporter_config(const ExporterConfig& cfg) {
         }
     }
     compile_filter(cfg.filters);         // likewise, naming the rule
+    if (cfg.interfaces.empty() && !cfg.pcap_file.empty()) {
+        // pcap mode: settings only live mode has are refused, not ignored
+        if (!cfg.collector_given) {
+            throw Error(fmt::format("pcap mode: no collector given; name where the flows go with --collector URL "
+                                    "(e.g. file:flows.ipfix, or udp://127.0.0.1:4739 for a collector listening "
+                                    "there) or [export] collector in the config"));
+        }
+        if (cfg.sampling > 1) {
+            throw Error(fmt::format("sampling 1 in {} (--sampling or [live] sampling) is live mode only: pcap mode "
+                                    "meters every packet of the file; leave it out with --pcap",
+                                    cfg.sampling));
+        }
+        if (!cfg.metrics.empty() && cfg.metrics != "off" && cfg.metrics != kDefaultMetrics) {
+            throw Error(fmt::format("metrics on {} (--metrics or [metrics] listen) are served in live mode only: "
+                                    "pcap mode prints its counts in the summary line at the end; leave it out "
+                                    "with --pcap",
+                                    cfg.metrics));
+        }
+    }
     if (cfg.capture.enabled()) {
         if (cfg.interfaces.empty()) {
             throw Error("[capture] is on (listen or export), but capture works in live mode only: give "

@@ -57,6 +57,9 @@ inline constexpr const char* kDefaultMetrics = "127.0.0.1:9740";
 
 struct ExporterConfig {
     std::string collector = "udp://127.0.0.1:4739";
+    // Whether [export] collector or --collector named one: pcap mode, a
+    // one-shot run, refuses to send to the default without being told.
+    bool collector_given = false;
     uint32_t observation_domain = 1;
     uint32_t pen = kDefaultPen;
     double template_refresh_s = 30.0;

@@ -75,7 +75,10 @@ int main(int argc, char** argv) {
         if (!exclude.empty()) cfg.exclude = exclude;
         if (sampling > 0) cfg.sampling = static_cast<uint32_t>(sampling);
         if (!attach.empty()) cfg.attach = attach;
-        if (!collector.empty()) cfg.collector = collector;
+        if (!collector.empty()) {
+            cfg.collector = collector;
+            cfg.collector_given = true;
+        }
         if (domain >= 0) cfg.observation_domain = static_cast<uint32_t>(domain);
         if (idle != 0) cfg.idle_timeout_s = idle;
         if (active != 0) cfg.active_timeout_s = active;
