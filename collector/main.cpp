@@ -153,6 +153,9 @@ int main(int argc, char** argv) {
             validate_collector_config(next);
             return next;
         }, config_path);
+    } catch (const QueryError& e) {
+        fmt::print(stderr, "bpfix-collector: error: {}\n", e.for_operator());
+        return 2;
     } catch (const Error& e) {
         fmt::print(stderr, "bpfix-collector: error: {}\n", e.what());
         return 2;

@@ -58,7 +58,7 @@ HttpServer::StreamHandler pcap_api(std::string data_dir, uint64_t max_memory) {
                     std::string resp = http_response(e.status(), "text/plain", std::string(e.what()) + "\n");
                     http_send_all(fd, resp.data(), resp.size());
                 }
-                spdlog::warn("api: pcap query from {}: {}", who, e.what());
+                spdlog::warn("api: pcap query from {}: {}", who, e.for_operator());
             } catch (const Error& e) {
                 spdlog::warn("api: pcap transfer to {} ended: {}", who, e.what());
             }

@@ -100,9 +100,9 @@ uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
     if (!q.exporter.empty()) {
         std::string want = PcapStore::dir_name(q.exporter);
         if (std::find(dirs.begin(), dirs.end(), want) == dirs.end()) {
-            throw QueryError(404, fmt::format("no packets stored for exporter '{}' in {} (exporters with packets: {})",
-                                              q.exporter, data_dir,
-                                              dirs.empty() ? std::string("none") : fmt::format("{}", fmt::join(dirs, ", "))));
+            throw QueryError(404, fmt::format("no packets stored for exporter '{}'", q.exporter),
+                             fmt::format("in {}; exporters with packets: {}", data_dir,
+                                         dirs.empty() ? std::string("none") : fmt::format("{}", fmt::join(dirs, ", "))));
         }
         dirs = {want};
     }
@@ -119,7 +119,8 @@ uint64_t write_pcap_range(const std::string& data_dir, const PcapQuery& q,
             if (std::fread(head, 1, sizeof head, in.get()) != sizeof head) continue;
             uint32_t magic = le32(head);
             if (magic != kPcapMagicNano && magic != kPcapMagicMicro) {
-                throw QueryError(500, fmt::format("{} is not a pcap file of the store (magic {:#x})", file.path, magic));
+                throw QueryError(500, "a file of the pcap store is not a pcap file",
+                                 fmt::format("{}: magic {:#x}", file.path, magic));
             }
             const int64_t scale = magic == kPcapMagicNano ? 1 : 1000;
             std::vector<uint8_t> frame;

@@ -14,13 +14,20 @@ namespace bpfix {
 
 // A request that cannot be served, with the HTTP status that says why
 // (400 bad parameters, 404 nothing stored for that exporter, 413 too much).
+// what(): what any client may read (GET /api/v1/pcap answers with it);
+// detail(): what only the operator sees (the log, the command line): paths
+// of the data directory and the exporters that have packets.
 class QueryError : public Error {
 public:
-    QueryError(int status, const std::string& what) : Error(what), status_(status) {}
+    QueryError(int status, const std::string& what, std::string detail = {})
+        : Error(what), status_(status), detail_(std::move(detail)) {}
     int status() const { return status_; }
+    const std::string& detail() const { return detail_; }
+    std::string for_operator() const { return detail_.empty() ? what() : std::string(what()) + " (" + detail_ + ")"; }
 
 private:
     int status_;
+    std::string detail_;
 };
 
 // "2026-12-01T04:30:00Z", with optional fraction and a Z or +HH:MM offset,

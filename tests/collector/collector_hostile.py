@@ -31,7 +31,9 @@ reproduces a way the collector used to lose records silently or fall over
 9. .templates stays bounded: a file of a session gone, older than
    udp_template_lifetime, is removed (counted); an open session's is kept;
 10. a pcap API answer over [metrics] pcap_max_memory is refused with 413;
-    a request while [metrics] pcap_max_requests transfers run gets 503;
+    a request while [metrics] pcap_max_requests transfers run gets 503; a
+    404 names neither the data directory nor the exporters with packets
+    (the log does);
 11. a TCP exporter the collector refuses ([listen] allow) counts every
     record it wrote as not sent and exits non-zero (it used to exit 0 with
     not_sent_records=0); one it accepts confirms delivery by the
@@ -287,7 +289,20 @@ def main():
             status = e.code
         small = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/api/v1/pcap?{span}&filter=tcp+port+1",
                                        timeout=5).read()  # nothing matches: a header only
+        # 10c: a 404 names neither the data directory nor the exporters that
+        # have packets (any client may ask); the operator's log does
+        try:
+            c.get(f"/api/v1/pcap?{span}&exporter=192.0.2.99")
+            nf_status, nf_body = 200, ""
+        except urllib.error.HTTPError as e:
+            nf_status, nf_body = e.code, e.read().decode(errors="replace")
         stop(c)
+        with open(c.log) as f:
+            c_log = f.read()
+        if nf_status != 404 or nf_body.strip() != "no packets stored for exporter '192.0.2.99'" or \
+                "exporters with packets: 127.0.0.1" not in c_log or c.out not in c_log:
+            failures.append(f"pcap API 404: HTTP {nf_status} {nf_body[:300]!r} (want only 'no packets stored for "
+                            "exporter ...'); the log must name the directory and the exporters with packets")
         if status != 413 or len(small) != 24:
             failures.append(f"pcap API: {status} for 1.2 MB of packets over pcap_max_memory 1 MiB (want 413); "
                             f"a query matching nothing gave {len(small)} bytes (want the 24-byte header)")
