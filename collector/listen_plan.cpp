@@ -1,6 +1,8 @@
 #include "listen_plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -79,8 +81,10 @@ std::vector<Listener> plan_listeners(const std::vector<std::string>& urls, const
         out.push_back(Listener{kind_of(s.kind), s.url(), addr, s.port(), {s.fd}});
     }
     if (out.empty()) {
-        throw Error("nothing to listen on: give --listen udp://ADDR:PORT, tcp://ADDR:PORT or sctp://ADDR:PORT (or "
-                    "[listen] urls), or start the collector from its socket unit (bpfix-collector.socket)");
+        spdlog::info("no [listen] urls, --listen or sockets from bpfix-collector.socket: listening on {} (IPFIX's "
+                     "port on loopback; set [listen] urls for exporters on other hosts)",
+                     fmt::join(kDefaultListen, " and "));
+        return plan_listeners(kDefaultListen, {});
     }
     return out;
 }

@@ -30,7 +30,11 @@ struct Listener {
 // mean every address). Errors, naming both sides: a URL and a passed
 // socket on the same transport and port but other addresses (the bind
 // would fail, or one of them would never be read); a passed socket that
-// is not a UDP socket or a listening TCP/SCTP socket; nothing to listen on.
+// is not a UDP socket or a listening TCP/SCTP socket.
+// With no URL and no passed socket: kDefaultListen (IPFIX's port, RFC
+// 7011, on loopback: exporters on other hosts need [listen] urls).
 std::vector<Listener> plan_listeners(const std::vector<std::string>& urls, const std::vector<InheritedSocket>& inherited);
+
+inline const std::vector<std::string> kDefaultListen = {"udp://127.0.0.1:4739", "tcp://127.0.0.1:4739"};
 
 }  // namespace bpfix

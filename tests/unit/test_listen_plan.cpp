@@ -90,8 +90,20 @@ TEST(ListenPlan, Refusals) {
     EXPECT_NE(why.find("Accept=no"), std::string::npos) << why;
     why = refusal({}, {passed(3, InheritedSocket::Kind::other, "::", 0)});
     EXPECT_NE(why.find("descriptor 3"), std::string::npos) << why;
-    why = refusal({}, {});
-    EXPECT_NE(why.find("nothing to listen on"), std::string::npos) << why;
+}
+
+// Nothing configured and nothing passed: IPFIX's port on loopback, both
+// transports (the shipped collector.toml names no url).
+TEST(ListenPlan, NothingConfiguredListensOnTheIpfixPortOnLoopback) {
+    auto l = plan_listeners({}, {});
+    ASSERT_EQ(l.size(), 2u);
+    EXPECT_EQ(l[0].kind, CollectorUrl::Kind::udp);
+    EXPECT_EQ(l[1].kind, CollectorUrl::Kind::tcp);
+    for (const auto& x : l) {
+        EXPECT_EQ(x.address.to_string(), "127.0.0.1");
+        EXPECT_EQ(x.port, 4739);
+        EXPECT_TRUE(x.fds.empty());
+    }
 }
 
 TEST(SocketActivation, VariablesForAnotherProcessAreDroppedUnused) {
