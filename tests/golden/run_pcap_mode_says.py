@@ -2,7 +2,8 @@
 """pcap mode says what it will not do (issue 21, item 10): a setting only
 live mode has is refused with a message naming it, not ignored; without a
 collector it refuses to send to the built-in default; an IPFIX file that
-exists is replaced with a warning saying so.
+exists is replaced with a warning saying so. And `bpfix-collector --read`
+of the export prints the flows before the options records.
 
 usage: run_pcap_mode_says.py BUILD_DIR
 """
@@ -56,6 +57,16 @@ def main():
                 os.path.getsize(out) != before:
             failures.append(f"a second run to file:{out}: exit {r.returncode}, stderr {r.stderr[-300:]!r}; want the "
                             "warning and a file of the same size")
+
+        # bpfix-collector --read: flows first (a newcomer's `| head` shows
+        # flows), every options record after the last flow
+        rd = subprocess.run([os.path.join(os.path.dirname(exe), "bpfix-collector"), "--read", out],
+                            capture_output=True, text=True, timeout=30)
+        kinds = ["flow" if '"packetDeltaCount"' in line else "meta" for line in rd.stdout.splitlines()]
+        if rd.returncode != 0 or "flow" not in kinds or "meta" not in kinds or \
+                kinds != sorted(kinds, key=lambda k: k == "meta"):
+            failures.append(f"bpfix-collector --read: exit {rd.returncode}, record order {''.join(k[0] for k in kinds)} "
+                            "(f flow, m metadata); want every flow before the first options record")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for f in failures:
