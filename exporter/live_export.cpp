@@ -60,6 +60,21 @@ void check_exact_names(const InterfaceSelector& selector) {
     }
 }
 
+std::string interfaces_text(size_t n) { return fmt::format("{} interface{}", n, n == 1 ? "" : "s"); }
+
+// The collector's state in /health, in the words of its transport: UDP has
+// no connection (an ICMP error is all it hears).
+const char* collector_state(CollectorUrl::Kind kind, bool ok) {
+    switch (kind) {
+    case CollectorUrl::Kind::udp:
+        return ok ? "sending (UDP)" : "unreachable (ICMP error on UDP)";
+    case CollectorUrl::Kind::file:
+        return ok ? "writing" : "not writable";
+    default:
+        return ok ? "connected" : "unreachable";
+    }
+}
+
 }  // namespace
 
 int run_live_export(const ExporterConfig& start_cfg, const std::function<ExporterConfig()>& reread,
@@ -355,7 +370,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     if (capture) watch_ring(capture->epoll_fd(), [&] { capture->poll(); });
     asio::steady_timer timer(out.io());
     auto status = [&] {
-        return fmt::format("metering {} interfaces; {} flow records, {} not sent", kernel.attached_interfaces().size(),
+        return fmt::format("metering {}; {} flow records, {} not sent", interfaces_text(kernel.attached_interfaces().size()),
                            out.flow_records(), out.records_not_sent());
     };
     // SIGHUP: the configuration again. All of it is read and checked
@@ -393,8 +408,8 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
                 rescan();
             }
             if (plan.drain_interval) timer.cancel();  // re-armed at once with the new interval
-            spdlog::info("reload: applied (changed: {}); metering {} interfaces, exporting to {}", plan.summary(),
-                         kernel.attached_interfaces().size(), out.url().str());
+            spdlog::info("reload: applied (changed: {}); metering {}, exporting to {}", plan.summary(),
+                         interfaces_text(kernel.attached_interfaces().size()), out.url().str());
         } catch (const std::exception& e) {  // ours name the problem; a socket's error too
             spdlog::error("reload refused; still running with the configuration in effect: {}", e.what());
         }
@@ -449,7 +464,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             o.one("bpfix_exporter_interfaces", "gauge", "interfaces metered now", kernel.attached_interfaces().size());
             o.one("bpfix_exporter_packets_total", "counter", "packets metered into flows (drained from the kernel)",
                   packets);
-            o.one("bpfix_exporter_octets_total", "counter", "octets (IP length) metered into flows", octets);
+            o.one("bpfix_exporter_bytes_total", "counter", "bytes (IP length) metered into flows", octets);
             o.one("bpfix_exporter_flow_records_total", "counter", "flow records exported", out.flow_records());
             o.one("bpfix_exporter_records_total", "counter",
                   "data records exported: flows, statistics and RFC 5610 type records", out.data_records());
@@ -487,8 +502,9 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             o.family("bpfix_exporter_collector_connects_total", "counter",
                      "connections made to the collector (reconnects are the rest after the first)");
             o.sample("bpfix_exporter_collector_connects_total", coll, out.transport().connects());
-            o.family("bpfix_exporter_collector_connected", "gauge", "1 while the collector is reachable");
-            o.sample("bpfix_exporter_collector_connected", coll, out.transport().connected() ? 1 : 0);
+            o.family("bpfix_exporter_collector_reachable", "gauge",
+                     "1 while the collector is reachable (TCP/SCTP: connected; UDP: no ICMP error; file: writable)");
+            o.sample("bpfix_exporter_collector_reachable", coll, out.transport().connected() ? 1 : 0);
             o.family("bpfix_exporter_export_queue_bytes", "gauge", "bytes waiting for the collector");
             o.sample("bpfix_exporter_export_queue_bytes", coll, out.transport().queued_bytes());
             if (capture) {
@@ -506,9 +522,9 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             // 503 while records queue up for an unreachable collector.
             bool ok = out.transport().connected();
             return HttpServer::Response{ok ? 200 : 503, "text/plain",
-                                        fmt::format("{}: metering {} interfaces; collector {} {}\n", ok ? "ok" : "degraded",
-                                                    kernel.attached_interfaces().size(), out.url().str(),
-                                                    ok ? "connected" : "unreachable")};
+                                        fmt::format("{}: metering {}; collector {} {}\n", ok ? "ok" : "degraded",
+                                                    interfaces_text(kernel.attached_interfaces().size()),
+                                                    out.url().str(), collector_state(out.url().kind, ok))};
         });
         spdlog::info("metrics on http://{0}/metrics, health on http://{0}/health", http->where());
     }
@@ -571,10 +587,12 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: interfaces={} packets={} octets={} non_ip={} malformed={} map_full={} "
-               "sampled_out={} filtered={} flows={} records={} messages={} not_sent_records={} {}{}\n",
+               "sampled_out={} filtered={} flows={} metadata_records={} records={} messages={} not_sent_records={} "
+               "{}{}\n",
                ifaces.size(), packets, octets, c.non_ip_packets, c.malformed_packets, c.map_full_packets,
-               c.sampled_out_packets, c.filtered_packets,
-               out.flow_records(), out.data_records(), out.messages(), out.records_not_sent(), drop_summary,
+               c.sampled_out_packets, c.filtered_packets, out.flow_records(),
+               out.data_records() - out.flow_records() - out.packet_reports(), out.data_records(), out.messages(),
+               out.records_not_sent(), drop_summary,
                capture_summary);
     return delivered ? 0 : 1;
 }

@@ -57,8 +57,9 @@ int run_pcap_export(const ExporterConfig& cfg) {
     std::fflush(stderr);
     fmt::print(stderr,
                "bpfix-exporter: summary: frames={} ip_packets={} ip_octets={} non_ip={} malformed={} flows={} "
-               "records={} messages={} not_sent_records={} dns_unenriched={} rtt_unenriched={}\n",
+               "metadata_records={} records={} messages={} not_sent_records={} dns_unenriched={} rtt_unenriched={}\n",
                c.frames, c.ip_packets, c.ip_octets, c.non_ip, c.malformed, out.encoder().flow_records(),
+               out.encoder().data_records() - out.encoder().flow_records() - out.encoder().packet_reports(),
                out.encoder().data_records(), out.encoder().messages(), out.transport().records_not_sent(),
                enrich_unenriched.first, enrich_unenriched.second);
     return delivered ? 0 : 1;

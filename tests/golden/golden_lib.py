@@ -138,10 +138,10 @@ def write_case_pcap(case, path):
 
 SUMMARY_RE = re.compile(
     r"^bpfix-exporter: summary: frames=(\d+) ip_packets=(\d+) ip_octets=(\d+) "
-    r"non_ip=(\d+) malformed=(\d+) flows=(\d+) records=(\d+) messages=(\d+) "
+    r"non_ip=(\d+) malformed=(\d+) flows=(\d+) metadata_records=(\d+) records=(\d+) messages=(\d+) "
     r"not_sent_records=(\d+) dns_unenriched=(\d+) rtt_unenriched=(\d+)$")
 SUMMARY_KEYS = ["frames", "ip_packets", "ip_octets", "non_ip", "malformed",
-                "flows", "records", "messages", "not_sent_records", "dns_unenriched",
+                "flows", "metadata_records", "records", "messages", "not_sent_records", "dns_unenriched",
                 "rtt_unenriched"]
 
 

@@ -106,7 +106,7 @@ def body(build, tmp, failures, extra):
                 if code != 200:
                     failures.append(f"{who} /health: {code} {text!r}")
             code, text = curl(b, EXPORTER_METRICS, "/health")
-            if "metering 1 interfaces" not in text or "connected" not in text:
+            if "metering 1 interface;" not in text or "connected" not in text:
                 failures.append(f"exporter /health says {text!r}")
 
             # 2. Known traffic: 40 flows x 3 packets of 128 bytes (IP), to
@@ -137,9 +137,9 @@ def body(build, tmp, failures, extra):
             # 3. Valid exposition text.
             ex_metrics = parse(ex_text, "exporter", failures)
             col_metrics = parse(col_text, "collector", failures)
-            want = {"bpfix_exporter_packets_total": 120, "bpfix_exporter_octets_total": 120 * 128,
+            want = {"bpfix_exporter_packets_total": 120, "bpfix_exporter_bytes_total": 120 * 128,
                     "bpfix_exporter_flow_records_total": 40, "bpfix_exporter_interfaces": 1,
-                    "bpfix_exporter_collector_connects_total": 1, "bpfix_exporter_collector_connected": 1,
+                    "bpfix_exporter_collector_connects_total": 1, "bpfix_exporter_collector_reachable": 1,
                     "bpfix_exporter_records_not_sent_total": 0, "bpfix_exporter_map_full_packets_total": 0,
                     "bpfix_exporter_malformed_packets_total": 0, "bpfix_exporter_export_queue_bytes": 0,
                     "bpfix_exporter_kernel_map_capacity": 65536}
@@ -158,7 +158,7 @@ def body(build, tmp, failures, extra):
             if total(col_metrics, "bpfix_collector_lost_records_total") != 0:
                 failures.append("the collector counts lost records")
             print(f"exporter: {total(ex_metrics, 'bpfix_exporter_packets_total'):.0f} packets, "
-                  f"{total(ex_metrics, 'bpfix_exporter_octets_total'):.0f} octets, "
+                  f"{total(ex_metrics, 'bpfix_exporter_bytes_total'):.0f} octets, "
                   f"{total(ex_metrics, 'bpfix_exporter_flow_records_total'):.0f} flow records, {sent:.0f} records "
                   f"in {msgs:.0f} messages; collector: {got:.0f} records in {got_msgs:.0f} messages; "
                   f"{len(ex_metrics)} and {len(col_metrics)} samples")
@@ -178,8 +178,8 @@ def body(build, tmp, failures, extra):
             if code != 503 or "unreachable" not in text:
                 failures.append(f"exporter /health with the collector gone: {code} {text!r}")
             m = parse(curl(b, EXPORTER_METRICS, "/metrics")[1], "exporter", failures)
-            if total(m, "bpfix_exporter_collector_connected") != 0:
-                failures.append("bpfix_exporter_collector_connected is not 0 with the collector gone")
+            if total(m, "bpfix_exporter_collector_reachable") != 0:
+                failures.append("bpfix_exporter_collector_reachable is not 0 with the collector gone")
 
             # 5. The exporter's metrics port taken: refused at start.
             dup = subprocess.run(["ip", "netns", "exec", b, os.path.join(build, "bin", "bpfix-exporter"),

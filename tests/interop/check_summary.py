@@ -31,6 +31,10 @@ def main():
     bad = [f"{k}: expected {v}, got {got.get(k)}" for k, v in expect.items() if got.get(k) != v]
     if "records" not in got or got["records"] <= got.get("flows", 0):
         bad.append(f"records: expected flows + statistics (> {got.get('flows')}), got {got.get('records')}")
+    # flows and metadata apart (statistics, sampling, RFC 5610 type records)
+    if not got.get("metadata_records") or got.get("records") != got.get("flows", 0) + got["metadata_records"]:
+        bad.append(f"metadata_records: expected records - flows > 0, got {got.get('metadata_records')} "
+                   f"(records {got.get('records')}, flows {got.get('flows')})")
     if not got.get("messages"):
         bad.append(f"messages: expected > 0, got {got.get('messages')}")
     if bad:
