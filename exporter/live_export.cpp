@@ -249,7 +249,12 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
         auto wanted = selector.select(now);
         for (int idx : kernel.attached_interfaces()) {
             if (!wanted.count(idx)) {
-                spdlog::info("interface ifindex {} is gone or no longer selected; stopped metering it", idx);
+                // By the name it was metered under: the kernel has
+                // forgotten it when it is gone.
+                const auto known = names.find(idx);
+                spdlog::info("interface {} (ifindex {}) {}; stopped metering it",
+                             known != names.end() ? known->second : std::string("?"), idx,
+                             now.count(idx) ? "is no longer selected" : "is gone");
                 kernel.detach(idx);
                 if (drops) drops->unwatch(idx);
             }

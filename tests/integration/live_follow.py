@@ -35,8 +35,8 @@ def body(build, tmp, failures, extra):
 
         # Removing the first does not disturb the second.
         sh("ip", "-n", a, "link", "del", first)
-        if not ex.wait_log(f"ifindex {idx_first} is gone"):
-            failures.append("the removed interface was not noticed:\n" + ex.text())
+        if not ex.wait_log(f"interface {first} (ifindex {idx_first}) is gone"):
+            failures.append("the removed interface was not noticed, by its name:\n" + ex.text())
         send_udp(c, "203.0.113.2", "203.0.113.1", 5002, 6002, N3, 60)
         time.sleep(0.3)
         rc = ex.stop()
