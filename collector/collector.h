@@ -53,6 +53,12 @@ void load_collector_config(const std::string& path, CollectorConfig& cfg);
 
 // Checks URLs, CIDRs, ranges; throws bpfix::Error naming the setting.
 void validate_collector_config(const CollectorConfig& cfg);
+// What the start refuses on this host as it is now, checked by
+// --check-config too (systemd's ExecReload): an output directory that does
+// not exist or cannot be written; an sctp:// url on a kernel without SCTP.
+// Not checked (they change with the running collector itself): ports in
+// use and the output directory's lock.
+void check_collector_startable(const CollectorConfig& cfg);
 
 // What SIGHUP changes in a running collector: the exporters allowed (for
 // sessions that start from then on), file rotation and retention (from the

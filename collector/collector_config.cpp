@@ -1,9 +1,15 @@
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "collector.h"
 #include "collector_url.h"
 #include "error.h"
 #include "log.h"
+#include "sctp.h"
 #include "toml_reader.h"
 
 namespace bpfix {
@@ -179,6 +185,22 @@ void adopt_collector_reloadable(CollectorConfig& r, const CollectorConfig& n) {
     r.rotate_size_bytes = n.rotate_size_bytes;
     r.keep_seconds = n.keep_seconds;
     r.keep_bytes = n.keep_bytes;
+}
+
+void check_collector_startable(const CollectorConfig& cfg) {
+    struct stat st{};
+    if (stat(cfg.output_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        throw Error(fmt::format("output directory {} does not exist; create it (mkdir -p) or choose another with "
+                                "--output-dir",
+                                cfg.output_dir));
+    }
+    if (access(cfg.output_dir.c_str(), W_OK | X_OK) != 0) {
+        throw Error(fmt::format("output directory {} is not writable: {}", cfg.output_dir, std::strerror(errno)));
+    }
+    for (const auto& u : cfg.listen) {
+        if (parse_listen_url(u).kind != CollectorUrl::Kind::sctp) continue;
+        if (std::string why = sctp_unavailable(); !why.empty()) throw Error(fmt::format("listen {}: {}", u, why));
+    }
 }
 
 }  // namespace bpfix

@@ -85,7 +85,9 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // CLI11 exits 105, 109, ... by error kind; the man pages promise 2 for
+        // every usage error (0 for --help and --version).
+        return app.exit(e) == 0 ? 0 : 2;
     }
     // The file, then the flags over it; read again on SIGHUP, so a reload
     // keeps what the command line set.
@@ -139,10 +141,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         validate_collector_config(cfg);
+        check_collector_startable(cfg);
         if (check_only) {
             if (cfg.listen.empty()) {
-                fmt::print("configuration OK; no [listen] urls: it listens only on the sockets systemd passes "
-                           "(bpfix-collector.socket); started without them it refuses to start\n");
+                fmt::print("configuration OK; no [listen] urls: it listens on the sockets systemd passes "
+                           "(bpfix-collector.socket), or without them on udp://127.0.0.1:4739 and "
+                           "tcp://127.0.0.1:4739\n");
                 return 0;
             }
             fmt::print("configuration OK\n");

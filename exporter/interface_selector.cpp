@@ -73,4 +73,19 @@ std::map<int, std::string> InterfaceSelector::select(const std::map<int, std::st
     return out;
 }
 
+// Interfaces named exactly (no pattern) must exist when the
+// configuration is taken, at start or on reload.
+void InterfaceSelector::require_exact_names() const {
+    auto present = list_interfaces();
+    for (const auto& name : exact_) {
+        bool found = false;
+        for (const auto& [idx, n] : present) found = found || n == name;
+        if (!found) {
+            throw Error(fmt::format("interface '{}' does not exist; check `ip link` (or use a pattern such as "
+                                    "'{}*' to meter it when it appears)",
+                                    name, name));
+        }
+    }
+}
+
 }  // namespace bpfix

@@ -16,6 +16,8 @@ public:
     bool matches(const std::string& name) const;
     // Exact names (no wildcard, no `re:`): they must exist at start.
     const std::vector<std::string>& exact_names() const { return exact_; }
+    // Throws naming the first exact name that is not an interface now.
+    void require_exact_names() const;
 
     // The host's interfaces now, ifindex -> name.
     static std::map<int, std::string> list_interfaces();

@@ -45,21 +45,6 @@ MeterLoss loss(const KernelCounters& c, uint32_t sampling, uint64_t metered) {
     return l;
 }
 
-// Interfaces named exactly (no pattern) must exist when the
-// configuration is taken, at start or on reload.
-void check_exact_names(const InterfaceSelector& selector) {
-    auto present = InterfaceSelector::list_interfaces();
-    for (const auto& name : selector.exact_names()) {
-        bool found = false;
-        for (const auto& [idx, n] : present) found = found || n == name;
-        if (!found) {
-            throw Error(fmt::format("interface '{}' does not exist; check `ip link` (or use a pattern such as "
-                                    "'{}*' to meter it when it appears)",
-                                    name, name));
-        }
-    }
-}
-
 std::string interfaces_text(size_t n) { return fmt::format("{} interface{}", n, n == 1 ? "" : "s"); }
 
 // The collector's state in /health, in the words of its transport: UDP has
@@ -84,7 +69,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     ExporterConfig cfg = start_cfg;
     ServiceNotifier systemd;  // before anything is attached: a bad NOTIFY_SOCKET stops us early
     InterfaceSelector selector(cfg.interfaces, cfg.exclude);
-    check_exact_names(selector);
+    selector.require_exact_names();
 
     // One line for bug reports: what this kernel offers (docs/kernels.md).
     spdlog::info("{}", probe_kernel_features().line());
@@ -389,7 +374,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
             ExporterConfig next = reread();
             ReloadPlan plan = plan_reload(cfg, next);
             InterfaceSelector next_selector(next.interfaces, next.exclude);
-            check_exact_names(next_selector);
+            next_selector.require_exact_names();
             // Compiled (and so checked) before anything changes.
             CompiledFilter filter = plan.filters ? compile_filter(next.filters) : CompiledFilter{};
             // The one step that can still fail goes first.

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "live_export.h"
 #include "pcap_export.h"
+#include "start_checks.h"
 
 #ifndef BPFIX_VERSION
 #define BPFIX_VERSION "unknown"
@@ -62,7 +63,9 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // CLI11 exits 105, 109, ... by error kind; the man pages promise 2 for
+        // every usage error (0 for --help and --version).
+        return app.exit(e) == 0 ? 0 : 2;
     }
 
     // The file, then the flags over it; read again on SIGHUP (live mode),
@@ -97,6 +100,7 @@ int main(int argc, char** argv) {
         ExporterConfig cfg = read_config();
         init_logging("bpfix-exporter", cfg.log_level);
         validate_exporter_config(cfg);
+        check_startable(cfg);
         if (check_only) {
             fmt::print("configuration OK\n");
             return 0;
@@ -107,10 +111,6 @@ int main(int argc, char** argv) {
                 validate_exporter_config(next);
                 return next;
             }, config_path);
-        }
-        if (cfg.pcap_file.empty()) {
-            throw Error("nothing to meter: give --interface NAME (live) or --pcap FILE, or set [live] interfaces "
-                        "or [pcap] file in the config");
         }
         return run_pcap_export(cfg);
     } catch (const Error& e) {

@@ -77,7 +77,12 @@ for prog in bpfix-exporter bpfix-collector; do
 done
 
 # The installed programs run, and the installed example config is valid.
-"$root/bin/bpfix-exporter" --config "$etc/bpfix/exporter.toml" --check-config >/dev/null ||
+# The shipped exporter.toml names no interface: --check-config says what
+# the start would (nothing to meter); with one named, the file is valid.
+out=$("$root/bin/bpfix-exporter" --config "$etc/bpfix/exporter.toml" --check-config 2>&1) &&
+  fail "--check-config passed the shipped exporter.toml, which meters nothing (the start refuses it)"
+grep -q "nothing to meter" <<<"$out" || fail "--check-config on the shipped exporter.toml said: $out"
+"$root/bin/bpfix-exporter" --config "$etc/bpfix/exporter.toml" --interface 'bpfix-check*' --check-config >/dev/null ||
   fail "the installed exporter refuses the installed example config"
 "$root/bin/bpfix-collector" --config "$etc/bpfix/collector.toml" --listen udp://127.0.0.1:0 \
   --output-dir "$dest" --check-config >/dev/null || fail "the installed collector refuses the installed example config"
