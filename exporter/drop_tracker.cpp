@@ -96,7 +96,7 @@ bool plain_loads() {
 
 }  // namespace
 
-DropTracker::DropTracker() : names_(DropReasonNames::from_kernel()) {
+DropTracker::DropTracker(uint32_t sampling) : names_(DropReasonNames::from_kernel()) {
     probe_kfree_skb();
     ncpu_ = libbpf_num_possible_cpus();
     if (ncpu_ <= 0) throw Error("cannot count the possible CPUs (libbpf_num_possible_cpus)");
@@ -114,6 +114,7 @@ DropTracker::DropTracker() : names_(DropReasonNames::from_kernel()) {
         bpf_program__set_autoload(skel_->progs.drop_kfree_skb_direct, direct);
         for (bpf_map* m : {skel_->maps.drops_0, skel_->maps.drops_1}) bpf_map__set_max_entries(m, kMapEntries);
         skel_->rodata->netns_inum = static_cast<uint32_t>(ns.st_ino);
+        skel_->rodata->sampling_interval = sampling;
         return skel_->skeleton;
     };
     LoadOutcome r = load_and_attach(open(), open, links_);

@@ -63,8 +63,9 @@ public:
 
     // Probes, loads and attaches. Throws bpfix::Error saying what the
     // kernel lacks (no BTF, no kfree_skb tracepoint with a reason, load or
-    // attach refused).
-    DropTracker();
+    // attach refused). `sampling`: count 1 drop in N per CPU, as the meter
+    // selects packets.
+    explicit DropTracker(uint32_t sampling = 1);
     ~DropTracker();
     DropTracker(const DropTracker&) = delete;
     DropTracker& operator=(const DropTracker&) = delete;

@@ -78,7 +78,7 @@ int run_live_export(const ExporterConfig& start_cfg, const std::function<Exporte
     std::unique_ptr<DropTracker> drops;
     if (cfg.enrich_drops) {
         try {
-            drops = std::make_unique<DropTracker>();
+            drops = std::make_unique<DropTracker>(cfg.sampling);
             spdlog::info("drops: tracing kernel packet drops (tp_btf/kfree_skb, {} reason names from BTF, loaded {})",
                          drops->names().size(), drops->loaded_in_kernel() ? "by the kernel" : "by libbpf");
         } catch (const Error& e) {
