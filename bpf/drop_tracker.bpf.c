@@ -20,6 +20,7 @@
 #include <bpf/bpf_helpers.h>
 #include "bpfix_abi.h"
 #include "flow_slot.bpf.h"
+#include "sampling.bpf.h"
 #include "tick_clock.bpf.h"
 
 /* Only the members read here; libbpf relocates each access against the
@@ -81,19 +82,6 @@ enum skb_drop_reason {
  * interfaces the exporter meters; set before load. ifindexes are per
  * namespace, so drops elsewhere are not ours. */
 volatile const __u32 netns_inum = 0;
-
-/* Sampling ([live] sampling N, set before load): 1 drop in every N on the
- * metered interfaces is counted, per CPU, as the TC meter selects 1 packet
- * in N; so a sampled record's dropped counts estimate as its packet counts
- * do (they are not the same packets: the two hooks cannot share a
- * decision). */
-volatile const __u32 sampling_interval = 1;
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u64);
-} drop_sample_count SEC(".maps");
 
 /* Interfaces the TC meter is attached to (user space keeps them in step):
  * ifindexes below BPFIX_WATCHED_ARRAY as bits of an array (its lookup is
@@ -452,15 +440,10 @@ static __always_inline int on_drop(__u64 *ctx, const int direct)
         return 0;
     if (!is_watched(key.ifindex))
         return 0;
-    if (sampling_interval > 1) {
-        __u32 zero = 0;
-        __u64 *n = bpf_map_lookup_elem(&drop_sample_count, &zero);
-        if (n) {
-            *n += 1;
-            if (*n % sampling_interval != 0)
-                return 0;
-        }
-    }
+    /* [live] sampling: 1 drop in N on the metered interfaces, so a sampled
+     * record's dropped counts estimate as its packet counts do */
+    if (sampled_out())
+        return 0;
 
     __u64 skb_len = skb->len;
     const unsigned char *head = skb->head;

@@ -14,6 +14,7 @@
 #include "bpfix_abi.h"
 #include "flow_slot.bpf.h"
 #include "packet_parse.bpf.h"
+#include "sampling.bpf.h"
 #include "tick_clock.bpf.h"
 
 /* Sized from the configuration before load (bpf_map__set_max_entries). */
@@ -59,16 +60,6 @@ struct {
     __type(value, struct bpfix_frag_ports);
 } frag_ports SEC(".maps");
 
-/* Systematic count-based sampling (RFC 5476): 1 packet in every
- * `sampling_interval`, counted per CPU. Set before load; 1 meters all. */
-volatile const __u32 sampling_interval = 1;
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u64);
-} sample_count SEC(".maps");
 
 /* DNS ports (set before load): the payloads of packets to or from them go
  * to the dns_events ring buffer. */
@@ -288,16 +279,9 @@ static __always_inline void dns_copy(struct __sk_buff *skb, const struct packet 
 
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
-    if (sampling_interval > 1) {
-        __u32 zero = 0;
-        __u64 *n = bpf_map_lookup_elem(&sample_count, &zero);
-        if (n) {
-            *n += 1;
-            if (*n % sampling_interval != 0) {
-                count(BPFIX_CNT_SAMPLED_OUT, skb->len);
-                return TC_ACT_OK;
-            }
-        }
+    if (sampled_out()) {
+        count(BPFIX_CNT_SAMPLED_OUT, skb->len);
+        return TC_ACT_OK;
     }
     struct packet p = {};
     int st = parse_packet(skb, &p);
