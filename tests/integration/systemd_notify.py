@@ -129,7 +129,7 @@ def body(build, tmp, failures, extra):
                 return ""
             if not hooks:
                 failures.append("the exporter said READY=1 with nothing attached to " + if_b)
-            if "metering 1 interfaces" not in m[2].get("STATUS", ""):
+            if "metering 1 interface;" not in m[2].get("STATUS", ""):
                 failures.append(f"the exporter's READY message does not say what it meters: {m[3]!r}")
             print(f"exporter ready: {m[3]!r}, hooks {len(hooks)}")
 

@@ -100,7 +100,7 @@ pid=$(systemctl show -p MainPID --value bpfix-exporter)
 status=$(systemctl show -p StatusText --value bpfix-exporter)
 caps=$(awk '/^CapEff/ {print $2}' "/proc/$pid/status")
 echo "exporter: pid $pid, user $(ps -o user= -p "$pid"), caps $caps, status '$status'"
-[[ $status == *"metering 1 interfaces"* ]] || fail "exporter status '$status'"
+[[ $status == *"metering 1 interface;"* ]] || fail "exporter status '$status'"
 # CAP_NET_ADMIN 12, CAP_PERFMON 38, CAP_BPF 39
 [[ $caps == 000000c000001000 ]] || fail "the exporter has capabilities $caps, want 000000c000001000"
 [[ -n $(tc filter show dev bpfpkg0 ingress) || -n $(bpftool net show dev bpfpkg0 2>/dev/null | grep -i tcx) ]] ||
